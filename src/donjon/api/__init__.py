@@ -1,0 +1,1 @@
+"""HTTP: routes, request parsing, response shapes. Handlers parse, authenticate, call a service, serialise."""

@@ -1,0 +1,133 @@
+"""Request parsing and response helpers shared by the route modules."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlencode
+
+import orjson
+from starlette.requests import Request
+from starlette.responses import Response
+
+from donjon.api.errors import response_for
+from donjon.auth import Caller
+from donjon.auth.dev import caller_from_headers
+from donjon.config import Settings
+from donjon.errors import InvalidInput, TooLarge, UnsupportedMediaType
+from donjon.services.secrets import SecretService
+
+Handler = Callable[[Request], Awaitable[Response]]
+
+
+@dataclass
+class AppContext:
+    """What handlers reach through ``request.app.state.ctx``."""
+
+    settings: Settings
+    secrets: SecretService
+
+
+def ctx(request: Request) -> AppContext:
+    context: AppContext = request.app.state.ctx
+    return context
+
+
+def operation(name: str) -> Callable[[Handler], Handler]:
+    """Turn any exception raised by a handler into Barbican's error body, naming the operation on 500s."""
+
+    def wrap(fn: Handler) -> Handler:
+        @functools.wraps(fn)
+        async def handler(request: Request) -> Response:
+            try:
+                return await fn(request)
+            except Exception as exc:  # noqa: BLE001 - the one place errors become HTTP
+                return response_for(exc, name)
+
+        return handler
+
+    return wrap
+
+
+def authenticate(request: Request) -> Caller:
+    return caller_from_headers(request.headers)
+
+
+def microversion(request: Request) -> tuple[int, int]:
+    version: tuple[int, int] = request.scope.get("state", {}).get("microversion", (1, 0))
+    return version
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The request body, refused with 413 as soon as it exceeds ``limit`` (Barbican truncates instead)."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise TooLarge("Provided information too large to process")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise TooLarge("Provided information too large to process")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+async def read_json(request: Request) -> Any:
+    content_type = request.headers.get("content-type", "")
+    if content_type.split(";", 1)[0].strip().lower() != "application/json":
+        raise UnsupportedMediaType("Unexpected content type. Expected content types are: ['application/json']")
+    body = await read_body(request, ctx(request).settings.limits.max_request_bytes)
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError:
+        raise InvalidInput("Malformed JSON") from None
+
+
+def json_response(body: Any, status: int = 200, headers: Mapping[str, str] | None = None) -> Response:
+    return Response(orjson.dumps(body), status_code=status, media_type="application/json", headers=headers)
+
+
+def base_url(request: Request) -> str:
+    """Where refs point: ``host_href`` if configured, else this request's scheme, host and prefix."""
+    configured = ctx(request).settings.host_href
+    if configured:
+        return configured
+    proto = request.headers.get("x-forwarded-proto") or request.url.scheme
+    host = request.headers.get("host") or f"{request.url.hostname}:{request.url.port}"
+    return f"{proto}://{host}{request.scope.get('root_path', '')}".rstrip("/")
+
+
+def paging(request: Request) -> tuple[int, int]:
+    """Barbican's paging rules: non-integers fall back to defaults, limit is clamped to 1..max."""
+    limits = ctx(request).settings.limits
+
+    def as_int(name: str) -> int | None:
+        raw = request.query_params.get(name)
+        try:
+            return int(raw) if raw is not None else None
+        except ValueError:
+            return None
+
+    offset = as_int("offset") or 0
+    limit = as_int("limit") or limits.default_page_size
+    return max(offset, 0), min(max(limit, 1), limits.max_page_size)
+
+
+def paged_body(
+    request: Request, collection: str, items: list[Any], total: int, offset: int, limit: int,
+    path: str, extra_query: list[tuple[str, str]] | None = None,
+) -> dict[str, Any]:
+    body: dict[str, Any] = {collection: items, "total": total}
+
+    def link(new_offset: int) -> str:
+        query = urlencode([("limit", str(limit)), ("offset", str(new_offset)), *(extra_query or [])])
+        return f"{base_url(request)}/v1/{path}?{query}"
+
+    if offset > 0:
+        body["previous"] = link(max(0, offset - limit))
+    if total > offset + limit:
+        body["next"] = link(offset + limit)
+    return body

@@ -1,0 +1,39 @@
+"""``/v1/secrets/{id}/consumers``: who uses a secret (spec §4). POST/DELETE answer with the whole secret."""
+
+from __future__ import annotations
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import Response
+
+from donjon.api.common import authenticate, base_url, ctx, json_response, operation, paged_body, paging, read_json
+from donjon.api.representations import consumer_full, secret_body
+from donjon.services.validation import consumer_fields
+
+
+@operation("Secret consumers retrieval")
+async def list_consumers(request: Request) -> Response:
+    caller = authenticate(request)
+    offset, limit = paging(request)
+    secret_id = request.path_params["secret_id"]
+    consumers, total = await run_in_threadpool(ctx(request).secrets.list_consumers, caller, secret_id, offset, limit)
+    items = [consumer_full(c) for c in consumers]
+    return json_response(paged_body(request, "consumers", items, total, offset, limit, f"secrets/{secret_id}/consumers"))
+
+
+@operation("Secret consumer creation")
+async def add_consumer(request: Request) -> Response:
+    caller = authenticate(request)
+    fields = consumer_fields(await read_json(request))
+    view = await run_in_threadpool(ctx(request).secrets.add_consumer, caller, request.path_params["secret_id"], *fields)
+    return json_response(secret_body(base_url(request), view, with_consumers=True))
+
+
+@operation("Secret consumer deletion")
+async def remove_consumer(request: Request) -> Response:
+    caller = authenticate(request)
+    fields = consumer_fields(await read_json(request))
+    view = await run_in_threadpool(
+        ctx(request).secrets.remove_consumer, caller, request.path_params["secret_id"], *fields
+    )
+    return json_response(secret_body(base_url(request), view, with_consumers=True))

@@ -1,0 +1,74 @@
+"""``/v1/secrets/{id}/metadata[/{key}]``: secret user metadata (spec §3)."""
+
+from __future__ import annotations
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import Response
+
+from donjon.api.common import authenticate, base_url, ctx, json_response, operation, read_json
+from donjon.api.representations import secret_ref
+from donjon.errors import Conflict, InvalidInput
+from donjon.services.validation import metadata_item
+
+
+@operation("Secret metadata retrieval")
+async def get_all(request: Request) -> Response:
+    caller = authenticate(request)
+    items = await run_in_threadpool(ctx(request).secrets.get_metadata, caller, request.path_params["secret_id"])
+    return json_response({"metadata": items})
+
+
+@operation("Secret metadata update")
+async def replace_all(request: Request) -> Response:
+    caller = authenticate(request)
+    body = await read_json(request)
+    if not isinstance(body, dict) or not isinstance(body.get("metadata"), dict):
+        raise InvalidInput("Provided object does not match schema 'Secret Metadata': 'metadata' is a required property")
+    items = [metadata_item(k, v, check_length=False) for k, v in body["metadata"].items()]
+    secret_id = request.path_params["secret_id"]
+    await run_in_threadpool(ctx(request).secrets.replace_metadata, caller, secret_id, items)
+    return json_response({"metadata_ref": f"{secret_ref(base_url(request), secret_id)}/metadata"}, status=201)
+
+
+def _key_value(body: object) -> tuple[str, str]:
+    if not isinstance(body, dict) or set(body) != {"key", "value"}:
+        raise InvalidInput("Provided object does not match schema 'Secret Metadatum': 'key' and 'value' only")
+    return metadata_item(body["key"], body["value"], check_length=True)
+
+
+@operation("Secret metadatum creation")
+async def add_one(request: Request) -> Response:
+    caller = authenticate(request)
+    key, value = _key_value(await read_json(request))
+    secret_id = request.path_params["secret_id"]
+    await run_in_threadpool(ctx(request).secrets.add_metadatum, caller, secret_id, key, value)
+    location = f"{secret_ref(base_url(request), secret_id)}/metadata/{key}"
+    return json_response({"key": key, "value": value}, status=201, headers={"Location": location})
+
+
+@operation("Secret metadatum retrieval")
+async def get_one(request: Request) -> Response:
+    caller = authenticate(request)
+    key = request.path_params["key"]
+    value = await run_in_threadpool(ctx(request).secrets.get_metadatum, caller, request.path_params["secret_id"], key)
+    return json_response({"key": key.lower(), "value": value})
+
+
+@operation("Secret metadatum update")
+async def update_one(request: Request) -> Response:
+    caller = authenticate(request)
+    key, value = _key_value(await read_json(request))
+    if key != request.path_params["key"].lower():
+        raise Conflict("Key in request data does not match key in the request url.")
+    await run_in_threadpool(ctx(request).secrets.update_metadatum, caller, request.path_params["secret_id"], key, value)
+    return json_response({"key": key, "value": value})
+
+
+@operation("Secret metadatum removal")
+async def delete_one(request: Request) -> Response:
+    caller = authenticate(request)
+    await run_in_threadpool(
+        ctx(request).secrets.delete_metadatum, caller, request.path_params["secret_id"], request.path_params["key"]
+    )
+    return Response(status_code=204)

@@ -1,0 +1,36 @@
+"""Dev mode: Barbican's unauthenticated context. Headers name the caller; the server binds loopback only."""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Mapping
+
+from donjon.auth.context import Caller
+from donjon.errors import ConfigurationError, InvalidInput
+
+
+def caller_from_headers(headers: Mapping[str, str]) -> Caller:
+    project_id = (headers.get("x-project-id") or "").strip()
+    if not project_id:
+        raise InvalidInput("Missing X-Project-Id")
+    if len(project_id) > 255:
+        raise InvalidInput("X-Project-Id is longer than 255 characters")
+    user_id = (headers.get("x-user-id") or "").strip() or None
+    # As in Barbican's unauthenticated context: roles are a lower-cased comma list, admin when absent.
+    raw_roles = headers.get("x-roles")
+    roles = tuple(r.strip().lower() for r in raw_roles.split(",") if r.strip()) if raw_roles else ("admin",)
+    return Caller(project_id=project_id, user_id=user_id, roles=roles)
+
+
+def require_loopback(host: str) -> None:
+    """Dev mode trusts headers, so it must never be reachable from another machine."""
+    if host == "localhost":
+        return
+    try:
+        if ipaddress.ip_address(host).is_loopback:
+            return
+    except ValueError:
+        pass
+    raise ConfigurationError(
+        f"dev auth trusts X-Project-Id and may only listen on a loopback address, not {host!r}"
+    )

@@ -1,0 +1,132 @@
+"""``donjon``: run the server and manage its storage."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import click
+
+import donjon
+from donjon.auth.dev import require_loopback
+from donjon.config import CONFIG_ENV, Settings
+from donjon.errors import ConfigurationError
+from donjon.keystores import open_keystore
+from donjon.storage import migrate
+from donjon.storage.database import Database
+
+
+def _settings(config: Path | None) -> Settings:
+    if config is not None:
+        os.environ[CONFIG_ENV] = str(config)
+    try:
+        return Settings()
+    except (ValueError, FileNotFoundError) as exc:
+        raise click.ClickException(f"invalid configuration: {exc}") from None
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(donjon.__version__, prog_name="donjon")
+def cli() -> None:
+    """donjon: a secrets service that speaks OpenStack Barbican's v1 API."""
+
+
+@cli.command()
+@click.option("--config", type=click.Path(dir_okay=False, path_type=Path), help="TOML configuration file.")
+@click.option("--dev", is_flag=True, help="Embedded default: SQLite + key file in the data dir, dev auth, loopback.")
+@click.option("--host", help="Address to listen on (default 127.0.0.1).")
+@click.option("--port", type=int, help="Port to listen on (default 9311).")
+@click.option("--workers", type=click.IntRange(1, 64), help="Worker processes (default 2).")
+@click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path), help="Where SQLite and the key file live.")
+@click.option("--no-migrate", is_flag=True, help="Do not upgrade the database schema before serving.")
+@click.option("--access-log/--no-access-log", default=False, help="Log one line per request.")
+def server(
+    config: Path | None, dev: bool, host: str | None, port: int | None, workers: int | None,
+    data_dir: Path | None, no_migrate: bool, access_log: bool,
+) -> None:
+    """Serve the API (Barbican v1) until interrupted."""
+    # Flags become environment variables so that every worker process builds the same settings.
+    for name, value in (("HOST", host), ("PORT", port), ("WORKERS", workers), ("DATA_DIR", data_dir)):
+        if value is not None:
+            os.environ[f"DONJON_{name}"] = str(value)
+    if no_migrate:
+        os.environ["DONJON_MIGRATE_ON_START"] = "false"
+    if dev:
+        os.environ["DONJON_AUTH"] = "dev"
+    settings = _settings(config)
+    try:
+        if settings.auth == "dev":
+            require_loopback(settings.host)
+        prepare(settings)
+    except ConfigurationError as exc:
+        raise click.ClickException(exc.message) from None
+
+    import uvicorn
+
+    click.echo(
+        f"donjon {donjon.__version__} serving on http://{settings.host}:{settings.port} "
+        f"({settings.workers} workers, auth={settings.auth}, data dir {settings.data_dir})",
+        err=True,
+    )
+    uvicorn.run(
+        "donjon.asgi:create",
+        factory=True,
+        host=settings.host,
+        port=settings.port,
+        workers=settings.workers,
+        log_level=settings.log_level,
+        access_log=access_log,
+        server_header=False,
+        proxy_headers=False,
+        backlog=2048,
+    )
+
+
+def prepare(settings: Settings) -> None:
+    """Once, before workers start: the data dir, the root key, the schema."""
+    settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    open_keystore(settings.keystore.type, settings.keystore_options()).close()
+    if settings.migrate_on_start:
+        db = Database(settings.effective_database_url, pool_size=1)
+        try:
+            migrate.upgrade(db)
+        finally:
+            db.dispose()
+
+
+@cli.group()
+def manage() -> None:
+    """Operator commands."""
+
+
+@manage.group()
+def db() -> None:
+    """Database schema."""
+
+
+@db.command("upgrade")
+@click.option("--config", type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("revision", default="head")
+def db_upgrade(config: Path | None, revision: str) -> None:
+    """Upgrade the schema to REVISION (default: the newest)."""
+    database = Database(_settings(config).effective_database_url, pool_size=1)
+    try:
+        migrate.upgrade(database, revision)
+        click.echo(f"schema at {migrate.current_revision(database)}")
+    finally:
+        database.dispose()
+
+
+@db.command("current")
+@click.option("--config", type=click.Path(dir_okay=False, path_type=Path))
+def db_current(config: Path | None) -> None:
+    """Show the schema revision and whether it is the newest."""
+    database = Database(_settings(config).effective_database_url, pool_size=1)
+    try:
+        current, head = migrate.current_revision(database), migrate.head_revision(database)
+        click.echo(f"current: {current or 'none'}; newest: {head}")
+        if current != head:
+            sys.exit(1)
+    finally:
+        database.dispose()

@@ -1,0 +1,94 @@
+"""Server configuration: defaults, then a TOML file, then ``DONJON_*`` environment variables.
+
+The file is named by ``DONJON_CONFIG`` (or ``donjon server --config``). Nested sections use ``__`` in
+environment names, e.g. ``DONJON_KEYSTORE__TYPE=file``. The root key never lives here: the config only says
+*where* the keystore is.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+CONFIG_ENV = "DONJON_CONFIG"
+
+
+def default_data_dir() -> Path:
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "donjon"
+
+
+class KeystoreConfig(BaseModel):
+    """Where the root key lives: a plugin ``type`` and that plugin's own ``options``."""
+
+    type: str = "file"
+    options: dict[str, Any] = Field(default_factory=dict)
+
+
+class LimitsConfig(BaseModel):
+    # Barbican's defaults (max_allowed_request_size_in_bytes, max_allowed_secret_in_bytes, paging).
+    max_request_bytes: int = 25_000
+    max_secret_bytes: int = 20_000
+    default_page_size: int = 10
+    max_page_size: int = 100
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="DONJON_", env_nested_delimiter="__", extra="forbid")
+
+    host: str = "127.0.0.1"
+    port: int = 9311
+    workers: int = 2
+    data_dir: Path = Field(default_factory=default_data_dir)
+    # Empty: derived from each request (X-Forwarded-Proto + Host), as Barbican does with a blank host_href.
+    host_href: str = ""
+    database_url: str = ""
+    auth: Literal["dev"] = "dev"
+    keystore: KeystoreConfig = Field(default_factory=KeystoreConfig)
+    limits: LimitsConfig = Field(default_factory=LimitsConfig)
+    # How long an unwrapped project KEK stays in a worker's memory before it is unwrapped again.
+    kek_cache_seconds: float = 900.0
+    migrate_on_start: bool = True
+    log_level: str = "info"
+
+    @field_validator("host_href")
+    @classmethod
+    def _strip_slash(cls, value: str) -> str:
+        return value.rstrip("/")
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        path = os.environ.get(CONFIG_ENV)
+        if path:
+            if not Path(path).is_file():
+                raise FileNotFoundError(f"{CONFIG_ENV} names {path!r}, which is not a file")
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=path))
+        return tuple(sources)
+
+    @property
+    def effective_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.data_dir / 'donjon.sqlite'}"
+
+    def keystore_options(self) -> dict[str, Any]:
+        """The keystore's options, with the file keystore's path defaulting into the data dir."""
+        options = dict(self.keystore.options)
+        if self.keystore.type == "file":
+            options.setdefault("path", str(self.data_dir / "root.key"))
+        return options

@@ -1,0 +1,63 @@
+"""Keystores hold the root of trust and wrap/unwrap project KEKs with it. The root key never leaves them.
+
+A keystore is chosen by configuration: ``type`` names a factory in ``KEYSTORES``, which validates its own
+``options``. Every implementation must pass ``tests/keystore_conformance.py``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from donjon.errors import ConfigurationError
+
+
+@dataclass(frozen=True)
+class WrappedKey:
+    """A KEK as stored: which root key wrapped it, and the opaque wrapped bytes."""
+
+    root_key_id: str
+    blob: bytes
+
+    def __repr__(self) -> str:
+        return f"WrappedKey(root_key_id={self.root_key_id!r}, blob=<{len(self.blob)} bytes>)"
+
+
+class Keystore(Protocol):
+    def root_key_id(self) -> str:
+        """Identifier of the root key that new wraps use."""
+        ...
+
+    def wrap(self, key: bytes, context: bytes) -> WrappedKey:
+        """Wrap ``key`` under the current root key, bound to ``context`` (associated data)."""
+        ...
+
+    def unwrap(self, wrapped: WrappedKey, context: bytes) -> bytes:
+        """Unwrap with the root key named in ``wrapped``; raises ``DecryptionFailed`` on any mismatch."""
+        ...
+
+    def close(self) -> None:
+        """Release sessions or handles."""
+        ...
+
+
+KeystoreFactory = Callable[[Mapping[str, Any]], Keystore]
+
+
+def _file_factory(options: Mapping[str, Any]) -> Keystore:
+    from donjon.keystores.file import FileKeystore
+
+    return FileKeystore.from_options(options)
+
+
+KEYSTORES: dict[str, KeystoreFactory] = {"file": _file_factory}
+
+
+def open_keystore(type_: str, options: Mapping[str, Any]) -> Keystore:
+    try:
+        factory = KEYSTORES[type_]
+    except KeyError:
+        known = ", ".join(sorted(KEYSTORES))
+        raise ConfigurationError(f"unknown keystore type {type_!r} (known: {known})") from None
+    return factory(options)

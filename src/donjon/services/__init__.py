@@ -1,0 +1,1 @@
+"""Use cases. Services see repositories and the crypto layer, never HTTP."""

@@ -1,0 +1,1 @@
+"""SQL storage: SQLAlchemy Core tables, Alembic migrations, and one repository per aggregate."""

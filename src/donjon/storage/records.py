@@ -1,0 +1,37 @@
+"""Plain values the repositories return. Sealed bytes are kept out of ``repr``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+
+@dataclass(frozen=True)
+class SecretRecord:
+    id: str
+    project_id: str
+    name: str | None
+    secret_type: str
+    algorithm: str | None
+    bit_length: int | None
+    mode: str | None
+    creator_id: str | None
+    expiration: datetime | None
+    created_at: datetime
+    updated_at: datetime
+    content_type: str | None = None
+    kek_id: str | None = None
+    ciphertext: bytes | None = field(default=None, repr=False)
+
+    @property
+    def has_payload(self) -> bool:
+        return self.content_type is not None
+
+
+@dataclass(frozen=True)
+class ConsumerRecord:
+    service: str
+    resource_type: str
+    resource_id: str
+    created_at: datetime
+    updated_at: datetime

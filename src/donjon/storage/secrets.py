@@ -1,0 +1,242 @@
+"""Secret rows, their user metadata and consumers. Every query is scoped to the owning project."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, Select, and_, delete, func, insert, or_, select, update
+from sqlalchemy.sql.elements import ColumnElement
+
+from donjon.storage.records import ConsumerRecord, SecretRecord
+from donjon.storage.tables import secret_consumers, secret_metadata, secrets
+
+_META_COLUMNS = [c for c in secrets.c if c.name != "ciphertext"]
+
+
+@dataclass(frozen=True)
+class TimeBound:
+    """One ``created``/``updated``/``expiration`` list filter term: op is eq, gt, gte, lt or lte."""
+
+    op: str
+    value: datetime
+
+
+@dataclass
+class SecretQuery:
+    project_id: str
+    now: datetime
+    name: str | None = None
+    algorithm: str | None = None
+    mode: str | None = None
+    bit_length: int | None = None
+    secret_type: str | None = None
+    time_bounds: dict[str, list[TimeBound]] = field(default_factory=dict)
+    sort: list[tuple[str, bool]] = field(default_factory=list)  # (column, descending)
+    offset: int = 0
+    limit: int = 10
+
+
+def _record(row: Any) -> SecretRecord:
+    m = row._mapping
+    return SecretRecord(**{k: m[k] for k in m.keys() if k in SecretRecord.__dataclass_fields__})
+
+
+def _alive(now: datetime) -> ColumnElement[bool]:
+    return or_(secrets.c.expiration.is_(None), secrets.c.expiration > now)
+
+
+def insert_secret(conn: Connection, record: SecretRecord) -> None:
+    conn.execute(insert(secrets).values(**asdict(record)))
+
+
+def get_secret(
+    conn: Connection, project_id: str, secret_id: str, now: datetime, *, with_payload: bool = False
+) -> SecretRecord | None:
+    """A live (not expired) secret of the project, or None."""
+    cols = list(secrets.c) if with_payload else _META_COLUMNS
+    row = conn.execute(
+        select(*cols).where(secrets.c.id == secret_id, secrets.c.project_id == project_id, _alive(now))
+    ).first()
+    return _record(row) if row is not None else None
+
+
+def set_payload(
+    conn: Connection, secret_id: str, *, content_type: str, kek_id: str, ciphertext: bytes, now: datetime
+) -> bool:
+    """Store the payload of a secret that has none; False if it already had one (checked atomically)."""
+    result = conn.execute(
+        update(secrets)
+        .where(secrets.c.id == secret_id, secrets.c.ciphertext.is_(None))
+        .values(content_type=content_type, kek_id=kek_id, ciphertext=ciphertext, updated_at=now)
+    )
+    return result.rowcount == 1
+
+
+def delete_secret(conn: Connection, project_id: str, secret_id: str) -> bool:
+    # Children first: not every backend enforces ON DELETE CASCADE the same way (SQLite needs a pragma).
+    conn.execute(delete(secret_metadata).where(secret_metadata.c.secret_id == secret_id))
+    conn.execute(delete(secret_consumers).where(secret_consumers.c.secret_id == secret_id))
+    result = conn.execute(delete(secrets).where(secrets.c.id == secret_id, secrets.c.project_id == project_id))
+    return result.rowcount == 1
+
+
+_TIME_OPS = {
+    "eq": lambda c, v: c == v,
+    "gt": lambda c, v: c > v,
+    "gte": lambda c, v: c >= v,
+    "lt": lambda c, v: c < v,
+    "lte": lambda c, v: c <= v,
+}
+
+
+def _filtered(query: SecretQuery, stmt: Select[Any]) -> Select[Any]:
+    c = secrets.c
+    conds: list[ColumnElement[bool]] = [c.project_id == query.project_id, _alive(query.now)]
+    if query.name:
+        conds.append(c.name.like(query.name))
+    if query.algorithm:
+        conds.append(c.algorithm.like(query.algorithm))
+    if query.mode:
+        conds.append(c.mode.like(query.mode))
+    if query.bit_length is not None:
+        conds.append(c.bit_length == query.bit_length)
+    if query.secret_type:
+        conds.append(c.secret_type == query.secret_type)
+    for column, bounds in query.time_bounds.items():
+        col = c[column]
+        conds.extend(_TIME_OPS[b.op](col, b.value) for b in bounds)
+    return stmt.where(and_(*conds))
+
+
+def list_secrets(conn: Connection, query: SecretQuery) -> tuple[list[SecretRecord], int]:
+    total = conn.execute(_filtered(query, select(func.count()).select_from(secrets))).scalar_one()
+    if total <= query.offset:
+        return [], total
+    order = [secrets.c[col].desc() if desc else secrets.c[col].asc() for col, desc in query.sort]
+    # A stable default order (created, id) makes offset paging deterministic; Barbican's list is unordered.
+    order += [secrets.c.created_at.asc(), secrets.c.id.asc()]
+    stmt = _filtered(query, select(*_META_COLUMNS)).order_by(*order).offset(query.offset).limit(query.limit)
+    return [_record(r) for r in conn.execute(stmt)], total
+
+
+# --- consumers ---------------------------------------------------------------------------------------
+
+
+def consumers_of(conn: Connection, secret_ids: Sequence[str]) -> dict[str, list[ConsumerRecord]]:
+    if not secret_ids:
+        return {}
+    rows = conn.execute(
+        select(secret_consumers)
+        .where(secret_consumers.c.secret_id.in_(secret_ids))
+        .order_by(secret_consumers.c.created_at, secret_consumers.c.id)
+    )
+    out: dict[str, list[ConsumerRecord]] = {sid: [] for sid in secret_ids}
+    for r in rows:
+        out[r.secret_id].append(
+            ConsumerRecord(r.service, r.resource_type, r.resource_id, r.created_at, r.updated_at)
+        )
+    return out
+
+
+def list_consumers(
+    conn: Connection, secret_id: str, offset: int, limit: int
+) -> tuple[list[ConsumerRecord], int]:
+    where = secret_consumers.c.secret_id == secret_id
+    total = conn.execute(select(func.count()).select_from(secret_consumers).where(where)).scalar_one()
+    rows = conn.execute(
+        select(secret_consumers)
+        .where(where)
+        .order_by(secret_consumers.c.created_at, secret_consumers.c.id)
+        .offset(offset)
+        .limit(limit)
+    )
+    return [ConsumerRecord(r.service, r.resource_type, r.resource_id, r.created_at, r.updated_at) for r in rows], total
+
+
+def _consumer_match(secret_id: str, service: str, resource_type: str, resource_id: str) -> ColumnElement[bool]:
+    c = secret_consumers.c
+    return and_(
+        c.secret_id == secret_id, c.service == service, c.resource_type == resource_type, c.resource_id == resource_id
+    )
+
+
+def add_consumer(
+    conn: Connection, *, consumer_id: str, secret_id: str, project_id: str, service: str, resource_type: str,
+    resource_id: str, now: datetime,
+) -> None:
+    """Register a consumer; registering it again only touches ``updated`` (idempotent, as in Barbican)."""
+    match = _consumer_match(secret_id, service, resource_type, resource_id)
+    touched = conn.execute(update(secret_consumers).where(match).values(updated_at=now)).rowcount
+    if touched == 0:
+        conn.execute(
+            insert(secret_consumers).values(
+                id=consumer_id, secret_id=secret_id, project_id=project_id, service=service,
+                resource_type=resource_type, resource_id=resource_id, created_at=now, updated_at=now,
+            )
+        )
+
+
+def remove_consumer(conn: Connection, *, secret_id: str, service: str, resource_type: str, resource_id: str) -> bool:
+    match = _consumer_match(secret_id, service, resource_type, resource_id)
+    return conn.execute(delete(secret_consumers).where(match)).rowcount > 0
+
+
+def count_consumers(conn: Connection, secret_id: str) -> int:
+    return conn.execute(
+        select(func.count()).select_from(secret_consumers).where(secret_consumers.c.secret_id == secret_id)
+    ).scalar_one()
+
+
+# --- user metadata -----------------------------------------------------------------------------------
+
+
+def get_metadata(conn: Connection, secret_id: str) -> dict[str, str]:
+    rows = conn.execute(
+        select(secret_metadata.c.key, secret_metadata.c.value)
+        .where(secret_metadata.c.secret_id == secret_id)
+        .order_by(secret_metadata.c.key)
+    )
+    return {r.key: r.value for r in rows}
+
+
+def get_metadatum(conn: Connection, secret_id: str, key: str) -> str | None:
+    return conn.execute(
+        select(secret_metadata.c.value).where(secret_metadata.c.secret_id == secret_id, secret_metadata.c.key == key)
+    ).scalar_one_or_none()
+
+
+def replace_metadata(conn: Connection, secret_id: str, items: Iterable[tuple[str, str]]) -> None:
+    conn.execute(delete(secret_metadata).where(secret_metadata.c.secret_id == secret_id))
+    rows = [{"secret_id": secret_id, "key": k, "value": v} for k, v in items]
+    if rows:
+        conn.execute(insert(secret_metadata), rows)
+
+
+def insert_metadatum(conn: Connection, secret_id: str, key: str, value: str) -> bool:
+    """False if the key exists already."""
+    if get_metadatum(conn, secret_id, key) is not None:
+        return False
+    conn.execute(insert(secret_metadata).values(secret_id=secret_id, key=key, value=value))
+    return True
+
+
+def update_metadatum(conn: Connection, secret_id: str, key: str, value: str) -> bool:
+    result = conn.execute(
+        update(secret_metadata)
+        .where(secret_metadata.c.secret_id == secret_id, secret_metadata.c.key == key)
+        .values(value=value)
+    )
+    return result.rowcount == 1
+
+
+def delete_metadatum(conn: Connection, secret_id: str, key: str) -> None:
+    conn.execute(
+        delete(secret_metadata).where(secret_metadata.c.secret_id == secret_id, secret_metadata.c.key == key)
+    )
+
+
+def touch_secret(conn: Connection, secret_id: str, now: datetime) -> None:
+    conn.execute(update(secrets).where(secrets.c.id == secret_id).values(updated_at=now))

@@ -1,0 +1,21 @@
+"""Time as the API and the database see it: naive UTC, as Barbican serialises it."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+def parse_iso8601(value: str) -> datetime:
+    """Any ISO-8601 timestamp, with or without a zone, as naive UTC. Raises ValueError."""
+    parsed = datetime.fromisoformat(value.strip())
+    if parsed.tzinfo is not None:
+        parsed = parsed.astimezone(UTC).replace(tzinfo=None)
+    return parsed
+
+
+def isoformat(value: datetime | None) -> str | None:
+    return value.isoformat() if value is not None else None
