@@ -117,8 +117,14 @@ def paging(request: Request) -> tuple[int, int]:
 
 
 def paged_body(
-    request: Request, collection: str, items: list[Any], total: int, offset: int, limit: int,
-    path: str, extra_query: list[tuple[str, str]] | None = None,
+    request: Request,
+    collection: str,
+    items: list[Any],
+    total: int,
+    offset: int,
+    limit: int,
+    path: str,
+    extra_query: list[tuple[str, str]] | None = None,
 ) -> dict[str, Any]:
     body: dict[str, Any] = {collection: items, "total": total}
 

@@ -44,7 +44,7 @@ def response_for(exc: BaseException, operation: str) -> Response:
     """The response for an exception raised while serving ``operation`` (e.g. "Secret creation")."""
     if isinstance(exc, DonjonError):
         for cls in type(exc).__mro__:
-            status = STATUS_OF.get(cls)  # type: ignore[arg-type]
+            status = STATUS_OF.get(cls)
             if status is not None:
                 return error_response(status, exc.message)
     if isinstance(exc, DecryptionFailed):

@@ -18,7 +18,8 @@ async def list_consumers(request: Request) -> Response:
     secret_id = request.path_params["secret_id"]
     consumers, total = await run_in_threadpool(ctx(request).secrets.list_consumers, caller, secret_id, offset, limit)
     items = [consumer_full(c) for c in consumers]
-    return json_response(paged_body(request, "consumers", items, total, offset, limit, f"secrets/{secret_id}/consumers"))
+    path = f"secrets/{secret_id}/consumers"
+    return json_response(paged_body(request, "consumers", items, total, offset, limit, path))
 
 
 @operation("Secret consumer creation")

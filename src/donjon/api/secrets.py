@@ -20,6 +20,7 @@ from donjon.api.common import (
 )
 from donjon.api.representations import secret_body, secret_ref
 from donjon.errors import InvalidInput
+from donjon.services.secrets import SecretView
 from donjon.services.validation import SECRET_TYPES, new_secret
 from donjon.storage.secrets import SecretQuery, TimeBound
 from donjon.timeutil import parse_iso8601, utcnow
@@ -80,8 +81,12 @@ async def put_secret(request: Request) -> Response:
     context = ctx(request)
     body = await read_body(request, context.settings.limits.max_secret_bytes)
     await run_in_threadpool(
-        context.secrets.put_payload, caller, request.path_params["secret_id"], body,
-        request.headers.get("content-type"), request.headers.get("content-encoding"),
+        context.secrets.put_payload,
+        caller,
+        request.path_params["secret_id"],
+        body,
+        request.headers.get("content-type"),
+        request.headers.get("content-encoding"),
     )
     return Response(status_code=204)
 
@@ -109,9 +114,10 @@ async def list_secrets(request: Request) -> Response:
     with_consumers = microversion(request) >= (1, 1)
     if request.query_params.get("acl_only", "").lower() == "true":
         # Secrets shared with the caller through ACLs; there is no ACL yet (ACLs come with the surface issue).
-        views, total = [], 0
+        views: list[SecretView] = []
+        total = 0
     else:
-        views, total = await run_in_threadpool(ctx(request).secrets.list, query, with_consumers=with_consumers)
+        views, total = await run_in_threadpool(ctx(request).secrets.list_secrets, query, with_consumers=with_consumers)
     base = base_url(request)
     items = [secret_body(base, v, with_consumers=with_consumers) for v in views]
     extra = [(k, v) for k, v in request.query_params.multi_items() if k not in ("limit", "offset")]

@@ -26,9 +26,7 @@ def _version(request: Request) -> dict[str, Any]:
             "id": "v1",
             "status": "stable",
             "links": _links(request),
-            "media-types": [
-                {"base": "application/json", "type": "application/vnd.openstack.key-manager-v1+json"}
-            ],
+            "media-types": [{"base": "application/json", "type": "application/vnd.openstack.key-manager-v1+json"}],
         }
     return {
         "id": "v1",

@@ -31,6 +31,4 @@ def require_loopback(host: str) -> None:
             return
     except ValueError:
         pass
-    raise ConfigurationError(
-        f"dev auth trusts X-Project-Id and may only listen on a loopback address, not {host!r}"
-    )
+    raise ConfigurationError(f"dev auth trusts X-Project-Id and may only listen on a loopback address, not {host!r}")

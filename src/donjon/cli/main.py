@@ -38,12 +38,20 @@ def cli() -> None:
 @click.option("--host", help="Address to listen on (default 127.0.0.1).")
 @click.option("--port", type=int, help="Port to listen on (default 9311).")
 @click.option("--workers", type=click.IntRange(1, 64), help="Worker processes (default 2).")
-@click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path), help="Where SQLite and the key file live.")
+@click.option(
+    "--data-dir", type=click.Path(file_okay=False, path_type=Path), help="Where SQLite and the key file live."
+)
 @click.option("--no-migrate", is_flag=True, help="Do not upgrade the database schema before serving.")
 @click.option("--access-log/--no-access-log", default=False, help="Log one line per request.")
 def server(
-    config: Path | None, dev: bool, host: str | None, port: int | None, workers: int | None,
-    data_dir: Path | None, no_migrate: bool, access_log: bool,
+    config: Path | None,
+    dev: bool,
+    host: str | None,
+    port: int | None,
+    workers: int | None,
+    data_dir: Path | None,
+    no_migrate: bool,
+    access_log: bool,
 ) -> None:
     """Serve the API (Barbican v1) until interrupted."""
     # Flags become environment variables so that every worker process builds the same settings.

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from sqlalchemy.exc import IntegrityError
 
 from donjon.crypto.envelope import kek_context, new_kek
-from donjon.keystores import Keystore
+from donjon.keystores import Keystore, WrappedKey
 from donjon.storage import keks
 from donjon.storage.database import Database
 from donjon.timeutil import utcnow
@@ -67,7 +67,7 @@ class ProjectKeys:
             self._keys.clear()
             self._active.clear()
 
-    def _create(self, project_id: str) -> tuple[str, keks.WrappedKey]:
+    def _create(self, project_id: str) -> tuple[str, WrappedKey]:
         kek_id = str(uuid.uuid4())
         wrapped = self._keystore.wrap(new_kek(), kek_context(kek_id=kek_id, project_id=project_id))
         try:

@@ -53,11 +53,20 @@ class SecretService:
             kek_id = kek.id
             ciphertext = seal_payload(kek.key, new.payload, secret_id=secret_id, project_id=caller.project_id)
         record = SecretRecord(
-            id=secret_id, project_id=caller.project_id, name=new.name, secret_type=new.secret_type,
-            algorithm=new.algorithm, bit_length=new.bit_length, mode=new.mode, creator_id=caller.user_id,
-            expiration=new.expiration, created_at=now, updated_at=now,
+            id=secret_id,
+            project_id=caller.project_id,
+            name=new.name,
+            secret_type=new.secret_type,
+            algorithm=new.algorithm,
+            bit_length=new.bit_length,
+            mode=new.mode,
+            creator_id=caller.user_id,
+            expiration=new.expiration,
+            created_at=now,
+            updated_at=now,
             content_type=new.content_type if new.payload is not None else None,
-            kek_id=kek_id, ciphertext=ciphertext,
+            kek_id=kek_id,
+            ciphertext=ciphertext,
         )
         with self._db.write() as conn:
             repo.insert_secret(conn, record)
@@ -121,7 +130,7 @@ class SecretService:
                 raise InvalidInput("Secret deletion issue seen - Secret cannot be deleted as it has consumers.")
             repo.delete_secret(conn, caller.project_id, record.id)
 
-    def list(self, query: repo.SecretQuery, *, with_consumers: bool) -> tuple[list[SecretView], int]:
+    def list_secrets(self, query: repo.SecretQuery, *, with_consumers: bool) -> tuple[list[SecretView], int]:
         with self._db.read() as conn:
             records, total = repo.list_secrets(conn, query)
             consumers = repo.consumers_of(conn, [r.id for r in records]) if with_consumers else {}
@@ -174,12 +183,20 @@ class SecretService:
             record = self._find(conn, caller, secret_id)
             return repo.list_consumers(conn, record.id, offset, limit)
 
-    def add_consumer(self, caller: Caller, secret_id: str, service: str, resource_type: str, resource_id: str) -> SecretView:
+    def add_consumer(
+        self, caller: Caller, secret_id: str, service: str, resource_type: str, resource_id: str
+    ) -> SecretView:
         with self._db.write() as conn:
             record = self._find(conn, caller, secret_id)
             repo.add_consumer(
-                conn, consumer_id=str(uuid.uuid4()), secret_id=record.id, project_id=caller.project_id,
-                service=service, resource_type=resource_type, resource_id=resource_id, now=utcnow(),
+                conn,
+                consumer_id=str(uuid.uuid4()),
+                secret_id=record.id,
+                project_id=caller.project_id,
+                service=service,
+                resource_type=resource_type,
+                resource_id=resource_id,
+                now=utcnow(),
             )
             return SecretView(record, repo.consumers_of(conn, [record.id])[record.id])
 

@@ -34,8 +34,11 @@ def create_active(conn: Connection, *, kek_id: str, project_id: str, wrapped: Wr
     """Insert a KEK and make it the project's first active one; raises IntegrityError if one already is."""
     conn.execute(
         insert(project_keks).values(
-            id=kek_id, project_id=project_id, root_key_id=wrapped.root_key_id,
-            wrapped_key=wrapped.blob, created_at=now,
+            id=kek_id,
+            project_id=project_id,
+            root_key_id=wrapped.root_key_id,
+            wrapped_key=wrapped.blob,
+            created_at=now,
         )
     )
     conn.execute(insert(project_active_kek).values(project_id=project_id, kek_id=kek_id))

@@ -135,15 +135,11 @@ def consumers_of(conn: Connection, secret_ids: Sequence[str]) -> dict[str, list[
     )
     out: dict[str, list[ConsumerRecord]] = {sid: [] for sid in secret_ids}
     for r in rows:
-        out[r.secret_id].append(
-            ConsumerRecord(r.service, r.resource_type, r.resource_id, r.created_at, r.updated_at)
-        )
+        out[r.secret_id].append(ConsumerRecord(r.service, r.resource_type, r.resource_id, r.created_at, r.updated_at))
     return out
 
 
-def list_consumers(
-    conn: Connection, secret_id: str, offset: int, limit: int
-) -> tuple[list[ConsumerRecord], int]:
+def list_consumers(conn: Connection, secret_id: str, offset: int, limit: int) -> tuple[list[ConsumerRecord], int]:
     where = secret_consumers.c.secret_id == secret_id
     total = conn.execute(select(func.count()).select_from(secret_consumers).where(where)).scalar_one()
     rows = conn.execute(
@@ -164,8 +160,15 @@ def _consumer_match(secret_id: str, service: str, resource_type: str, resource_i
 
 
 def add_consumer(
-    conn: Connection, *, consumer_id: str, secret_id: str, project_id: str, service: str, resource_type: str,
-    resource_id: str, now: datetime,
+    conn: Connection,
+    *,
+    consumer_id: str,
+    secret_id: str,
+    project_id: str,
+    service: str,
+    resource_type: str,
+    resource_id: str,
+    now: datetime,
 ) -> None:
     """Register a consumer; registering it again only touches ``updated`` (idempotent, as in Barbican)."""
     match = _consumer_match(secret_id, service, resource_type, resource_id)
@@ -173,8 +176,14 @@ def add_consumer(
     if touched == 0:
         conn.execute(
             insert(secret_consumers).values(
-                id=consumer_id, secret_id=secret_id, project_id=project_id, service=service,
-                resource_type=resource_type, resource_id=resource_id, created_at=now, updated_at=now,
+                id=consumer_id,
+                secret_id=secret_id,
+                project_id=project_id,
+                service=service,
+                resource_type=resource_type,
+                resource_id=resource_id,
+                created_at=now,
+                updated_at=now,
             )
         )
 
@@ -233,9 +242,7 @@ def update_metadatum(conn: Connection, secret_id: str, key: str, value: str) -> 
 
 
 def delete_metadatum(conn: Connection, secret_id: str, key: str) -> None:
-    conn.execute(
-        delete(secret_metadata).where(secret_metadata.c.secret_id == secret_id, secret_metadata.c.key == key)
-    )
+    conn.execute(delete(secret_metadata).where(secret_metadata.c.secret_id == secret_id, secret_metadata.c.key == key))
 
 
 def touch_secret(conn: Connection, secret_id: str, now: datetime) -> None:

@@ -83,13 +83,14 @@ def upgrade() -> None:
         ),
         sa.PrimaryKeyConstraint("id", name="pk_secret_consumers"),
         sa.UniqueConstraint(
-            "secret_id", "service", "resource_type", "resource_id",
+            "secret_id",
+            "service",
+            "resource_type",
+            "resource_id",
             name="uq_secret_consumers_secret_id_service_resource_type_resource_id",
         ),
     )
-    op.create_index(
-        "ix_secret_consumers_secret_id_created_at", "secret_consumers", ["secret_id", "created_at"]
-    )
+    op.create_index("ix_secret_consumers_secret_id_created_at", "secret_consumers", ["secret_id", "created_at"])
 
 
 def downgrade() -> None:
