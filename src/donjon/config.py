@@ -53,6 +53,10 @@ class Settings(BaseSettings):
     host_href: str = ""
     database_url: str = ""
     auth: Literal["dev"] = "dev"
+    # An oslo.policy YAML file whose rules override the defaults (Barbican's rule names).
+    policy_file: Path | None = None
+    # Secure RBAC (reader/member/admin). False ORs in Barbican's legacy rules (creator/observer/audit).
+    enforce_new_defaults: bool = True
     keystore: KeystoreConfig = Field(default_factory=KeystoreConfig)
     limits: LimitsConfig = Field(default_factory=LimitsConfig)
     # How long an unwrapped project KEK stays in a worker's memory before it is unwrapped again.

@@ -7,6 +7,7 @@ Deletes are hard: when a secret goes, its ciphertext row goes with it.
 from __future__ import annotations
 
 from sqlalchemy import (
+    Boolean,
     Column,
     DateTime,
     ForeignKey,
@@ -16,6 +17,7 @@ from sqlalchemy import (
     MetaData,
     String,
     Table,
+    Text,
     UniqueConstraint,
 )
 from sqlalchemy.dialects import mysql
@@ -95,4 +97,140 @@ secret_consumers = Table(
     Column("updated_at", Timestamp, nullable=False),
     UniqueConstraint("secret_id", "service", "resource_type", "resource_id"),
     Index(None, "secret_id", "created_at"),
+)
+
+# --- containers (spec §5) ------------------------------------------------------------------------------
+
+containers = Table(
+    "containers",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("project_id", String(255), nullable=False),
+    Column("name", String(255)),
+    Column("type", String(16), nullable=False),
+    Column("creator_id", String(255)),
+    Column("created_at", Timestamp, nullable=False),
+    Column("updated_at", Timestamp, nullable=False),
+    Index(None, "project_id", "created_at", "id"),
+)
+
+# Deleting a secret removes it from the containers that hold it (as in Barbican, where the link row is
+# soft-deleted with the secret); deleting a container never deletes its secrets.
+container_secrets = Table(
+    "container_secrets",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("container_id", String(36), ForeignKey("containers.id", ondelete="CASCADE"), nullable=False),
+    Column("secret_id", String(36), ForeignKey("secrets.id", ondelete="CASCADE"), nullable=False),
+    Column("name", String(255)),
+    Column("position", Integer, nullable=False),
+    UniqueConstraint("container_id", "secret_id"),
+    Index(None, "secret_id"),
+)
+
+container_consumers = Table(
+    "container_consumers",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("container_id", String(36), ForeignKey("containers.id", ondelete="CASCADE"), nullable=False),
+    Column("project_id", String(255), nullable=False),
+    Column("name", String(36), nullable=False),
+    Column("url", String(255), nullable=False),
+    Column("created_at", Timestamp, nullable=False),
+    Column("updated_at", Timestamp, nullable=False),
+    UniqueConstraint("container_id", "name", "url"),
+)
+
+# --- ACLs (spec §7): only the "read" operation exists, so one row per entity ---------------------------
+
+secret_acls = Table(
+    "secret_acls",
+    metadata,
+    Column("secret_id", String(36), ForeignKey("secrets.id", ondelete="CASCADE"), primary_key=True),
+    Column("project_access", Boolean, nullable=False),
+    Column("created_at", Timestamp, nullable=False),
+    Column("updated_at", Timestamp, nullable=False),
+)
+
+secret_acl_users = Table(
+    "secret_acl_users",
+    metadata,
+    Column("secret_id", String(36), ForeignKey("secret_acls.secret_id", ondelete="CASCADE"), primary_key=True),
+    Column("user_id", String(255), primary_key=True),
+    Index(None, "user_id"),
+)
+
+container_acls = Table(
+    "container_acls",
+    metadata,
+    Column("container_id", String(36), ForeignKey("containers.id", ondelete="CASCADE"), primary_key=True),
+    Column("project_access", Boolean, nullable=False),
+    Column("created_at", Timestamp, nullable=False),
+    Column("updated_at", Timestamp, nullable=False),
+)
+
+container_acl_users = Table(
+    "container_acl_users",
+    metadata,
+    Column("container_id", String(36), ForeignKey("container_acls.container_id", ondelete="CASCADE"), primary_key=True),
+    Column("user_id", String(255), primary_key=True),
+    Index(None, "user_id"),
+)
+
+# --- orders (spec §6): also the job queue the order workers claim from ---------------------------------
+
+orders = Table(
+    "orders",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("project_id", String(255), nullable=False),
+    Column("type", String(16), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("meta", Text, nullable=False),
+    Column("creator_id", String(255)),
+    Column("secret_id", String(36)),
+    Column("container_id", String(36)),
+    Column("error_status_code", String(16)),
+    Column("error_reason", String(255)),
+    Column("created_at", Timestamp, nullable=False),
+    Column("updated_at", Timestamp, nullable=False),
+    # The lease of the worker processing the order; an expired lease means the worker died: re-claim.
+    Column("claimed_by", String(64)),
+    Column("claimed_until", Timestamp),
+    Column("attempts", Integer, nullable=False, default=0),
+    Index(None, "project_id", "created_at", "id"),
+    Index(None, "status", "claimed_until"),
+)
+
+# --- quotas (spec §8) and the per-project row that serialises quota-checked creates -------------------
+
+project_quotas = Table(
+    "project_quotas",
+    metadata,
+    Column("project_id", String(255), primary_key=True),
+    Column("secrets", Integer),
+    Column("orders", Integer),
+    Column("containers", Integer),
+    Column("consumers", Integer),
+    Column("cas", Integer),
+    Column("created_at", Timestamp, nullable=False),
+    Column("updated_at", Timestamp, nullable=False),
+)
+
+# A row per project that creates under a finite quota lock (SELECT ... FOR UPDATE) before counting, so two
+# concurrent creates at the quota edge cannot both pass.
+project_locks = Table(
+    "project_locks",
+    metadata,
+    Column("project_id", String(255), primary_key=True),
+)
+
+# --- secret stores (spec §9): the stores come from configuration; only preferences are stored ----------
+
+project_secret_stores = Table(
+    "project_secret_stores",
+    metadata,
+    Column("project_id", String(255), primary_key=True),
+    Column("store_name", String(64), nullable=False),
+    Column("created_at", Timestamp, nullable=False),
 )

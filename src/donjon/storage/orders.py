@@ -1,0 +1,157 @@
+"""Order rows, which are also the job queue: workers claim PENDING orders with a lease.
+
+Claiming uses ``FOR UPDATE SKIP LOCKED`` on PostgreSQL and MariaDB, so N nodes never take the same order;
+on SQLite writes are already serialised by the database's write lock. A worker that dies leaves a lease
+that expires, and the order is claimed again. Completion is fenced: it only applies while the order is
+still PENDING and claimed by the finishing worker, in the same transaction as the secrets it creates, so
+an order's effects happen exactly once.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Connection, and_, delete, func, insert, or_, select, update
+
+from donjon.storage.tables import orders
+
+PENDING, ACTIVE, ERROR = "PENDING", "ACTIVE", "ERROR"
+
+
+@dataclass(frozen=True)
+class OrderRecord:
+    id: str
+    project_id: str
+    type: str
+    status: str
+    meta: dict[str, Any]
+    creator_id: str | None
+    secret_id: str | None
+    container_id: str | None
+    error_status_code: str | None
+    error_reason: str | None
+    created_at: datetime
+    updated_at: datetime
+
+
+def _record(row: Any) -> OrderRecord:
+    return OrderRecord(
+        id=row.id,
+        project_id=row.project_id,
+        type=row.type,
+        status=row.status,
+        meta=json.loads(row.meta),
+        creator_id=row.creator_id,
+        secret_id=row.secret_id,
+        container_id=row.container_id,
+        error_status_code=row.error_status_code,
+        error_reason=row.error_reason,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+    )
+
+
+def insert_order(
+    conn: Connection,
+    *,
+    order_id: str,
+    project_id: str,
+    type_: str,
+    meta: dict[str, Any],
+    creator_id: str | None,
+    now: datetime,
+) -> None:
+    conn.execute(
+        insert(orders).values(
+            id=order_id,
+            project_id=project_id,
+            type=type_,
+            status=PENDING,
+            meta=json.dumps(meta),
+            creator_id=creator_id,
+            created_at=now,
+            updated_at=now,
+            attempts=0,
+        )
+    )
+
+
+def get_order(conn: Connection, project_id: str, order_id: str) -> OrderRecord | None:
+    row = conn.execute(select(orders).where(orders.c.id == order_id, orders.c.project_id == project_id)).first()
+    return _record(row) if row is not None else None
+
+
+def list_orders(
+    conn: Connection, project_id: str, *, types: list[str], meta_like: str | None, offset: int, limit: int
+) -> tuple[list[OrderRecord], int]:
+    conds = [orders.c.project_id == project_id, orders.c.type.in_(types)]
+    if meta_like:
+        conds.append(orders.c.meta.like(f"%{meta_like}%"))
+    total = conn.execute(select(func.count()).select_from(orders).where(*conds)).scalar_one()
+    rows = conn.execute(
+        select(orders).where(*conds).order_by(orders.c.created_at, orders.c.id).offset(offset).limit(limit)
+    )
+    return [_record(r) for r in rows], total
+
+
+def delete_order(conn: Connection, project_id: str, order_id: str) -> bool:
+    return conn.execute(delete(orders).where(orders.c.id == order_id, orders.c.project_id == project_id)).rowcount == 1
+
+
+def count_orders(conn: Connection, project_id: str) -> int:
+    return conn.execute(select(func.count()).select_from(orders).where(orders.c.project_id == project_id)).scalar_one()
+
+
+def claim_next(
+    conn: Connection, *, worker: str, now: datetime, lease: timedelta, skip_locked: bool
+) -> OrderRecord | None:
+    """Claim the oldest claimable order for ``worker``; call inside a write transaction."""
+    claimable = and_(orders.c.status == PENDING, or_(orders.c.claimed_until.is_(None), orders.c.claimed_until < now))
+    stmt = select(orders).where(claimable).order_by(orders.c.created_at, orders.c.id).limit(1)
+    if skip_locked:
+        stmt = stmt.with_for_update(skip_locked=True)
+    row = conn.execute(stmt).first()
+    if row is None:
+        return None
+    conn.execute(
+        update(orders)
+        .where(orders.c.id == row.id)
+        .values(claimed_by=worker, claimed_until=now + lease, attempts=orders.c.attempts + 1)
+    )
+    return _record(row)
+
+
+def finish(
+    conn: Connection,
+    order_id: str,
+    *,
+    worker: str,
+    now: datetime,
+    secret_id: str | None = None,
+    container_id: str | None = None,
+) -> bool:
+    """Mark the order ACTIVE if ``worker`` still holds it; False means another worker took it over."""
+    result = conn.execute(
+        update(orders)
+        .where(orders.c.id == order_id, orders.c.status == PENDING, orders.c.claimed_by == worker)
+        .values(status=ACTIVE, secret_id=secret_id, container_id=container_id, updated_at=now, claimed_until=None)
+    )
+    return result.rowcount == 1
+
+
+def fail(conn: Connection, order_id: str, *, worker: str, now: datetime, status_code: int, reason: str) -> bool:
+    result = conn.execute(
+        update(orders)
+        .where(orders.c.id == order_id, orders.c.status == PENDING, orders.c.claimed_by == worker)
+        .values(
+            status=ERROR,
+            error_status_code=str(status_code),
+            error_reason=reason[:255],
+            updated_at=now,
+            claimed_until=None,
+        )
+    )
+    return result.rowcount == 1

@@ -1,0 +1,70 @@
+"""Project quotas, and the per-project lock that makes quota checks race-free."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import Connection, delete, func, insert, select, update
+from sqlalchemy.exc import IntegrityError
+
+from donjon.storage.tables import project_locks, project_quotas
+
+RESOURCES = ("secrets", "orders", "containers", "consumers", "cas")
+
+
+@dataclass(frozen=True)
+class ProjectQuotas:
+    project_id: str
+    values: dict[str, int | None]  # None: the configured default applies
+
+
+def get(conn: Connection, project_id: str) -> ProjectQuotas | None:
+    row = conn.execute(select(project_quotas).where(project_quotas.c.project_id == project_id)).first()
+    if row is None:
+        return None
+    return ProjectQuotas(project_id, {r: getattr(row, r) for r in RESOURCES})
+
+
+def list_all(conn: Connection, offset: int, limit: int) -> tuple[list[ProjectQuotas], int]:
+    total = conn.execute(select(func.count()).select_from(project_quotas)).scalar_one()
+    rows = conn.execute(
+        select(project_quotas)
+        .order_by(project_quotas.c.created_at, project_quotas.c.project_id)
+        .offset(offset)
+        .limit(limit)
+    )
+    return [ProjectQuotas(r.project_id, {k: getattr(r, k) for k in RESOURCES}) for r in rows], total
+
+
+def put(conn: Connection, project_id: str, values: dict[str, int], now: datetime) -> None:
+    """Create with the given values (others unset), or update only the given values."""
+    if (
+        conn.execute(
+            update(project_quotas).where(project_quotas.c.project_id == project_id).values(**values, updated_at=now)
+        ).rowcount
+        == 0
+    ):
+        conn.execute(insert(project_quotas).values(project_id=project_id, **values, created_at=now, updated_at=now))
+
+
+def remove(conn: Connection, project_id: str) -> bool:
+    return conn.execute(delete(project_quotas).where(project_quotas.c.project_id == project_id)).rowcount == 1
+
+
+def lock_project(conn: Connection, project_id: str) -> None:
+    """Serialise the quota-checked creates of one project until the transaction ends.
+
+    SQLite needs nothing (one writer at a time); PostgreSQL and MariaDB lock the project's row.
+    """
+    if conn.dialect.name == "sqlite":
+        return
+    stmt = select(project_locks.c.project_id).where(project_locks.c.project_id == project_id).with_for_update()
+    if conn.execute(stmt).first() is not None:
+        return
+    try:
+        with conn.begin_nested():
+            conn.execute(insert(project_locks).values(project_id=project_id))
+    except IntegrityError:
+        pass  # created concurrently; the SELECT below waits for its creator's transaction
+    conn.execute(stmt)
