@@ -42,6 +42,27 @@ class LimitsConfig(BaseModel):
     max_page_size: int = 100
 
 
+class QuotaConfig(BaseModel):
+    """Default quotas per project (Barbican's [quotas] quota_*): negative = unlimited, 0 = disabled."""
+
+    secrets: int = -1
+    orders: int = -1
+    containers: int = -1
+    consumers: int = -1
+    cas: int = -1
+
+
+class OrderConfig(BaseModel):
+    # How often an idle order worker looks for orders queued by other nodes.
+    poll_seconds: float = 1.0
+    # How long a claimed order stays with its worker before another may take it over (the worker died).
+    lease_seconds: float = 60.0
+    # Attempts before an order that keeps failing unexpectedly ends in ERROR.
+    max_attempts: int = 5
+    # Run an order worker thread inside each server process.
+    run_in_server: bool = True
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="DONJON_", env_nested_delimiter="__", extra="forbid")
 
@@ -59,6 +80,8 @@ class Settings(BaseSettings):
     enforce_new_defaults: bool = True
     keystore: KeystoreConfig = Field(default_factory=KeystoreConfig)
     limits: LimitsConfig = Field(default_factory=LimitsConfig)
+    quotas: QuotaConfig = Field(default_factory=QuotaConfig)
+    orders: OrderConfig = Field(default_factory=OrderConfig)
     # How long an unwrapped project KEK stays in a worker's memory before it is unwrapped again.
     kek_cache_seconds: float = 900.0
     migrate_on_start: bool = True

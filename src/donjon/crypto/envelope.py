@@ -10,6 +10,7 @@ from donjon.crypto import _aead
 
 _PAYLOAD_LABEL = b"donjon/payload/v1"
 _KEK_LABEL = b"donjon/kek/v1"
+_ORDER_LABEL = b"donjon/order-params/v1"
 
 
 def _identity(label: bytes, *parts: str) -> bytes:
@@ -23,6 +24,14 @@ def seal_payload(kek: bytes, plaintext: bytes, *, secret_id: str, project_id: st
 
 def open_payload(kek: bytes, blob: bytes, *, secret_id: str, project_id: str) -> bytes:
     return _aead.open_sealed(kek, blob, _identity(_PAYLOAD_LABEL, secret_id, project_id))
+
+
+def seal_order_params(kek: bytes, plaintext: bytes, *, order_id: str, project_id: str) -> bytes:
+    return _aead.seal(kek, plaintext, _identity(_ORDER_LABEL, order_id, project_id))
+
+
+def open_order_params(kek: bytes, blob: bytes, *, order_id: str, project_id: str) -> bytes:
+    return _aead.open_sealed(kek, blob, _identity(_ORDER_LABEL, order_id, project_id))
 
 
 def kek_context(*, kek_id: str, project_id: str) -> bytes:

@@ -10,7 +10,7 @@ an order's effects happen exactly once.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -35,6 +35,8 @@ class OrderRecord:
     error_reason: str | None
     created_at: datetime
     updated_at: datetime
+    kek_id: str | None = None
+    sealed_params: bytes | None = field(default=None, repr=False)
 
 
 def _record(row: Any) -> OrderRecord:
@@ -51,6 +53,8 @@ def _record(row: Any) -> OrderRecord:
         error_reason=row.error_reason,
         created_at=row.created_at,
         updated_at=row.updated_at,
+        kek_id=row.kek_id,
+        sealed_params=row.sealed_params,
     )
 
 
@@ -63,9 +67,13 @@ def insert_order(
     meta: dict[str, Any],
     creator_id: str | None,
     now: datetime,
+    kek_id: str | None = None,
+    sealed_params: bytes | None = None,
 ) -> None:
     conn.execute(
         insert(orders).values(
+            kek_id=kek_id,
+            sealed_params=sealed_params,
             id=order_id,
             project_id=project_id,
             type=type_,
@@ -155,3 +163,17 @@ def fail(conn: Connection, order_id: str, *, worker: str, now: datetime, status_
         )
     )
     return result.rowcount == 1
+
+
+def attempts(conn: Connection, order_id: str) -> int:
+    value = conn.execute(select(orders.c.attempts).where(orders.c.id == order_id)).scalar_one_or_none()
+    return int(value or 0)
+
+
+def release(conn: Connection, order_id: str, *, worker: str, until: datetime) -> None:
+    """Shorten ``worker``'s lease so that any worker may claim the order again from ``until`` on."""
+    conn.execute(
+        update(orders)
+        .where(orders.c.id == order_id, orders.c.claimed_by == worker, orders.c.status == PENDING)
+        .values(claimed_until=until)
+    )

@@ -192,6 +192,9 @@ orders = Table(
     Column("container_id", String(36)),
     Column("error_status_code", String(16)),
     Column("error_reason", String(255)),
+    # Parameters that must not be shown back (an asymmetric order's passphrase), sealed under the project KEK.
+    Column("sealed_params", LargeBinary(4096)),
+    Column("kek_id", String(36), ForeignKey("project_keks.id")),
     Column("created_at", Timestamp, nullable=False),
     Column("updated_at", Timestamp, nullable=False),
     # The lease of the worker processing the order; an expired lease means the worker died: re-claim.

@@ -48,11 +48,14 @@ def upgrade() -> None:
         sa.Column("container_id", sa.String(length=36), nullable=True),
         sa.Column("error_status_code", sa.String(length=16), nullable=True),
         sa.Column("error_reason", sa.String(length=255), nullable=True),
+        sa.Column("sealed_params", sa.LargeBinary(length=4096), nullable=True),
+        sa.Column("kek_id", sa.String(length=36), nullable=True),
         sa.Column("created_at", Timestamp, nullable=False),
         sa.Column("updated_at", Timestamp, nullable=False),
         sa.Column("claimed_by", sa.String(length=64), nullable=True),
         sa.Column("claimed_until", Timestamp, nullable=True),
         sa.Column("attempts", sa.Integer(), nullable=False),
+        sa.ForeignKeyConstraint(["kek_id"], ["project_keks.id"], name=op.f("fk_orders_kek_id_project_keks")),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_orders")),
     )
     with op.batch_alter_table("orders", schema=None) as batch_op:
