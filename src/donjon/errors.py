@@ -38,6 +38,10 @@ class NotAcceptable(DonjonError):
     """The requested representation cannot be produced (406)."""
 
 
+class MethodNotAllowed(DonjonError):
+    """The resource exists but refuses this method, with a reason (405)."""
+
+
 class Forbidden(DonjonError):
     """Policy or quota denies the operation (403)."""
 

@@ -13,7 +13,17 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
-from donjon.api import secret_consumers, secret_metadata, secrets, versions
+from donjon.api import (
+    acls,
+    containers,
+    orders,
+    quotas,
+    secret_consumers,
+    secret_metadata,
+    secrets,
+    unsupported,
+    versions,
+)
 from donjon.api.common import AppContext, json_response
 from donjon.api.errors import error_response
 from donjon.api.middleware import OpenStackMiddleware
@@ -21,14 +31,21 @@ from donjon.api.openapi import openapi_document
 from donjon.config import Settings
 from donjon.crypto.keys import ProjectKeys
 from donjon.keystores import open_keystore
+from donjon.policy import Policy
+from donjon.services.acls import AclService
+from donjon.services.containers import ContainerService
+from donjon.services.orders import OrderProcessor, OrderService
+from donjon.services.quotas import QuotaAdmin, Quotas
 from donjon.services.secrets import SecretService
 from donjon.storage.database import Database
+from donjon.workers.orders import OrderWorker
 
 log = logging.getLogger("donjon")
 
 
 def _routes() -> list[Route]:
     s, m, c = secrets, secret_metadata, secret_consumers
+    k, o, q, u = containers, orders, quotas, unsupported
     return [
         Route("/", versions.root, methods=["GET"]),
         Route("/healthcheck", _healthcheck, methods=["GET"]),
@@ -49,6 +66,41 @@ def _routes() -> list[Route]:
         Route("/v1/secrets/{secret_id}/consumers", c.list_consumers, methods=["GET"]),
         Route("/v1/secrets/{secret_id}/consumers", c.add_consumer, methods=["POST"]),
         Route("/v1/secrets/{secret_id}/consumers", c.remove_consumer, methods=["DELETE"]),
+        *_acl_routes("/v1/secrets/{secret_id}/acl"),
+        Route("/v1/containers", k.list_containers, methods=["GET"]),
+        Route("/v1/containers", k.create_container, methods=["POST"]),
+        Route("/v1/containers/{container_id}", k.get_container, methods=["GET"]),
+        Route("/v1/containers/{container_id}", k.delete_container, methods=["DELETE"]),
+        Route("/v1/containers/{container_id}/secrets", k.add_secret, methods=["POST"]),
+        Route("/v1/containers/{container_id}/secrets", k.remove_secret, methods=["DELETE"]),
+        Route("/v1/containers/{container_id}/consumers", k.list_consumers, methods=["GET"]),
+        Route("/v1/containers/{container_id}/consumers", k.add_consumer, methods=["POST"]),
+        Route("/v1/containers/{container_id}/consumers", k.remove_consumer, methods=["DELETE"]),
+        *_acl_routes("/v1/containers/{container_id}/acl"),
+        Route("/v1/orders", o.list_orders, methods=["GET"]),
+        Route("/v1/orders", o.create_order, methods=["POST"]),
+        Route("/v1/orders", o.put_orders, methods=["PUT"]),
+        Route("/v1/orders/{order_id}", o.get_order, methods=["GET"]),
+        Route("/v1/orders/{order_id}", o.delete_order, methods=["DELETE"]),
+        Route("/v1/quotas", q.get_quotas, methods=["GET"]),
+        Route("/v1/project-quotas", q.list_project_quotas, methods=["GET"]),
+        Route("/v1/project-quotas/{project_id}", q.get_project_quotas, methods=["GET"]),
+        Route("/v1/project-quotas/{project_id}", q.put_project_quotas, methods=["PUT"]),
+        Route("/v1/project-quotas/{project_id}", q.delete_project_quotas, methods=["DELETE"]),
+        Route("/v1/secret-stores", u.secret_stores, methods=["GET"]),
+        Route("/v1/secret-stores/{path:path}", u.secret_stores, methods=["GET", "POST", "DELETE"]),
+        Route("/v1/transport_keys", u.list_transport_keys, methods=["GET"]),
+        Route("/v1/transport_keys", u.create_transport_key, methods=["POST"]),
+        Route("/v1/transport_keys/{transport_key_id}", u.transport_key, methods=["GET", "DELETE"]),
+    ]
+
+
+def _acl_routes(path: str) -> list[Route]:
+    return [
+        Route(path, acls.get_acl, methods=["GET"]),
+        Route(path, acls.put_acl, methods=["PUT"]),
+        Route(path, acls.patch_acl, methods=["PATCH"]),
+        Route(path, acls.delete_acl, methods=["DELETE"]),
     ]
 
 
@@ -71,8 +123,20 @@ def build_context(settings: Settings) -> tuple[AppContext, Database]:
     db = Database(settings.effective_database_url)
     keystore = open_keystore(settings.keystore.type, settings.keystore_options())
     keys = ProjectKeys(db, keystore, settings.kek_cache_seconds)
-    service = SecretService(db, keys, max_secret_bytes=settings.limits.max_secret_bytes)
-    return AppContext(settings=settings, secrets=service), db
+    policy = Policy(policy_file=settings.policy_file, enforce_new_defaults=settings.enforce_new_defaults)
+    quotas = Quotas(settings.quotas)
+    worker = OrderWorker(db, OrderProcessor(db, keys), settings.orders) if settings.orders.run_in_server else None
+    context = AppContext(
+        settings=settings,
+        policy=policy,
+        secrets=SecretService(db, keys, max_secret_bytes=settings.limits.max_secret_bytes),
+        containers=ContainerService(db, policy, quotas),
+        orders=OrderService(db, keys, policy, quotas),
+        acls=AclService(db, policy),
+        quota_admin=QuotaAdmin(db, policy, quotas),
+        order_worker=worker,
+    )
+    return context, db
 
 
 def create_app(settings: Settings | None = None) -> Starlette:
@@ -81,7 +145,11 @@ def create_app(settings: Settings | None = None) -> Starlette:
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        if context.order_worker is not None:
+            context.order_worker.start()
         yield
+        if context.order_worker is not None:
+            context.order_worker.stop()
         db.dispose()
 
     app = Starlette(

@@ -17,7 +17,13 @@ from donjon.auth import Caller
 from donjon.auth.dev import caller_from_headers
 from donjon.config import Settings
 from donjon.errors import InvalidInput, TooLarge, UnsupportedMediaType
+from donjon.policy import Policy
+from donjon.services.acls import AclService
+from donjon.services.containers import ContainerService
+from donjon.services.orders import OrderService
+from donjon.services.quotas import QuotaAdmin
 from donjon.services.secrets import SecretService
+from donjon.workers.orders import OrderWorker
 
 Handler = Callable[[Request], Awaitable[Response]]
 
@@ -27,7 +33,14 @@ class AppContext:
     """What handlers reach through ``request.app.state.ctx``."""
 
     settings: Settings
+    policy: Policy
     secrets: SecretService
+    containers: ContainerService
+    orders: OrderService
+    acls: AclService
+    quota_admin: QuotaAdmin
+    # The order worker of this process, woken when an order is queued here (None: workers run elsewhere).
+    order_worker: OrderWorker | None
 
 
 def ctx(request: Request) -> AppContext:

@@ -10,9 +10,13 @@ from collections.abc import Callable
 
 from sqlalchemy import Connection
 
+from donjon.auth import Caller
 from donjon.config import QuotaConfig
-from donjon.errors import Forbidden
+from donjon.errors import Forbidden, InvalidInput, NotFound
+from donjon.policy import Policy
 from donjon.storage import quotas as repo
+from donjon.storage.database import Database
+from donjon.timeutil import utcnow
 
 Counter = Callable[[Connection, str], int]
 
@@ -45,3 +49,56 @@ class Quotas:
             if all(count(conn, project_id) < quota for count in counters):
                 return
         raise Forbidden("Creation not allowed because a quota has been reached.")
+
+
+class QuotaAdmin:
+    """``/v1/quotas`` and ``/v1/project-quotas``: reading the caller's quotas, and an admin's overrides."""
+
+    def __init__(self, db: Database, policy: Policy, quotas: Quotas) -> None:
+        self._db = db
+        self._policy = policy
+        self._quotas = quotas
+
+    def effective(self, caller: Caller) -> dict[str, int]:
+        self._policy.enforce("quotas:get", caller, operation="Quotas retrieval")
+        with self._db.read() as conn:
+            return self._quotas.effective(conn, caller.project_id)
+
+    def list_overrides(self, caller: Caller, offset: int, limit: int) -> tuple[list[repo.ProjectQuotas], int]:
+        self._policy.enforce("project_quotas:get", caller, operation="Project Quotas retrieval")
+        with self._db.read() as conn:
+            return repo.list_all(conn, offset, limit)
+
+    def get_override(self, caller: Caller, project_id: str) -> repo.ProjectQuotas:
+        self._policy.enforce("project_quotas:get", caller, operation="Project Quotas retrieval")
+        with self._db.read() as conn:
+            found = repo.get(conn, project_id)
+        if found is None:
+            raise NotFound("Project quotas not found.")
+        return found
+
+    def set_override(self, caller: Caller, project_id: str, values: dict[str, int]) -> None:
+        self._policy.enforce("project_quotas:put", caller, operation="Project Quotas update")
+        with self._db.write() as conn:
+            repo.put(conn, project_id, values, utcnow())
+
+    def delete_override(self, caller: Caller, project_id: str) -> None:
+        self._policy.enforce("project_quotas:delete", caller, operation="Project Quotas deletion")
+        with self._db.write() as conn:
+            if not repo.remove(conn, project_id):
+                raise NotFound("Project quotas not found.")
+
+
+def parse_project_quotas(body: object) -> dict[str, int]:
+    if body is None or body == {}:
+        raise InvalidInput("No data supplied to process.")
+    if not isinstance(body, dict) or set(body) != {"project_quotas"} or not isinstance(body["project_quotas"], dict):
+        raise InvalidInput("Provided object does not match schema 'Project Quotas': 'project_quotas' is required")
+    values = body["project_quotas"]
+    unknown = set(values) - set(repo.RESOURCES)
+    if unknown:
+        raise InvalidInput(f"Provided object does not match schema 'Project Quotas': unknown {sorted(unknown)}")
+    for key, value in values.items():
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise InvalidInput(f"Provided object does not match schema 'Project Quotas': '{key}' must be an integer")
+    return dict(values)

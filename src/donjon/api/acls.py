@@ -1,0 +1,56 @@
+"""``/v1/{secrets,containers}/{id}/acl`` (spec §7)."""
+
+from __future__ import annotations
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import Response
+
+from donjon.api.common import authenticate, base_url, ctx, json_response, operation, read_json
+from donjon.services.acls import parse_acl
+
+
+def _target(request: Request) -> tuple[str, str]:
+    params = request.path_params
+    if "secret_id" in params:
+        return "secret", params["secret_id"]
+    return "container", params["container_id"]
+
+
+def _acl_ref(request: Request, kind: str, entity_id: str) -> str:
+    return f"{base_url(request)}/v1/{kind}s/{entity_id}/acl"
+
+
+@operation("ACL retrieval")
+async def get_acl(request: Request) -> Response:
+    caller = authenticate(request)
+    kind, entity_id = _target(request)
+    body = await run_in_threadpool(ctx(request).acls.get, caller, kind, entity_id)
+    return json_response(body)
+
+
+async def _set(request: Request, *, replace: bool) -> Response:
+    caller = authenticate(request)
+    kind, entity_id = _target(request)
+    change = parse_acl(await read_json(request))
+    await run_in_threadpool(lambda: ctx(request).acls.set(caller, kind, entity_id, change, replace=replace))
+    return json_response({"acl_ref": _acl_ref(request, kind, entity_id)})
+
+
+@operation("ACL update")
+async def put_acl(request: Request) -> Response:
+    return await _set(request, replace=True)
+
+
+@operation("ACL update")
+async def patch_acl(request: Request) -> Response:
+    return await _set(request, replace=False)
+
+
+@operation("ACL deletion")
+async def delete_acl(request: Request) -> Response:
+    caller = authenticate(request)
+    kind, entity_id = _target(request)
+    await run_in_threadpool(ctx(request).acls.delete, caller, kind, entity_id)
+    # Barbican answers 200 with a JSON null body, and tempest parses it as JSON.
+    return json_response(None)

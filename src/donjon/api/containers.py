@@ -1,0 +1,151 @@
+"""``/v1/containers`` (spec §5): containers, their secrets and consumers."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import Response
+
+from donjon.api.common import (
+    authenticate,
+    base_url,
+    ctx,
+    json_response,
+    operation,
+    paged_body,
+    paging,
+    read_json,
+)
+from donjon.api.representations import secret_ref
+from donjon.services.containers import (
+    ContainerView,
+    consumer_fields,
+    container_secret_ref,
+    parse_container,
+)
+from donjon.timeutil import isoformat
+
+
+def container_ref(base: str, container_id: str) -> str:
+    return f"{base}/v1/containers/{container_id}"
+
+
+def container_body(base: str, view: ContainerView) -> dict[str, Any]:
+    c = view.container
+    return {
+        "container_ref": container_ref(base, c.id),
+        "name": c.name,
+        "type": c.type,
+        "status": "ACTIVE",
+        "created": isoformat(c.created_at),
+        "updated": isoformat(c.updated_at),
+        "creator_id": c.creator_id,
+        "secret_refs": [{"name": s.name, "secret_ref": secret_ref(base, s.secret_id)} for s in view.secrets],
+        "consumers": [{"name": k.name, "URL": k.url} for k in view.consumers],
+    }
+
+
+@operation("Container creation")
+async def create_container(request: Request) -> Response:
+    caller = authenticate(request)
+    base = base_url(request)
+    new = parse_container(await read_json(request), base)
+    container_id = await run_in_threadpool(ctx(request).containers.create, caller, new)
+    ref = container_ref(base, container_id)
+    return json_response({"container_ref": ref}, status=201, headers={"Location": ref})
+
+
+@operation("Containers(s) retrieval")
+async def list_containers(request: Request) -> Response:
+    caller = authenticate(request)
+    offset, limit = paging(request)
+    params = request.query_params
+    views, total = await run_in_threadpool(
+        lambda: ctx(request).containers.list_containers(
+            caller, name=params.get("name") or None, type_=params.get("type") or None, offset=offset, limit=limit
+        )
+    )
+    base = base_url(request)
+    extra = [(k, v) for k, v in params.multi_items() if k in ("name", "type")]
+    body = paged_body(
+        request, "containers", [container_body(base, v) for v in views], total, offset, limit, "containers", extra
+    )
+    return json_response(body)
+
+
+@operation("Container retrieval")
+async def get_container(request: Request) -> Response:
+    caller = authenticate(request)
+    view = await run_in_threadpool(ctx(request).containers.get, caller, request.path_params["container_id"])
+    return json_response(container_body(base_url(request), view))
+
+
+@operation("Container deletion")
+async def delete_container(request: Request) -> Response:
+    caller = authenticate(request)
+    await run_in_threadpool(ctx(request).containers.delete, caller, request.path_params["container_id"])
+    return Response(status_code=204)
+
+
+@operation("Container Secret creation")
+async def add_secret(request: Request) -> Response:
+    caller = authenticate(request)
+    base = base_url(request)
+    ref = container_secret_ref(await read_json(request), base)
+    container_id = request.path_params["container_id"]
+    await run_in_threadpool(ctx(request).containers.add_secret, caller, container_id, ref)
+    location = container_ref(base, container_id)
+    return json_response({"container_ref": location}, status=201, headers={"Location": location})
+
+
+@operation("Container Secret deletion")
+async def remove_secret(request: Request) -> Response:
+    caller = authenticate(request)
+    ref = container_secret_ref(await read_json(request), base_url(request))
+    await run_in_threadpool(ctx(request).containers.remove_secret, caller, request.path_params["container_id"], ref)
+    return Response(status_code=204)
+
+
+@operation("Container consumers retrieval")
+async def list_consumers(request: Request) -> Response:
+    caller = authenticate(request)
+    offset, limit = paging(request)
+    container_id = request.path_params["container_id"]
+    consumers, total = await run_in_threadpool(
+        ctx(request).containers.list_consumers, caller, container_id, offset, limit
+    )
+    items = [
+        {
+            "name": c.name,
+            "URL": c.url,
+            "created": isoformat(c.created_at),
+            "updated": isoformat(c.updated_at),
+            "status": "ACTIVE",
+        }
+        for c in consumers
+    ]
+    return json_response(
+        paged_body(request, "consumers", items, total, offset, limit, f"containers/{container_id}/consumers")
+    )
+
+
+@operation("Container consumer creation")
+async def add_consumer(request: Request) -> Response:
+    caller = authenticate(request)
+    name, url = consumer_fields(await read_json(request))
+    view = await run_in_threadpool(
+        ctx(request).containers.add_consumer, caller, request.path_params["container_id"], name, url
+    )
+    return json_response(container_body(base_url(request), view))
+
+
+@operation("Container consumer deletion")
+async def remove_consumer(request: Request) -> Response:
+    caller = authenticate(request)
+    name, url = consumer_fields(await read_json(request))
+    view = await run_in_threadpool(
+        ctx(request).containers.remove_consumer, caller, request.path_params["container_id"], name, url
+    )
+    return json_response(container_body(base_url(request), view))

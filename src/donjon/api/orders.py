@@ -1,0 +1,96 @@
+"""``/v1/orders`` (spec §6): queue a generation (202) and follow it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import Response
+
+from donjon.api.common import authenticate, base_url, ctx, json_response, operation, paged_body, paging, read_json
+from donjon.api.containers import container_ref
+from donjon.api.representations import secret_ref
+from donjon.errors import MethodNotAllowed
+from donjon.services.orders import parse_order
+from donjon.storage.orders import ACTIVE, OrderRecord
+from donjon.timeutil import isoformat
+
+
+def order_ref(base: str, order_id: str) -> str:
+    return f"{base}/v1/orders/{order_id}"
+
+
+def order_body(base: str, order: OrderRecord) -> dict[str, Any]:
+    # Only keys that have values, and the meta exactly as stored: python-barbicanclient builds
+    # KeyOrder(**body, **meta) and raises on any key it does not know.
+    body: dict[str, Any] = {
+        "order_ref": order_ref(base, order.id),
+        "type": order.type,
+        "status": order.status,
+        "created": isoformat(order.created_at),
+        "updated": isoformat(order.updated_at),
+        "meta": order.meta,
+        "creator_id": order.creator_id,
+    }
+    if order.secret_id:
+        body["secret_ref"] = secret_ref(base, order.secret_id)
+    if order.container_id:
+        body["container_ref"] = container_ref(base, order.container_id)
+    if order.status == ACTIVE:
+        body["sub_status"] = "Unknown"
+        body["sub_status_message"] = "Unknown"
+    if order.error_status_code:
+        body["error_status_code"] = order.error_status_code
+        body["error_reason"] = order.error_reason
+    return {k: v for k, v in body.items() if v is not None}
+
+
+@operation("Order creation")
+async def create_order(request: Request) -> Response:
+    caller = authenticate(request)
+    context = ctx(request)
+    order = parse_order(await read_json(request))
+    order_id = await run_in_threadpool(context.orders.create, caller, order)
+    if context.order_worker is not None:
+        context.order_worker.wake()
+    ref = order_ref(base_url(request), order_id)
+    return json_response({"order_ref": ref}, status=202, headers={"Location": ref})
+
+
+@operation("Order(s) retrieval")
+async def list_orders(request: Request) -> Response:
+    caller = authenticate(request)
+    offset, limit = paging(request)
+    params = request.query_params
+    records, total = await run_in_threadpool(
+        lambda: ctx(request).orders.list_orders(
+            caller, type_=params.get("type"), meta_like=params.get("meta"), offset=offset, limit=limit
+        )
+    )
+    base = base_url(request)
+    extra = [(k, v) for k, v in params.multi_items() if k in ("type", "meta")]
+    return json_response(
+        paged_body(request, "orders", [order_body(base, o) for o in records], total, offset, limit, "orders", extra)
+    )
+
+
+@operation("Order retrieval")
+async def get_order(request: Request) -> Response:
+    caller = authenticate(request)
+    order = await run_in_threadpool(ctx(request).orders.get, caller, request.path_params["order_id"])
+    return json_response(order_body(base_url(request), order))
+
+
+@operation("Order deletion")
+async def delete_order(request: Request) -> Response:
+    caller = authenticate(request)
+    await run_in_threadpool(ctx(request).orders.delete, caller, request.path_params["order_id"])
+    return Response(status_code=204)
+
+
+@operation("Order update")
+async def put_orders(request: Request) -> Response:
+    caller = authenticate(request)
+    ctx(request).policy.enforce("orders:put", caller, operation="Order update")
+    raise MethodNotAllowed("Order update is not supported.")

@@ -1,0 +1,50 @@
+"""``/v1/quotas`` and ``/v1/project-quotas`` (spec §8)."""
+
+from __future__ import annotations
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import Response
+
+from donjon.api.common import authenticate, ctx, json_response, operation, paged_body, paging, read_json
+from donjon.services.quotas import parse_project_quotas
+
+
+@operation("Quotas retrieval")
+async def get_quotas(request: Request) -> Response:
+    caller = authenticate(request)
+    values = await run_in_threadpool(ctx(request).quota_admin.effective, caller)
+    return json_response({"quotas": values})
+
+
+@operation("Project Quotas retrieval")
+async def list_project_quotas(request: Request) -> Response:
+    caller = authenticate(request)
+    offset, limit = paging(request)
+    rows, total = await run_in_threadpool(ctx(request).quota_admin.list_overrides, caller, offset, limit)
+    items = [{"project_id": r.project_id, "project_quotas": r.values} for r in rows]
+    # Barbican's links say "project_quotas", which is not a route; these point at the real one.
+    return json_response(paged_body(request, "project_quotas", items, total, offset, limit, "project-quotas"))
+
+
+@operation("Project Quotas retrieval")
+async def get_project_quotas(request: Request) -> Response:
+    caller = authenticate(request)
+    row = await run_in_threadpool(ctx(request).quota_admin.get_override, caller, request.path_params["project_id"])
+    return json_response({"project_quotas": row.values})
+
+
+@operation("Project Quotas update")
+async def put_project_quotas(request: Request) -> Response:
+    caller = authenticate(request)
+    body = await request.body()
+    values = parse_project_quotas(await read_json(request) if body.strip() else None)
+    await run_in_threadpool(ctx(request).quota_admin.set_override, caller, request.path_params["project_id"], values)
+    return Response(status_code=204)
+
+
+@operation("Project Quotas deletion")
+async def delete_project_quotas(request: Request) -> Response:
+    caller = authenticate(request)
+    await run_in_threadpool(ctx(request).quota_admin.delete_override, caller, request.path_params["project_id"])
+    return Response(status_code=204)

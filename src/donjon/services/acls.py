@@ -1,0 +1,95 @@
+"""Read ACLs of secrets and containers (spec §7): users of any project who may read, and whether the rest
+of the owning project may (``project-access``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from donjon.auth import Caller
+from donjon.errors import InvalidInput
+from donjon.policy import Policy
+from donjon.services import access
+from donjon.storage import acls as repo
+from donjon.storage.database import Database
+from donjon.timeutil import isoformat, utcnow
+
+
+@dataclass(frozen=True)
+class AclChange:
+    project_access: bool | None
+    users: list[str] | None
+
+
+def parse_acl(body: Any) -> AclChange:
+    """``{"read": {"users": [...], "project-access": bool}}``; an empty body changes nothing."""
+    if body is None:
+        body = {}
+    if not isinstance(body, dict) or set(body) - {"read"}:
+        raise InvalidInput("Provided object does not match schema 'ACL': only the 'read' operation is supported")
+    read = body.get("read", {})
+    if not isinstance(read, dict) or set(read) - {"users", "project-access"}:
+        raise InvalidInput("Provided object does not match schema 'ACL': 'read' takes 'users' and 'project-access'")
+    users = read.get("users")
+    if users is not None and (
+        not isinstance(users, list) or any(not isinstance(u, str) or not u.strip() or len(u) > 255 for u in users)
+    ):
+        # Every element is checked (Barbican's schema only looks at the first).
+        raise InvalidInput("Provided object does not match schema 'ACL': 'users' must be a list of user ids")
+    project_access = read.get("project-access")
+    if project_access is not None and not isinstance(project_access, bool):
+        raise InvalidInput("Provided object does not match schema 'ACL': 'project-access' must be a boolean")
+    return AclChange(project_access, [u.strip() for u in users] if users is not None else None)
+
+
+class AclService:
+    def __init__(self, db: Database, policy: Policy) -> None:
+        self._db = db
+        self._policy = policy
+
+    def _entity(self, conn: Any, caller: Caller, kind: str, entity_id: str, rule: str, operation: str) -> str:
+        if kind == "secret":
+            return access.secret_for(conn, self._policy, caller, entity_id, f"secret_acls:{rule}", operation).id
+        return access.container_for(conn, self._policy, caller, entity_id, f"container_acls:{rule}", operation).id
+
+    @staticmethod
+    def _tables(kind: str) -> Any:
+        return repo.SECRET if kind == "secret" else repo.CONTAINER
+
+    def get(self, caller: Caller, kind: str, entity_id: str) -> dict[str, Any]:
+        with self._db.read() as conn:
+            eid = self._entity(conn, caller, kind, entity_id, "get", f"{kind.capitalize()} ACL retrieval")
+            acl = repo.get(conn, self._tables(kind), eid)
+        if acl is None:
+            return {"read": {"project-access": True}}
+        return {
+            "read": {
+                "project-access": acl.project_access,
+                "users": acl.users,
+                "created": isoformat(acl.created_at),
+                "updated": isoformat(acl.updated_at),
+            }
+        }
+
+    def set(self, caller: Caller, kind: str, entity_id: str, change: AclChange, *, replace: bool) -> None:
+        """PUT replaces (omitted fields get their defaults); PATCH merges (omitted fields stay)."""
+        with self._db.write() as conn:
+            eid = self._entity(conn, caller, kind, entity_id, "put_patch", f"{kind.capitalize()} ACL update")
+            if replace:
+                project_access = True if change.project_access is None else change.project_access
+                users = change.users if change.users is not None else []
+                repo.put(conn, self._tables(kind), eid, project_access=project_access, users=users, now=utcnow())
+            else:
+                repo.put(
+                    conn,
+                    self._tables(kind),
+                    eid,
+                    project_access=change.project_access,
+                    users=change.users,
+                    now=utcnow(),
+                )
+
+    def delete(self, caller: Caller, kind: str, entity_id: str) -> None:
+        with self._db.write() as conn:
+            eid = self._entity(conn, caller, kind, entity_id, "delete", f"{kind.capitalize()} ACL deletion")
+            repo.remove(conn, self._tables(kind), eid)

@@ -1,0 +1,82 @@
+"""Loading a secret or container with the ACL facts about one caller, in a single query.
+
+The row is found by id in any project; whether the caller may see it is the policy's decision, made on
+the owner, creator and ACL returned here (never on anything the request supplies).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, and_, literal, or_, select
+
+from donjon.storage.containers import ContainerRecord
+from donjon.storage.records import SecretRecord
+from donjon.storage.tables import (
+    container_acl_users,
+    container_acls,
+    containers,
+    secret_acl_users,
+    secret_acls,
+    secrets,
+)
+
+
+@dataclass(frozen=True)
+class AccessFacts:
+    project_access: bool  # no ACL row: True
+    listed: bool  # the caller is in the read ACL's users
+
+
+def secret_with_access(
+    conn: Connection, secret_id: str, user_id: str | None, now: datetime, *, with_payload: bool
+) -> tuple[SecretRecord, AccessFacts] | None:
+    cols = [c for c in secrets.c if with_payload or c.name != "ciphertext"]
+    users = secret_acl_users.alias("u")
+    stmt = (
+        select(*cols, secret_acls.c.project_access, users.c.user_id.label("acl_user"))
+        .select_from(
+            secrets.outerjoin(secret_acls, secret_acls.c.secret_id == secrets.c.id).outerjoin(
+                users, and_(users.c.secret_id == secrets.c.id, users.c.user_id == (user_id or literal(None)))
+            )
+        )
+        .where(secrets.c.id == secret_id, or_(secrets.c.expiration.is_(None), secrets.c.expiration > now))
+    )
+    row = conn.execute(stmt).first()
+    if row is None:
+        return None
+    m = row._mapping
+    record = SecretRecord(**{k: m[k] for k in SecretRecord.__dataclass_fields__ if k in m})
+    return record, _facts(m)
+
+
+def container_with_access(
+    conn: Connection, container_id: str, user_id: str | None
+) -> tuple[ContainerRecord, AccessFacts] | None:
+    users = container_acl_users.alias("u")
+    stmt = (
+        select(*containers.c, container_acls.c.project_access, users.c.user_id.label("acl_user"))
+        .select_from(
+            containers.outerjoin(container_acls, container_acls.c.container_id == containers.c.id).outerjoin(
+                users, and_(users.c.container_id == containers.c.id, users.c.user_id == (user_id or literal(None)))
+            )
+        )
+        .where(containers.c.id == container_id)
+    )
+    row = conn.execute(stmt).first()
+    if row is None:
+        return None
+    m = row._mapping
+    record = ContainerRecord(
+        m["id"], m["project_id"], m["name"], m["type"], m["creator_id"], m["created_at"], m["updated_at"]
+    )
+    return record, _facts(m)
+
+
+def _facts(m: Any) -> AccessFacts:
+    project_access = m["project_access"]
+    return AccessFacts(
+        project_access=True if project_access is None else bool(project_access), listed=m["acl_user"] is not None
+    )
