@@ -129,7 +129,7 @@ def build_context(settings: Settings) -> tuple[AppContext, Database]:
     context = AppContext(
         settings=settings,
         policy=policy,
-        secrets=SecretService(db, keys, max_secret_bytes=settings.limits.max_secret_bytes),
+        secrets=SecretService(db, keys, policy, quotas, max_secret_bytes=settings.limits.max_secret_bytes),
         containers=ContainerService(db, policy, quotas),
         orders=OrderService(db, keys, policy, quotas),
         acls=AclService(db, policy),

@@ -20,7 +20,6 @@ from donjon.api.common import (
 )
 from donjon.api.representations import secret_body, secret_ref
 from donjon.errors import InvalidInput
-from donjon.services.secrets import SecretView
 from donjon.services.validation import SECRET_TYPES, new_secret
 from donjon.storage.secrets import SecretQuery, TimeBound
 from donjon.timeutil import parse_iso8601, utcnow
@@ -113,11 +112,11 @@ async def list_secrets(request: Request) -> Response:
     query = _list_query(request, caller.project_id, offset, limit)
     with_consumers = microversion(request) >= (1, 1)
     if request.query_params.get("acl_only", "").lower() == "true":
-        # Secrets shared with the caller through ACLs; there is no ACL yet (ACLs come with the surface issue).
-        views: list[SecretView] = []
-        total = 0
-    else:
-        views, total = await run_in_threadpool(ctx(request).secrets.list_secrets, query, with_consumers=with_consumers)
+        # Secrets of any project shared with the caller through their read ACL.
+        query.acl_user = caller.user_id or ""
+    views, total = await run_in_threadpool(
+        lambda: ctx(request).secrets.list_secrets(caller, query, with_consumers=with_consumers)
+    )
     base = base_url(request)
     items = [secret_body(base, v, with_consumers=with_consumers) for v in views]
     extra = [(k, v) for k, v in request.query_params.multi_items() if k not in ("limit", "offset")]

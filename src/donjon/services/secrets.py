@@ -11,8 +11,11 @@ from donjon.auth import Caller
 from donjon.crypto import open_payload, seal_payload
 from donjon.crypto.keys import ProjectKeys
 from donjon.errors import Conflict, InvalidInput, NotFound, TooLarge, UnsupportedMediaType
-from donjon.services import payloads
-from donjon.services.validation import NewSecret, is_canonical_uuid4
+from donjon.policy import Policy, Target
+from donjon.services import access, payloads
+from donjon.services.quotas import Quotas
+from donjon.services.sealing import new_secret_record
+from donjon.services.validation import NewSecret
 from donjon.storage import secrets as repo
 from donjon.storage.database import Database
 from donjon.storage.records import ConsumerRecord, SecretRecord
@@ -26,62 +29,46 @@ class SecretView:
 
 
 class SecretService:
-    def __init__(self, db: Database, keys: ProjectKeys, *, max_secret_bytes: int) -> None:
+    def __init__(
+        self, db: Database, keys: ProjectKeys, policy: Policy, quotas: Quotas, *, max_secret_bytes: int
+    ) -> None:
         self._db = db
         self._keys = keys
+        self._policy = policy
+        self._quotas = quotas
         self._max_secret_bytes = max_secret_bytes
 
     # --- lookup ---------------------------------------------------------------------------------------
 
-    def _find(self, conn: Connection, caller: Caller, secret_id: str, *, with_payload: bool = False) -> SecretRecord:
-        # Another project's secret is "not found", exactly like a missing one: no existence oracle.
-        if not is_canonical_uuid4(secret_id):
-            raise NotFound("Not Found. Provided secret id is invalid.")
-        record = repo.get_secret(conn, caller.project_id, secret_id, utcnow(), with_payload=with_payload)
-        if record is None:
-            raise NotFound("Secret not found.")
-        return record
+    def _find(
+        self, conn: Connection, caller: Caller, secret_id: str, rule: str, operation: str, *, with_payload: bool = False
+    ) -> SecretRecord:
+        return access.secret_for(conn, self._policy, caller, secret_id, rule, operation, with_payload=with_payload)
 
     # --- secrets --------------------------------------------------------------------------------------
 
     def create(self, caller: Caller, new: NewSecret) -> SecretRecord:
-        secret_id = str(uuid.uuid4())
-        now = utcnow()
-        kek_id = ciphertext = None
-        if new.payload is not None:
-            kek = self._keys.active(caller.project_id)
-            kek_id = kek.id
-            ciphertext = seal_payload(kek.key, new.payload, secret_id=secret_id, project_id=caller.project_id)
-        record = SecretRecord(
-            id=secret_id,
-            project_id=caller.project_id,
-            name=new.name,
-            secret_type=new.secret_type,
-            algorithm=new.algorithm,
-            bit_length=new.bit_length,
-            mode=new.mode,
-            creator_id=caller.user_id,
-            expiration=new.expiration,
-            created_at=now,
-            updated_at=now,
-            content_type=new.content_type if new.payload is not None else None,
-            kek_id=kek_id,
-            ciphertext=ciphertext,
+        self._policy.enforce("secrets:post", caller, operation="Secret creation")
+        record = new_secret_record(
+            self._keys, new, project_id=caller.project_id, creator_id=caller.user_id, now=utcnow()
         )
         with self._db.write() as conn:
+            self._quotas.check(conn, caller.project_id, "secrets", repo.count_live_secrets)
             repo.insert_secret(conn, record)
         return record
 
     def get(self, caller: Caller, secret_id: str, *, with_consumers: bool) -> SecretView:
         with self._db.read() as conn:
-            record = self._find(conn, caller, secret_id)
+            record = self._find(conn, caller, secret_id, "secret:get", "Secret retrieval")
             consumers = repo.consumers_of(conn, [record.id])[record.id] if with_consumers else []
         return SecretView(record, consumers)
 
     def get_payload(self, caller: Caller, secret_id: str, accept: str | None) -> tuple[bytes, str]:
         """The payload rendered for ``accept``, and the content type to answer with."""
         with self._db.read() as conn:
-            record = self._find(conn, caller, secret_id, with_payload=True)
+            record = self._find(
+                conn, caller, secret_id, "secret:decrypt", "Secret payload retrieval", with_payload=True
+            )
         if record.ciphertext is None or record.content_type is None or record.kek_id is None:
             raise NotFound("Not Found. Sorry but your secret has no payload.")
         chosen = payloads.negotiate(accept, record.content_type)
@@ -114,10 +101,10 @@ class SecretService:
             except UnicodeDecodeError:
                 raise InvalidInput("A text/plain payload must be UTF-8") from None
         with self._db.read() as conn:
-            record = self._find(conn, caller, secret_id)
+            record = self._find(conn, caller, secret_id, "secret:put", "Secret update")
         if record.has_payload:
             raise Conflict("Secret already has data, cannot modify it.")
-        kek = self._keys.active(caller.project_id)
+        kek = self._keys.active(record.project_id)
         sealed = seal_payload(kek.key, body, secret_id=record.id, project_id=record.project_id)
         with self._db.write() as conn:
             if not repo.set_payload(conn, record.id, content_type=main, kek_id=kek.id, ciphertext=sealed, now=utcnow()):
@@ -125,12 +112,18 @@ class SecretService:
 
     def delete(self, caller: Caller, secret_id: str, *, refuse_with_consumers: bool) -> None:
         with self._db.write() as conn:
-            record = self._find(conn, caller, secret_id)
+            record = self._find(conn, caller, secret_id, "secret:delete", "Secret deletion")
             if refuse_with_consumers and repo.count_consumers(conn, record.id):
                 raise InvalidInput("Secret deletion issue seen - Secret cannot be deleted as it has consumers.")
             repo.delete_secret(conn, caller.project_id, record.id)
 
-    def list_secrets(self, query: repo.SecretQuery, *, with_consumers: bool) -> tuple[list[SecretView], int]:
+    def list_secrets(
+        self, caller: Caller, query: repo.SecretQuery, *, with_consumers: bool
+    ) -> tuple[list[SecretView], int]:
+        self._policy.enforce("secrets:get", caller, operation="Secret(s) retrieval")
+        if not self._policy.allowed("secret_project_admin", caller, Target("secret", caller.project_id)):
+            # A private secret (project-access false) is listed only to its creator and the project's admins.
+            query.private_visible_to = caller.user_id or ""
         with self._db.read() as conn:
             records, total = repo.list_secrets(conn, query)
             consumers = repo.consumers_of(conn, [r.id for r in records]) if with_consumers else {}
@@ -140,18 +133,18 @@ class SecretService:
 
     def get_metadata(self, caller: Caller, secret_id: str) -> dict[str, str]:
         with self._db.read() as conn:
-            record = self._find(conn, caller, secret_id)
+            record = self._find(conn, caller, secret_id, "secret_meta:get", "Secret metadata retrieval")
             return repo.get_metadata(conn, record.id)
 
     def replace_metadata(self, caller: Caller, secret_id: str, items: list[tuple[str, str]]) -> None:
         with self._db.write() as conn:
-            record = self._find(conn, caller, secret_id)
+            record = self._find(conn, caller, secret_id, "secret_meta:put", "Secret metadata update")
             repo.replace_metadata(conn, record.id, items)
             repo.touch_secret(conn, record.id, utcnow())
 
     def get_metadatum(self, caller: Caller, secret_id: str, key: str) -> str:
         with self._db.read() as conn:
-            record = self._find(conn, caller, secret_id)
+            record = self._find(conn, caller, secret_id, "secret_meta:get", "Secret metadatum retrieval")
             value = repo.get_metadatum(conn, record.id, key.lower())
         if value is None:
             raise NotFound("Secret metadata not found.")
@@ -159,19 +152,19 @@ class SecretService:
 
     def add_metadatum(self, caller: Caller, secret_id: str, key: str, value: str) -> None:
         with self._db.write() as conn:
-            record = self._find(conn, caller, secret_id)
+            record = self._find(conn, caller, secret_id, "secret_meta:post", "Secret metadatum creation")
             if not repo.insert_metadatum(conn, record.id, key, value):
                 raise Conflict(f"Secret metadata with key '{key}' already exists.")
 
     def update_metadatum(self, caller: Caller, secret_id: str, key: str, value: str) -> None:
         with self._db.write() as conn:
-            record = self._find(conn, caller, secret_id)
+            record = self._find(conn, caller, secret_id, "secret_meta:put", "Secret metadatum update")
             if not repo.update_metadatum(conn, record.id, key, value):
                 raise NotFound("Secret metadata not found.")
 
     def delete_metadatum(self, caller: Caller, secret_id: str, key: str) -> None:
         with self._db.write() as conn:
-            record = self._find(conn, caller, secret_id)
+            record = self._find(conn, caller, secret_id, "secret_meta:delete", "Secret metadatum removal")
             repo.delete_metadatum(conn, record.id, key.lower())
 
     # --- consumers ------------------------------------------------------------------------------------
@@ -180,14 +173,15 @@ class SecretService:
         self, caller: Caller, secret_id: str, offset: int, limit: int
     ) -> tuple[list[ConsumerRecord], int]:
         with self._db.read() as conn:
-            record = self._find(conn, caller, secret_id)
+            record = self._find(conn, caller, secret_id, "secret_consumers:get", "Secret consumers retrieval")
             return repo.list_consumers(conn, record.id, offset, limit)
 
     def add_consumer(
         self, caller: Caller, secret_id: str, service: str, resource_type: str, resource_id: str
     ) -> SecretView:
         with self._db.write() as conn:
-            record = self._find(conn, caller, secret_id)
+            record = self._find(conn, caller, secret_id, "secret_consumers:post", "Secret consumer creation")
+            self._quotas.check(conn, caller.project_id, "consumers", repo.count_project_consumers)
             repo.add_consumer(
                 conn,
                 consumer_id=str(uuid.uuid4()),
@@ -204,7 +198,7 @@ class SecretService:
         self, caller: Caller, secret_id: str, service: str, resource_type: str, resource_id: str
     ) -> SecretView:
         with self._db.write() as conn:
-            record = self._find(conn, caller, secret_id)
+            record = self._find(conn, caller, secret_id, "secret_consumers:delete", "Secret consumer deletion")
             if not repo.remove_consumer(
                 conn, secret_id=record.id, service=service, resource_type=resource_type, resource_id=resource_id
             ):

@@ -11,7 +11,8 @@ from sqlalchemy import Connection, Select, and_, delete, func, insert, or_, sele
 from sqlalchemy.sql.elements import ColumnElement
 
 from donjon.storage.records import ConsumerRecord, SecretRecord
-from donjon.storage.tables import secret_consumers, secret_metadata, secrets
+from donjon.storage.tables import secret_acl_users, secret_acls, secret_consumers, secret_metadata, secrets
+from donjon.timeutil import utcnow
 
 _META_COLUMNS = [c for c in secrets.c if c.name != "ciphertext"]
 
@@ -35,6 +36,10 @@ class SecretQuery:
     secret_type: str | None = None
     time_bounds: dict[str, list[TimeBound]] = field(default_factory=dict)
     sort: list[tuple[str, bool]] = field(default_factory=list)  # (column, descending)
+    # acl_only=true: the secrets of any project whose read ACL lists this user, instead of the project's.
+    acl_user: str | None = None
+    # Set for callers who are not project admins: private secrets are listed only to their creator.
+    private_visible_to: str | None = None
     offset: int = 0
     limit: int = 10
 
@@ -94,7 +99,14 @@ _TIME_OPS = {
 
 def _filtered(query: SecretQuery, stmt: Select[Any]) -> Select[Any]:
     c = secrets.c
-    conds: list[ColumnElement[bool]] = [c.project_id == query.project_id, _alive(query.now)]
+    conds: list[ColumnElement[bool]] = [_alive(query.now)]
+    if query.acl_user is not None:
+        conds.append(c.id.in_(select(secret_acl_users.c.secret_id).where(secret_acl_users.c.user_id == query.acl_user)))
+    else:
+        conds.append(c.project_id == query.project_id)
+        if query.private_visible_to is not None:
+            private = select(secret_acls.c.secret_id).where(secret_acls.c.project_access.is_(False))
+            conds.append(or_(c.id.not_in(private), c.creator_id == query.private_visible_to))
     if query.name:
         conds.append(c.name.like(query.name))
     if query.algorithm:
@@ -247,3 +259,16 @@ def delete_metadatum(conn: Connection, secret_id: str, key: str) -> None:
 
 def touch_secret(conn: Connection, secret_id: str, now: datetime) -> None:
     conn.execute(update(secrets).where(secrets.c.id == secret_id).values(updated_at=now))
+
+
+def count_live_secrets(conn: Connection, project_id: str) -> int:
+    """Secrets that count against the project's quota: expired ones do not (as in Barbican)."""
+    return conn.execute(
+        select(func.count()).select_from(secrets).where(secrets.c.project_id == project_id, _alive(utcnow()))
+    ).scalar_one()
+
+
+def count_project_consumers(conn: Connection, project_id: str) -> int:
+    return conn.execute(
+        select(func.count()).select_from(secret_consumers).where(secret_consumers.c.project_id == project_id)
+    ).scalar_one()
