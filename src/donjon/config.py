@@ -73,7 +73,12 @@ class Settings(BaseSettings):
     # Empty: derived from each request (X-Forwarded-Proto + Host), as Barbican does with a blank host_href.
     host_href: str = ""
     database_url: str = ""
-    auth: Literal["dev"] = "dev"
+    # dev: Barbican's unauthenticated mode (X-Project-Id), loopback only. token: donjon-issued bearer tokens.
+    auth: Literal["dev", "token"] = "dev"
+    # The key of the tokens' keyed hashes; the same file on every node. Default: token.key in the data dir.
+    token_key_file: Path | None = None
+    # How long a validated token is trusted without a database look-up (bounds revocation latency).
+    token_cache_seconds: float = 10.0
     # An oslo.policy YAML file whose rules override the defaults (Barbican's rule names).
     policy_file: Path | None = None
     # Secure RBAC (reader/member/admin). False ORs in Barbican's legacy rules (creator/observer/audit).
@@ -112,6 +117,10 @@ class Settings(BaseSettings):
     @property
     def effective_database_url(self) -> str:
         return self.database_url or f"sqlite:///{self.data_dir / 'donjon.sqlite'}"
+
+    @property
+    def effective_token_key_file(self) -> Path:
+        return self.token_key_file or self.data_dir / "token.key"
 
     def keystore_options(self) -> dict[str, Any]:
         """The keystore's options, with the file keystore's path defaulting into the data dir."""

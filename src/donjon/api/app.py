@@ -28,6 +28,7 @@ from donjon.api.common import AppContext, json_response
 from donjon.api.errors import error_response
 from donjon.api.middleware import OpenStackMiddleware
 from donjon.api.openapi import openapi_document
+from donjon.auth.tokens import TokenService, load_token_key
 from donjon.config import Settings
 from donjon.crypto.keys import ProjectKeys
 from donjon.keystores import open_keystore
@@ -134,6 +135,15 @@ def build_context(settings: Settings) -> tuple[AppContext, Database]:
         orders=OrderService(db, keys, policy, quotas),
         acls=AclService(db, policy),
         quota_admin=QuotaAdmin(db, policy, quotas),
+        tokens=(
+            TokenService(
+                db,
+                load_token_key(settings.effective_token_key_file, create=True),
+                cache_seconds=settings.token_cache_seconds,
+            )
+            if settings.auth == "token"
+            else None
+        ),
         order_worker=worker,
     )
     return context, db

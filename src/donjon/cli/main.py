@@ -10,20 +10,14 @@ import click
 
 import donjon
 from donjon.auth.dev import require_loopback
-from donjon.config import CONFIG_ENV, Settings
+from donjon.auth.tokens import load_token_key
+from donjon.cli.common import config_option, load_settings
+from donjon.cli.tokens import token
+from donjon.config import Settings
 from donjon.errors import ConfigurationError
 from donjon.keystores import open_keystore
 from donjon.storage import migrate
 from donjon.storage.database import Database
-
-
-def _settings(config: Path | None) -> Settings:
-    if config is not None:
-        os.environ[CONFIG_ENV] = str(config)
-    try:
-        return Settings()
-    except (ValueError, FileNotFoundError) as exc:
-        raise click.ClickException(f"invalid configuration: {exc}") from None
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -33,7 +27,7 @@ def cli() -> None:
 
 
 @cli.command()
-@click.option("--config", type=click.Path(dir_okay=False, path_type=Path), help="TOML configuration file.")
+@config_option
 @click.option("--dev", is_flag=True, help="Embedded default: SQLite + key file in the data dir, dev auth, loopback.")
 @click.option("--host", help="Address to listen on (default 127.0.0.1).")
 @click.option("--port", type=int, help="Port to listen on (default 9311).")
@@ -62,7 +56,7 @@ def server(
         os.environ["DONJON_MIGRATE_ON_START"] = "false"
     if dev:
         os.environ["DONJON_AUTH"] = "dev"
-    settings = _settings(config)
+    settings = load_settings(config)
     try:
         if settings.auth == "dev":
             require_loopback(settings.host)
@@ -95,12 +89,17 @@ def prepare(settings: Settings) -> None:
     """Once, before workers start: the data dir, the root key, the schema."""
     settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     open_keystore(settings.keystore.type, settings.keystore_options()).close()
+    if settings.auth == "token":
+        load_token_key(settings.effective_token_key_file, create=True)
     if settings.migrate_on_start:
         db = Database(settings.effective_database_url, pool_size=1)
         try:
             migrate.upgrade(db)
         finally:
             db.dispose()
+
+
+cli.add_command(token)
 
 
 @cli.group()
@@ -114,11 +113,11 @@ def db() -> None:
 
 
 @db.command("upgrade")
-@click.option("--config", type=click.Path(dir_okay=False, path_type=Path))
+@config_option
 @click.argument("revision", default="head")
 def db_upgrade(config: Path | None, revision: str) -> None:
     """Upgrade the schema to REVISION (default: the newest)."""
-    database = Database(_settings(config).effective_database_url, pool_size=1)
+    database = Database(load_settings(config).effective_database_url, pool_size=1)
     try:
         migrate.upgrade(database, revision)
         click.echo(f"schema at {migrate.current_revision(database)}")
@@ -127,10 +126,10 @@ def db_upgrade(config: Path | None, revision: str) -> None:
 
 
 @db.command("current")
-@click.option("--config", type=click.Path(dir_okay=False, path_type=Path))
+@config_option
 def db_current(config: Path | None) -> None:
     """Show the schema revision and whether it is the newest."""
-    database = Database(_settings(config).effective_database_url, pool_size=1)
+    database = Database(load_settings(config).effective_database_url, pool_size=1)
     try:
         current, head = migrate.current_revision(database), migrate.head_revision(database)
         click.echo(f"current: {current or 'none'}; newest: {head}")

@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import base64
 import json
-import os
-import stat
 import uuid
 from collections.abc import Mapping
 from pathlib import Path
@@ -17,6 +15,7 @@ from typing import Any
 
 from donjon.crypto import _aead
 from donjon.errors import ConfigurationError
+from donjon.files import read_private, write_private_once
 from donjon.keystores import WrappedKey
 
 _FORMAT = "donjon-root-keys/1"
@@ -64,33 +63,18 @@ class FileKeystore:
 
 
 def generate_key_file(path: Path) -> None:
-    """Create a key file with one fresh key, atomically: concurrent starters never see a partial file."""
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    """Create a key file with one fresh key; a concurrent starter's file, if first, is kept."""
     body = {
         "format": _FORMAT,
         "keys": [{"id": str(uuid.uuid4()), "key": base64.b64encode(_aead.generate_key()).decode()}],
     }
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(body, f)
-            f.flush()
-            os.fsync(f.fileno())
-        try:
-            os.link(tmp, path)  # fails if another process won the race; theirs is as good as ours
-        except FileExistsError:
-            pass
-    finally:
-        tmp.unlink(missing_ok=True)
+    write_private_once(path, json.dumps(body).encode())
 
 
 def _read_key_file(path: Path) -> list[tuple[str, bytes]]:
-    mode = path.stat().st_mode
-    if mode & (stat.S_IRWXG | stat.S_IRWXO):
-        raise ConfigurationError(f"key file {path} is readable by others (mode {oct(mode & 0o777)}); chmod 600")
+    raw = read_private(path)
     try:
-        body = json.loads(path.read_text())
+        body = json.loads(raw)
         if body.get("format") != _FORMAT:
             raise ValueError("format")
         keys = [(str(k["id"]), base64.b64decode(k["key"], validate=True)) for k in body["keys"]]

@@ -237,3 +237,21 @@ project_secret_stores = Table(
     Column("store_name", String(64), nullable=False),
     Column("created_at", Timestamp, nullable=False),
 )
+
+# --- standalone tokens (auth = "token") -----------------------------------------------------------------
+
+# Bearer tokens donjon issues itself. Only a keyed hash of each token's secret part is stored.
+api_tokens = Table(
+    "api_tokens",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("digest", String(64), nullable=False),
+    Column("project_id", String(255), nullable=False),
+    Column("user_id", String(255), nullable=False),
+    Column("roles", String(255), nullable=False),
+    Column("description", String(255)),
+    Column("created_at", Timestamp, nullable=False),
+    Column("expires_at", Timestamp),
+    Column("revoked_at", Timestamp),
+    Index(None, "project_id"),
+)

@@ -1,0 +1,158 @@
+"""Standalone bearer tokens: issued by donjon, stored only as keyed hashes, checked in constant time.
+
+A token reads ``djt_<id>_<secret>``: the id finds the row, the secret is proven by comparing
+HMAC-SHA256(token key, id ‖ secret) with the stored digest (``hmac.compare_digest``). The token key lives
+in a 0600 file beside the data (shared by all nodes of a deployment); a database dump alone yields no token.
+
+Validated tokens are cached per process for ``cache_seconds``: a revocation takes effect on every node
+within that delay.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import os
+import re
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from donjon.auth.context import Caller
+from donjon.errors import ConfigurationError, InvalidInput, Unauthorized
+from donjon.files import read_private, write_private_once
+from donjon.storage import tokens as repo
+from donjon.storage.database import Database
+from donjon.timeutil import utcnow
+
+_TOKEN = re.compile(r"^djt_([0-9a-f]{32})_([A-Za-z0-9_-]{43})$")
+_KEY_BYTES = 32
+
+
+def load_token_key(path: Path, *, create: bool) -> bytes:
+    if not path.exists():
+        if not create:
+            raise ConfigurationError(f"token key file {path} does not exist")
+        write_private_once(path, base64.b64encode(os.urandom(_KEY_BYTES)) + b"\n")
+    try:
+        key = base64.b64decode(read_private(path).strip(), validate=True)
+    except ValueError:
+        raise ConfigurationError(f"token key file {path} is not base64") from None
+    if len(key) != _KEY_BYTES:
+        raise ConfigurationError(f"token key file {path} does not hold a 32-byte key")
+    return key
+
+
+def _digest(key: bytes, token_id: str, secret: str) -> str:
+    return hmac.new(key, f"{token_id}\x00{secret}".encode(), hashlib.sha256).hexdigest()
+
+
+@dataclass(frozen=True)
+class IssuedToken:
+    record: repo.TokenRecord
+    token: str
+
+    def __repr__(self) -> str:
+        return f"IssuedToken(id={self.record.id!r})"
+
+
+class TokenService:
+    def __init__(self, db: Database, key: bytes, *, cache_seconds: float = 10.0) -> None:
+        self._db = db
+        self._key = key
+        self._cache_seconds = cache_seconds
+        self._cache: dict[str, tuple[Caller, float]] = {}  # digest -> (caller, monotonic expiry)
+        self._lock = threading.Lock()
+
+    def issue(
+        self, *, project_id: str, user_id: str, roles: list[str], ttl: timedelta | None, description: str | None = None
+    ) -> IssuedToken:
+        if not project_id or not user_id or not roles:
+            raise InvalidInput("a token needs a project, a user and at least one role")
+        token_uuid = uuid.uuid4()
+        secret = base64.urlsafe_b64encode(os.urandom(32)).rstrip(b"=").decode()
+        now = utcnow()
+        record = repo.TokenRecord(
+            id=str(token_uuid),
+            digest=_digest(self._key, str(token_uuid), secret),
+            project_id=project_id,
+            user_id=user_id,
+            roles=tuple(r.strip().lower() for r in roles),
+            description=description,
+            created_at=now,
+            expires_at=now + ttl if ttl is not None else None,
+            revoked_at=None,
+        )
+        with self._db.write() as conn:
+            repo.insert_token(conn, record)
+        return IssuedToken(record, f"djt_{token_uuid.hex}_{secret}")
+
+    def bootstrap(self, *, project_id: str, user_id: str) -> IssuedToken | None:
+        """The first admin token, only while no token exists at all."""
+        with self._db.read() as conn:
+            if repo.count_tokens(conn):
+                return None
+        return self.issue(project_id=project_id, user_id=user_id, roles=["admin"], ttl=None, description="bootstrap")
+
+    def authenticate(self, token: str) -> Caller:
+        m = _TOKEN.match(token.strip())
+        if m is None:
+            raise Unauthorized("The request you have made requires authentication.")
+        token_id, secret = str(uuid.UUID(m.group(1))), m.group(2)
+        digest = _digest(self._key, token_id, secret)
+        cached = self._cache.get(digest)
+        if cached is not None and cached[1] > time.monotonic():
+            return cached[0]
+        with self._db.read() as conn:
+            record = repo.get_token(conn, token_id)
+        now = utcnow()
+        if (
+            record is None
+            or not hmac.compare_digest(record.digest, digest)
+            or record.revoked_at is not None
+            or (record.expires_at is not None and record.expires_at <= now)
+        ):
+            raise Unauthorized("The request you have made requires authentication.")
+        caller = Caller(project_id=record.project_id, user_id=record.user_id, roles=record.roles)
+        ttl = self._cache_seconds
+        if record.expires_at is not None:
+            ttl = min(ttl, (record.expires_at - now).total_seconds())
+        if ttl > 0:
+            with self._lock:
+                if len(self._cache) > 10_000:
+                    self._cache.clear()
+                self._cache[digest] = (caller, time.monotonic() + ttl)
+        return caller
+
+    def list_tokens(self, project_id: str | None = None) -> list[repo.TokenRecord]:
+        with self._db.read() as conn:
+            return repo.list_tokens(conn, project_id)
+
+    def revoke(self, token_id: str) -> bool:
+        with self._db.write() as conn:
+            revoked = repo.revoke(conn, token_id, utcnow())
+        with self._lock:
+            self._cache.clear()
+        return revoked
+
+
+def parse_ttl(text: str) -> timedelta:
+    """``90s``, ``15m``, ``24h``, ``30d``."""
+    m = re.fullmatch(r"\s*(\d+)\s*([smhd])\s*", text)
+    if m is None or int(m.group(1)) == 0:
+        raise InvalidInput(f"invalid duration {text!r}: use a number and s, m, h or d (e.g. 24h)")
+    unit = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}[m.group(2)]
+    return timedelta(**{unit: int(m.group(1))})
+
+
+def expires_in(record: repo.TokenRecord, now: datetime) -> str:
+    if record.revoked_at is not None:
+        return "revoked"
+    if record.expires_at is None:
+        return "never"
+    left = record.expires_at - now
+    return "expired" if left.total_seconds() <= 0 else f"{int(left.total_seconds())}s"

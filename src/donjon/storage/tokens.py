@@ -1,0 +1,81 @@
+"""Rows of donjon-issued bearer tokens (keyed hashes only, never the tokens)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, func, insert, select, update
+
+from donjon.storage.tables import api_tokens
+
+
+@dataclass(frozen=True)
+class TokenRecord:
+    id: str
+    digest: str
+    project_id: str
+    user_id: str
+    roles: tuple[str, ...]
+    description: str | None
+    created_at: datetime
+    expires_at: datetime | None
+    revoked_at: datetime | None
+
+    def __repr__(self) -> str:
+        return f"TokenRecord(id={self.id!r}, project_id={self.project_id!r}, roles={self.roles!r})"
+
+
+def _record(row: Any) -> TokenRecord:
+    roles = tuple(r for r in row.roles.split(",") if r)
+    return TokenRecord(
+        row.id,
+        row.digest,
+        row.project_id,
+        row.user_id,
+        roles,
+        row.description,
+        row.created_at,
+        row.expires_at,
+        row.revoked_at,
+    )
+
+
+def insert_token(conn: Connection, record: TokenRecord) -> None:
+    conn.execute(
+        insert(api_tokens).values(
+            id=record.id,
+            digest=record.digest,
+            project_id=record.project_id,
+            user_id=record.user_id,
+            roles=",".join(record.roles),
+            description=record.description,
+            created_at=record.created_at,
+            expires_at=record.expires_at,
+            revoked_at=None,
+        )
+    )
+
+
+def get_token(conn: Connection, token_id: str) -> TokenRecord | None:
+    row = conn.execute(select(api_tokens).where(api_tokens.c.id == token_id)).first()
+    return _record(row) if row is not None else None
+
+
+def list_tokens(conn: Connection, project_id: str | None) -> list[TokenRecord]:
+    stmt = select(api_tokens).order_by(api_tokens.c.created_at, api_tokens.c.id)
+    if project_id is not None:
+        stmt = stmt.where(api_tokens.c.project_id == project_id)
+    return [_record(r) for r in conn.execute(stmt)]
+
+
+def revoke(conn: Connection, token_id: str, now: datetime) -> bool:
+    result = conn.execute(
+        update(api_tokens).where(api_tokens.c.id == token_id, api_tokens.c.revoked_at.is_(None)).values(revoked_at=now)
+    )
+    return result.rowcount == 1
+
+
+def count_tokens(conn: Connection) -> int:
+    return conn.execute(select(func.count()).select_from(api_tokens)).scalar_one()
