@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, and_, literal, or_, select
+from sqlalchemy import Connection, Select, and_, bindparam, literal, or_, select
 
 from donjon.storage.containers import ContainerRecord
 from donjon.storage.records import SecretRecord
@@ -30,26 +30,42 @@ class AccessFacts:
     listed: bool  # the caller is in the read ACL's users
 
 
-def secret_with_access(
-    conn: Connection, secret_id: str, user_id: str | None, now: datetime, *, with_payload: bool
-) -> tuple[SecretRecord, AccessFacts] | None:
+def _secret_statement(with_payload: bool) -> Select[Any]:
+    # Built once: constructing this join per request cost more than running it (SQLite, profiled).
     cols = [c for c in secrets.c if with_payload or c.name != "ciphertext"]
     users = secret_acl_users.alias("u")
-    stmt = (
+    return (
         select(*cols, secret_acls.c.project_access, users.c.user_id.label("acl_user"))
         .select_from(
             secrets.outerjoin(secret_acls, secret_acls.c.secret_id == secrets.c.id).outerjoin(
-                users, and_(users.c.secret_id == secrets.c.id, users.c.user_id == (user_id or literal(None)))
+                users, and_(users.c.secret_id == secrets.c.id, users.c.user_id == bindparam("user_id"))
             )
         )
-        .where(secrets.c.id == secret_id, or_(secrets.c.expiration.is_(None), secrets.c.expiration > now))
+        .where(
+            secrets.c.id == bindparam("secret_id"),
+            or_(secrets.c.expiration.is_(None), secrets.c.expiration > bindparam("now")),
+        )
     )
-    row = conn.execute(stmt).first()
+
+
+_SECRET_WITH_PAYLOAD = _secret_statement(True)
+_SECRET_METADATA = _secret_statement(False)
+
+
+def secret_with_access(
+    conn: Connection, secret_id: str, user_id: str | None, now: datetime, *, with_payload: bool
+) -> tuple[SecretRecord, AccessFacts] | None:
+    stmt = _SECRET_WITH_PAYLOAD if with_payload else _SECRET_METADATA
+    # A NULL user matches no ACL row, so an anonymous caller is never "listed".
+    row = conn.execute(stmt, {"secret_id": secret_id, "user_id": user_id, "now": now}).first()
     if row is None:
         return None
     m = row._mapping
-    record = SecretRecord(**{k: m[k] for k in SecretRecord.__dataclass_fields__ if k in m})
+    record = SecretRecord(**{k: m[k] for k in _SECRET_FIELDS if k in m})
     return record, _facts(m)
+
+
+_SECRET_FIELDS = tuple(SecretRecord.__dataclass_fields__)
 
 
 def container_with_access(

@@ -35,10 +35,12 @@ class Database:
                 Path(database).parent.mkdir(parents=True, exist_ok=True)
                 self._lock_path = Path(database + ".write-lock")
             kwargs["connect_args"] = {"check_same_thread": False, "timeout": 30}
-            kwargs["pool_size"] = pool_size
+            # Enough connections for the server's request threads: opening a SQLite connection (and its
+            # pragmas) per request was measurable; they are cheap to keep.
+            kwargs["pool_size"] = max(pool_size, 32)
         else:
             kwargs["pool_size"] = pool_size
-            kwargs["max_overflow"] = pool_size
+            kwargs["max_overflow"] = 2 * pool_size
             kwargs["pool_recycle"] = 3600
         self.engine: Engine = create_engine(url, **kwargs)
         if self.dialect == "sqlite":
@@ -53,7 +55,7 @@ class Database:
     def write(self) -> Iterator[Connection]:
         """A transaction that commits on success and rolls back on any exception."""
         if self._lock_path is None:
-            with self.engine.begin() as conn:
+            with self._transaction() as conn:
                 yield conn
             return
         with self._thread_lock:
@@ -62,10 +64,17 @@ class Database:
                 fd = self._lock_fd = os.open(self._lock_path, os.O_RDWR | os.O_CREAT, 0o600)
             fcntl.flock(fd, fcntl.LOCK_EX)
             try:
-                with self.engine.begin() as conn:
+                with self._transaction() as conn:
                     yield conn
             finally:
                 fcntl.flock(fd, fcntl.LOCK_UN)
+
+    @contextmanager
+    def _transaction(self) -> Iterator[Connection]:
+        with self.engine.connect() as conn:
+            conn.execution_options(donjon_write=True)  # SQLite: emit a real BEGIN (see _on_begin)
+            with conn.begin():
+                yield conn
 
     def dispose(self) -> None:
         self.engine.dispose()
@@ -85,4 +94,7 @@ def _configure_sqlite(engine: Engine) -> None:
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Connection) -> None:
-        conn.exec_driver_sql("BEGIN")
+        # Writes get a real transaction. Reads run in SQLite's autocommit mode: each SELECT sees one
+        # consistent snapshot by itself, and the BEGIN/ROLLBACK round trip per read was measurable.
+        if conn.get_execution_options().get("donjon_write"):
+            conn.exec_driver_sql("BEGIN")
