@@ -18,6 +18,8 @@ from tests import databases
 
 BASE = "http://localhost:9311"
 
+pytest_plugins = ["tests.live_server"]
+
 
 @pytest.fixture(scope="session", params=databases.selected())
 def database_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:

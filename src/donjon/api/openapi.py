@@ -1,4 +1,8 @@
-"""The OpenAPI description served at ``/openapi.json``."""
+"""The OpenAPI 3.1 description served at ``/openapi.json``, written as data next to the routes it describes.
+
+``tests/test_openapi.py`` checks that every route of the app is described and every described operation
+is served, and that the document is valid OpenAPI.
+"""
 
 from __future__ import annotations
 
@@ -7,11 +11,433 @@ from typing import Any
 
 import donjon
 
+JSON = "application/json"
+Schema = dict[str, Any]
+
+
+def _ref(name: str) -> Schema:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _str(max_length: int | None = None, nullable: bool = False) -> Schema:
+    schema: Schema = {"type": ["string", "null"] if nullable else "string"}
+    if max_length:
+        schema["maxLength"] = max_length
+    return schema
+
+
+_TIMESTAMP = {"type": "string", "description": "naive UTC ISO-8601, e.g. 2026-11-25T06:39:59.040072"}
+_NULLABLE_TIMESTAMP = {"type": ["string", "null"], "description": _TIMESTAMP["description"]}
+
+SCHEMAS: dict[str, Schema] = {
+    "Error": {
+        "type": "object",
+        "required": ["code", "title", "description"],
+        "properties": {"code": {"type": "integer"}, "title": {"type": "string"}, "description": _str(nullable=True)},
+    },
+    "Ref": {"type": "object", "additionalProperties": {"type": "string", "format": "uri"}},
+    "NewSecret": {
+        "type": "object",
+        "properties": {
+            "name": _str(255, nullable=True),
+            "secret_type": {"enum": ["symmetric", "public", "private", "passphrase", "certificate", "opaque"]},
+            "algorithm": _str(255),
+            "bit_length": {"type": "integer", "minimum": 1, "maximum": 32767},
+            "mode": _str(255),
+            "expiration": {"type": "string", "description": "ISO-8601, in the future"},
+            "payload": {"type": "string", "description": "stored byte-exact; base64 for binary content types"},
+            "payload_content_type": {
+                "enum": [
+                    "text/plain",
+                    "text/plain;charset=utf-8",
+                    "text/plain; charset=utf-8",
+                    "application/octet-stream",
+                    "application/pkcs8",
+                    None,
+                ]
+            },
+            "payload_content_encoding": {"enum": ["base64"]},
+        },
+    },
+    "Consumer": {
+        "type": "object",
+        "required": ["service", "resource_type", "resource_id"],
+        "properties": {"service": _str(255), "resource_type": _str(255), "resource_id": _str(255)},
+    },
+    "Secret": {
+        "type": "object",
+        "properties": {
+            "secret_ref": {"type": "string", "format": "uri"},
+            "name": _str(255, nullable=True),
+            "secret_type": {"type": "string"},
+            "status": {"const": "ACTIVE"},
+            "created": _TIMESTAMP,
+            "updated": _TIMESTAMP,
+            "expiration": _NULLABLE_TIMESTAMP,
+            "algorithm": _str(nullable=True),
+            "bit_length": {"type": ["integer", "null"]},
+            "mode": _str(nullable=True),
+            "creator_id": _str(nullable=True),
+            "consumers": {"type": "array", "items": _ref("Consumer"), "description": "microversion 1.1 and later"},
+            "content_types": {"type": "object", "description": "present only when a payload is stored"},
+        },
+    },
+    "SecretList": {"allOf": [_ref("Page"), {"properties": {"secrets": {"type": "array", "items": _ref("Secret")}}}]},
+    "Page": {
+        "type": "object",
+        "properties": {
+            "total": {"type": "integer"},
+            "next": {"type": "string", "format": "uri"},
+            "previous": {"type": "string", "format": "uri"},
+        },
+    },
+    "ConsumerList": {
+        "allOf": [_ref("Page"), {"properties": {"consumers": {"type": "array", "items": {"type": "object"}}}}]
+    },
+    "Metadata": {
+        "type": "object",
+        "required": ["metadata"],
+        "properties": {"metadata": {"type": "object", "additionalProperties": _str(255)}},
+    },
+    "Metadatum": {
+        "type": "object",
+        "required": ["key", "value"],
+        "properties": {"key": {"type": "string", "pattern": "^[A-Za-z0-9_-]+$"}, "value": _str(255)},
+    },
+    "ACL": {
+        "type": "object",
+        "properties": {
+            "read": {
+                "type": "object",
+                "properties": {
+                    "users": {"type": "array", "items": _str(255)},
+                    "project-access": {"type": "boolean"},
+                },
+            }
+        },
+    },
+    "NewContainer": {
+        "type": "object",
+        "required": ["type"],
+        "properties": {
+            "name": _str(255, nullable=True),
+            "type": {"enum": ["generic", "rsa", "certificate"]},
+            "secret_refs": {"type": "array", "items": _ref("ContainerSecretRef")},
+        },
+    },
+    "ContainerSecretRef": {
+        "type": "object",
+        "required": ["secret_ref"],
+        "properties": {"name": _str(255, nullable=True), "secret_ref": {"type": "string", "format": "uri"}},
+    },
+    "ContainerConsumer": {
+        "type": "object",
+        "required": ["name", "URL"],
+        "properties": {"name": _str(36), "URL": _str(255)},
+    },
+    "Container": {
+        "type": "object",
+        "properties": {
+            "container_ref": {"type": "string", "format": "uri"},
+            "name": _str(nullable=True),
+            "type": {"enum": ["generic", "rsa", "certificate", "ec"]},
+            "status": {"const": "ACTIVE"},
+            "created": _TIMESTAMP,
+            "updated": _TIMESTAMP,
+            "creator_id": _str(nullable=True),
+            "secret_refs": {"type": "array", "items": _ref("ContainerSecretRef")},
+            "consumers": {"type": "array", "items": _ref("ContainerConsumer")},
+        },
+    },
+    "ContainerList": {
+        "allOf": [_ref("Page"), {"properties": {"containers": {"type": "array", "items": _ref("Container")}}}]
+    },
+    "NewOrder": {
+        "type": "object",
+        "required": ["type", "meta"],
+        "properties": {
+            "type": {"enum": ["key", "asymmetric", "password"]},
+            "meta": {
+                "type": "object",
+                "description": (
+                    "key/asymmetric: name, algorithm, bit_length, mode, expiration, payload_content_type, and for "
+                    "asymmetric passphrase (or pass_phrase). password (donjon extension): name, length (8-4096), "
+                    "character_classes (lower, upper, digits, symbols), exclude, expiration."
+                ),
+            },
+        },
+    },
+    "Order": {
+        "type": "object",
+        "properties": {
+            "order_ref": {"type": "string", "format": "uri"},
+            "type": {"type": "string"},
+            "status": {"enum": ["PENDING", "ACTIVE", "ERROR"]},
+            "meta": {"type": "object"},
+            "secret_ref": {"type": "string", "format": "uri"},
+            "container_ref": {"type": "string", "format": "uri"},
+            "error_status_code": {"type": "string"},
+            "error_reason": {"type": "string"},
+            "created": _TIMESTAMP,
+            "updated": _TIMESTAMP,
+        },
+    },
+    "OrderList": {"allOf": [_ref("Page"), {"properties": {"orders": {"type": "array", "items": _ref("Order")}}}]},
+    "Quotas": {
+        "type": "object",
+        "properties": {
+            k: {"type": ["integer", "null"]} for k in ("secrets", "orders", "containers", "consumers", "cas")
+        },
+    },
+}
+
+
+def _error(description: str) -> Schema:
+    return {"description": description, "content": {JSON: {"schema": _ref("Error")}}}
+
+
+def _json(description: str, schema: str) -> Schema:
+    return {"description": description, "content": {JSON: {"schema": _ref(schema)}}}
+
+
+def _param(name: str, where: str, description: str, schema: Schema | None = None, required: bool = False) -> Schema:
+    return {
+        "name": name,
+        "in": where,
+        "description": description,
+        "required": required,
+        "schema": schema or {"type": "string"},
+    }
+
+
+_HEADERS = [
+    _param("X-Project-Id", "header", "dev auth: the caller's project"),
+    _param("X-User-Id", "header", "dev auth: the caller's user"),
+    _param("X-Roles", "header", "dev auth: comma-separated roles (default admin)"),
+    _param("X-Auth-Token", "header", "token auth: a donjon token (or Authorization: Bearer)"),
+    _param("OpenStack-API-Version", "header", "key-manager 1.0 to 1.2, or latest"),
+]
+_PAGING = [
+    _param("limit", "query", "page size (default 10, at most 100)", {"type": "integer"}),
+    _param("offset", "query", "first item (default 0)", {"type": "integer"}),
+]
+_LIST_FILTERS = [
+    _param("name", "query", "SQL LIKE on the name"),
+    _param("alg", "query", "SQL LIKE on the algorithm"),
+    _param("mode", "query", "SQL LIKE on the mode"),
+    _param("bits", "query", "exact bit length", {"type": "integer"}),
+    _param("secret_type", "query", "exact secret type"),
+    _param("acl_only", "query", "true: the secrets shared with the caller through ACLs"),
+    _param("created", "query", "comma list of [gt|gte|lt|lte:]ISO-8601"),
+    _param("updated", "query", "comma list of [gt|gte|lt|lte:]ISO-8601"),
+    _param("expiration", "query", "comma list of [gt|gte|lt|lte:]ISO-8601"),
+    _param("sort", "query", "comma list of key[:asc|desc]"),
+]
+_COMMON_ERRORS = {
+    "400": _error("invalid input"),
+    "401": _error("not authenticated"),
+    "403": _error("denied by policy or quota"),
+    "404": _error("no such resource, or not yours"),
+}
+
+
+def _op(
+    summary: str,
+    responses: dict[str, Schema],
+    *,
+    body: str | None = None,
+    params: list[Schema] | None = None,
+    raw_body: bool = False,
+) -> Schema:
+    operation: Schema = {
+        "summary": summary,
+        "parameters": [*_HEADERS, *(params or [])],
+        "responses": {**responses, **_COMMON_ERRORS},
+    }
+    if body:
+        operation["requestBody"] = {"required": True, "content": {JSON: {"schema": _ref(body)}}}
+    if raw_body:
+        operation["requestBody"] = {
+            "required": True,
+            "content": {
+                "text/plain": {"schema": {"type": "string"}},
+                "application/octet-stream": {"schema": {"type": "string", "format": "binary"}},
+            },
+        }
+    return operation
+
+
+def _path_param(name: str) -> Schema:
+    return _param(name, "path", name.replace("_", " "), required=True)
+
+
+_CREATED = {"201": _json("created", "Ref")}
+_NO_CONTENT = {"204": {"description": "done"}}
+_ACL = {
+    "get": _op("Read the ACL", {"200": _json("the read ACL", "ACL")}),
+    "put": _op("Replace the ACL", {"200": _json("acl_ref", "Ref")}, body="ACL"),
+    "patch": _op("Merge into the ACL", {"200": _json("acl_ref", "Ref")}, body="ACL"),
+    "delete": _op("Remove the ACL (back to project access)", {"200": {"description": "JSON null"}}),
+}
+
+
+def _paths() -> dict[str, Schema]:
+    secret, container, order = _path_param("secret_id"), _path_param("container_id"), _path_param("order_id")
+    payload_types = {
+        t: {"schema": {"type": "string", "format": "binary"}}
+        for t in ("application/octet-stream", "text/plain", "application/pkcs8")
+    }
+    return {
+        "/": {
+            "get": {
+                "summary": "Version discovery",
+                "responses": {
+                    "300": {"description": "the versions", "content": {JSON: {"schema": {"type": "object"}}}},
+                    "200": {"description": "?build: the server version"},
+                },
+            }
+        },
+        "/healthcheck": {"get": {"summary": "Liveness", "responses": {"200": {"description": "OK"}}}},
+        "/openapi.json": {"get": {"summary": "This document", "responses": {"200": {"description": "OpenAPI"}}}},
+        "/v1": {"get": _op("The v1 version document", {"200": {"description": "version"}})},
+        "/v1/secrets": {
+            "get": _op(
+                "List the project's secrets", {"200": _json("a page", "SecretList")}, params=[*_PAGING, *_LIST_FILTERS]
+            ),
+            "post": _op(
+                "Store a secret (one step) or its metadata (two steps)",
+                {**_CREATED, "413": _error("too large"), "415": _error("not JSON")},
+                body="NewSecret",
+            ),
+        },
+        "/v1/secrets/{secret_id}": {
+            "parameters": [secret],
+            "get": _op(
+                "Metadata (Accept: application/json), else the payload (deprecated)",
+                {"200": _json("the secret", "Secret")},
+            ),
+            "put": _op(
+                "Second step: the payload of a secret created without one",
+                {**_NO_CONTENT, "409": _error("already has a payload"), "415": _error("content type")},
+                raw_body=True,
+            ),
+            "delete": _op(
+                "Delete the secret and its ciphertext",
+                _NO_CONTENT,
+                params=[_param("force", "query", "1.2: delete even with consumers")],
+            ),
+        },
+        "/v1/secrets/{secret_id}/payload": {
+            "parameters": [secret],
+            "get": _op(
+                "The payload, in the type the Accept header names",
+                {"200": {"description": "bytes", "content": payload_types}, "406": _error("unsupported Accept")},
+            ),
+        },
+        "/v1/secrets/{secret_id}/metadata": {
+            "parameters": [secret],
+            "get": _op("User metadata", {"200": _json("metadata", "Metadata")}),
+            "put": _op("Replace user metadata", {"201": _json("metadata_ref", "Ref")}, body="Metadata"),
+            "post": _op(
+                "Add one key", {"201": _json("the key", "Metadatum"), "409": _error("exists")}, body="Metadatum"
+            ),
+        },
+        "/v1/secrets/{secret_id}/metadata/{key}": {
+            "parameters": [secret, _path_param("key")],
+            "get": _op("One key", {"200": _json("the key", "Metadatum")}),
+            "put": _op("Update one key", {"200": _json("the key", "Metadatum")}, body="Metadatum"),
+            "delete": _op("Remove one key", _NO_CONTENT),
+        },
+        "/v1/secrets/{secret_id}/consumers": {
+            "parameters": [secret],
+            "get": _op("Consumers", {"200": _json("a page", "ConsumerList")}, params=_PAGING),
+            "post": _op("Register a consumer", {"200": _json("the secret", "Secret")}, body="Consumer"),
+            "delete": _op("Remove a consumer", {"200": _json("the secret", "Secret")}, body="Consumer"),
+        },
+        "/v1/secrets/{secret_id}/acl": {"parameters": [secret], **_ACL},
+        "/v1/containers": {
+            "get": _op(
+                "List containers",
+                {"200": _json("a page", "ContainerList")},
+                params=[*_PAGING, _param("name", "query", "SQL LIKE"), _param("type", "query", "exact")],
+            ),
+            "post": _op("Create a container", _CREATED, body="NewContainer"),
+        },
+        "/v1/containers/{container_id}": {
+            "parameters": [container],
+            "get": _op("A container", {"200": _json("the container", "Container")}),
+            "delete": _op("Delete the container (its secrets stay)", _NO_CONTENT),
+        },
+        "/v1/containers/{container_id}/secrets": {
+            "parameters": [container],
+            "post": _op("Add a secret to a generic container", _CREATED, body="ContainerSecretRef"),
+            "delete": _op("Remove a secret from a generic container", _NO_CONTENT, body="ContainerSecretRef"),
+        },
+        "/v1/containers/{container_id}/consumers": {
+            "parameters": [container],
+            "get": _op("Consumers", {"200": _json("a page", "ConsumerList")}, params=_PAGING),
+            "post": _op("Register a consumer", {"200": _json("the container", "Container")}, body="ContainerConsumer"),
+            "delete": _op("Remove a consumer", {"200": _json("the container", "Container")}, body="ContainerConsumer"),
+        },
+        "/v1/containers/{container_id}/acl": {"parameters": [container], **_ACL},
+        "/v1/orders": {
+            "get": _op(
+                "List orders (password orders only with type=password)",
+                {"200": _json("a page", "OrderList")},
+                params=[
+                    *_PAGING,
+                    _param("type", "query", "key, asymmetric or password"),
+                    _param("meta", "query", "substring of the meta"),
+                ],
+            ),
+            "post": _op("Queue a generation", {"202": _json("order_ref", "Ref")}, body="NewOrder"),
+            "put": _op("Refused (405), as in Barbican", {"405": _error("not supported")}),
+        },
+        "/v1/orders/{order_id}": {
+            "parameters": [order],
+            "get": _op("An order", {"200": _json("the order", "Order")}),
+            "delete": _op("Delete the order (its secrets stay)", _NO_CONTENT),
+        },
+        "/v1/quotas": {"get": _op("The caller's effective quotas", {"200": {"description": "quotas"}})},
+        "/v1/project-quotas": {
+            "get": _op("Projects with quota overrides", {"200": {"description": "a page"}}, params=_PAGING)
+        },
+        "/v1/project-quotas/{project_id}": {
+            "parameters": [_path_param("project_id")],
+            "get": _op("A project's overrides", {"200": {"description": "project_quotas"}}),
+            "put": _op("Set overrides (given keys only)", _NO_CONTENT, body="Quotas"),
+            "delete": _op("Remove the overrides", _NO_CONTENT),
+        },
+        "/v1/secret-stores": {
+            "get": _op(
+                "Refused: one secret store (404, as Barbican without multiple stores)", {"404": _error("not enabled")}
+            )
+        },
+        "/v1/secret-stores/{path}": {
+            "parameters": [_path_param("path")],
+            **{m: _op("Refused: one secret store", {"404": _error("not enabled")}) for m in ("get", "post", "delete")},
+        },
+        "/v1/transport_keys": {
+            "get": _op("Always empty: no transport keys", {"200": {"description": "empty list"}}),
+            "post": _op("Refused: transport keys are not supported", {"400": _error("not supported")}),
+        },
+        "/v1/transport_keys/{transport_key_id}": {
+            "parameters": [_path_param("transport_key_id")],
+            "get": _op("Not found", {"404": _error("none")}),
+            "delete": _op("Not found", {"404": _error("none")}),
+        },
+    }
+
 
 @cache
 def openapi_document() -> dict[str, Any]:
     return {
         "openapi": "3.1.0",
-        "info": {"title": "donjon (Barbican v1 API)", "version": donjon.__version__},
-        "paths": {},
+        "info": {
+            "title": "donjon",
+            "version": donjon.__version__,
+            "description": "OpenStack Barbican v1 compatible secrets API (see docs/api-compatibility.md).",
+        },
+        "paths": _paths(),
+        "components": {"schemas": SCHEMAS},
     }

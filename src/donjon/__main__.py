@@ -1,0 +1,5 @@
+"""``python -m donjon``: the same command as ``donjon``."""
+
+from donjon.cli.main import cli
+
+cli(prog_name="donjon")

@@ -1,0 +1,91 @@
+"""A real ``donjon server`` process for tests that drive the API with real clients over HTTP."""
+
+from __future__ import annotations
+
+import http.client
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+DONJON = str(Path(sys.executable).with_name("donjon"))
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class LiveServer:
+    data_dir: Path
+    port: int = field(default_factory=free_port)
+    workers: int = 2
+    env: dict[str, str] = field(default_factory=dict)
+    args: list[str] = field(default_factory=list)
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def log(self) -> Path:
+        return self.data_dir / "server.log"
+
+    def start(self, timeout: float = 30.0) -> LiveServer:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("DONJON_")}
+        env.update(self.env)
+        command = [DONJON, "server", "--dev", "--port", str(self.port), "--workers", str(self.workers)]
+        command += ["--data-dir", str(self.data_dir), *self.args]
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        with self.log.open("ab") as log:
+            self.process = subprocess.Popen(command, env=env, stdout=log, stderr=log, start_new_session=True)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"donjon exited with {self.process.returncode}:\n{self.log.read_text()}")
+            if self.answers():
+                return self
+            time.sleep(0.1)
+        self.stop()
+        raise RuntimeError(f"donjon did not answer within {timeout}s:\n{self.log.read_text()}")
+
+    def answers(self) -> bool:
+        try:
+            conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=2)
+            conn.request("GET", "/")
+            ok = conn.getresponse().status == 300
+            conn.close()
+            return ok
+        except OSError:
+            return False
+
+    def stop(self, sig: int = signal.SIGTERM) -> None:
+        if self.process is None or self.process.poll() is not None:
+            return
+        os.killpg(self.process.pid, sig)  # the supervisor and its worker processes
+        try:
+            self.process.wait(15)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait(15)
+
+    def kill(self) -> None:
+        """A crash: SIGKILL to every process of the server, no chance to clean up."""
+        self.stop(signal.SIGKILL)
+
+
+@pytest.fixture(scope="session")
+def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    server = LiveServer(tmp_path_factory.mktemp("live")).start()
+    yield server
+    server.stop()
