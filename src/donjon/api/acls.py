@@ -23,14 +23,14 @@ def _acl_ref(request: Request, kind: str, entity_id: str) -> str:
 
 @operation("ACL retrieval")
 async def get_acl(request: Request) -> Response:
-    caller = authenticate(request)
+    caller = await authenticate(request)
     kind, entity_id = _target(request)
     body = await run_in_threadpool(ctx(request).acls.get, caller, kind, entity_id)
     return json_response(body)
 
 
 async def _set(request: Request, *, replace: bool) -> Response:
-    caller = authenticate(request)
+    caller = await authenticate(request)
     kind, entity_id = _target(request)
     change = parse_acl(await read_json(request))
     await run_in_threadpool(lambda: ctx(request).acls.set(caller, kind, entity_id, change, replace=replace))
@@ -49,7 +49,7 @@ async def patch_acl(request: Request) -> Response:
 
 @operation("ACL deletion")
 async def delete_acl(request: Request) -> Response:
-    caller = authenticate(request)
+    caller = await authenticate(request)
     kind, entity_id = _target(request)
     await run_in_threadpool(ctx(request).acls.delete, caller, kind, entity_id)
     # Barbican answers 200 with a JSON null body, and tempest parses it as JSON.

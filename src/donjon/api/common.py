@@ -67,7 +67,7 @@ def operation(name: str) -> Callable[[Handler], Handler]:
     return wrap
 
 
-def authenticate(request: Request) -> Caller:
+async def authenticate(request: Request) -> Caller:
     tokens = ctx(request).tokens
     if tokens is None:
         return caller_from_headers(request.headers)

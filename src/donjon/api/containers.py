@@ -49,7 +49,7 @@ def container_body(base: str, view: ContainerView) -> dict[str, Any]:
 
 @operation("Container creation")
 async def create_container(request: Request) -> Response:
-    caller = authenticate(request)
+    caller = await authenticate(request)
     base = base_url(request)
     new = parse_container(await read_json(request), base)
     container_id = await run_in_threadpool(ctx(request).containers.create, caller, new)
@@ -59,7 +59,7 @@ async def create_container(request: Request) -> Response:
 
 @operation("Containers(s) retrieval")
 async def list_containers(request: Request) -> Response:
-    caller = authenticate(request)
+    caller = await authenticate(request)
     offset, limit = paging(request)
     params = request.query_params
     views, total = await run_in_threadpool(
@@ -77,21 +77,21 @@ async def list_containers(request: Request) -> Response:
 
 @operation("Container retrieval")
 async def get_container(request: Request) -> Response:
-    caller = authenticate(request)
+    caller = await authenticate(request)
     view = await run_in_threadpool(ctx(request).containers.get, caller, request.path_params["container_id"])
     return json_response(container_body(base_url(request), view))
 
 
 @operation("Container deletion")
 async def delete_container(request: Request) -> Response:
-    caller = authenticate(request)
+    caller = await authenticate(request)
     await run_in_threadpool(ctx(request).containers.delete, caller, request.path_params["container_id"])
     return Response(status_code=204)
 
 
 @operation("Container Secret creation")
 async def add_secret(request: Request) -> Response:
-    caller = authenticate(request)
+    caller = await authenticate(request)
     base = base_url(request)
     ref = container_secret_ref(await read_json(request), base)
     container_id = request.path_params["container_id"]
@@ -102,7 +102,7 @@ async def add_secret(request: Request) -> Response:
 
 @operation("Container Secret deletion")
 async def remove_secret(request: Request) -> Response:
-    caller = authenticate(request)
+    caller = await authenticate(request)
     ref = container_secret_ref(await read_json(request), base_url(request))
     await run_in_threadpool(ctx(request).containers.remove_secret, caller, request.path_params["container_id"], ref)
     return Response(status_code=204)
@@ -110,7 +110,7 @@ async def remove_secret(request: Request) -> Response:
 
 @operation("Container consumers retrieval")
 async def list_consumers(request: Request) -> Response:
-    caller = authenticate(request)
+    caller = await authenticate(request)
     offset, limit = paging(request)
     container_id = request.path_params["container_id"]
     consumers, total = await run_in_threadpool(
@@ -133,7 +133,7 @@ async def list_consumers(request: Request) -> Response:
 
 @operation("Container consumer creation")
 async def add_consumer(request: Request) -> Response:
-    caller = authenticate(request)
+    caller = await authenticate(request)
     name, url = consumer_fields(await read_json(request))
     view = await run_in_threadpool(
         ctx(request).containers.add_consumer, caller, request.path_params["container_id"], name, url
@@ -143,7 +143,7 @@ async def add_consumer(request: Request) -> Response:
 
 @operation("Container consumer deletion")
 async def remove_consumer(request: Request) -> Response:
-    caller = authenticate(request)
+    caller = await authenticate(request)
     name, url = consumer_fields(await read_json(request))
     view = await run_in_threadpool(
         ctx(request).containers.remove_consumer, caller, request.path_params["container_id"], name, url

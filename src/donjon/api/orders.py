@@ -48,7 +48,7 @@ def order_body(base: str, order: OrderRecord) -> dict[str, Any]:
 
 @operation("Order creation")
 async def create_order(request: Request) -> Response:
-    caller = authenticate(request)
+    caller = await authenticate(request)
     context = ctx(request)
     order = parse_order(await read_json(request))
     order_id = await run_in_threadpool(context.orders.create, caller, order)
@@ -60,7 +60,7 @@ async def create_order(request: Request) -> Response:
 
 @operation("Order(s) retrieval")
 async def list_orders(request: Request) -> Response:
-    caller = authenticate(request)
+    caller = await authenticate(request)
     offset, limit = paging(request)
     params = request.query_params
     records, total = await run_in_threadpool(
@@ -77,20 +77,20 @@ async def list_orders(request: Request) -> Response:
 
 @operation("Order retrieval")
 async def get_order(request: Request) -> Response:
-    caller = authenticate(request)
+    caller = await authenticate(request)
     order = await run_in_threadpool(ctx(request).orders.get, caller, request.path_params["order_id"])
     return json_response(order_body(base_url(request), order))
 
 
 @operation("Order deletion")
 async def delete_order(request: Request) -> Response:
-    caller = authenticate(request)
+    caller = await authenticate(request)
     await run_in_threadpool(ctx(request).orders.delete, caller, request.path_params["order_id"])
     return Response(status_code=204)
 
 
 @operation("Order update")
 async def put_orders(request: Request) -> Response:
-    caller = authenticate(request)
+    caller = await authenticate(request)
     ctx(request).policy.enforce("orders:put", caller, operation="Order update")
     raise MethodNotAllowed("Order update is not supported.")

@@ -12,14 +12,14 @@ from donjon.services.quotas import parse_project_quotas
 
 @operation("Quotas retrieval")
 async def get_quotas(request: Request) -> Response:
-    caller = authenticate(request)
+    caller = await authenticate(request)
     values = await run_in_threadpool(ctx(request).quota_admin.effective, caller)
     return json_response({"quotas": values})
 
 
 @operation("Project Quotas retrieval")
 async def list_project_quotas(request: Request) -> Response:
-    caller = authenticate(request)
+    caller = await authenticate(request)
     offset, limit = paging(request)
     rows, total = await run_in_threadpool(ctx(request).quota_admin.list_overrides, caller, offset, limit)
     items = [{"project_id": r.project_id, "project_quotas": r.values} for r in rows]
@@ -29,14 +29,14 @@ async def list_project_quotas(request: Request) -> Response:
 
 @operation("Project Quotas retrieval")
 async def get_project_quotas(request: Request) -> Response:
-    caller = authenticate(request)
+    caller = await authenticate(request)
     row = await run_in_threadpool(ctx(request).quota_admin.get_override, caller, request.path_params["project_id"])
     return json_response({"project_quotas": row.values})
 
 
 @operation("Project Quotas update")
 async def put_project_quotas(request: Request) -> Response:
-    caller = authenticate(request)
+    caller = await authenticate(request)
     body = await request.body()
     values = parse_project_quotas(await read_json(request) if body.strip() else None)
     await run_in_threadpool(ctx(request).quota_admin.set_override, caller, request.path_params["project_id"], values)
@@ -45,6 +45,6 @@ async def put_project_quotas(request: Request) -> Response:
 
 @operation("Project Quotas deletion")
 async def delete_project_quotas(request: Request) -> Response:
-    caller = authenticate(request)
+    caller = await authenticate(request)
     await run_in_threadpool(ctx(request).quota_admin.delete_override, caller, request.path_params["project_id"])
     return Response(status_code=204)

@@ -13,7 +13,7 @@ from donjon.services.validation import consumer_fields
 
 @operation("Secret consumers retrieval")
 async def list_consumers(request: Request) -> Response:
-    caller = authenticate(request)
+    caller = await authenticate(request)
     offset, limit = paging(request)
     secret_id = request.path_params["secret_id"]
     consumers, total = await run_in_threadpool(ctx(request).secrets.list_consumers, caller, secret_id, offset, limit)
@@ -24,7 +24,7 @@ async def list_consumers(request: Request) -> Response:
 
 @operation("Secret consumer creation")
 async def add_consumer(request: Request) -> Response:
-    caller = authenticate(request)
+    caller = await authenticate(request)
     fields = consumer_fields(await read_json(request))
     view = await run_in_threadpool(ctx(request).secrets.add_consumer, caller, request.path_params["secret_id"], *fields)
     return json_response(secret_body(base_url(request), view, with_consumers=True))
@@ -32,7 +32,7 @@ async def add_consumer(request: Request) -> Response:
 
 @operation("Secret consumer deletion")
 async def remove_consumer(request: Request) -> Response:
-    caller = authenticate(request)
+    caller = await authenticate(request)
     fields = consumer_fields(await read_json(request))
     view = await run_in_threadpool(
         ctx(request).secrets.remove_consumer, caller, request.path_params["secret_id"], *fields

@@ -14,14 +14,14 @@ from donjon.services.validation import metadata_item
 
 @operation("Secret metadata retrieval")
 async def get_all(request: Request) -> Response:
-    caller = authenticate(request)
+    caller = await authenticate(request)
     items = await run_in_threadpool(ctx(request).secrets.get_metadata, caller, request.path_params["secret_id"])
     return json_response({"metadata": items})
 
 
 @operation("Secret metadata update")
 async def replace_all(request: Request) -> Response:
-    caller = authenticate(request)
+    caller = await authenticate(request)
     body = await read_json(request)
     if not isinstance(body, dict) or not isinstance(body.get("metadata"), dict):
         raise InvalidInput("Provided object does not match schema 'Secret Metadata': 'metadata' is a required property")
@@ -39,7 +39,7 @@ def _key_value(body: object) -> tuple[str, str]:
 
 @operation("Secret metadatum creation")
 async def add_one(request: Request) -> Response:
-    caller = authenticate(request)
+    caller = await authenticate(request)
     key, value = _key_value(await read_json(request))
     secret_id = request.path_params["secret_id"]
     await run_in_threadpool(ctx(request).secrets.add_metadatum, caller, secret_id, key, value)
@@ -49,7 +49,7 @@ async def add_one(request: Request) -> Response:
 
 @operation("Secret metadatum retrieval")
 async def get_one(request: Request) -> Response:
-    caller = authenticate(request)
+    caller = await authenticate(request)
     key = request.path_params["key"]
     value = await run_in_threadpool(ctx(request).secrets.get_metadatum, caller, request.path_params["secret_id"], key)
     return json_response({"key": key.lower(), "value": value})
@@ -57,7 +57,7 @@ async def get_one(request: Request) -> Response:
 
 @operation("Secret metadatum update")
 async def update_one(request: Request) -> Response:
-    caller = authenticate(request)
+    caller = await authenticate(request)
     key, value = _key_value(await read_json(request))
     if key != request.path_params["key"].lower():
         raise Conflict("Key in request data does not match key in the request url.")
@@ -67,7 +67,7 @@ async def update_one(request: Request) -> Response:
 
 @operation("Secret metadatum removal")
 async def delete_one(request: Request) -> Response:
-    caller = authenticate(request)
+    caller = await authenticate(request)
     await run_in_threadpool(
         ctx(request).secrets.delete_metadatum, caller, request.path_params["secret_id"], request.path_params["key"]
     )

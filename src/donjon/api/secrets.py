@@ -38,7 +38,7 @@ def _json_branch(accept: str | None) -> bool:
 
 @operation("Secret creation")
 async def create_secret(request: Request) -> Response:
-    caller = authenticate(request)
+    caller = await authenticate(request)
     context = ctx(request)
     new = new_secret(await read_json(request), context.settings.limits.max_secret_bytes)
     record = await run_in_threadpool(context.secrets.create, caller, new)
@@ -51,7 +51,7 @@ async def get_secret(request: Request) -> Response:
     accept = request.headers.get("accept")
     if not _json_branch(accept):
         return await _payload(request, accept)
-    caller = authenticate(request)
+    caller = await authenticate(request)
     with_consumers = microversion(request) >= (1, 1)
     view = await run_in_threadpool(
         ctx(request).secrets.get, caller, request.path_params["secret_id"], with_consumers=with_consumers
@@ -65,7 +65,7 @@ async def get_payload(request: Request) -> Response:
 
 
 async def _payload(request: Request, accept: str | None) -> Response:
-    caller = authenticate(request)
+    caller = await authenticate(request)
     if "trans_wrapped_session_key" in request.query_params:
         raise InvalidInput("Transport key wrapped retrieval is not supported.")
     data, content_type = await run_in_threadpool(
@@ -76,7 +76,7 @@ async def _payload(request: Request, accept: str | None) -> Response:
 
 @operation("Secret update")
 async def put_secret(request: Request) -> Response:
-    caller = authenticate(request)
+    caller = await authenticate(request)
     context = ctx(request)
     body = await read_body(request, context.settings.limits.max_secret_bytes)
     await run_in_threadpool(
@@ -92,7 +92,7 @@ async def put_secret(request: Request) -> Response:
 
 @operation("Secret deletion")
 async def delete_secret(request: Request) -> Response:
-    caller = authenticate(request)
+    caller = await authenticate(request)
     refuse = False
     if microversion(request) >= (1, 2):
         force = request.query_params.get("force", "false").strip().lower()
@@ -107,7 +107,7 @@ async def delete_secret(request: Request) -> Response:
 
 @operation("Secret(s) retrieval")
 async def list_secrets(request: Request) -> Response:
-    caller = authenticate(request)
+    caller = await authenticate(request)
     offset, limit = paging(request)
     query = _list_query(request, caller.project_id, offset, limit)
     with_consumers = microversion(request) >= (1, 1)

@@ -17,23 +17,23 @@ from donjon.errors import InvalidInput, NotFound
 
 @operation("Secret store retrieval")
 async def secret_stores(request: Request) -> Response:
-    authenticate(request)
+    await authenticate(request)
     raise NotFound("Not Found. Multiple backends support is not enabled in service configuration.")
 
 
 @operation("Transport Key retrieval")
 async def list_transport_keys(request: Request) -> Response:
-    authenticate(request)
+    await authenticate(request)
     return json_response({"transport_keys": [], "total": 0})
 
 
 @operation("Transport Key creation")
 async def create_transport_key(request: Request) -> Response:
-    authenticate(request)
+    await authenticate(request)
     raise InvalidInput("Transport keys are not supported: no secret store of this server offers them.")
 
 
 @operation("Transport Key retrieval")
 async def transport_key(request: Request) -> Response:
-    authenticate(request)
+    await authenticate(request)
     raise NotFound("Not Found. Transport key not found.")

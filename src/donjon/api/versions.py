@@ -50,5 +50,5 @@ async def root(request: Request) -> Response:
 
 @operation("Version retrieval")
 async def v1(request: Request) -> Response:
-    authenticate(request)
+    await authenticate(request)
     return json_response({"version": _version(request)})
