@@ -6,6 +6,7 @@ A keystore is chosen by configuration: ``type`` names a factory in ``KEYSTORES``
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -45,13 +46,24 @@ class Keystore(Protocol):
 KeystoreFactory = Callable[[Mapping[str, Any]], Keystore]
 
 
-def _file_factory(options: Mapping[str, Any]) -> Keystore:
-    from donjon.keystores.file import FileKeystore
+def _lazy(module: str, class_name: str) -> KeystoreFactory:
+    """A factory importing its implementation on first use: a backend's library is only needed if configured."""
 
-    return FileKeystore.from_options(options)
+    def factory(options: Mapping[str, Any]) -> Keystore:
+        cls = getattr(importlib.import_module(module), class_name)
+        keystore: Keystore = cls.from_options(options)
+        return keystore
+
+    return factory
 
 
-KEYSTORES: dict[str, KeystoreFactory] = {"file": _file_factory}
+KEYSTORES: dict[str, KeystoreFactory] = {
+    "file": _lazy("donjon.keystores.file", "FileKeystore"),
+    "pkcs11": _lazy("donjon.keystores.pkcs11", "Pkcs11Keystore"),
+    "nss": _lazy("donjon.keystores.nss", "NssKeystore"),
+    "kmip": _lazy("donjon.keystores.kmip", "KmipKeystore"),
+    "vault": _lazy("donjon.keystores.vault", "VaultKeystore"),
+}
 
 
 def open_keystore(type_: str, options: Mapping[str, Any]) -> Keystore:
