@@ -1,0 +1,248 @@
+"""Orders run exactly once: several workers (nodes) on one database, leases that expire, and server crashes.
+
+Each test module database here is fresh and has no server attached, so only the workers a test starts
+touch its orders.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import func, select, update
+
+from donjon.auth import Caller
+from donjon.config import OrderConfig, QuotaConfig
+from donjon.crypto.keys import ProjectKeys
+from donjon.keystores import open_keystore
+from donjon.policy import Policy
+from donjon.services.orders import ClaimLost, OrderProcessor, OrderService, parse_order
+from donjon.services.quotas import Quotas
+from donjon.storage import migrate
+from donjon.storage import orders as order_repo
+from donjon.storage.database import Database
+from donjon.storage.tables import container_secrets, containers, orders, secrets
+from donjon.timeutil import utcnow
+from donjon.workers.orders import OrderWorker
+from tests import databases
+from tests.live_server import LiveServer
+
+
+@pytest.fixture(scope="module", params=databases.selected())
+def quiet_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    kind = request.param
+    url = databases.fresh_database(kind, tmp_path_factory.mktemp(f"orders-{kind}"))
+    db = Database(url, pool_size=1)
+    migrate.upgrade(db)
+    db.dispose()
+    yield url
+    databases.drop_database(kind, url)
+
+
+@dataclass
+class Node:
+    """What one donjon node holds for orders: its own engine, KEK cache and worker."""
+
+    db: Database
+    orders: OrderService
+    processor: OrderProcessor
+    worker: OrderWorker
+
+
+@pytest.fixture
+def make_node(quiet_url: str, tmp_path: Path) -> Iterator[Any]:
+    made: list[Node] = []
+    key_file = tmp_path / "root.key"
+
+    def make(**config: Any) -> Node:
+        db = Database(quiet_url, pool_size=4)
+        keys = ProjectKeys(db, open_keystore("file", {"path": str(key_file)}), 300)
+        processor = OrderProcessor(db, keys)
+        service = OrderService(db, keys, Policy(), Quotas(QuotaConfig()))
+        node = Node(db, service, processor, OrderWorker(db, processor, OrderConfig(**config)))
+        made.append(node)
+        return node
+
+    yield make
+    for node in made:
+        node.worker.stop()
+        node.db.dispose()
+
+
+def queue(node: Node, project: str, body: dict[str, Any], count: int) -> list[str]:
+    caller = Caller(project, "creator", ("member",))
+    return [node.orders.create(caller, parse_order(body)) for _ in range(count)]
+
+
+def rows(node: Node, project: str) -> list[Any]:
+    with node.db.read() as conn:
+        return list(conn.execute(select(orders).where(orders.c.project_id == project)))
+
+
+def count(node: Node, table: Any, project: str) -> int:
+    with node.db.read() as conn:
+        return int(conn.execute(select(func.count()).select_from(table).where(table.c.project_id == project)).scalar())
+
+
+def drain(nodes: list[Node]) -> None:
+    """Run every node's worker loop in its own thread, all at once, until no order is claimable."""
+    barrier = threading.Barrier(len(nodes))
+    errors: list[BaseException] = []
+
+    def run(node: Node) -> None:
+        try:
+            barrier.wait()
+            while node.worker.run_once():
+                pass
+        except BaseException as exc:  # noqa: BLE001 - reported by the test below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run, args=(n,)) for n in nodes]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert not errors, errors
+
+
+def test_four_nodes_process_every_order_exactly_once(make_node: Any) -> None:
+    nodes = [make_node() for _ in range(4)]
+    project = f"p-{uuid.uuid4()}"
+    ids = queue(nodes[0], project, {"type": "key", "meta": {"algorithm": "aes", "bit_length": 256}}, 40)
+    ids += queue(nodes[1], project, {"type": "password", "meta": {"length": 16}}, 10)
+
+    drain(nodes)
+
+    done = rows(nodes[0], project)
+    assert sorted(r.id for r in done) == sorted(ids)
+    assert {r.status for r in done} == {"ACTIVE"}
+    assert all(r.attempts == 1 for r in done), "an order was claimed twice"
+    # One secret per order: no worker generated an order that another one also completed.
+    assert len({r.secret_id for r in done}) == 50
+    assert count(nodes[0], secrets, project) == 50
+    assert len({r.claimed_by for r in done}) > 1, "only one node did any work"
+
+
+def test_key_pair_orders_across_nodes_make_one_container_each(make_node: Any) -> None:
+    nodes = [make_node() for _ in range(3)]
+    project = f"p-{uuid.uuid4()}"
+    body = {"type": "asymmetric", "meta": {"algorithm": "ec", "bit_length": 256, "passphrase": "pp"}}
+    queue(nodes[0], project, body, 12)
+    drain(nodes)
+    done = rows(nodes[0], project)
+    assert {r.status for r in done} == {"ACTIVE"}
+    assert count(nodes[0], containers, project) == 12
+    assert count(nodes[0], secrets, project) == 36  # private, public and passphrase per order
+    with nodes[0].db.read() as conn:
+        links = conn.execute(select(func.count()).select_from(container_secrets)).scalar()
+    assert links is not None and links >= 36
+
+
+def test_an_expired_lease_is_taken_over_and_the_late_worker_changes_nothing(make_node: Any) -> None:
+    dead, alive = make_node(lease_seconds=1.0), make_node(lease_seconds=1.0)
+    project = f"p-{uuid.uuid4()}"
+    [order_id] = queue(dead, project, {"type": "key", "meta": {"algorithm": "aes", "bit_length": 128}}, 1)
+
+    # The first node claims the order and then stops answering (a crash, a long GC pause).
+    with dead.db.write() as conn:
+        claimed = order_repo.claim_next(
+            conn, worker=dead.worker.name, now=utcnow(), lease=timedelta(seconds=1), skip_locked=False
+        )
+    assert claimed is not None and claimed.id == order_id
+    assert not alive.worker.run_once(), "a leased order was claimed before its lease ran out"
+
+    time.sleep(1.2)
+    assert alive.worker.run_once()
+    [row] = rows(alive, project)
+    assert (row.status, row.claimed_by, row.attempts) == ("ACTIVE", alive.worker.name, 2)
+
+    # The first node wakes up and finishes its stale claim: fenced, rolled back, nothing duplicated.
+    with pytest.raises(ClaimLost):
+        dead.processor.process(claimed, dead.worker.name)
+    assert count(alive, secrets, project) == 1
+    [after] = rows(alive, project)
+    assert after.secret_id == row.secret_id
+
+
+def test_an_order_that_keeps_failing_ends_in_error_after_max_attempts(make_node: Any) -> None:
+    node = make_node(max_attempts=2)
+    project = f"p-{uuid.uuid4()}"
+    [order_id] = queue(node, project, {"type": "key", "meta": {"algorithm": "aes", "bit_length": 128}}, 1)
+    # Break the order's stored meta so that generation raises an unexpected error (not a validation one).
+    with node.db.write() as conn:
+        conn.execute(update(orders).where(orders.c.id == order_id).values(meta='{"algorithm": "aes"}'))
+
+    assert node.worker.run_once()
+    [row] = rows(node, project)
+    assert (row.status, row.attempts) == ("PENDING", 1), "a failed attempt must leave the order for a retry"
+    time.sleep(1.1)  # the failed claim is released for one second
+    assert node.worker.run_once()
+    [row] = rows(node, project)
+    assert row.status == "ERROR"
+    assert row.error_status_code == "500"
+    assert row.error_reason == "Process TypeOrder failure seen - please contact site administrator."
+    assert count(node, secrets, project) == 0
+
+
+def test_the_worker_thread_wakes_on_new_orders(make_node: Any) -> None:
+    node = make_node(poll_seconds=30.0)
+    node.worker.start()
+    project = f"p-{uuid.uuid4()}"
+    [order_id] = queue(node, project, {"type": "key", "meta": {"algorithm": "aes", "bit_length": 128}}, 1)
+    node.worker.wake()
+    deadline = time.monotonic() + 10
+    while rows(node, project)[0].status == "PENDING":
+        assert time.monotonic() < deadline, "the woken worker did not process the order"
+        time.sleep(0.05)
+    assert rows(node, project)[0].id == order_id
+
+
+@pytest.mark.live
+def test_orders_pending_at_a_crash_complete_once_after_restart(quiet_url: str, tmp_path: Path) -> None:
+    env = {"DONJON_DATABASE_URL": quiet_url, "DONJON_ORDERS__LEASE_SECONDS": "2", "DONJON_ORDERS__POLL_SECONDS": "0.2"}
+    server = LiveServer(tmp_path / "node", workers=2, env=env).start()
+    project = {"X-Project-Id": f"p-{uuid.uuid4()}", "X-User-Id": "u"}
+    refs: list[str] = []
+    try:
+        with httpx.Client(base_url=server.url, headers=project, timeout=30) as http:
+            for i in range(30):
+                meta: dict[str, Any] = {"algorithm": "rsa", "bit_length": 3072} if i % 5 == 0 else {}
+                body = (
+                    {"type": "asymmetric", "meta": meta}
+                    if meta
+                    else {"type": "key", "meta": {"algorithm": "aes", "bit_length": 256}}
+                )
+                r = http.post("/v1/orders", json=body)
+                assert r.status_code == 202, r.text
+                refs.append(r.json()["order_ref"])
+            statuses = [http.get(ref).json()["status"] for ref in refs]
+        assert "PENDING" in statuses, "every order finished before the crash: the test proves nothing"
+    finally:
+        server.kill()
+
+    server = LiveServer(tmp_path / "node", workers=2, env=env).start()
+    try:
+        with httpx.Client(base_url=server.url, headers=project, timeout=30) as http:
+            deadline = time.monotonic() + 120
+            while True:
+                listed = [o for o in http.get("/v1/orders", params={"limit": 100}).json()["orders"]]
+                if all(o["status"] != "PENDING" for o in listed):
+                    break
+                assert time.monotonic() < deadline, "orders pending at the crash never completed"
+                time.sleep(0.2)
+            assert len(listed) == 30
+            assert {o["status"] for o in listed} == {"ACTIVE"}
+            # Exactly once: 24 key orders make 24 secrets, 6 key-pair orders 12 secrets and 6 containers.
+            assert http.get("/v1/secrets", params={"limit": 1}).json()["total"] == 24 + 12
+            assert http.get("/v1/containers", params={"limit": 1}).json()["total"] == 6
+            assert len({o.get("secret_ref") or o["container_ref"] for o in listed}) == 30
+    finally:
+        server.stop()
