@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field, SecretStr, field_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -63,6 +63,33 @@ class OrderConfig(BaseModel):
     run_in_server: bool = True
 
 
+class KeystoneConfig(BaseModel):
+    """Keystone mode: tokens are validated against this Keystone with donjon's own service credentials.
+
+    The service user needs a role that lets it validate other users' tokens (Keystone's default policy:
+    ``service`` on a project, or a system reader). Its password comes from ``password`` or, better, from
+    ``password_file`` (a file readable by donjon only; surrounding whitespace is ignored).
+    """
+
+    # Keystone's identity API, e.g. https://keystone.example.org:5000/v3 (``/v3`` is added when missing).
+    auth_url: str = ""
+    # Advertised to clients in 401s (``WWW-Authenticate: Keystone uri="..."``); default: auth_url.
+    www_authenticate_uri: str = ""
+    username: str = "donjon"
+    password: SecretStr | None = None
+    password_file: Path | None = None
+    user_domain_name: str = "Default"
+    project_name: str = "service"
+    project_domain_name: str = "Default"
+    # How long a validated token is trusted without asking Keystone again (bounds revocation latency;
+    # never longer than the token's own expiry).
+    cache_seconds: float = 60.0
+    # Seconds for each HTTP request to Keystone.
+    timeout: float = 5.0
+    # CA bundle for an https auth_url (default: the system's).
+    cafile: Path | None = None
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="DONJON_", env_nested_delimiter="__", extra="forbid")
 
@@ -74,7 +101,8 @@ class Settings(BaseSettings):
     host_href: str = ""
     database_url: str = ""
     # dev: Barbican's unauthenticated mode (X-Project-Id), loopback only. token: donjon-issued bearer tokens.
-    auth: Literal["dev", "token"] = "dev"
+    # keystone: X-Auth-Token validated against Keystone (the [keystone] section).
+    auth: Literal["dev", "token", "keystone"] = "dev"
     # The key of the tokens' keyed hashes; the same file on every node. Default: token.key in the data dir.
     token_key_file: Path | None = None
     # How long a validated token is trusted without a database look-up (bounds revocation latency).
@@ -83,6 +111,7 @@ class Settings(BaseSettings):
     policy_file: Path | None = None
     # Secure RBAC (reader/member/admin). False ORs in Barbican's legacy rules (creator/observer/audit).
     enforce_new_defaults: bool = True
+    keystone: KeystoneConfig = Field(default_factory=KeystoneConfig)
     keystore: KeystoreConfig = Field(default_factory=KeystoreConfig)
     limits: LimitsConfig = Field(default_factory=LimitsConfig)
     quotas: QuotaConfig = Field(default_factory=QuotaConfig)

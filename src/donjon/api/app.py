@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -40,6 +41,9 @@ from donjon.services.quotas import QuotaAdmin, Quotas
 from donjon.services.secrets import SecretService
 from donjon.storage.database import Database
 from donjon.workers.orders import OrderWorker
+
+if TYPE_CHECKING:
+    from donjon.auth.keystone import KeystoneTokens
 
 log = logging.getLogger("donjon")
 
@@ -145,8 +149,17 @@ def build_context(settings: Settings) -> tuple[AppContext, Database]:
             else None
         ),
         order_worker=worker,
+        keystone=_keystone(settings),
     )
     return context, db
+
+
+def _keystone(settings: Settings) -> KeystoneTokens | None:
+    if settings.auth != "keystone":
+        return None
+    from donjon.auth.keystone import KeystoneTokens  # the keystone extra: only imported when used
+
+    return KeystoneTokens(settings.keystone)
 
 
 def create_app(settings: Settings | None = None) -> Starlette:

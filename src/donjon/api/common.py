@@ -5,14 +5,15 @@ from __future__ import annotations
 import functools
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
 import orjson
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 
-from donjon.api.errors import response_for
+from donjon.api.errors import error_response, response_for
 from donjon.auth import Caller
 from donjon.auth.dev import caller_from_headers
 from donjon.auth.tokens import TokenService
@@ -25,6 +26,9 @@ from donjon.services.orders import OrderService
 from donjon.services.quotas import QuotaAdmin
 from donjon.services.secrets import SecretService
 from donjon.workers.orders import OrderWorker
+
+if TYPE_CHECKING:  # keystoneauth1 is an optional dependency (the keystone extra)
+    from donjon.auth.keystone import KeystoneTokens
 
 Handler = Callable[[Request], Awaitable[Response]]
 
@@ -44,6 +48,8 @@ class AppContext:
     tokens: TokenService | None
     # The order worker of this process, woken when an order is queued here (None: workers run elsewhere).
     order_worker: OrderWorker | None
+    # Set in keystone mode: validates X-Auth-Token against Keystone.
+    keystone: KeystoneTokens | None = None
 
 
 def ctx(request: Request) -> AppContext:
@@ -60,16 +66,31 @@ def operation(name: str) -> Callable[[Handler], Handler]:
             try:
                 return await fn(request)
             except Exception as exc:  # noqa: BLE001 - the one place errors become HTTP
-                return response_for(exc, name)
+                return _error(request, exc, name)
 
         return handler
 
     return wrap
 
 
+def _error(request: Request, exc: Exception, name: str) -> Response:
+    keystone = ctx(request).keystone
+    if keystone is not None:
+        from donjon.auth.keystone import KeystoneUnavailable  # importable: keystone mode is on
+
+        if isinstance(exc, Unauthorized):
+            # As keystonemiddleware: a 401 names where to get a token.
+            response = response_for(exc, name)
+            response.headers["WWW-Authenticate"] = keystone.challenge
+            return response
+        if isinstance(exc, KeystoneUnavailable):
+            return error_response(503, "The authentication service is unavailable. Please try again later.")
+    return response_for(exc, name)
+
+
 async def authenticate(request: Request) -> Caller:
-    tokens = ctx(request).tokens
-    if tokens is None:
+    context = ctx(request)
+    if context.tokens is None and context.keystone is None:
         return caller_from_headers(request.headers)
     token = request.headers.get("x-auth-token")
     if not token:
@@ -77,8 +98,15 @@ async def authenticate(request: Request) -> Caller:
         token = value if scheme.lower() == "bearer" else None
     if not token:
         raise Unauthorized("The request you have made requires authentication.")
+    if context.keystone is not None:
+        # A cache hit is a dict look-up; a miss asks Keystone over HTTP, in a thread, off the event loop.
+        caller = context.keystone.cached(token)
+        if caller is None:
+            caller = await run_in_threadpool(context.keystone.validate, token)
+        return caller
+    assert context.tokens is not None
     # A cache hit is a dict look-up; a miss reads one row, rarely enough to do it here on the event loop.
-    return tokens.authenticate(token)
+    return context.tokens.authenticate(token)
 
 
 def microversion(request: Request) -> tuple[int, int]:

@@ -91,6 +91,12 @@ def prepare(settings: Settings) -> None:
     open_keystore(settings.keystore.type, settings.keystore_options()).close()
     if settings.auth == "token":
         load_token_key(settings.effective_token_key_file, create=True)
+    if settings.auth == "keystone":
+        try:
+            from donjon.auth.keystone import check_config
+        except ImportError:
+            raise ConfigurationError("keystone mode needs keystoneauth1: pip install 'donjon[keystone]'") from None
+        check_config(settings.keystone)
     if settings.migrate_on_start:
         db = Database(settings.effective_database_url, pool_size=1)
         try:

@@ -87,11 +87,15 @@ class Policy:
     def _decide(self, rule: str, caller: Caller, target: Target | None) -> bool:
         # oslo.policy introspects every sub-check's signature on each call (~0.3 ms for Barbican's rules);
         # a decision depends only on these exact inputs, so it is computed once per distinct input.
-        creds = {
+        creds: dict[str, object] = {
             "user_id": caller.user_id,
-            "project_id": caller.project_id,
+            "project_id": caller.project_id or None,
             "roles": expand_roles(caller.roles),
         }
+        if caller.system_scope:
+            # oslo.policy: a system-scoped caller only passes rules whose scope_types include "system",
+            # and ``system_scope:all`` checks see it.
+            creds["system_scope"] = caller.system_scope
         result: bool = self._enforcer.enforce(rule, target.as_dict() if target else {}, creds, do_raise=False)
         return result
 

@@ -8,6 +8,8 @@ Deliberate differences from Barbican (``barbican-internals.md`` §8):
   ``secret_project_admin``.
 - No ``True:%(enforce_new_defaults)s`` prefix hack: with new defaults off, new OR legacy applies.
 - Targets are built by the services from stored rows only, never from request parameters (CVE-2022-3100).
+- Every rule is project-scoped, except the cloud-wide ``project_quotas:*`` and ``secretstores:*`` rules,
+  which Keystone system-scoped tokens may also pass (Barbican refuses every token without project scope).
 """
 
 from __future__ import annotations
@@ -18,13 +20,23 @@ _REASON = "Barbican's legacy roles (creator, observer, audit) are replaced by re
 _SINCE = "donjon 0.1"
 
 
-def _rule(name: str, check: str, legacy: str | None = None, description: str = "") -> policy.RuleDefault:
+PROJECT = ["project"]
+# Cloud-wide operations, also open to Keystone system-scoped tokens (``role:admin`` on ``system all``), as
+# Barbican's secure-RBAC rules of 2021-2023 had them; project-scoped admins keep them as in Barbican today.
+PROJECT_OR_SYSTEM = ["project", "system"]
+
+
+def _rule(
+    name: str, check: str, legacy: str | None = None, description: str = "", scope_types: list[str] = PROJECT
+) -> policy.RuleDefault:
     deprecated = (
         policy.DeprecatedRule(name, legacy, deprecated_reason=_REASON, deprecated_since=_SINCE)
         if legacy is not None and legacy != check
         else None
     )
-    return policy.RuleDefault(name, check, description=description, deprecated_rule=deprecated, scope_types=["project"])
+    return policy.RuleDefault(
+        name, check, description=description, deprecated_rule=deprecated, scope_types=list(scope_types)
+    )
 
 
 def _entity_rules(kind: str) -> list[policy.RuleDefault]:
@@ -140,10 +152,13 @@ ENDPOINTS = [
     _rule("order:delete", "rule:order_project_member", "rule:admin and rule:order_project_match"),
     # quotas
     _rule("quotas:get", "role:reader", "rule:all_users"),
-    *(_rule(f"project_quotas:{op}", "role:admin", "rule:service_admin") for op in ("get", "put", "delete")),
+    *(
+        _rule(f"project_quotas:{op}", "role:admin", "rule:service_admin", scope_types=PROJECT_OR_SYSTEM)
+        for op in ("get", "put", "delete")
+    ),
     # secret stores
     *(
-        _rule(name, "role:reader", "rule:all_users")
+        _rule(name, "role:reader", "rule:all_users", scope_types=PROJECT_OR_SYSTEM)
         for name in (
             "secretstores:get",
             "secretstores:get_global_default",

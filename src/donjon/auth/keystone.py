@@ -1,0 +1,197 @@
+"""Keystone mode: ``X-Auth-Token`` validated against a real Keystone (``GET /v3/auth/tokens``).
+
+donjon authenticates to Keystone as its own service user (keystoneauth1 password plugin; the service
+token is fetched once and renewed by keystoneauth1) and asks Keystone about each new user token. Results
+are cached per process for ``cache_seconds`` (never past the token's expiry), keyed by an HMAC of the token
+under a random per-process key: the raw token is never stored, logged or put in an error message.
+
+``validate`` does blocking HTTP: the API calls it in a worker thread on a cache miss; ``cached`` is a dict
+look-up, safe on the event loop.
+
+Scope, as Barbican's context middleware: a project-scoped token gives the caller that project; a
+system-scoped token (``system: {all: true}``) gives a caller without project whose ``system_scope`` is
+``all`` (policy admits it only where a rule's scope types include ``system``); domain-scoped and unscoped
+tokens are refused (401).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+import os
+import threading
+import time
+from typing import Any
+
+from keystoneauth1 import exceptions as ks_exceptions
+from keystoneauth1 import session as ks_session
+from keystoneauth1.identity import v3
+
+from donjon.auth.context import Caller
+from donjon.config import KeystoneConfig
+from donjon.errors import ConfigurationError, DonjonError, Unauthorized
+from donjon.files import read_private
+from donjon.timeutil import parse_iso8601, utcnow
+
+log = logging.getLogger("donjon.auth.keystone")
+
+NOT_AUTHENTICATED = "The request you have made requires authentication."
+_MAX_TOKEN_CHARS = 8192  # Fernet tokens are ~200 characters; JWS ~800. Anything longer is not a token.
+_MAX_CACHE_ENTRIES = 10_000
+
+
+class KeystoneUnavailable(DonjonError):  # noqa: N818 - reads as the condition, like the other errors
+    """Keystone could not be asked (down, timeout, or donjon's own credentials refused): 503."""
+
+
+def identity_url(auth_url: str) -> str:
+    url = auth_url.rstrip("/")
+    return url if url.endswith("/v3") else f"{url}/v3"
+
+
+def service_password(config: KeystoneConfig) -> str:
+    if config.password_file is not None:
+        if not config.password_file.is_file():
+            raise ConfigurationError(f"keystone password_file {config.password_file} does not exist")
+        password = read_private(config.password_file).decode("utf-8").strip()
+    elif config.password is not None:
+        password = config.password.get_secret_value()
+    else:
+        password = ""
+    if not password:
+        raise ConfigurationError("keystone mode needs the service user's password (keystone.password_file)")
+    return password
+
+
+def check_config(config: KeystoneConfig) -> None:
+    """Fail at start-up, not on the first request, when the keystone section is unusable."""
+    if not config.auth_url.startswith(("http://", "https://")):
+        raise ConfigurationError("keystone mode needs keystone.auth_url (e.g. https://keystone:5000/v3)")
+    if config.cafile is not None and not config.cafile.is_file():
+        raise ConfigurationError(f"keystone cafile {config.cafile} does not exist")
+    service_password(config)
+
+
+def caller_from_token(body: dict[str, Any]) -> Caller:
+    """The caller described by Keystone's token validation response (``{"token": {...}}``)."""
+    token = body.get("token")
+    if not isinstance(token, dict):
+        raise KeystoneUnavailable("Keystone answered a token validation without a token")
+    user = token.get("user") or {}
+    user_id = user.get("id") if isinstance(user, dict) else None
+    roles = tuple(
+        dict.fromkeys(str(r["name"]).lower() for r in token.get("roles") or () if isinstance(r, dict) and "name" in r)
+    )
+    project = token.get("project")
+    if isinstance(project, dict) and project.get("id"):
+        return Caller(project_id=str(project["id"]), user_id=user_id, roles=roles)
+    system = token.get("system")
+    if isinstance(system, dict) and system.get("all") is True:
+        return Caller(project_id="", user_id=user_id, roles=roles, system_scope="all")
+    # Domain-scoped or unscoped: Barbican's context middleware refuses a token without project scope.
+    raise Unauthorized(NOT_AUTHENTICATED)
+
+
+def _seconds_left(body: dict[str, Any]) -> float | None:
+    raw = body.get("token", {}).get("expires_at")
+    if not isinstance(raw, str):
+        return None
+    try:
+        return (parse_iso8601(raw) - utcnow()).total_seconds()
+    except ValueError:
+        return None
+
+
+class KeystoneTokens:
+    def __init__(self, config: KeystoneConfig) -> None:
+        check_config(config)
+        self._url = identity_url(config.auth_url)
+        auth = v3.Password(
+            auth_url=self._url,
+            username=config.username,
+            password=service_password(config),
+            user_domain_name=config.user_domain_name,
+            project_name=config.project_name,
+            project_domain_name=config.project_domain_name,
+        )
+        self._session = ks_session.Session(
+            auth=auth,
+            timeout=config.timeout,
+            verify=str(config.cafile) if config.cafile is not None else True,
+            app_name="donjon",
+        )
+        self._cache_seconds = config.cache_seconds
+        self._cache: dict[bytes, tuple[Caller, float]] = {}  # HMAC(token) -> (caller, monotonic expiry)
+        self._cache_key = os.urandom(32)
+        self._lock = threading.Lock()
+        uri = config.www_authenticate_uri or config.auth_url
+        self.challenge = f'Keystone uri="{uri}"'
+
+    def __repr__(self) -> str:
+        return f"KeystoneTokens(url={self._url!r})"
+
+    def _key(self, token: str) -> bytes:
+        return hmac.new(self._cache_key, token.encode("utf-8", "surrogateescape"), hashlib.sha256).digest()
+
+    @staticmethod
+    def _plausible(token: str) -> bool:
+        return 0 < len(token) <= _MAX_TOKEN_CHARS and token.isascii() and token.isprintable() and " " not in token
+
+    def cached(self, token: str) -> Caller | None:
+        """The caller of a token validated recently, without any I/O."""
+        hit = self._cache.get(self._key(token))
+        if hit is not None and hit[1] > time.monotonic():
+            return hit[0]
+        return None
+
+    def validate(self, token: str) -> Caller:
+        """Ask Keystone (blocking). Raises Unauthorized for a bad token, KeystoneUnavailable otherwise."""
+        if not self._plausible(token):
+            raise Unauthorized(NOT_AUTHENTICATED)
+        key = self._key(token)
+        hit = self._cache.get(key)
+        if hit is not None and hit[1] > time.monotonic():
+            return hit[0]
+        try:
+            response = self._session.get(
+                f"{self._url}/auth/tokens",
+                headers={"X-Subject-Token": token, "Accept": "application/json"},
+                authenticated=True,
+                raise_exc=False,
+                log=False,  # keystoneauth1 would log the request headers at debug level
+            )
+        except ks_exceptions.ClientException as exc:
+            # The service user's own authentication failed, or Keystone is unreachable. Type only: the
+            # message of an auth failure may quote the request.
+            log.error("keystone token validation failed: %s", type(exc).__name__)
+            raise KeystoneUnavailable("The authentication service is unavailable.") from None
+        if response.status_code == 404:
+            raise Unauthorized(NOT_AUTHENTICATED)  # unknown, expired or revoked
+        if response.status_code != 200:
+            # 401/403: donjon's service user may not validate tokens (credentials or role); 5xx: Keystone.
+            log.error("keystone answered %d to a token validation", response.status_code)
+            raise KeystoneUnavailable("The authentication service is unavailable.")
+        try:
+            body = response.json()
+        except ValueError:
+            raise KeystoneUnavailable("The authentication service is unavailable.") from None
+        caller = caller_from_token(body)
+        ttl = self._cache_seconds
+        left = _seconds_left(body)
+        if left is not None:
+            ttl = min(ttl, left)
+        if ttl > 0:
+            now = time.monotonic()
+            with self._lock:
+                if len(self._cache) >= _MAX_CACHE_ENTRIES:
+                    for k in [k for k, (_, until) in self._cache.items() if until <= now]:
+                        del self._cache[k]
+                    if len(self._cache) >= _MAX_CACHE_ENTRIES:
+                        self._cache.clear()
+                self._cache[key] = (caller, now + ttl)
+        return caller
+
+    def forget_all(self) -> None:
+        with self._lock:
+            self._cache.clear()
