@@ -42,6 +42,12 @@ class Database:
             kwargs["pool_size"] = pool_size
             kwargs["max_overflow"] = 2 * pool_size
             kwargs["pool_recycle"] = 3600
+            if self.dialect == "mysql":
+                # InnoDB's default REPEATABLE READ takes its snapshot at a transaction's first read, so a
+                # count made after taking the project lock could still see the snapshot from before it
+                # (quota over-admission), and its gap locks deadlock concurrent first inserts. READ
+                # COMMITTED is what PostgreSQL does by default and what Galera clusters recommend.
+                kwargs["isolation_level"] = "READ COMMITTED"
         self.engine: Engine = create_engine(url, **kwargs)
         if self.dialect == "sqlite":
             _configure_sqlite(self.engine)

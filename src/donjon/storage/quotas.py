@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import Connection, delete, func, insert, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.dialects import mysql, postgresql
 
 from donjon.storage.tables import project_locks, project_quotas
 
@@ -55,16 +55,19 @@ def remove(conn: Connection, project_id: str) -> bool:
 def lock_project(conn: Connection, project_id: str) -> None:
     """Serialise the quota-checked creates of one project until the transaction ends.
 
-    SQLite needs nothing (one writer at a time); PostgreSQL and MariaDB lock the project's row.
+    SQLite needs nothing (one writer at a time). PostgreSQL and MariaDB take the lock with one upsert of
+    the project's lock row, which locks it exclusively whether it is new or not. Inserting a missing
+    row and then selecting it FOR UPDATE deadlocks on InnoDB: concurrent duplicate inserts each hold a
+    shared lock on the row once it appears, and then all of them ask to upgrade it.
     """
-    if conn.dialect.name == "sqlite":
+    dialect = conn.dialect.name
+    if dialect == "sqlite":
         return
-    stmt = select(project_locks.c.project_id).where(project_locks.c.project_id == project_id).with_for_update()
-    if conn.execute(stmt).first() is not None:
-        return
-    try:
-        with conn.begin_nested():
-            conn.execute(insert(project_locks).values(project_id=project_id))
-    except IntegrityError:
-        pass  # created concurrently; the SELECT below waits for its creator's transaction
-    conn.execute(stmt)
+    if dialect == "postgresql":
+        pg = postgresql.insert(project_locks).values(project_id=project_id)
+        conn.execute(
+            pg.on_conflict_do_update(index_elements=[project_locks.c.project_id], set_={"project_id": project_id})
+        )
+    else:
+        my = mysql.insert(project_locks).values(project_id=project_id)
+        conn.execute(my.on_duplicate_key_update(project_id=my.inserted.project_id))
