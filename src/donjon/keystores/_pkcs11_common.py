@@ -190,53 +190,69 @@ def encrypt_gcm_presized(
 
 @dataclass
 class Module:
-    """One PKCS#11 library initialised in this process, shared by every keystore using it."""
+    """One PKCS#11 library loaded in this process, shared by every keystore using it.
+
+    Loaded once and kept for the life of the process (python-pkcs11's lib object must not be collected while
+    sessions or its subclass's type may be torn down with it); initialised while some keystore uses it and
+    finalised after the last one closes, so it can be initialised afresh (for NSS: on another database).
+    """
 
     path: str
-    init_key: str  # what C_Initialize was given, minus secrets; another keystore must ask for the same
     functions: _Functions
-    lib: _pkcs11.lib
+    lib: _pkcs11.lib | None = None
+    init_key: str | None = None  # what C_Initialize was given (no secrets in it), None while finalised
+    init_args: ctypes.Structure | None = None  # kept alive while initialised: a module may keep the pointer
     users: int = 0
     tokens: dict[str, _Token] = field(default_factory=dict)
 
 
 _modules: dict[str, Module] = {}
-# Guards _modules, Module.users and Module.tokens: keystores open and close from any thread.
+# Guards _modules, Module.users/init_key/tokens and _initializing: keystores open and close from any thread.
 _registry_lock = threading.Lock()
+_initializing: list[Module] = []  # the module python-pkcs11's lib.__init__ is initialising
 
 
-def _initialize(functions: _Functions, args: ctypes.Structure, path: str) -> None:
-    rv = functions.initialize(ctypes.byref(args))
+def _initialize(module: Module, args: ctypes.Structure) -> None:
+    rv = module.functions.initialize(ctypes.byref(args))
     if rv not in (CKR_OK, CKR_CRYPTOKI_ALREADY_INITIALIZED):
-        raise ConfigurationError(f"PKCS#11 library {path}: C_Initialize failed (0x{rv:x})")
+        raise ConfigurationError(f"PKCS#11 library {module.path}: C_Initialize failed (0x{rv:x})")
 
 
-def _load(path: str, init_args: ctypes.Structure) -> Module:
-    try:
-        functions = _Functions(path)
-    except OSError as exc:
-        raise ConfigurationError(f"cannot load PKCS#11 library {path}: {exc}") from None
+class _Lib(_pkcs11.lib):
+    """python-pkcs11's lib, initialising the module our way instead of with C_Initialize(NULL).
 
-    class _Lib(_pkcs11.lib):
-        # python-pkcs11 calls this cpdef hook from lib.__init__; it would call C_Initialize(NULL).
-        def initialize(self) -> None:
-            _initialize(functions, init_args, path)
+    Defined once at module level: a class made per call would be garbage with its instance, and Cython's
+    __dealloc__ then finds its methods gone.
+    """
 
-    try:
-        lib = _Lib(path)
-    except p11e.PKCS11Error as exc:
-        raise ConfigurationError(f"PKCS#11 library {path}: {type(exc).__name__}") from None
-    # The args must outlive C_Initialize (the module may keep the pointer); the closure holds them.
-    return Module(path=path, init_key="", functions=functions, lib=lib)
+    def initialize(self) -> None:  # the cpdef hook lib.__init__ calls
+        module = _initializing[-1]
+        assert module.init_args is not None
+        _initialize(module, module.init_args)
 
 
 def acquire_module(path: str, init_args: ctypes.Structure, init_key: str) -> Module:
-    """The module at ``path``, initialised with ``init_args`` on first use in this process."""
+    """The module at ``path``, initialised with ``init_args`` unless in use already with the same settings."""
     path = os.path.realpath(path)
     with _registry_lock:
         module = _modules.get(path)
         if module is None:
-            module = _load(path, init_args)
+            try:
+                module = Module(path=path, functions=_Functions(path))
+            except OSError as exc:
+                raise ConfigurationError(f"cannot load PKCS#11 library {path}: {exc}") from None
+        if module.init_key is None:
+            module.init_args = init_args
+            if module.lib is None:
+                _initializing.append(module)
+                try:
+                    module.lib = _Lib(path)
+                except p11e.PKCS11Error as exc:
+                    raise ConfigurationError(f"PKCS#11 library {path}: {type(exc).__name__}") from None
+                finally:
+                    _initializing.pop()
+            else:
+                _initialize(module, init_args)
             module.init_key = init_key
             _modules[path] = module
         elif module.init_key != init_key:
@@ -248,16 +264,16 @@ def acquire_module(path: str, init_args: ctypes.Structure, init_key: str) -> Mod
 
 
 def release_module(module: Module) -> None:
-    """After the last keystore on a module closes, finalise it so it can be initialised afresh (NSS: another DB)."""
+    """After the last keystore on a module closes, finalise it."""
     with _registry_lock:
         module.users -= 1
         if module.users > 0:
             return
-        _modules.pop(module.path, None)
         for token in list(module.tokens.values()):
             token.close_all()
         module.tokens.clear()
         module.functions.finalize(None)
+        module.init_key = module.init_args = None
 
 
 def os_locking_args() -> CK_C_INITIALIZE_ARGS:
@@ -336,6 +352,8 @@ class _Token:
         self._open = 0
         self._available = threading.Condition()
         self._pid = os.getpid()
+        # Keystores opened at once by threads of this process must agree on one root key: one creates it.
+        self.setup_lock = threading.Lock()
 
     @contextmanager
     def borrow(self) -> Iterator[PooledSession]:
@@ -409,10 +427,12 @@ def open_token(module: Module, token_label: str, pins: PinSource, what: str, max
                 raise ConfigurationError(f"{what}: token {token_label!r} rejected the PIN from {pins.describe()}")
             shared.users += 1
             return shared
+        lib = module.lib
+        assert lib is not None, "acquire_module loads it"
         try:
-            token = module.lib.get_token(token_label=token_label)
+            token = lib.get_token(token_label=token_label)
         except p11e.NoSuchToken:
-            labels = sorted(t.label for t in module.lib.get_tokens())
+            labels = sorted(t.label for t in lib.get_tokens())
             raise ConfigurationError(f"{what}: no token labelled {token_label!r} (present: {labels})") from None
         except p11e.MultipleTokensReturned:
             raise ConfigurationError(f"{what}: several tokens are labelled {token_label!r}") from None
@@ -529,7 +549,8 @@ def _check_root_key(key: SecretKey, what: str, label: str) -> None:
 def _find_or_create_root_key(session: Session, label: str, create: bool, what: str) -> bytes:
     """The CKA_ID of the root key labelled ``label``, generating it in the token if absent and allowed.
 
-    If several keys carry the label (two first starts raced), the lowest CKA_ID wins, so every process agrees.
+    If several keys carry the label (two processes' first starts raced), the lowest CKA_ID wins, so processes
+    opened later agree; wraps by either key keep opening anywhere, as the root key id names the exact key.
     """
     try:
         found = _find(session, label, None)
@@ -700,7 +721,7 @@ def open_root_key(
     try:
         shared = open_token(module, token_label, pins, what, max_sessions)
         try:
-            with shared.borrow() as pooled:
+            with shared.setup_lock, shared.borrow() as pooled:
                 key_id = _find_or_create_root_key(pooled.session, key_label, create, what)
         except BaseException:
             release_token(shared)
