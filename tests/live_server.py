@@ -31,6 +31,8 @@ class LiveServer:
     workers: int = 2
     env: dict[str, str] = field(default_factory=dict)
     args: list[str] = field(default_factory=list)
+    # False: the auth mode comes from env/args (e.g. DONJON_AUTH=keystone) instead of --dev.
+    dev: bool = True
     process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -44,7 +46,8 @@ class LiveServer:
     def start(self, timeout: float = 30.0) -> LiveServer:
         env = {k: v for k, v in os.environ.items() if not k.startswith("DONJON_")}
         env.update(self.env)
-        command = [DONJON, "server", "--dev", "--port", str(self.port), "--workers", str(self.workers)]
+        command = [DONJON, "server", *(["--dev"] if self.dev else []), "--port", str(self.port)]
+        command += ["--workers", str(self.workers)]
         command += ["--data-dir", str(self.data_dir), *self.args]
         self.data_dir.mkdir(parents=True, exist_ok=True)
         with self.log.open("ab") as log:
