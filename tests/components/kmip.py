@@ -1,8 +1,9 @@
 """A real PyKMIP server for the KMIP keystore tests: its own CA, server and client certificates, mutual TLS.
 
-``kmip_server`` is session-scoped: one ``pykmip-server`` process per test session, on a free loopback port,
-with its SQLite database, policy directory and log under a pytest tmp dir. It yields ``KmipServer``, whose
-``options()`` are ready-made keystore options for a client holding the valid client certificate.
+``kmip_server`` (a test module imports ``kmip_server_fixture`` to use it) is session-scoped: one
+``pykmip-server`` process per test session, on a free loopback port, with its SQLite database, policy
+directory and log under a pytest tmp dir. It yields ``KmipServer``, whose ``options()`` are ready-made
+keystore options for a client holding the valid client certificate.
 
 Why TLS1.2: PyKMIP's default "Basic" auth suite is TLS 1.0 with TLS 1.0 ciphers, which OpenSSL 3 refuses.
 """
@@ -215,8 +216,9 @@ class KmipServer:
         return "\n".join(parts)
 
 
-@pytest.fixture(scope="session")
-def kmip_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KmipServer]:
+# Named apart from the fixture so a test module can import it (which registers it) without shadowing it.
+@pytest.fixture(scope="session", name="kmip_server")
+def kmip_server_fixture(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KmipServer]:
     directory = tmp_path_factory.mktemp("kmip")
     ca = TestCa(directory / "certs")
     server = KmipServer(

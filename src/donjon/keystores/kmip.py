@@ -40,20 +40,24 @@ import socket
 import ssl
 import struct
 import threading
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from kmip.core import enums
-from kmip.core.attributes import CryptographicParameters, UniqueIdentifier
-from kmip.core.factories.attributes import AttributeFactory
-from kmip.core.messages import contents, messages, payloads
-from kmip.core.objects import TemplateAttribute
-from kmip.core.utils import BytearrayStream
-
 from donjon.crypto import DecryptionFailed
 from donjon.errors import ConfigurationError
 from donjon.keystores import WrappedKey
+
+with warnings.catch_warnings():
+    # Importing any of PyKMIP 0.11 loads its SQLAlchemy models, which warn about SQLAlchemy 2 on import.
+    warnings.simplefilter("ignore", DeprecationWarning)
+    from kmip.core import enums
+    from kmip.core.attributes import CryptographicParameters, UniqueIdentifier
+    from kmip.core.factories.attributes import AttributeFactory
+    from kmip.core.messages import contents, messages, payloads
+    from kmip.core.objects import TemplateAttribute
+    from kmip.core.utils import BytearrayStream
 
 log = logging.getLogger(__name__)
 
