@@ -29,7 +29,7 @@ and a rotation only adds a key.
 Connections: mutual TLS (TLS 1.2 or newer, the server's certificate checked against ``ca_certs`` and
 ``host``), one KMIP request at a time per connection. A small pool serves the request threads; a connection
 that fails mid-request is dropped and the request retried once on a fresh one (Encrypt, Decrypt, Locate
-and Get Attributes change nothing on the server, so a retry is harmless).
+and Get Attributes change nothing on the server, and a repeated Activate is checked; Create is never retried).
 """
 
 from __future__ import annotations
@@ -191,6 +191,9 @@ class _Pool:
                     continue
                 except _OperationFailed:
                     self._give_back(connection)  # a refusal leaves the connection usable
+                    raise
+                except BaseException:
+                    connection.close()  # unknown state: never hand it to another request
                     raise
                 self._give_back(connection)
                 return result
