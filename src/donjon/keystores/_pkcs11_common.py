@@ -8,15 +8,15 @@ NSS softoken, HSMs) implements it.
 Blob: ``version (1 byte) || nonce (12 bytes) || ciphertext || tag (16 bytes)``; the associated data fed to the
 token is ``version || context``, so a blob cannot be re-labelled as another format.
 
-Two things python-pkcs11 0.10 does not do for us, both done here through ctypes on the same loaded library:
+python-pkcs11 0.10 calls ``C_Initialize(NULL)``, which by the PKCS#11 spec promises the library that no two
+threads will ever call it at once: SoftHSM2 then turns its own mutexes off and crashes (double free) under the
+server's request threads. We initialise the same loaded library through ctypes first, with
+``CKF_OS_LOCKING_OK`` (and, for NSS, the softoken's database parameters), and stop python-pkcs11 from
+initialising it again. A library is initialised once per process and finalised after its last keystore closes.
 
-* it calls ``C_Initialize(NULL)``, which by the PKCS#11 spec promises the library that no two threads will ever
-  call it at once; SoftHSM2 then turns its own mutexes off and crashes under the server's request threads. We
-  initialise with ``CKF_OS_LOCKING_OK`` (and, for NSS, the softoken's database parameters) instead;
-* a token's login state is per process, so several keystores on one token share one logged-in ``_Token``.
-
-Sessions are pooled: a PKCS#11 session carries one operation at a time (EncryptInit then Encrypt), so each
-request thread borrows its own session instead of queueing on one.
+A token's login state is per process, not per session, so keystores on one token share one logged-in
+``_Token``, which lends sessions from a pool: a session carries one operation at a time (EncryptInit then
+Encrypt), so each request thread borrows its own.
 """
 
 from __future__ import annotations
@@ -52,8 +52,9 @@ CKR_CRYPTOKI_ALREADY_INITIALIZED = 0x191
 CKF_OS_LOCKING_OK = 0x2
 CKM_AES_GCM = 0x1087
 
-# How a token says "this ciphertext does not open": SoftHSM2 answers a wrong GCM tag with CKR_GENERAL_ERROR,
-# NSS with CKR_ENCRYPTED_DATA_INVALID. Any of these during C_Decrypt is a mismatch, not an outage.
+# How a token says "this ciphertext does not open" (measured): SoftHSM2 2.6 answers a wrong tag, wrong
+# associated data or a truncated blob with CKR_GENERAL_ERROR; NSS 3.87 with CKR_ENCRYPTED_DATA_INVALID, or
+# CKR_DATA_LEN_RANGE when too short. HSMs use the others. During C_Decrypt these are a mismatch, not an outage.
 _DECRYPT_MISMATCH: tuple[type[Exception], ...] = (
     p11e.GeneralError,
     p11e.FunctionFailed,
@@ -61,8 +62,6 @@ _DECRYPT_MISMATCH: tuple[type[Exception], ...] = (
     p11e.EncryptedDataLenRange,
     p11e.DataInvalid,
     p11e.DataLenRange,
-    p11e.ArgumentsBad,
-    p11e.MechanismParamInvalid,
 )
 
 
@@ -214,7 +213,11 @@ _initializing: list[Module] = []  # the module python-pkcs11's lib.__init__ is i
 
 def _initialize(module: Module, args: ctypes.Structure) -> None:
     rv = module.functions.initialize(ctypes.byref(args))
-    if rv not in (CKR_OK, CKR_CRYPTOKI_ALREADY_INITIALIZED):
+    if rv == CKR_CRYPTOKI_ALREADY_INITIALIZED:
+        # Other code in this process initialised it, with arguments we cannot know: perhaps without locking,
+        # perhaps (NSS) on another database. Using it anyway could crash or use the wrong keys.
+        raise ConfigurationError(f"PKCS#11 library {module.path} was already initialised by other code in this process")
+    if rv != CKR_OK:
         raise ConfigurationError(f"PKCS#11 library {module.path}: C_Initialize failed (0x{rv:x})")
 
 
@@ -247,8 +250,11 @@ def acquire_module(path: str, init_args: ctypes.Structure, init_key: str) -> Mod
                 _initializing.append(module)
                 try:
                     module.lib = _Lib(path)
-                except p11e.PKCS11Error as exc:
-                    raise ConfigurationError(f"PKCS#11 library {path}: {type(exc).__name__}") from None
+                except BaseException as exc:
+                    module.functions.finalize(None)  # if our C_Initialize succeeded; harmless otherwise
+                    if isinstance(exc, p11e.PKCS11Error):
+                        raise ConfigurationError(f"PKCS#11 library {path}: {type(exc).__name__}") from None
+                    raise
                 finally:
                     _initializing.pop()
             else:
@@ -361,12 +367,15 @@ class _Token:
             # PKCS#11 state does not survive fork(); each worker process must open its own keystore.
             raise KeystoreUnavailable("PKCS#11 keystore used in a forked process; open it after forking")
         pooled = self._take()
-        ok = False
+        keep = False
         try:
             yield pooled
-            ok = True
+            keep = True
+        except DecryptionFailed:
+            keep = True  # the token ended the operation cleanly: the session is fine
+            raise
         finally:
-            self._give_back(pooled, keep=ok)
+            self._give_back(pooled, keep=keep)
 
     def _take(self) -> PooledSession:
         with self._available:
