@@ -73,7 +73,12 @@ secrets = Table(
     Column("content_type", String(64)),
     Column("kek_id", String(36), ForeignKey("project_keks.id")),
     Column("ciphertext", Blob),
+    # Lifecycle (donjon extensions): a limited secret's read budget, and the payload's version (rotation).
+    Column("max_reads", Integer),
+    Column("reads_left", Integer),
+    Column("version", Integer, nullable=False, server_default="1"),
     Index(None, "project_id", "created_at", "id"),
+    Index(None, "expiration"),
 )
 
 secret_metadata = Table(
@@ -254,4 +259,54 @@ api_tokens = Table(
     Column("expires_at", Timestamp),
     Column("revoked_at", Timestamp),
     Index(None, "project_id"),
+)
+
+# --- lifecycle (donjon extensions): versions, tombstones, wrapped hand-off tokens ----------------------
+
+# Previous payloads of a rotated secret, readable until ``expires_at`` (the grace period), then reaped.
+secret_versions = Table(
+    "secret_versions",
+    metadata,
+    Column("secret_id", String(36), ForeignKey("secrets.id", ondelete="CASCADE"), primary_key=True),
+    Column("version", Integer, primary_key=True),
+    Column("project_id", String(255), nullable=False),
+    Column("content_type", String(64), nullable=False),
+    Column("kek_id", String(36), ForeignKey("project_keks.id")),
+    Column("ciphertext", Blob, nullable=False),
+    Column("created_at", Timestamp, nullable=False),
+    Column("expires_at", Timestamp, nullable=False),
+    Index(None, "expires_at"),
+    Index(None, "project_id"),
+)
+
+# What remains of a secret whose payload is gone: when and why. Never any payload, KEK id or ciphertext.
+secret_tombstones = Table(
+    "secret_tombstones",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("project_id", String(255), nullable=False),
+    Column("name", String(255)),
+    Column("secret_type", String(32), nullable=False),
+    Column("creator_id", String(255)),
+    Column("created_at", Timestamp, nullable=False),
+    Column("expiration", Timestamp),
+    Column("deleted_at", Timestamp, nullable=False),
+    # "deleted" (DELETE), "expired" (the reaper), "read-limit" (max_reads reached)
+    Column("deleted_reason", String(16), nullable=False),
+    Index(None, "project_id", "deleted_at"),
+    Index(None, "deleted_at"),
+)
+
+# Single-use tokens that fetch a secret's payload once. Only a keyed hash of the token's secret part is stored.
+secret_wraps = Table(
+    "secret_wraps",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("digest", String(64), nullable=False),
+    Column("secret_id", String(36), ForeignKey("secrets.id", ondelete="CASCADE"), nullable=False),
+    Column("project_id", String(255), nullable=False),
+    Column("created_at", Timestamp, nullable=False),
+    Column("expires_at", Timestamp, nullable=False),
+    Index(None, "secret_id"),
+    Index(None, "expires_at"),
 )
