@@ -90,6 +90,27 @@ class KeystoneConfig(BaseModel):
     cafile: Path | None = None
 
 
+class AuditConfig(BaseModel):
+    """CADF audit events (docs/security.md, "Audit"): a hash-chained, HMAC-sealed JSON-lines file, and
+    oslo.messaging notifications where configured."""
+
+    enabled: bool = True
+    # The JSON-lines log; its signed head state is beside it (``<path>.head``). Default: audit.log in data_dir.
+    path: Path | None = None
+    # The key of the records' HMACs (0600, generated on first start). Default: audit.key in data_dir.
+    key_file: Path | None = None
+    # True: a request whose audit event no sink accepts fails with 503, and a "pending" event is written
+    # before every audited request reaches its handler (no effect without a record).
+    fail_closed: bool = True
+    # always: fdatasync the log after each record (survives power loss); never: the OS page cache only.
+    fsync: Literal["always", "never"] = "always"
+    # Also publish each event as an oslo.messaging notification (best effort; the `audit` extra).
+    notifications: bool = False
+    # e.g. rabbit://user:password@broker:5672/ (oslo.messaging's transport URL).
+    transport_url: SecretStr | None = None
+    topic: str = "notifications"
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="DONJON_", env_nested_delimiter="__", extra="forbid")
 
@@ -116,6 +137,7 @@ class Settings(BaseSettings):
     limits: LimitsConfig = Field(default_factory=LimitsConfig)
     quotas: QuotaConfig = Field(default_factory=QuotaConfig)
     orders: OrderConfig = Field(default_factory=OrderConfig)
+    audit: AuditConfig = Field(default_factory=AuditConfig)
     # How long an unwrapped project KEK stays in a worker's memory before it is unwrapped again.
     kek_cache_seconds: float = 900.0
     migrate_on_start: bool = True
