@@ -23,6 +23,7 @@ from pkcs11 import exceptions as p11e
 from donjon.crypto import DecryptionFailed
 from donjon.errors import ConfigurationError
 from donjon.keystores import WrappedKey, open_keystore
+from donjon.keystores._pkcs11_common import CK_C_INITIALIZE_ARGS, CKF_OS_LOCKING_OK, KeystoreUnavailable
 from donjon.keystores.pkcs11 import Pkcs11Keystore
 from tests.keystore_conformance import exercise_keystore
 from tests.live_server import LiveServer
@@ -238,11 +239,33 @@ def test_option_checks(softhsm: SoftHsmToken, tmp_path: Path) -> None:
         open_keystore("pkcs11", softhsm.options(sessions=0))
 
 
+def test_the_module_is_initialised_for_os_locking(keystore: Pkcs11Keystore) -> None:
+    # Without CKF_OS_LOCKING_OK SoftHSM2 drops its mutexes; 16 threads then fail or crash it (measured).
+    module = keystore._module
+    assert module is not None and isinstance(module.init_args, CK_C_INITIALIZE_ARGS)
+    assert module.init_args.flags & CKF_OS_LOCKING_OK
+
+
+def test_a_forked_child_is_refused_rather_than_using_the_parent_sessions(keystore: Pkcs11Keystore) -> None:
+    pid = os.fork()
+    if pid == 0:  # the child: PKCS#11 state does not survive fork(), so it must not touch the token
+        try:
+            keystore.wrap(b"k" * 32, b"ctx")
+        except KeystoreUnavailable:
+            os._exit(0)
+        except BaseException:
+            os._exit(2)
+        os._exit(1)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert keystore.unwrap(keystore.wrap(b"k" * 32, b"ctx"), b"ctx") == b"k" * 32
+
+
 def test_closed_keystore_refuses_work(softhsm: SoftHsmToken) -> None:
     keystore = open_pkcs11(softhsm)
     keystore.close()
     keystore.close()  # idempotent
-    with pytest.raises(Exception, match="closed"):
+    with pytest.raises(KeystoreUnavailable, match="closed"):
         keystore.wrap(b"k" * 32, b"ctx")
 
 

@@ -21,6 +21,7 @@ Encrypt), so each request thread borrows its own.
 
 from __future__ import annotations
 
+import atexit
 import ctypes
 import hashlib
 import hmac
@@ -280,6 +281,25 @@ def release_module(module: Module) -> None:
         module.tokens.clear()
         module.functions.finalize(None)
         module.init_key = module.init_args = None
+
+
+@atexit.register
+def _unload_all() -> None:
+    """Drop the lib objects while the interpreter is whole.
+
+    At interpreter teardown python-pkcs11's ``lib.__dealloc__`` looks up ``self.unload`` on a class already
+    cleared, and prints an AttributeError on every exit (in server logs: at each worker's shutdown).
+    """
+    with _registry_lock:
+        for module in _modules.values():
+            if module.init_key is not None:
+                for token in list(module.tokens.values()):
+                    token.close_all()
+                module.tokens.clear()
+                module.functions.finalize(None)
+                module.init_key = module.init_args = None
+            module.lib = None
+        _modules.clear()
 
 
 def os_locking_args() -> CK_C_INITIALIZE_ARGS:
