@@ -134,6 +134,8 @@ class Settings(BaseSettings):
     enforce_new_defaults: bool = True
     keystone: KeystoneConfig = Field(default_factory=KeystoneConfig)
     keystore: KeystoreConfig = Field(default_factory=KeystoreConfig)
+    # Keystores being retired by a root rotation: they only unwrap KEKs not yet rewrapped under `keystore`.
+    previous_keystores: list[KeystoreConfig] = Field(default_factory=list)
     limits: LimitsConfig = Field(default_factory=LimitsConfig)
     quotas: QuotaConfig = Field(default_factory=QuotaConfig)
     orders: OrderConfig = Field(default_factory=OrderConfig)
@@ -179,3 +181,9 @@ class Settings(BaseSettings):
         if self.keystore.type == "file":
             options.setdefault("path", str(self.data_dir / "root.key"))
         return options
+
+    def keystore_chain(self) -> list[tuple[str, dict[str, Any]]]:
+        """The current keystore first, then the previous ones (unwrap only) that a root rotation retires."""
+        return [(self.keystore.type, self.keystore_options())] + [
+            (k.type, dict(k.options)) for k in self.previous_keystores
+        ]

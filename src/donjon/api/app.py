@@ -32,7 +32,7 @@ from donjon.api.openapi import openapi_document
 from donjon.auth.tokens import TokenService, load_token_key
 from donjon.config import Settings
 from donjon.crypto.keys import ProjectKeys
-from donjon.keystores import open_keystore
+from donjon.keystores.keyring import open_chain
 from donjon.policy import Policy
 from donjon.services.acls import AclService
 from donjon.services.containers import ContainerService
@@ -126,7 +126,7 @@ async def _http_error(request: Request, exc: Exception) -> Response:
 
 def build_context(settings: Settings) -> tuple[AppContext, Database]:
     db = Database(settings.effective_database_url)
-    keystore = open_keystore(settings.keystore.type, settings.keystore_options())
+    keystore = open_chain(settings.keystore_chain())
     keys = ProjectKeys(db, keystore, settings.kek_cache_seconds)
     policy = Policy(policy_file=settings.policy_file, enforce_new_defaults=settings.enforce_new_defaults)
     quotas = Quotas(settings.quotas)

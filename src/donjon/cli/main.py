@@ -12,10 +12,11 @@ import donjon
 from donjon.auth.dev import require_loopback
 from donjon.auth.tokens import load_token_key
 from donjon.cli.common import config_option, load_settings
+from donjon.cli.rotation import rotate_kek, rotate_root
 from donjon.cli.tokens import token
 from donjon.config import Settings
 from donjon.errors import ConfigurationError
-from donjon.keystores import open_keystore
+from donjon.keystores.keyring import open_chain
 from donjon.storage import migrate
 from donjon.storage.database import Database
 
@@ -88,7 +89,7 @@ def server(
 def prepare(settings: Settings) -> None:
     """Once, before workers start: the data dir, the root key, the schema."""
     settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-    open_keystore(settings.keystore.type, settings.keystore_options()).close()
+    open_chain(settings.keystore_chain()).close()
     if settings.auth == "token":
         load_token_key(settings.effective_token_key_file, create=True)
     if settings.auth == "keystone":
@@ -143,3 +144,7 @@ def db_current(config: Path | None) -> None:
             sys.exit(1)
     finally:
         database.dispose()
+
+
+manage.add_command(rotate_root)
+manage.add_command(rotate_kek)

@@ -1,0 +1,56 @@
+"""Rows sealed under a given KEK, and compare-and-set swaps of their ciphertext, for KEK rotation.
+
+Every swap names the ciphertext it replaces: a row that changed in between (a concurrent rotation, a
+payload written meanwhile) is left alone and picked up by the next pass.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import Connection, func, select, update
+
+from donjon.storage.tables import orders, secrets
+
+
+def secrets_sealed_under(conn: Connection, project_id: str, kek_id: str, limit: int) -> list[tuple[str, bytes]]:
+    rows = conn.execute(
+        select(secrets.c.id, secrets.c.ciphertext)
+        .where(secrets.c.project_id == project_id, secrets.c.kek_id == kek_id, secrets.c.ciphertext.is_not(None))
+        .order_by(secrets.c.id)
+        .limit(limit)
+    )
+    return [(r.id, r.ciphertext) for r in rows]
+
+
+def swap_secret(conn: Connection, secret_id: str, *, old_kek: str, old: bytes, new_kek: str, new: bytes) -> bool:
+    result = conn.execute(
+        update(secrets)
+        .where(secrets.c.id == secret_id, secrets.c.kek_id == old_kek, secrets.c.ciphertext == old)
+        .values(kek_id=new_kek, ciphertext=new)
+    )
+    return result.rowcount == 1
+
+
+def orders_sealed_under(conn: Connection, project_id: str, kek_id: str, limit: int) -> list[tuple[str, bytes]]:
+    rows = conn.execute(
+        select(orders.c.id, orders.c.sealed_params)
+        .where(orders.c.project_id == project_id, orders.c.kek_id == kek_id, orders.c.sealed_params.is_not(None))
+        .order_by(orders.c.id)
+        .limit(limit)
+    )
+    return [(r.id, r.sealed_params) for r in rows]
+
+
+def swap_order(conn: Connection, order_id: str, *, old_kek: str, old: bytes, new_kek: str, new: bytes) -> bool:
+    result = conn.execute(
+        update(orders)
+        .where(orders.c.id == order_id, orders.c.kek_id == old_kek, orders.c.sealed_params == old)
+        .values(kek_id=new_kek, sealed_params=new)
+    )
+    return result.rowcount == 1
+
+
+def references(conn: Connection, kek_id: str) -> int:
+    """How many rows still need ``kek_id`` to be read."""
+    in_secrets = conn.execute(select(func.count()).select_from(secrets).where(secrets.c.kek_id == kek_id)).scalar()
+    in_orders = conn.execute(select(func.count()).select_from(orders).where(orders.c.kek_id == kek_id)).scalar()
+    return int(in_secrets or 0) + int(in_orders or 0)
