@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -12,6 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import httpx
 import pytest
 from pkcs11 import Attribute, KeyType
 from pkcs11 import exceptions as p11e
@@ -21,6 +23,7 @@ from donjon.errors import ConfigurationError
 from donjon.keystores import WrappedKey, open_keystore
 from donjon.keystores.nss import NssKeystore
 from tests.keystore_conformance import exercise_keystore
+from tests.live_server import LiveServer
 
 if TYPE_CHECKING:
     from tests.components.nss import NssDatabase
@@ -197,3 +200,32 @@ def test_sixteen_threads_wrap_and_unwrap_concurrently(keystore: NssKeystore) -> 
     elapsed = time.perf_counter() - began
     assert not errors, errors[:3]
     print(f"\nnss softoken: {3 * 16 * 25 / elapsed:.0f} ops/s on 16 threads")
+
+
+@pytest.mark.live
+def test_a_server_on_the_nss_keystore_configured_by_environment(nss_db: NssDatabase, tmp_path: Path) -> None:
+    env = {
+        "DONJON_KEYSTORE__TYPE": "nss",
+        "DONJON_KEYSTORE__OPTIONS__DB_DIR": str(nss_db.db_dir),
+        "DONJON_KEYSTORE__OPTIONS__KEY_LABEL": "live-nss-root",
+        "DONJON_NSS_PIN": nss_db.password,  # the default pin_env
+    }
+    server = LiveServer(tmp_path / "data", env=env).start()  # two worker processes on one NSS database
+    try:
+        with httpx.Client(base_url=server.url, headers={"X-Project-Id": "p-nss"}, timeout=30) as client:
+            refs = []
+            for n in range(4):
+                created = client.post(
+                    "/v1/secrets", json={"payload": f"nss secret {n}", "payload_content_type": "text/plain"}
+                )
+                assert created.status_code == 201, created.text
+                refs.append(created.json()["secret_ref"])
+            for n, ref in enumerate(refs):
+                read = client.get(f"{ref}/payload", headers={"Accept": "text/plain"})
+                assert (read.status_code, read.text) == (200, f"nss secret {n}")
+    finally:
+        server.stop()
+    assert nss_db.password not in server.log.read_text()
+    with sqlite3.connect(tmp_path / "data" / "donjon.sqlite") as db:
+        (root_id,) = {row[0] for row in db.execute("SELECT root_key_id FROM project_keks")}
+    assert root_id.startswith("nss:live-nss-root:")
