@@ -120,6 +120,7 @@ def test_wrong_password_is_a_configuration_error_that_does_not_show_it(
     wrong = "not-" + nss_db.password
     pin_file = tmp_path / "wrong.pw"
     pin_file.write_text(wrong + "\n")
+    pin_file.chmod(0o600)
     with pytest.raises(ConfigurationError, match="rejected the PIN") as refused:
         open_keystore("nss", nss_db.options(pin_file=str(pin_file)))
     assert wrong not in str(refused.value) and nss_db.password not in str(refused.value)

@@ -167,6 +167,7 @@ def test_wrong_pin_is_a_configuration_error_that_does_not_show_the_pin(
     wrong = "wrong-" + softhsm.pin
     pin_file = tmp_path / "wrong.pin"
     pin_file.write_text(wrong + "\n")
+    pin_file.chmod(0o600)
     with pytest.raises(ConfigurationError, match="rejected the PIN") as refused:
         open_keystore("pkcs11", softhsm.options(pin_file=str(pin_file)))
     assert wrong not in str(refused.value) and softhsm.pin not in str(refused.value)
@@ -233,6 +234,12 @@ def test_option_checks(softhsm: SoftHsmToken, tmp_path: Path) -> None:
         open_keystore("pkcs11", softhsm.options(pin_env="X"))
     with pytest.raises(ConfigurationError, match="cannot read pin_file"):
         open_keystore("pkcs11", softhsm.options(pin_file=str(tmp_path / "absent")))
+    loose = tmp_path / "loose.pin"
+    loose.write_text(softhsm.pin)
+    loose.chmod(0o644)
+    with pytest.raises(ConfigurationError, match="readable by others") as exposed:
+        open_keystore("pkcs11", softhsm.options(pin_file=str(loose)))
+    assert softhsm.pin not in str(exposed.value)
     with pytest.raises(ConfigurationError, match="cannot load PKCS#11 library"):
         open_keystore("pkcs11", softhsm.options(library=str(tmp_path / "libnothing.so")))
     with pytest.raises(ConfigurationError, match="'sessions' must be between"):

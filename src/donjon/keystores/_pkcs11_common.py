@@ -26,6 +26,7 @@ import ctypes
 import hashlib
 import hmac
 import os
+import stat
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -322,6 +323,12 @@ class PinSource:
     def read(self, what: str) -> str:
         if self.pin_file is not None:
             try:
+                mode = self.pin_file.stat().st_mode
+                if mode & stat.S_IRWXO:
+                    # Group may read (root:donjon 0640), others may not: as the vault keystore's token file.
+                    raise ConfigurationError(
+                        f"{what}: pin_file {self.pin_file} is readable by others (mode {oct(mode & 0o777)}); chmod 600"
+                    )
                 text = self.pin_file.read_text(encoding="utf-8")
             except OSError as exc:
                 raise ConfigurationError(f"{what}: cannot read pin_file {self.pin_file}: {exc.strerror}") from None
