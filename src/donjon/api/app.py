@@ -29,6 +29,8 @@ from donjon.api.common import AppContext, json_response
 from donjon.api.errors import error_response
 from donjon.api.middleware import OpenStackMiddleware
 from donjon.api.openapi import openapi_document
+from donjon.audit import build_auditor
+from donjon.audit.middleware import AuditMiddleware
 from donjon.auth.tokens import TokenService, load_token_key
 from donjon.config import Settings
 from donjon.crypto.keys import ProjectKeys
@@ -165,6 +167,7 @@ def _keystone(settings: Settings) -> KeystoneTokens | None:
 def create_app(settings: Settings | None = None) -> Starlette:
     settings = settings or Settings()
     context, db = build_context(settings)
+    routes, auditor = _routes(), build_auditor(settings)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -174,10 +177,16 @@ def create_app(settings: Settings | None = None) -> Starlette:
         if context.order_worker is not None:
             context.order_worker.stop()
         db.dispose()
+        if auditor is not None:
+            auditor.close()
 
     app = Starlette(
-        routes=_routes(),
-        middleware=[Middleware(OpenStackMiddleware)],
+        routes=routes,
+        middleware=[
+            Middleware(OpenStackMiddleware),
+            # Inside: it sees the request id and the final status of every request, denials included.
+            *([Middleware(AuditMiddleware, auditor=auditor, routes=routes)] if auditor else []),
+        ],
         exception_handlers={HTTPException: _http_error},
         lifespan=lifespan,
     )

@@ -89,6 +89,12 @@ def _error(request: Request, exc: Exception, name: str) -> Response:
 
 
 async def authenticate(request: Request) -> Caller:
+    caller = await _authenticate(request)
+    request.state.caller = caller  # the initiator of the request's audit event (donjon.audit)
+    return caller
+
+
+async def _authenticate(request: Request) -> Caller:
     context = ctx(request)
     if context.tokens is None and context.keystone is None:
         return caller_from_headers(request.headers)

@@ -9,8 +9,10 @@ from pathlib import Path
 import click
 
 import donjon
+from donjon.audit import prepare_audit
 from donjon.auth.dev import require_loopback
 from donjon.auth.tokens import load_token_key
+from donjon.cli.audit import audit
 from donjon.cli.common import config_option, load_settings
 from donjon.cli.rotation import rotate_kek, rotate_root
 from donjon.cli.tokens import token
@@ -92,6 +94,7 @@ def prepare(settings: Settings) -> None:
     open_chain(settings.keystore_chain()).close()
     if settings.auth == "token":
         load_token_key(settings.effective_token_key_file, create=True)
+    prepare_audit(settings)
     if settings.auth == "keystone":
         try:
             from donjon.auth.keystone import check_config
@@ -107,6 +110,7 @@ def prepare(settings: Settings) -> None:
 
 
 cli.add_command(token)
+cli.add_command(audit)
 
 
 @cli.group()
