@@ -276,6 +276,32 @@ def test_closed_keystore_refuses_work(softhsm: SoftHsmToken) -> None:
         keystore.wrap(b"k" * 32, b"ctx")
 
 
+def test_closing_under_load_lets_calls_finish_then_refuses(softhsm: SoftHsmToken) -> None:
+    keystore = open_pkcs11(softhsm)
+    outcomes: list[str] = []
+    running = threading.Barrier(9)
+
+    def work() -> None:
+        running.wait()
+        try:
+            while True:
+                assert keystore.unwrap(keystore.wrap(b"k" * 32, b"c"), b"c") == b"k" * 32
+        except KeystoreUnavailable as exc:
+            outcomes.append(str(exc))
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            outcomes.append(repr(exc))
+
+    workers = [threading.Thread(target=work) for _ in range(8)]
+    for worker in workers:
+        worker.start()
+    running.wait()
+    time.sleep(0.2)
+    keystore.close()  # the last user: sessions drain, then the module is finalised
+    for worker in workers:
+        worker.join(10)
+    assert len(outcomes) == 8 and all("closed" in o for o in outcomes), outcomes
+
+
 def run_threads(keystore: Pkcs11Keystore, threads: int, rounds: int) -> float:
     """Every thread wraps and unwraps its own keys under its own contexts; returns operations per second."""
     errors: list[BaseException] = []

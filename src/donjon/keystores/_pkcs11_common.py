@@ -384,6 +384,7 @@ class _Token:
         self._idle: list[PooledSession] = []
         self._open = 0
         self._available = threading.Condition()
+        self._closed = False
         self._pid = os.getpid()
         # Keystores opened at once by threads of this process must agree on one root key: one creates it.
         self.setup_lock = threading.Lock()
@@ -407,7 +408,7 @@ class _Token:
     def _take(self) -> PooledSession:
         with self._available:
             while True:
-                if self.login_session is None:
+                if self._closed:
                     raise KeystoreUnavailable("PKCS#11 keystore is closed")
                 if self._idle:
                     return self._idle.pop()
@@ -425,7 +426,7 @@ class _Token:
 
     def _give_back(self, pooled: PooledSession, keep: bool) -> None:
         with self._available:
-            if keep and self.login_session is not None:
+            if keep and not self._closed:
                 self._idle.append(pooled)
             else:
                 # After an unexpected failure the session may hold a half-done operation: drop it.
@@ -433,12 +434,15 @@ class _Token:
                 _close_quietly(pooled.session)
             self._available.notify()
 
-    def close_all(self) -> None:
+    def close_all(self, drain_seconds: float = 5.0) -> None:
+        """Close every session; first let borrowed ones come back, as finalising under a call could crash."""
         with self._available:
+            self._closed = True
             for pooled in self._idle:
                 _close_quietly(pooled.session)
             self._open -= len(self._idle)
             self._idle.clear()
+            self._available.wait_for(lambda: self._open == 0, timeout=drain_seconds)
             if self.login_session is not None:
                 _close_quietly(self.login_session)
                 self.login_session = None
