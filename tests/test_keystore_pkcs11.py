@@ -408,3 +408,33 @@ def test_a_server_on_the_pkcs11_keystore_stores_and_reads_secrets(softhsm: SoftH
         assert root_ids == {check.root_key_id()}
     finally:
         check.close()
+
+    # Root rotation within the token: a new key_label, `donjon manage rotate-root`, and the secrets still read.
+    rotated = tmp_path / "rotated.toml"
+    rotated.write_text(
+        f'data_dir = "{tmp_path / "data"}"\n' + config.read_text().replace('"live-root"', '"live-root-2"')
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DONJON_")}
+    rotation = subprocess.run(
+        [str(Path(sys.executable).with_name("donjon")), "manage", "rotate-root", "--config", str(rotated)],
+        env={**env, "SOFTHSM2_CONF": str(softhsm.conf)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert rotation.returncode == 0, rotation.stderr
+    with sqlite3.connect(tmp_path / "data" / "donjon.sqlite") as db:
+        (new_root,) = {row[0] for row in db.execute("SELECT root_key_id FROM project_keks")}
+    assert new_root.startswith("pkcs11:live-root-2:")
+    again = LiveServer(
+        tmp_path / "data", env={"DONJON_CONFIG": str(rotated), "SOFTHSM2_CONF": str(softhsm.conf)}
+    ).start()
+    try:
+        with httpx.Client(base_url=again.url, headers={"X-Project-Id": projects[0]}, timeout=30) as client:
+            listed = client.get("/v1/secrets", params={"limit": 100}).json()["secrets"]
+            assert len(listed) == 4  # 24 secrets over 6 projects
+            for secret in listed:
+                read = client.get(f"{secret['secret_ref']}/payload", headers={"Accept": "text/plain"})
+                assert read.status_code == 200 and read.text.endswith(f"of {projects[0]}"), read.text
+    finally:
+        again.stop()
