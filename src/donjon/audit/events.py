@@ -79,7 +79,8 @@ def target_of(method: str, template: str | None, path_params: Mapping[str, Any],
     for part in parts:
         if part.startswith("{"):
             name = part[1:-1].split(":", 1)[0]
-            resource_id = str(path_params.get(name, ""))
+            # The outermost id names the resource (the secret of /v1/secrets/{id}/metadata/{key}).
+            resource_id = resource_id or str(path_params.get(name, ""))
             last_literal = ""
         else:
             kinds.append(_SEGMENT_TYPES.get(part, part))

@@ -1,0 +1,481 @@
+"""Audit (issue 6): a CADF event for every request, a tamper-evident log, fail-closed, notifications."""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import socket
+import subprocess
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from click.testing import CliRunner
+from starlette.testclient import TestClient
+
+from donjon.api.app import create_app
+from donjon.audit import build_auditor
+from donjon.audit.chain import head_path, load_audit_key
+from donjon.audit.sinks import FileSink
+from donjon.audit.verify import verify
+from donjon.cli.main import cli
+from donjon.config import AuditConfig, KeystoreConfig, Settings
+from tests.conftest import BASE
+from tests.live_server import DONJON, LiveServer
+
+# Every payload, passphrase and token these tests send starts with this; conftest greps all logs for it.
+SENTINEL = "audit-sentinel-"
+SECRET_TYPE = "data/security/keymanager/secret"
+
+
+def make_settings(database_url: str, data_dir: Path, **audit: Any) -> Settings:
+    extra = {k: audit.pop(k) for k in ("auth",) if k in audit}
+    return Settings(
+        database_url=database_url,
+        data_dir=data_dir,
+        host_href=BASE,
+        keystore=KeystoreConfig(type="file", options={"path": str(data_dir / "root.key")}),
+        audit=AuditConfig(**audit),
+        **extra,
+    )
+
+
+@pytest.fixture
+def audited(database_url: str, tmp_path: Path) -> Iterator[tuple[TestClient, Path]]:
+    settings = make_settings(database_url, tmp_path)
+    with TestClient(create_app(settings), base_url=BASE) as client:
+        yield client, tmp_path
+
+
+def events(data_dir: Path) -> list[dict[str, Any]]:
+    return [json.loads(line)["event"] for line in (data_dir / "audit.log").read_bytes().splitlines()]
+
+
+def outcomes(data_dir: Path) -> list[dict[str, Any]]:
+    return [e for e in events(data_dir) if e["outcome"] != "pending"]
+
+
+def headers(project: str, user: str = "alice", roles: str = "admin", **extra: str) -> dict[str, str]:
+    return {"X-Project-Id": project, "X-User-Id": user, "X-Roles": roles, **extra}
+
+
+def request_id(event: dict[str, Any]) -> str:
+    [attachment] = event["attachments"]
+    assert attachment["name"] == "request_id"
+    return str(attachment["content"])
+
+
+# --- events -------------------------------------------------------------------------------------------
+
+
+def test_write_and_read_are_audited_with_initiator_target_and_outcome(audited: tuple[TestClient, Path]) -> None:
+    client, data_dir = audited
+    project = f"p-{uuid.uuid4()}"
+    body = {"payload": f"{SENTINEL}write-read", "payload_content_type": "text/plain"}
+    created = client.post("/v1/secrets", json=body, headers=headers(project))
+    assert created.status_code == 201
+    secret_id = created.json()["secret_ref"].rsplit("/", 1)[1]
+    read = client.get(f"/v1/secrets/{secret_id}/payload", headers=headers(project, Accept="text/plain"))
+    assert read.text == body["payload"]
+    listed = client.get("/v1/secrets?name=" + SENTINEL + "query", headers=headers(project))
+    assert listed.status_code == 200
+    meta = client.put(f"/v1/secrets/{secret_id}/metadata", json={"metadata": {"k": "v"}}, headers=headers(project))
+    assert meta.status_code == 201
+    assert client.delete(f"/v1/secrets/{secret_id}", headers=headers(project)).status_code == 204
+
+    all_events = events(data_dir)
+    # Fail-closed (the default): a pending event before each handler, then its outcome, same request id.
+    assert [e["outcome"] for e in all_events] == ["pending", "success"] * 5
+    for pending, done in zip(all_events[::2], all_events[1::2], strict=True):
+        assert request_id(pending) == request_id(done)
+        assert pending["initiator"]["id"] == "unknown"  # not authenticated yet when it is written
+        assert pending["action"] == done["action"] and pending["target"]["typeURI"] == done["target"]["typeURI"]
+    create, payload, listing, metadata, delete = outcomes(data_dir)
+    assert create["action"] == "create"
+    assert create["reason"] == {"reasonType": "HTTP", "reasonCode": "201"}
+    assert create["target"] == {"typeURI": SECRET_TYPE, "id": secret_id, "name": "/v1/secrets"}
+    assert create["initiator"] == {
+        "typeURI": "service/security/account/user",
+        "id": "alice",
+        "project_id": project,
+        "roles": ["admin"],
+    }
+    assert create["observer"]["name"] == "donjon"
+    assert create["typeURI"] == "http://schemas.dmtf.org/cloud/audit/1.0/event"
+    assert create["eventType"] == "activity" and create["eventTime"]
+    assert request_id(create) == created.headers["x-openstack-request-id"]
+    assert payload["action"] == "read" and payload["outcome"] == "success"
+    assert payload["target"] == {
+        "typeURI": f"{SECRET_TYPE}/payload",
+        "id": secret_id,
+        "name": f"/v1/secrets/{secret_id}/payload",
+    }
+    assert listing["action"] == "read/list" and listing["target"]["name"] == "/v1/secrets"  # no query string
+    assert metadata["action"] == "update" and metadata["target"]["typeURI"] == f"{SECRET_TYPE}/metadata"
+    assert delete["action"] == "delete" and delete["reason"]["reasonCode"] == "204"
+    assert delete["target"]["id"] == secret_id
+
+
+def test_denials_are_audited(audited: tuple[TestClient, Path]) -> None:
+    client, data_dir = audited
+    owner, intruder = f"p-{uuid.uuid4()}", f"p-{uuid.uuid4()}"
+    body = {"payload": f"{SENTINEL}denied", "payload_content_type": "text/plain"}
+    secret_id = client.post("/v1/secrets", json=body, headers=headers(owner)).json()["secret_ref"].rsplit("/", 1)[1]
+    # Another project's secret: 404 (no existence oracle), on record with who asked.
+    assert client.get(f"/v1/secrets/{secret_id}/payload", headers=headers(intruder, "mallory")).status_code == 404
+    # A reader may not create: 403.
+    assert client.post("/v1/secrets", json=body, headers=headers(owner, "bob", "reader")).status_code == 403
+    # No such route (404) and a known path with a method it does not take (405).
+    assert client.get("/v1/no-such-thing/x", headers=headers(owner)).status_code == 404
+    assert client.patch("/v1/secrets", headers=headers(owner)).status_code == 405
+    # Discovery and health are not audited.
+    assert client.get("/").status_code == 300
+    assert client.get("/healthcheck").status_code == 200
+
+    _, not_found, forbidden, no_route, not_allowed = outcomes(data_dir)
+    assert not_found["outcome"] == "failure" and not_found["reason"]["reasonCode"] == "404"
+    assert not_found["initiator"]["id"] == "mallory" and not_found["initiator"]["project_id"] == intruder
+    assert not_found["target"]["id"] == secret_id and not_found["action"] == "read"
+    assert forbidden["reason"]["reasonCode"] == "403" and forbidden["action"] == "create"
+    assert forbidden["initiator"]["roles"] == ["reader"] and forbidden["initiator"]["id"] == "bob"
+    assert no_route["target"] == {"typeURI": "unknown", "id": "unknown", "name": "/v1/no-such-thing/x"}
+    assert no_route["reason"]["reasonCode"] == "404"
+    assert not_allowed["reason"]["reasonCode"] == "405" and not_allowed["target"]["typeURI"] == SECRET_TYPE
+    assert len(events(data_dir)) == 10
+
+
+def test_unauthenticated_requests_are_audited_without_the_token(database_url: str, tmp_path: Path) -> None:
+    settings = make_settings(database_url, tmp_path, auth="token")
+    token = f"djt_{uuid.uuid4().hex}_{SENTINEL}{'x' * (43 - len(SENTINEL))}"
+    with TestClient(create_app(settings), base_url=BASE) as client:
+        assert client.get("/v1/secrets").status_code == 401
+        assert client.get("/v1/secrets", headers={"X-Auth-Token": token}).status_code == 401
+    for event in outcomes(tmp_path):
+        assert event["reason"]["reasonCode"] == "401"
+        assert event["initiator"] == {
+            "typeURI": "service/security/account/user",
+            "id": "unknown",
+            "project_id": "unknown",
+        }
+    assert SENTINEL.encode() not in (tmp_path / "audit.log").read_bytes()
+
+
+def test_no_payload_passphrase_or_token_reaches_the_log(audited: tuple[TestClient, Path]) -> None:
+    client, data_dir = audited
+    project = f"p-{uuid.uuid4()}"
+    h = headers(project, **{"X-Auth-Token": f"{SENTINEL}header-token"})
+    for i in range(3):
+        body = {
+            "name": f"{SENTINEL}name-{i}",
+            "payload": f"{SENTINEL}payload-{i}",
+            "payload_content_type": "text/plain",
+        }
+        secret_id = client.post("/v1/secrets", json=body, headers=h).json()["secret_ref"].rsplit("/", 1)[1]
+        client.get(f"/v1/secrets/{secret_id}/payload", headers={**h, "Accept": "text/plain"})
+        client.put(f"/v1/secrets/{secret_id}/metadata/{SENTINEL}key", json={"key": "k", "value": SENTINEL}, headers=h)
+    order = {"type": "asymmetric", "meta": {"algorithm": "rsa", "bit_length": 2048, "pass_phrase": f"{SENTINEL}pp"}}
+    assert client.post("/v1/orders", json=order, headers=h).status_code == 202
+    client.post("/v1/secrets", content=f"{SENTINEL}not-json", headers={**h, "Content-Type": "text/plain"})
+    log = (data_dir / "audit.log").read_bytes() + head_path(data_dir / "audit.log").read_bytes()
+    assert len(outcomes(data_dir)) == 11
+    # Only the route's own path parameter may carry text the client chose (here a metadata key's name).
+    assert log.count(SENTINEL.encode()) == log.count(f"/metadata/{SENTINEL}key".encode())
+
+
+# --- the chain ------------------------------------------------------------------------------------------
+
+
+def _append_many(path: str, key: bytes, n: int) -> None:
+    sink = FileSink(Path(path), key, fsync=False)
+    for i in range(n):
+        sink.append({"n": i, "pid": multiprocessing.current_process().name})
+    sink.close()
+
+
+def test_processes_appending_to_one_log_keep_one_chain(tmp_path: Path) -> None:
+    key = load_audit_key(tmp_path / "audit.key", create=True)
+    path = tmp_path / "audit.log"
+    ctx = multiprocessing.get_context("spawn")
+    procs = [ctx.Process(target=_append_many, args=(str(path), key, 150), name=f"w{i}") for i in range(4)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(60)
+        assert p.exitcode == 0
+    verdict = verify(path, key)
+    assert verdict.ok, verdict
+    assert verdict.count == 600
+
+
+Tamper = Callable[[list[bytes]], list[bytes]]
+
+
+def _delete(lines: list[bytes]) -> list[bytes]:
+    return lines[:2] + lines[3:]
+
+
+def _swap(lines: list[bytes]) -> list[bytes]:
+    return lines[:2] + [lines[3], lines[2]] + lines[4:]
+
+
+def _edit(lines: list[bytes]) -> list[bytes]:
+    record = json.loads(lines[2])
+    record["event"]["initiator"]["id"] = "someone-else"
+    return lines[:2] + [json.dumps(record, separators=(",", ":")).encode() + b"\n"] + lines[3:]
+
+
+def _truncate(lines: list[bytes]) -> list[bytes]:
+    return lines[:-1]
+
+
+TAMPERING: dict[str, tuple[Tamper, str]] = {
+    "deleted line": (_delete, "line 3: sequence 4, expected 3"),
+    "swapped pair": (_swap, "line 3: sequence 4, expected 3"),
+    "edited field": (_edit, "line 3: MAC mismatch"),
+    "truncated tail": (_truncate, "its head state says"),
+}
+
+
+def _verify_cli(path: Path, key: Path) -> tuple[int, str]:
+    result = CliRunner().invoke(cli, ["audit", "verify", "--path", str(path), "--key", str(key)])
+    return result.exit_code, result.output
+
+
+def assert_tampering_detected(log: Path, key: Path, tmp_path: Path) -> None:
+    lines = log.read_bytes().splitlines(keepends=True)
+    assert len(lines) >= 5
+    for name, (tamper, expected) in TAMPERING.items():
+        copy = tmp_path / f"tampered-{name.replace(' ', '-')}.log"
+        copy.write_bytes(b"".join(tamper(lines)))
+        head_path(copy).write_bytes(head_path(log).read_bytes())
+        code, output = _verify_cli(copy, key)
+        assert code == 1, (name, output)
+        assert expected in output, (name, output)
+
+
+def test_verify_passes_on_an_intact_log_and_fails_on_each_tampering(
+    audited: tuple[TestClient, Path], tmp_path: Path
+) -> None:
+    client, data_dir = audited
+    project = f"p-{uuid.uuid4()}"
+    for i in range(3):
+        client.post(
+            "/v1/secrets",
+            json={"payload": f"{SENTINEL}{i}", "payload_content_type": "text/plain"},
+            headers=headers(project),
+        )
+    log, key = data_dir / "audit.log", data_dir / "audit.key"
+    code, output = _verify_cli(log, key)
+    assert code == 0 and "ok: 6 records" in output
+    assert_tampering_detected(log, key, tmp_path)
+    # A missing head state, and a key that is not the log's.
+    copy = tmp_path / "headless.log"
+    copy.write_bytes(log.read_bytes())
+    code, output = _verify_cli(copy, key)
+    assert code == 1 and "head state" in output and "missing" in output
+    other = tmp_path / "other.key"
+    load_audit_key(other, create=True)
+    code, output = _verify_cli(log, other)
+    assert code == 1 and "MAC mismatch" in output
+
+
+def test_a_crash_between_record_and_head_is_recovered_and_tolerated(tmp_path: Path) -> None:
+    key = load_audit_key(tmp_path / "audit.key", create=True)
+    log = tmp_path / "audit.log"
+    sink = FileSink(log, key, fsync=False)
+    for i in range(3):
+        sink.append({"n": i})
+    stale_head = head_path(log).read_bytes()
+    sink.append({"n": 3})
+    head_path(log).write_bytes(stale_head)  # as if the process died after the record, before the head
+    assert verify(log, key).ok and "1 records after the head state" in verify(log, key).note
+    sink.append({"n": 4})  # the next writer catches up from the log itself
+    with log.open("ab") as f:
+        f.write(b'{"v":1,"seq":6,"pr')  # a torn record: the writer died mid-line
+    sink.append({"n": 5})
+    verdict = verify(log, key)
+    assert not verdict.ok and verdict.line == 6 and "not JSON" in verdict.problem
+    lines = log.read_bytes().splitlines()
+    assert len(lines) == 7 and json.loads(lines[-1])["seq"] == 6
+
+
+@pytest.mark.live
+def test_verify_on_a_live_two_worker_server_under_concurrent_requests(tmp_path: Path) -> None:
+    server = LiveServer(tmp_path / "live", workers=2).start()
+    errors: list[str] = []
+    try:
+
+        def client(n: int) -> None:
+            project = f"p-{n}"
+            with httpx.Client(base_url=server.url, headers={"X-Project-Id": project}, timeout=30) as c:
+                for i in range(15):
+                    body = {"payload": f"{SENTINEL}live-{n}-{i}", "payload_content_type": "text/plain"}
+                    r = c.post("/v1/secrets", json=body)
+                    if r.status_code != 201:
+                        errors.append(r.text)
+                        continue
+                    ref = r.json()["secret_ref"]
+                    if c.get(ref + "/payload", headers={"Accept": "text/plain"}).text != body["payload"]:
+                        errors.append("payload")
+                    c.get("/v1/secrets", params={"limit": 2})
+
+        threads = [threading.Thread(target=client, args=(n,)) for n in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    finally:
+        server.stop()
+    assert not errors
+    data_dir = server.data_dir
+    log, key = data_dir / "audit.log", data_dir / "audit.key"
+    assert key.stat().st_mode & 0o777 == 0o600
+    done = subprocess.run([DONJON, "audit", "verify", "--path", str(log), "--key", str(key)], capture_output=True)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert b"ok: 720 records" in done.stdout  # 8 clients x 15 x 3 requests, pending + outcome each
+    log_bytes = log.read_bytes() + server.log.read_bytes()
+    assert SENTINEL.encode() not in log_bytes
+    # `donjon audit verify` with no options finds the log and key through the settings.
+    env_done = subprocess.run(
+        [DONJON, "audit", "verify"], capture_output=True, env={"DONJON_DATA_DIR": str(data_dir), "PATH": ""}
+    )
+    assert env_done.returncode == 0, env_done.stdout + env_done.stderr
+    assert_tampering_detected(log, key, tmp_path)
+
+
+# --- fail closed ----------------------------------------------------------------------------------------
+
+
+def _unwritable(tmp_path: Path) -> Path:
+    # Root ignores file modes: a path under a regular file can never be created, whoever runs the tests.
+    blocker = tmp_path / "not-a-directory"
+    blocker.write_text("")
+    return blocker / "audit.log"
+
+
+def _secret_count(database_url: str, tmp_path: Path, project: str) -> int:
+    settings = make_settings(database_url, tmp_path, enabled=False)
+    with TestClient(create_app(settings), base_url=BASE) as client:
+        return int(client.get("/v1/secrets", headers=headers(project)).json()["total"])
+
+
+def test_fail_closed_refuses_with_503_and_creates_nothing(database_url: str, tmp_path: Path) -> None:
+    settings = make_settings(database_url, tmp_path, path=_unwritable(tmp_path))
+    project = f"p-{uuid.uuid4()}"
+    with TestClient(create_app(settings), base_url=BASE) as client:
+        body = {"payload": f"{SENTINEL}fail-closed", "payload_content_type": "text/plain"}
+        r = client.post("/v1/secrets", json=body, headers=headers(project))
+        assert r.status_code == 503
+        assert r.json() == {
+            "code": 503,
+            "title": "Service Unavailable",
+            "description": "The audit log is unavailable. Please try again later.",
+        }
+        assert r.headers["x-openstack-request-id"].startswith("req-")
+        assert client.get("/v1/secrets", headers=headers(project)).status_code == 503
+        assert client.get("/healthcheck").status_code == 200
+    assert _secret_count(database_url, tmp_path, project) == 0
+
+
+def test_fail_open_serves_without_a_log(database_url: str, tmp_path: Path) -> None:
+    settings = make_settings(database_url, tmp_path, path=_unwritable(tmp_path), fail_closed=False)
+    project = f"p-{uuid.uuid4()}"
+    with TestClient(create_app(settings), base_url=BASE) as client:
+        body = {"payload": f"{SENTINEL}fail-open", "payload_content_type": "text/plain"}
+        assert client.post("/v1/secrets", json=body, headers=headers(project)).status_code == 201
+    assert _secret_count(database_url, tmp_path, project) == 1
+
+
+def test_a_response_is_not_released_when_its_outcome_cannot_be_recorded(database_url: str, tmp_path: Path) -> None:
+    settings = make_settings(database_url, tmp_path)
+    app = create_app(settings)
+    project = f"p-{uuid.uuid4()}"
+    with TestClient(app, base_url=BASE) as client:
+        body = {"payload": f"{SENTINEL}withheld", "payload_content_type": "text/plain"}
+        ref = client.post("/v1/secrets", json=body, headers=headers(project)).json()["secret_ref"]
+        sink = next(m.kwargs["auditor"] for m in app.user_middleware if "auditor" in m.kwargs).file
+        real_append, calls = sink.append, []
+
+        def append_then_fail(event: dict[str, Any]) -> None:
+            calls.append(event["outcome"])
+            if event["outcome"] != "pending":
+                raise OSError(28, "No space left on device")
+            real_append(event)
+
+        sink.append = append_then_fail  # type: ignore[method-assign]
+        r = client.get(ref.removeprefix(BASE) + "/payload", headers=headers(project, Accept="text/plain"))
+        assert r.status_code == 503 and SENTINEL not in r.text
+        assert calls == ["pending", "success"]
+    # The attempt is on record: its pending event.
+    assert [e["outcome"] for e in events(tmp_path)][-1] == "pending"
+
+
+def test_server_refuses_to_start_when_the_audit_log_cannot_be_opened(tmp_path: Path) -> None:
+    server = LiveServer(tmp_path / "d", env={"DONJON_AUDIT__PATH": str(_unwritable(tmp_path))})
+    with pytest.raises(RuntimeError, match="audit log .* cannot be opened"):
+        server.start(timeout=20)
+
+
+def test_audit_can_be_disabled(database_url: str, tmp_path: Path) -> None:
+    settings = make_settings(database_url, tmp_path, enabled=False)
+    assert build_auditor(settings) is None
+    with TestClient(create_app(settings), base_url=BASE) as client:
+        assert client.get("/v1/secrets", headers=headers("p")).status_code == 200
+    assert not (tmp_path / "audit.log").exists() and not (tmp_path / "audit.key").exists()
+
+
+# --- notifications --------------------------------------------------------------------------------------
+
+
+def _rabbitmq() -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", 5672), timeout=1).close()
+        return True
+    except OSError:
+        return False
+
+
+@pytest.mark.skipif(not _rabbitmq(), reason="no RabbitMQ on 127.0.0.1:5672")
+def test_events_are_published_as_oslo_messaging_notifications(database_url: str, tmp_path: Path) -> None:
+    kombu = pytest.importorskip("kombu")
+    pytest.importorskip("oslo_messaging")
+    topic = f"donjon-audit-test-{uuid.uuid4().hex[:8]}"
+    queue = f"{topic}.info"
+    url = "amqp://guest:guest@127.0.0.1:5672//"
+    settings = make_settings(
+        database_url, tmp_path, notifications=True, transport_url="rabbit://guest:guest@127.0.0.1:5672/", topic=topic
+    )
+    project = f"p-{uuid.uuid4()}"
+    with kombu.Connection(url) as conn:
+        channel = conn.default_channel
+        # Declared before publishing, as an operator's consumer would be, so nothing is dropped.
+        exchange = kombu.Exchange("openstack", type="topic", durable=False)
+        kombu.Queue(queue, exchange, routing_key=queue, durable=False, auto_delete=False)(channel).declare()
+        try:
+            with TestClient(create_app(settings), base_url=BASE) as client:
+                body = {"payload": f"{SENTINEL}notified", "payload_content_type": "text/plain"}
+                assert client.post("/v1/secrets", json=body, headers=headers(project)).status_code == 201
+                assert client.get("/v1/secrets/nope", headers=headers(project)).status_code == 404
+            received: list[dict[str, Any]] = []
+            deadline = time.monotonic() + 20
+            while len(received) < 4 and time.monotonic() < deadline:
+                message = channel.basic_get(queue=queue, no_ack=True)
+                if message is None:
+                    time.sleep(0.1)
+                    continue
+                received.append(json.loads(json.loads(message.body)["oslo.message"]))
+        finally:
+            channel.queue_delete(queue)
+    assert [m["event_type"] for m in received] == ["audit.http.request", "audit.http.response"] * 2
+    assert all(m["publisher_id"].startswith("donjon.") and m["priority"] == "INFO" for m in received)
+    payloads = [m["payload"] for m in received]
+    assert payloads[1]["action"] == "create" and payloads[1]["initiator"]["project_id"] == project
+    assert payloads[3]["reason"]["reasonCode"] == "404" and payloads[3]["target"]["id"] == "nope"
+    # The same events as in the file.
+    assert [request_id(p) for p in payloads] == [request_id(e) for e in events(tmp_path)]
+    assert SENTINEL not in json.dumps(received)
