@@ -20,6 +20,29 @@ BASE = "http://localhost:9311"
 
 pytest_plugins = ["tests.live_server"]
 
+# Payloads that tests send and that must never be written to a log: checked after the whole run.
+LEAK_SENTINELS = (b"audit-sentinel-", b"s3cr3t")
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Fail the run if an audit log or a live server's log under this run's tmp dirs holds a sentinel."""
+    factory = getattr(session.config, "_tmp_path_factory", None)
+    base: Path | None = getattr(factory, "_basetemp", None)  # None: no test used a tmp dir
+    if base is None or not base.is_dir():
+        return
+    leaks = [
+        f"{path}: {sentinel.decode()}"
+        for path in sorted(base.rglob("*.log*"))
+        if path.is_file() and (path.name.startswith("audit.log") or path.name == "server.log")
+        for sentinel in LEAK_SENTINELS
+        if sentinel in path.read_bytes()
+    ]
+    if leaks:
+        reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+        if reporter is not None:
+            reporter.write_line("secret payloads found in logs:\n  " + "\n  ".join(leaks), red=True)
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
 
 @pytest.fixture(scope="session", params=databases.selected())
 def database_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
