@@ -187,6 +187,30 @@ def test_no_payload_passphrase_or_token_reaches_the_log(audited: tuple[TestClien
     assert log.count(SENTINEL.encode()) == log.count(f"/metadata/{SENTINEL}key".encode())
 
 
+def test_every_route_and_method_is_audited(audited: tuple[TestClient, Path]) -> None:
+    client, data_dir = audited
+    from starlette.routing import Route
+
+    from donjon.audit.middleware import EXEMPT
+
+    sent: list[tuple[str, str]] = []
+    for route in client.app.router.routes:  # type: ignore[attr-defined]
+        if not isinstance(route, Route) or route.path in EXEMPT:
+            continue
+        path = route.path
+        for name in route.param_convertors:
+            path = path.replace("{" + name + ":path}", "x").replace("{" + name + "}", str(uuid.uuid4()))
+        for method in sorted((route.methods or set()) - {"HEAD"}):
+            client.request(method, path, headers=headers(f"p-{uuid.uuid4()}", roles="reader"))
+            sent.append((method, path))
+    done = outcomes(data_dir)
+    assert len(done) == len(sent) > 40
+    for (method, path), event in zip(sent, done, strict=True):
+        assert event["target"]["name"] == path, (method, path)
+        assert event["target"]["typeURI"].startswith("data/security/keymanager"), (method, path)
+        assert event["action"] != "unknown" and event["reason"]["reasonType"] == "HTTP", (method, path)
+
+
 # --- the chain ------------------------------------------------------------------------------------------
 
 

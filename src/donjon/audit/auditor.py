@@ -34,12 +34,13 @@ class Auditor:
             else:
                 # A page-cache append under a lock held for microseconds: cheaper here than a thread hop.
                 self.file.append(event)
-        except OSError as exc:
+        except Exception as exc:  # noqa: BLE001 - whatever went wrong, the event is not on record
             accepted = False
             now = time.monotonic()
             if now - self._last_error > 10.0:  # a full disk must not also flood the server log
                 self._last_error = now
-                log.error("audit: cannot write %s: %s", self.file.path, exc.strerror or type(exc).__name__)
+                reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else type(exc).__name__
+                log.error("audit: cannot write %s: %s", self.file.path, reason)
         if self.notifications is not None:
             self.notifications.publish(event)
         return accepted
