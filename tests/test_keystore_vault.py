@@ -20,6 +20,7 @@ from donjon.crypto import DecryptionFailed
 from donjon.errors import ConfigurationError
 from donjon.keystores import WrappedKey, open_keystore
 from donjon.keystores.vault import VaultKeystore, VaultKeystoreError
+from donjon.vault_transport import VaultConnection, VaultSettings
 from tests.components.openbao import OpenBao, openbao  # noqa: F401  (the session fixture)
 from tests.keystore_conformance import exercise_keystore
 from tests.live_server import LiveServer, free_port
@@ -204,7 +205,7 @@ def test_concurrent_wraps_and_unwraps(options: dict[str, Any]) -> None:
     for t in pool:
         t.join()
     assert not errors, errors
-    assert len(keystore._clients) <= threads + 1  # one client per thread that used it (and the opener)
+    assert len(keystore._vault._clients) <= threads + 1  # one client per thread that used it (and the opener)
     keystore.close()
 
 
@@ -231,7 +232,10 @@ def test_an_unreachable_server_is_a_keystore_error(options: dict[str, Any]) -> N
         VaultKeystore.from_options(options | {"url": f"http://127.0.0.1:{free_port()}", "timeout": 2})
     keystore = VaultKeystore.from_options(options)
     wrapped = keystore.wrap(os.urandom(32), CONTEXT)
-    down = VaultKeystore(url=f"http://127.0.0.1:{free_port()}", token="t", key_name=keystore.key_name, timeout=2)
+    settings = VaultSettings(f"http://127.0.0.1:{free_port()}", "t", None, True, 2.0, None)
+    down = VaultKeystore(
+        VaultConnection(settings, what="vault keystore", error=VaultKeystoreError), key_name=keystore.key_name
+    )
     with pytest.raises(VaultKeystoreError, match="cannot reach"):
         down.unwrap(wrapped, CONTEXT)
     down.close()
