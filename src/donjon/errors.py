@@ -50,5 +50,9 @@ class Unauthorized(DonjonError):
     """The caller is not authenticated (401)."""
 
 
+class Unavailable(DonjonError):
+    """A backend the request needs (a secret store, a keystore) cannot be used right now (503)."""
+
+
 class ConfigurationError(DonjonError):
     """The server's configuration is unusable; raised at start-up, never to a client."""

@@ -19,6 +19,7 @@ from donjon.errors import (
     NotFound,
     TooLarge,
     Unauthorized,
+    Unavailable,
     UnsupportedMediaType,
 )
 
@@ -34,6 +35,7 @@ STATUS_OF: dict[type[DonjonError], int] = {
     Conflict: 409,
     TooLarge: 413,
     UnsupportedMediaType: 415,
+    Unavailable: 503,
 }
 
 
