@@ -1,0 +1,159 @@
+"""External secret stores on the real servers: OpenBao's KV v2 and PyKMIP's server."""
+
+from __future__ import annotations
+
+import threading
+import uuid
+import warnings
+from collections.abc import Iterator
+
+import hvac
+import pytest
+
+from donjon.errors import ConfigurationError
+from donjon.stores import PayloadInfo, PayloadMissing, StoreUnavailable, open_store
+from donjon.stores.kmip import KmipSecretStore
+from donjon.stores.vault import VaultSecretStore
+from tests.components.kmip import KmipServer, kmip_server_fixture  # noqa: F401  (the session fixture)
+from tests.components.openbao import OpenBao, openbao  # noqa: F401  (the session fixture)
+from tests.store_conformance import exercise_store
+
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore", DeprecationWarning)
+    from kmip.core import enums
+    from kmip.core.messages import payloads
+
+
+@pytest.fixture
+def vault_store(openbao: OpenBao, monkeypatch: pytest.MonkeyPatch) -> Iterator[VaultSecretStore]:  # noqa: F811
+    monkeypatch.setenv("DONJON_VAULT_TOKEN", openbao.token)
+    store = open_store("vault", {"url": openbao.url, "prefix": f"t-{uuid.uuid4().hex[:8]}"})
+    assert isinstance(store, VaultSecretStore)
+    yield store
+    store.close()
+
+
+@pytest.fixture
+def kmip_store(kmip_server: KmipServer) -> Iterator[KmipSecretStore]:  # noqa: F811
+    store = open_store("kmip", kmip_server.options())
+    assert isinstance(store, KmipSecretStore)
+    yield store
+    store.close()
+
+
+def test_vault_conformance(vault_store: VaultSecretStore, openbao: OpenBao) -> None:  # noqa: F811
+    stored = exercise_store(vault_store)
+    # Deleted means gone for good: no KV metadata (so no restorable version) is left under the path.
+    admin = hvac.Client(url=openbao.url, token=openbao.token)
+    for _, ref in stored:
+        with pytest.raises(hvac.exceptions.InvalidPath):
+            admin.secrets.kv.v2.read_secret_metadata(path=ref, mount_point="secret")
+    admin.adapter.close()
+
+
+def test_vault_paths_are_per_project(vault_store: VaultSecretStore, openbao: OpenBao) -> None:  # noqa: F811
+    info = PayloadInfo(str(uuid.uuid4()), "tenant/with slash", "opaque")
+    ref = vault_store.put(info, b"x")
+    assert ref == f"{vault_store.prefix}/tenant%2Fwith%20slash/{info.secret_id}"
+    admin = hvac.Client(url=openbao.url, token=openbao.token)
+    listed = admin.secrets.kv.v2.list_secrets(path=vault_store.prefix, mount_point="secret")["data"]["keys"]
+    assert "tenant%2Fwith%20slash/" in listed
+    admin.adapter.close()
+    vault_store.delete(info, ref)
+
+
+def test_vault_configuration_errors(openbao: OpenBao, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: F811
+    monkeypatch.setenv("DONJON_VAULT_TOKEN", openbao.token)
+    with pytest.raises(ConfigurationError, match="no KV v2 engine is mounted"):
+        open_store("vault", {"url": openbao.url, "mount": "nothing-here"})
+    with pytest.raises(ConfigurationError, match="unknown options"):
+        open_store("vault", {"url": openbao.url, "colour": "blue"})
+    monkeypatch.setenv("DONJON_VAULT_TOKEN", "not-a-token")
+    with pytest.raises(ConfigurationError, match="permission denied") as caught:
+        open_store("vault", {"url": openbao.url})
+    assert "not-a-token" not in str(caught.value)
+
+
+def test_vault_outage_is_unavailable_not_missing(vault_store: VaultSecretStore) -> None:
+    info = PayloadInfo(str(uuid.uuid4()), "p", "opaque")
+    ref = vault_store.put(info, b"x")
+    vault_store._vault.url = "http://127.0.0.1:9"  # type: ignore[misc]  # nothing listens there
+    vault_store._vault.close()
+    with pytest.raises(StoreUnavailable):
+        vault_store.get(info, ref)
+
+
+def test_kmip_conformance_and_object_types(kmip_store: KmipSecretStore) -> None:
+    stored = exercise_store(kmip_store)
+    assert len(stored) == 14
+
+
+def test_kmip_objects_have_their_types(kmip_store: KmipSecretStore) -> None:
+    from tests.store_conformance import samples
+
+    expected = [
+        enums.ObjectType.SYMMETRIC_KEY,
+        enums.ObjectType.SYMMETRIC_KEY,
+        enums.ObjectType.OPAQUE_DATA,  # camellia: no KMIP algorithm mapped
+        enums.ObjectType.PRIVATE_KEY,
+        enums.ObjectType.PRIVATE_KEY,
+        enums.ObjectType.OPAQUE_DATA,  # encrypted PEM
+        enums.ObjectType.OPAQUE_DATA,  # PKCS#1 would not come back byte-exact as PKCS#8
+        enums.ObjectType.PUBLIC_KEY,
+        enums.ObjectType.PUBLIC_KEY,
+        enums.ObjectType.CERTIFICATE,
+        enums.ObjectType.CERTIFICATE,
+        enums.ObjectType.SECRET_DATA,
+        enums.ObjectType.OPAQUE_DATA,
+        enums.ObjectType.OPAQUE_DATA,
+    ]
+    project = f"p-{uuid.uuid4()}"
+    for (secret_type, algorithm, payload), object_type in zip(samples(), expected, strict=True):
+        info = PayloadInfo(str(uuid.uuid4()), project, secret_type, algorithm)
+        ref = kmip_store.put(info, payload)
+        uid = ref.split("/")[0]
+        response = kmip_store._call(
+            "get attributes",
+            enums.Operation.GET_ATTRIBUTES,
+            payloads.GetAttributesRequestPayload(unique_identifier=uid, attribute_names=["Object Type"]),
+        )
+        assert response.attributes[0].attribute_value.value == object_type, (secret_type, algorithm)
+        kmip_store.delete(info, ref)
+
+
+def test_kmip_concurrent_use(kmip_store: KmipSecretStore) -> None:
+    errors: list[BaseException] = []
+
+    def work(n: int) -> None:
+        try:
+            for i in range(10):
+                info = PayloadInfo(str(uuid.uuid4()), f"p{n}", "passphrase")
+                ref = kmip_store.put(info, f"{n}-{i}".encode())
+                assert kmip_store.get(info, ref) == f"{n}-{i}".encode()
+                kmip_store.delete(info, ref)
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(n,)) for n in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert not errors, errors
+
+
+def test_kmip_bad_reference_and_configuration(kmip_store: KmipSecretStore, kmip_server: KmipServer) -> None:  # noqa: F811
+    info = PayloadInfo(str(uuid.uuid4()), "p", "opaque")
+    with pytest.raises(PayloadMissing):
+        kmip_store.get(info, "no-such-uid/raw")
+    with pytest.raises(PayloadMissing):
+        kmip_store.get(info, "garbage")
+    with pytest.raises(ConfigurationError, match="unknown options"):
+        open_store("kmip", kmip_server.options(key_name="x"))
+    with pytest.raises(ConfigurationError, match="unknown secret store type"):
+        open_store("dogtag", {})
+
+
+def test_store_reprs_hold_no_secrets(kmip_store: KmipSecretStore, vault_store: VaultSecretStore) -> None:
+    assert "token" not in repr(vault_store).lower()
+    assert repr(kmip_store).startswith("KmipSecretStore(server=")
