@@ -1,0 +1,194 @@
+"""The ``donjon`` backend: a donjon server, or any server speaking Barbican's v1 API (a real Barbican too).
+
+Objects are secrets; ``create_key`` and ``create_key_pair`` are orders, polled until done (the order, and for
+a pair its container, are then deleted on a best-effort basis, as Castellan does: the keys stay).
+"""
+
+from __future__ import annotations
+
+import builtins
+from collections.abc import Iterator, Mapping
+from datetime import datetime
+from typing import Any
+
+import httpx
+
+from donjon.client._errors import ClientError, ConfigError, Conflict
+from donjon.client._http import BarbicanAPI, DevAuth, KeystoneSessionAuth, TokenAuth, ref_id
+from donjon.client._manager import BaseKeyManager, Consumer
+from donjon.client._objects import ManagedObject, ObjectInfo, build, type_name
+
+OPTIONS = {
+    "url",
+    "project_id",
+    "user_id",
+    "roles",
+    "token",
+    "session",
+    "interface",
+    "region_name",
+    "timeout",
+    "verify",
+    "order_timeout",
+    "transport",
+}
+
+
+def _parse_time(value: Any) -> datetime | None:
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        return datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+
+
+class DonjonKeyManager(BaseKeyManager):
+    """Key manager over a donjon (or Barbican) server.
+
+    Auth, one of: ``project_id`` (dev headers; with ``user_id``, ``roles``), ``token`` (``X-Auth-Token``),
+    ``session`` (a keystoneauth1 session; ``url`` then defaults to the catalog's ``key-manager`` endpoint).
+    """
+
+    backend = "donjon"
+
+    def __init__(self, api: BarbicanAPI) -> None:
+        self.api = api
+
+    def __repr__(self) -> str:
+        return f"DonjonKeyManager(url={self.api.url!r})"
+
+    @classmethod
+    def from_options(cls, options: Mapping[str, Any]) -> DonjonKeyManager:
+        unknown = set(options) - OPTIONS
+        if unknown:
+            raise ConfigError(f"donjon backend: unknown options {sorted(unknown)}")
+        auth: httpx.Auth | None
+        url = options.get("url")
+        session = options.get("session")
+        chosen = [k for k in ("project_id", "token", "session") if options.get(k)]
+        if len(chosen) > 1:
+            raise ConfigError(f"donjon backend: choose one of project_id, token, session (got {', '.join(chosen)})")
+        if session is not None:
+            auth = KeystoneSessionAuth(session)
+            if not url:
+                try:
+                    url = session.get_endpoint(
+                        service_type="key-manager",
+                        interface=options.get("interface", "public"),
+                        region_name=options.get("region_name"),
+                    )
+                except Exception as exc:
+                    raise ConfigError(f"donjon backend: no key-manager endpoint in the catalog: {exc}") from exc
+        elif options.get("token"):
+            auth = TokenAuth(str(options["token"]))
+        elif options.get("project_id"):
+            auth = DevAuth(str(options["project_id"]), options.get("user_id"), options.get("roles"))
+        else:
+            auth = None
+        if not url:
+            raise ConfigError("donjon backend: 'url' is required")
+        return cls(
+            BarbicanAPI(
+                str(url),
+                auth=auth,
+                timeout=float(options.get("timeout", 30.0)),
+                verify=options.get("verify", True),
+                order_timeout=float(options.get("order_timeout", 120.0)),
+                transport=options.get("transport"),
+            )
+        )
+
+    def close(self) -> None:
+        self.api.close()
+
+    def create_key(self, *, algorithm: str = "aes", bit_length: int = 256, name: str | None = None) -> str:
+        meta: dict[str, Any] = {"algorithm": algorithm, "bit_length": bit_length}
+        if name is not None:
+            meta["name"] = name
+        order = self.api.create_order("key", meta)
+        done = self.api.wait_for_order(order)
+        self._forget_order(order)
+        return ref_id(done["secret_ref"])
+
+    def create_key_pair(
+        self, *, algorithm: str = "rsa", bit_length: int = 2048, name: str | None = None
+    ) -> tuple[str, str]:
+        meta: dict[str, Any] = {"algorithm": algorithm, "bit_length": bit_length}
+        if name is not None:
+            meta["name"] = name
+        order = self.api.create_order("asymmetric", meta)
+        done = self.api.wait_for_order(order)
+        container = self.api.get_container(done["container_ref"])
+        refs = {item["name"]: item["secret_ref"] for item in container.get("secret_refs", [])}
+        try:
+            self.api.delete_container(done["container_ref"])
+        except ClientError:
+            pass  # best effort: the keys are what matters
+        self._forget_order(order)
+        return ref_id(refs["private_key"]), ref_id(refs["public_key"])
+
+    def _forget_order(self, order: str) -> None:
+        try:
+            self.api.delete_order(order)
+        except ClientError:
+            pass  # legacy policy lets only admins delete orders; the order is harmless
+
+    def store(self, obj: ManagedObject) -> str:
+        if obj.id is not None:
+            raise Conflict("this object already has an id: store a copy without one")
+        algorithm = getattr(obj, "algorithm", None)
+        bit_length = getattr(obj, "bit_length", None)
+        ref = self.api.store_bytes(
+            obj.data, secret_type=obj.object_type, name=obj.name, algorithm=algorithm, bit_length=bit_length
+        )
+        return ref_id(ref)
+
+    def get(self, object_id: str) -> ManagedObject:
+        meta = self.api.get_secret(object_id)
+        payload = self.api.get_payload(object_id)
+        return build(
+            str(meta.get("secret_type") or "opaque"),
+            payload.data,
+            name=meta.get("name"),
+            object_id=ref_id(object_id),
+            algorithm=meta.get("algorithm"),
+            bit_length=meta.get("bit_length"),
+            created=_parse_time(meta.get("created")),
+        )
+
+    def delete(self, object_id: str, *, force: bool = False) -> None:
+        if not force:
+            # As python-barbicanclient: refuse here when consumers exist (servers at 1.0/1.1 would not).
+            consumers = self.api.get_secret(object_id).get("consumers") or []
+            if consumers:
+                raise Conflict(f"secret {ref_id(object_id)} has {len(consumers)} consumer(s); use force to delete")
+        self.api.delete_secret(object_id, force=force)
+
+    def list(self, object_type: type[ManagedObject] | str | None = None) -> Iterator[ObjectInfo]:
+        wanted = type_name(object_type)
+        for item in self.api.list_secrets(secret_type=wanted):
+            yield ObjectInfo(
+                id=ref_id(item["secret_ref"]),
+                object_type=item.get("secret_type") or "opaque",
+                name=item.get("name"),
+                algorithm=item.get("algorithm"),
+                bit_length=item.get("bit_length"),
+                created=_parse_time(item.get("created")),
+            )
+
+    def add_consumer(self, object_id: str, consumer: Consumer) -> None:
+        self.api.add_consumer("secrets", object_id, _consumer_body(consumer))
+
+    def remove_consumer(self, object_id: str, consumer: Consumer) -> None:
+        self.api.remove_consumer("secrets", object_id, _consumer_body(consumer))
+
+    def list_consumers(self, object_id: str) -> builtins.list[Consumer]:
+        return [
+            Consumer(c["service"], c["resource_type"], c["resource_id"])
+            for c in self.api.list_consumers("secrets", object_id)
+        ]
+
+
+def _consumer_body(consumer: Consumer) -> dict[str, str]:
+    return {"service": consumer.service, "resource_type": consumer.resource_type, "resource_id": consumer.resource_id}
