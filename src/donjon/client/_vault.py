@@ -166,7 +166,7 @@ class VaultKeyManager(BaseKeyManager):
         return self._write(build("symmetric", data, name=name, algorithm=algorithm, bit_length=bit_length))
 
     def _transit_data_key(self, bit_length: int) -> bytes:
-        transit, key = self._client.secrets.transit, self._transit_key
+        transit = self._client.secrets.transit
         if not self._transit_ready:
             try:
                 _call("transit key", lambda: transit.read_key(name=self._transit_key, mount_point=self._transit_mount))
