@@ -1,0 +1,302 @@
+"""The ``kmip`` backend: managed objects on a KMIP server (PyKMIP's server, an HSM's KMIP interface...).
+
+It speaks KMIP 1.4 over mutual TLS through ``donjon.kmip_transport`` (PyKMIP's message classes only), not
+PyKMIP's ``ProxyKmipClient``, which logs whole messages - key bytes included - at DEBUG, reads
+``~/.pykmip/pykmip.conf`` and cannot check the server's host name.
+
+Objects are KMIP's own types: ``SymmetricKey`` (AES keys from ``create_key`` are made by the server's Create),
+``PrivateKey`` (PKCS#8), ``PublicKey``, ``X509Certificate``, ``SecretData`` (passphrases) and ``OpaqueObject``.
+A PEM key or certificate is registered as DER when the PEM can be rebuilt byte for byte; anything that
+cannot be typed faithfully (PKCS#1 PEM, a malformed certificate) is registered as an opaque object, so ``get``
+always returns the bytes stored. Each object has two Name attributes: ``donjon:<namespace>`` (what ``list``
+locates) and ``donjon-meta:<json>`` (type, name, algorithm, bit length, encoding, creation time). Key pairs are
+generated here and registered (the server's CreateKeyPair returns PKCS#1, which is not what callers expect).
+"""
+
+from __future__ import annotations
+
+import json
+import warnings
+from collections.abc import Iterator, Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from donjon.client import _keygen
+from donjon.client._errors import BackendError, ConfigError, Conflict, Forbidden, InvalidRequest, NotFound
+from donjon.client._manager import BaseKeyManager
+from donjon.client._objects import ManagedObject, ObjectInfo, build, type_name
+from donjon.errors import ConfigurationError
+from donjon.kmip_transport import (
+    Endpoint,
+    KmipUnavailable,
+    OperationFailed,
+    Pool,
+    positive_float,
+    positive_int,
+    tls_context,
+)
+
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore", DeprecationWarning)
+    from kmip.core import enums
+    from kmip.core.attributes import UniqueIdentifier
+    from kmip.core.factories.attributes import AttributeFactory
+    from kmip.core.messages import payloads
+    from kmip.core.objects import TemplateAttribute
+    from kmip.pie import factory as pie_factory
+    from kmip.pie import objects as pie
+
+OPTIONS = {"host", "port", "certfile", "keyfile", "ca_certs", "timeout", "pool_size", "namespace"}
+_WHAT = "kmip backend"
+_SYMMETRIC = {
+    "aes": enums.CryptographicAlgorithm.AES,
+    "hmacsha1": enums.CryptographicAlgorithm.HMAC_SHA1,
+    "hmacsha256": enums.CryptographicAlgorithm.HMAC_SHA256,
+    "hmacsha384": enums.CryptographicAlgorithm.HMAC_SHA384,
+    "hmacsha512": enums.CryptographicAlgorithm.HMAC_SHA512,
+}
+_ASYMMETRIC = {"rsa": enums.CryptographicAlgorithm.RSA, "ec": enums.CryptographicAlgorithm.EC}
+_NOT_FOUND = {enums.ResultReason.ITEM_NOT_FOUND}
+_FORBIDDEN = {enums.ResultReason.PERMISSION_DENIED}
+_INVALID = {
+    enums.ResultReason.INVALID_FIELD,
+    enums.ResultReason.INVALID_MESSAGE,
+    enums.ResultReason.CRYPTOGRAPHIC_FAILURE,
+    enums.ResultReason.INVALID_OBJECT_TYPE,
+    enums.ResultReason.FEATURE_NOT_SUPPORTED,
+}
+_META = "donjon-meta:"
+
+
+class KmipKeyManager(BaseKeyManager):
+    backend = "kmip"
+
+    def __init__(self, pool: Pool, endpoint: str, namespace: str) -> None:
+        self._pool = pool
+        self._endpoint = endpoint
+        self._tag = f"donjon:{namespace}"
+        self._objects = pie_factory.ObjectFactory()
+        self._attributes = AttributeFactory()
+
+    def __repr__(self) -> str:
+        return f"KmipKeyManager(server={self._endpoint!r}, namespace={self._tag[7:]!r})"
+
+    @classmethod
+    def from_options(cls, options: Mapping[str, Any]) -> KmipKeyManager:
+        unknown = set(options) - OPTIONS
+        if unknown:
+            raise ConfigError(f"{_WHAT}: unknown options {sorted(unknown)}")
+        missing = [name for name in ("host", "certfile", "keyfile", "ca_certs") if not options.get(name)]
+        if missing:
+            raise ConfigError(f"{_WHAT}: {', '.join(repr(m) for m in missing)} required")
+        try:
+            host = str(options["host"])
+            port = positive_int(options, "port", 5696, _WHAT)
+            timeout = positive_float(options, "timeout", 10.0, _WHAT)
+            endpoint = Endpoint(host, port, timeout, tls_context(options, _WHAT))
+            pool = Pool(endpoint, positive_int(options, "pool_size", 2, _WHAT))
+        except ConfigurationError as exc:
+            raise ConfigError(exc.message) from exc
+        return cls(pool, f"{host}:{port}", str(options.get("namespace", "default")))
+
+    def close(self) -> None:
+        self._pool.close()
+
+    # ------------------------------------------------------------------ KMIP calls
+
+    def _call(self, what: str, operation: Any, payload: Any, *, retry: bool = True) -> Any:
+        try:
+            return self._pool.call(operation, payload, retry=retry)
+        except OperationFailed as exc:
+            if exc.reason in _NOT_FOUND:
+                raise NotFound(f"kmip: {what}: not found") from exc
+            if exc.reason in _FORBIDDEN:
+                raise Forbidden(f"kmip: {what}: permission denied") from exc
+            if exc.reason in _INVALID:
+                raise InvalidRequest(f"kmip: {what}: {exc}") from exc
+            raise BackendError(f"kmip: {what}: {exc}") from exc
+        except KmipUnavailable as exc:
+            raise BackendError(f"kmip: {what}: {exc}") from exc
+
+    def _names(self, object_id: str) -> list[str]:
+        response = self._call(
+            f"attributes of {object_id}",
+            enums.Operation.GET_ATTRIBUTES,
+            payloads.GetAttributesRequestPayload(unique_identifier=object_id, attribute_names=["Name"]),
+        )
+        return [str(a.attribute_value.name_value.value) for a in response.attributes or []]
+
+    def _meta(self, object_id: str) -> dict[str, Any]:
+        """The object's donjon metadata; ``NotFound`` if it is not an object of this namespace."""
+        names = self._names(object_id)
+        if self._tag not in names:
+            raise NotFound(f"kmip: no object {object_id!r} in this namespace")
+        for name in names:
+            if name.startswith(_META):
+                meta: dict[str, Any] = json.loads(name[len(_META) :])
+                return meta
+        raise NotFound(f"kmip: object {object_id!r} has no donjon metadata")
+
+    def _template(self, meta: dict[str, Any], masks: list[Any] | None = None) -> TemplateAttribute:
+        attributes = [
+            self._attributes.create_attribute(enums.AttributeType.NAME, self._tag, 0),
+            self._attributes.create_attribute(enums.AttributeType.NAME, _META + json.dumps(meta, sort_keys=True), 1),
+        ]
+        if masks:
+            attributes.append(self._attributes.create_attribute(enums.AttributeType.CRYPTOGRAPHIC_USAGE_MASK, masks))
+        return TemplateAttribute(attributes=attributes)
+
+    def _register(self, obj: ManagedObject) -> str:
+        kmip_object, form = self._typed(obj)
+        meta = _meta_of(obj, form)
+        masks = getattr(kmip_object, "cryptographic_usage_masks", None)
+        request = payloads.RegisterRequestPayload(
+            object_type=kmip_object.object_type,
+            template_attribute=self._template(meta, masks),
+            managed_object=self._objects.convert(kmip_object),
+        )
+        # Never retried: a Register that reached the server before the connection broke would leave a twin.
+        return str(self._call("register", enums.Operation.REGISTER, request, retry=False).unique_identifier)
+
+    def _typed(self, obj: ManagedObject) -> tuple[Any, str]:
+        """The KMIP object for ``obj``, and how its value maps back to ``obj.data`` (raw, der, pem)."""
+        algorithm = (getattr(obj, "algorithm", None) or "").lower()
+        bit_length = getattr(obj, "bit_length", None)
+        if obj.object_type == "symmetric" and algorithm in _SYMMETRIC:
+            masks = [enums.CryptographicUsageMask.ENCRYPT, enums.CryptographicUsageMask.DECRYPT]
+            return pie.SymmetricKey(_SYMMETRIC[algorithm], 8 * len(obj.data), obj.data, masks=masks), "raw"
+        if obj.object_type in ("private", "public", "certificate"):
+            der, form = _faithful_der(obj)
+            if der is not None:
+                if obj.object_type == "certificate":
+                    return pie.X509Certificate(der), form
+                if algorithm in _ASYMMETRIC and bit_length:
+                    if obj.object_type == "private":
+                        key = pie.PrivateKey(_ASYMMETRIC[algorithm], bit_length, der, enums.KeyFormatType.PKCS_8)
+                        return key, form
+                    return pie.PublicKey(_ASYMMETRIC[algorithm], bit_length, der), form
+        if obj.object_type == "passphrase":
+            return pie.SecretData(obj.data, enums.SecretDataType.PASSWORD), "raw"
+        return pie.OpaqueObject(obj.data, enums.OpaqueDataType.NONE), "raw"
+
+    # ------------------------------------------------------------------ KeyManager
+
+    def create_key(self, *, algorithm: str = "aes", bit_length: int = 256, name: str | None = None) -> str:
+        if algorithm.lower() != "aes":
+            data = _keygen.symmetric(algorithm, bit_length)
+            return self._register(build("symmetric", data, name=name, algorithm=algorithm, bit_length=bit_length))
+        if bit_length not in _keygen.SYMMETRIC_SIZES["aes"]:
+            raise InvalidRequest(f"AES keys are 128, 192 or 256 bits, not {bit_length}")
+        meta = {"t": "symmetric", "n": name, "a": algorithm, "b": bit_length, "f": "raw", "c": _now()}
+        template = self._template(meta, [enums.CryptographicUsageMask.ENCRYPT, enums.CryptographicUsageMask.DECRYPT])
+        template.attributes += [
+            self._attributes.create_attribute(
+                enums.AttributeType.CRYPTOGRAPHIC_ALGORITHM, enums.CryptographicAlgorithm.AES
+            ),
+            self._attributes.create_attribute(enums.AttributeType.CRYPTOGRAPHIC_LENGTH, bit_length),
+        ]
+        response = self._call(
+            "create",
+            enums.Operation.CREATE,
+            payloads.CreateRequestPayload(object_type=enums.ObjectType.SYMMETRIC_KEY, template_attribute=template),
+            retry=False,
+        )
+        return str(response.unique_identifier)
+
+    def create_key_pair(
+        self, *, algorithm: str = "rsa", bit_length: int = 2048, name: str | None = None
+    ) -> tuple[str, str]:
+        private, public = _keygen.key_pair(algorithm, bit_length)
+        private_id = self._register(build("private", private, name=name, algorithm=algorithm, bit_length=bit_length))
+        public_id = self._register(build("public", public, name=name, algorithm=algorithm, bit_length=bit_length))
+        return private_id, public_id
+
+    def store(self, obj: ManagedObject) -> str:
+        if obj.id is not None:
+            raise Conflict("this object already has an id: store a copy without one")
+        return self._register(obj)
+
+    def get(self, object_id: str) -> ManagedObject:
+        meta = self._meta(object_id)
+        response = self._call(
+            f"get {object_id}", enums.Operation.GET, payloads.GetRequestPayload(unique_identifier=object_id)
+        )
+        value = bytes(self._objects.convert(response.secret).value)
+        if meta.get("f") == "pem":
+            value = _keygen.der_to_pem(value, str(meta["t"]))
+        return build(
+            str(meta["t"]),
+            value,
+            name=meta.get("n"),
+            object_id=object_id,
+            algorithm=meta.get("a"),
+            bit_length=meta.get("b"),
+            created=_time(meta.get("c")),
+        )
+
+    def delete(self, object_id: str, *, force: bool = False) -> None:
+        self._meta(object_id)  # NotFound unless it is ours
+        self._call(
+            f"destroy {object_id}",
+            enums.Operation.DESTROY,
+            payloads.DestroyRequestPayload(unique_identifier=UniqueIdentifier(object_id)),
+        )
+
+    def list(self, object_type: type[ManagedObject] | str | None = None) -> Iterator[ObjectInfo]:
+        wanted = type_name(object_type)
+        response = self._call(
+            "locate",
+            enums.Operation.LOCATE,
+            payloads.LocateRequestPayload(
+                attributes=[self._attributes.create_attribute(enums.AttributeType.NAME, self._tag)]
+            ),
+        )
+        for object_id in sorted(response.unique_identifiers or [], key=lambda u: (len(u), u)):
+            try:
+                meta = self._meta(object_id)
+            except NotFound:
+                continue  # destroyed since the Locate
+            if wanted is not None and meta.get("t") != wanted:
+                continue
+            yield ObjectInfo(
+                id=object_id,
+                object_type=meta["t"],
+                name=meta.get("n"),
+                algorithm=meta.get("a"),
+                bit_length=meta.get("b"),
+                created=_time(meta.get("c")),
+            )
+
+
+def _meta_of(obj: ManagedObject, form: str) -> dict[str, Any]:
+    return {
+        "t": obj.object_type,
+        "n": obj.name,
+        "a": getattr(obj, "algorithm", None),
+        "b": getattr(obj, "bit_length", None),
+        "f": form,
+        "c": _now(),
+    }
+
+
+def _faithful_der(obj: ManagedObject) -> tuple[bytes | None, str]:
+    """``(DER, "pem")`` when the PEM is rebuilt byte for byte from its DER, ``(data, "der")`` for DER that
+    parses, else ``(None, "raw")``."""
+    try:
+        der = _keygen.pem_to_der(obj.data)
+        if der is not None:
+            return (der, "pem") if _keygen.der_to_pem(der, obj.object_type) == obj.data else (None, "raw")
+        return (obj.data, "der") if _keygen.der_to_pem(obj.data, obj.object_type) else (None, "raw")
+    except (ValueError, TypeError):
+        return None, "raw"
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat()
+
+
+def _time(value: Any) -> datetime | None:
+    try:
+        return datetime.fromisoformat(value) if isinstance(value, str) else None
+    except ValueError:
+        return None
