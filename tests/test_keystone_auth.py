@@ -7,6 +7,7 @@ import json
 import statistics
 import time
 import uuid
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import httpx
@@ -227,3 +228,76 @@ def test_castellan_key_manager_with_keystone_password(keystone_donjon: LiveServe
 
     with pytest.raises(exception.ManagedObjectNotFoundError):
         manager.get(context, key_id)
+
+
+# ---- failure modes and secrecy ----
+
+
+def test_keystone_unreachable_is_503_not_401(tmp_path: Path) -> None:
+    from starlette.testclient import TestClient
+
+    from donjon.api.app import create_app
+    from donjon.config import KeystoneConfig, KeystoreConfig, Settings
+    from tests.live_server import free_port
+
+    settings = Settings(
+        auth="keystone",
+        database_url=f"sqlite:///{tmp_path / 'db.sqlite'}",
+        data_dir=tmp_path,
+        keystore=KeystoreConfig(type="file", options={"path": str(tmp_path / "root.key")}),
+        keystone=KeystoneConfig(auth_url=f"http://127.0.0.1:{free_port()}/v3", password="pw", timeout=2),
+    )
+    from donjon.storage import migrate
+    from donjon.storage.database import Database
+
+    db = Database(settings.effective_database_url, pool_size=1)
+    migrate.upgrade(db)
+    db.dispose()
+    with TestClient(create_app(settings)) as client:
+        r = client.get("/v1/secrets", headers={"X-Auth-Token": "gAAAAAB" + "t" * 100})
+        assert r.status_code == 503
+        assert r.json()["description"] == "The authentication service is unavailable. Please try again later."
+        assert client.get("/v1/secrets").status_code == 401  # no token: no need to ask Keystone
+
+
+def test_wrong_service_credentials_are_unavailable_not_unauthorized(keystone: Keystone) -> None:
+    from donjon.auth.keystone import KeystoneTokens, KeystoneUnavailable
+    from donjon.config import KeystoneConfig
+
+    service = keystone.users["donjon-service"]
+    config = KeystoneConfig(
+        auth_url=keystone.url, username=service.name, password="wrong", project_name=service.project or ""
+    )
+    tokens = KeystoneTokens(config)
+    with pytest.raises(KeystoneUnavailable):
+        tokens.validate(keystone.token("a-member"))
+    assert "wrong" not in repr(config) and "wrong" not in repr(tokens)
+
+
+def test_caller_from_token_scopes() -> None:
+    from donjon.auth.keystone import caller_from_token
+    from donjon.errors import Unauthorized
+
+    roles = [{"name": "Member"}, {"name": "reader"}]
+    caller = caller_from_token({"token": {"user": {"id": "u"}, "project": {"id": "p"}, "roles": roles}})
+    assert (caller.project_id, caller.user_id, caller.roles, caller.system_scope) == (
+        "p",
+        "u",
+        ("member", "reader"),
+        None,
+    )
+    system = caller_from_token({"token": {"user": {"id": "u"}, "system": {"all": True}, "roles": roles}})
+    assert (system.project_id, system.system_scope) == ("", "all")
+    for body in ({"token": {"user": {"id": "u"}, "domain": {"id": "d"}}}, {"token": {"user": {"id": "u"}}}):
+        with pytest.raises(Unauthorized):
+            caller_from_token(body)
+
+
+def test_no_token_or_password_in_the_server_log(keystone_donjon: LiveServer, keystone: Keystone) -> None:
+    """Runs after the tests above in this module: everything they sent went through this server."""
+    log = keystone_donjon.log.read_text()
+    for (user, scope), token in keystone._tokens.items():
+        assert token not in log, f"{user}/{scope} token in the server log"
+        assert token[:40] not in log
+    for user in keystone.users.values():
+        assert user.password not in log
