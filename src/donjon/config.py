@@ -27,6 +27,13 @@ def default_data_dir() -> Path:
     return Path(base) / "donjon"
 
 
+class StoreConfig(BaseModel):
+    """An external secret store (where payloads live): a store ``type`` ("kmip", "vault") and its ``options``."""
+
+    type: str
+    options: dict[str, Any] = Field(default_factory=dict)
+
+
 class KeystoreConfig(BaseModel):
     """Where the root key lives: a plugin ``type`` and that plugin's own ``options``."""
 
@@ -136,6 +143,10 @@ class Settings(BaseSettings):
     keystore: KeystoreConfig = Field(default_factory=KeystoreConfig)
     # Keystores being retired by a root rotation: they only unwrap KEKs not yet rewrapped under `keystore`.
     previous_keystores: list[KeystoreConfig] = Field(default_factory=list)
+    # External secret stores by name; "database" (donjon's envelope in SQL) is built in and the default.
+    stores: dict[str, StoreConfig] = Field(default_factory=dict)
+    # Where new secrets go unless their project prefers another store (/v1/secret-stores/{id}/preferred).
+    default_store: str = "database"
     limits: LimitsConfig = Field(default_factory=LimitsConfig)
     quotas: QuotaConfig = Field(default_factory=QuotaConfig)
     orders: OrderConfig = Field(default_factory=OrderConfig)
@@ -181,6 +192,9 @@ class Settings(BaseSettings):
         if self.keystore.type == "file":
             options.setdefault("path", str(self.data_dir / "root.key"))
         return options
+
+    def configured_stores(self) -> dict[str, tuple[str, dict[str, Any]]]:
+        return {name: (store.type, dict(store.options)) for name, store in self.stores.items()}
 
     def keystore_chain(self) -> list[tuple[str, dict[str, Any]]]:
         """The current keystore first, then the previous ones (unwrap only) that a root rotation retires."""

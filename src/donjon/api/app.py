@@ -21,6 +21,7 @@ from donjon.api import (
     quotas,
     secret_consumers,
     secret_metadata,
+    secret_stores,
     secrets,
     unsupported,
     versions,
@@ -41,6 +42,7 @@ from donjon.services.containers import ContainerService
 from donjon.services.orders import OrderProcessor, OrderService
 from donjon.services.quotas import QuotaAdmin, Quotas
 from donjon.services.secrets import SecretService
+from donjon.services.stores import SecretStoreService, StoreRegistry
 from donjon.storage.database import Database
 from donjon.workers.orders import OrderWorker
 
@@ -94,8 +96,8 @@ def _routes() -> list[Route]:
         Route("/v1/project-quotas/{project_id}", q.get_project_quotas, methods=["GET"]),
         Route("/v1/project-quotas/{project_id}", q.put_project_quotas, methods=["PUT"]),
         Route("/v1/project-quotas/{project_id}", q.delete_project_quotas, methods=["DELETE"]),
-        Route("/v1/secret-stores", u.secret_stores, methods=["GET"]),
-        Route("/v1/secret-stores/{path:path}", u.secret_stores, methods=["GET", "POST", "DELETE"]),
+        Route("/v1/secret-stores", secret_stores.secret_stores, methods=["GET"]),
+        Route("/v1/secret-stores/{path:path}", secret_stores.secret_stores, methods=["GET", "POST", "DELETE"]),
         Route("/v1/transport_keys", u.list_transport_keys, methods=["GET"]),
         Route("/v1/transport_keys", u.create_transport_key, methods=["POST"]),
         Route("/v1/transport_keys/{transport_key_id}", u.transport_key, methods=["GET", "DELETE"]),
@@ -133,6 +135,7 @@ def build_context(settings: Settings) -> tuple[AppContext, Database]:
     policy = Policy(policy_file=settings.policy_file, enforce_new_defaults=settings.enforce_new_defaults)
     quotas = Quotas(settings.quotas)
     worker = OrderWorker(db, OrderProcessor(db, keys), settings.orders) if settings.orders.run_in_server else None
+    registry = StoreRegistry.open(settings.configured_stores(), settings.default_store)
     context = AppContext(
         settings=settings,
         policy=policy,
@@ -141,6 +144,7 @@ def build_context(settings: Settings) -> tuple[AppContext, Database]:
         orders=OrderService(db, keys, policy, quotas),
         acls=AclService(db, policy),
         quota_admin=QuotaAdmin(db, policy, quotas),
+        secret_stores=SecretStoreService(db, policy, registry),
         tokens=(
             TokenService(
                 db,
@@ -176,6 +180,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         yield
         if context.order_worker is not None:
             context.order_worker.stop()
+        context.secret_stores.registry.close()
         db.dispose()
         if auditor is not None:
             auditor.close()

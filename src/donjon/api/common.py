@@ -25,6 +25,7 @@ from donjon.services.containers import ContainerService
 from donjon.services.orders import OrderService
 from donjon.services.quotas import QuotaAdmin
 from donjon.services.secrets import SecretService
+from donjon.services.stores import SecretStoreService
 from donjon.workers.orders import OrderWorker
 
 if TYPE_CHECKING:  # keystoneauth1 is an optional dependency (the keystone extra)
@@ -44,6 +45,7 @@ class AppContext:
     orders: OrderService
     acls: AclService
     quota_admin: QuotaAdmin
+    secret_stores: SecretStoreService
     # Set in token mode: validates bearer tokens. None in dev mode (headers name the caller).
     tokens: TokenService | None
     # The order worker of this process, woken when an order is queued here (None: workers run elsewhere).

@@ -77,8 +77,13 @@ secrets = Table(
     Column("max_reads", Integer),
     Column("reads_left", Integer),
     Column("version", Integer, nullable=False, server_default="1"),
+    # A payload kept by an external secret store (kmip, vault): the store's configured name and its reference
+    # to the object. NULL store: the payload is the ciphertext above (the built-in "database" store).
+    Column("store", String(64)),
+    Column("store_ref", String(255)),
     Index(None, "project_id", "created_at", "id"),
     Index(None, "expiration"),
+    Index(None, "store"),
 )
 
 secret_metadata = Table(
