@@ -13,6 +13,7 @@ from donjon.audit import prepare_audit
 from donjon.auth.dev import require_loopback
 from donjon.auth.tokens import load_token_key
 from donjon.cli.audit import audit
+from donjon.cli.client_commands import register as register_client_commands
 from donjon.cli.common import config_option, load_settings
 from donjon.cli.rotation import rotate_kek, rotate_root
 from donjon.cli.tokens import token
@@ -111,6 +112,7 @@ def prepare(settings: Settings) -> None:
 
 cli.add_command(token)
 cli.add_command(audit)
+register_client_commands(cli)  # secret, order, container, acl, consumer, import, completion
 
 
 @cli.group()
