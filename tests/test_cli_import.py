@@ -1,0 +1,183 @@
+"""``donjon import``, run as a user would: 1 000+ secrets from a real Barbican 23 into a live donjon, interrupted
+and resumed, verified byte for byte; and a Vault KV import from a real OpenBao."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import httpx
+import hvac
+import pytest
+
+from donjon.client import Passphrase, open_key_manager
+from donjon.client._http import BarbicanAPI, DevAuth
+from tests.components.openbao import OpenBao, openbao  # noqa: F401  (the session fixture)
+from tests.live_server import LiveServer
+
+if TYPE_CHECKING:
+    from tests.components.barbican import Barbican
+
+pytest_plugins = ["tests.components.barbican"]
+pytestmark = pytest.mark.live
+DONJON = str(Path(sys.executable).with_name("donjon"))
+COUNT = 1000
+TYPES = ("opaque", "symmetric", "passphrase", "private", "public", "certificate")
+
+
+def payload(i: int) -> bytes:
+    """Deterministic, varied: binary of 1..~1500 bytes, every 7th UTF-8 text (no edge whitespace)."""
+    if i % 7 == 0:
+        return f"text secret n°{i} \N{SNOWMAN} with inner  spaces".encode()
+    return hashlib.shake_256(str(i).encode()).digest(1 + (i * 37) % 1500)
+
+
+def seed(url: str, project: str, count: int) -> tuple[dict[str, int], float]:
+    """Seed Barbican sequentially on one keep-alive connection, retrying its sporadic SQLite 500s."""
+    t0 = time.monotonic()
+    index: dict[str, int] = {}
+    with httpx.Client(base_url=url, headers={"X-Project-Id": project}, timeout=30) as client:
+        for i in range(count):
+            data = payload(i)
+            body: dict[str, object] = {"name": f"imported-{i}-é", "secret_type": TYPES[i % len(TYPES)]}
+            if i % 7 == 0:
+                body.update(payload=data.decode(), payload_content_type="text/plain")
+            else:
+                body.update(
+                    payload=base64.b64encode(data).decode(),
+                    payload_content_type="application/octet-stream",
+                    payload_content_encoding="base64",
+                )
+            if i % 3 == 0:
+                body.update(algorithm="aes", bit_length=256, mode="cbc")
+            for attempt in range(5):
+                r = client.post("/v1/secrets", json=body)
+                if r.status_code == 201:
+                    break
+                assert r.status_code >= 500, r.text
+                time.sleep(0.2 * (attempt + 1))
+            else:
+                raise AssertionError(f"seeding secret {i} failed: {r.status_code}")
+            secret_id = r.json()["secret_ref"].rsplit("/", 1)[1]
+            index[secret_id] = i
+            if i % 250 == 0:
+                r = client.put(f"/v1/secrets/{secret_id}/metadata", json={"metadata": {"owner": f"team-{i}"}})
+                assert r.status_code == 201, r.text
+        # One secret without a payload.
+        r = client.post("/v1/secrets", json={"name": "empty"})
+        index[r.json()["secret_ref"].rsplit("/", 1)[1]] = -1
+    return index, time.monotonic() - t0
+
+
+def run_import(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([DONJON, "import", *args], env=env, capture_output=True, text=True, timeout=1200)
+
+
+def test_barbican_to_donjon_1000_secrets_resumable(barbican: Barbican, live_server: LiveServer, tmp_path: Path) -> None:
+    source_project, target_project = f"src-{uuid.uuid4()}", f"dst-{uuid.uuid4()}"
+    index, seed_seconds = seed(barbican.url, source_project, COUNT)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DONJON_", "OS_"))}
+    env.update(HOME=str(tmp_path), DONJON_URL=live_server.url, DONJON_PROJECT_ID=target_project)
+    log = tmp_path / "import.jsonl"
+    args = ["barbican", "--source-url", barbican.url, "--source-project-id", source_project, "--log", str(log)]
+
+    # First run, interrupted part-way.
+    t0 = time.monotonic()
+    process = subprocess.Popen([DONJON, "import", *args], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    while process.poll() is None and (not log.exists() or log.read_text().count('"target"') < 200):
+        time.sleep(0.05)
+    process.send_signal(signal.SIGINT)
+    process.communicate(timeout=60)
+    first = log.read_text().count('"target"')
+    assert 200 <= first < COUNT + 1, "the import finished before it could be interrupted"
+
+    # Resumed: only the rest is copied.
+    result = run_import(env, *args)
+    import_seconds = time.monotonic() - t0
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert f"already done {first}" in result.stderr
+
+    mapping: dict[str, str] = {}
+    for line in log.read_text().splitlines():
+        entry = json.loads(line)
+        assert "error" not in entry, entry
+        if "target" in entry:
+            mapping[entry["source"]] = entry["target"]
+    assert set(mapping) == set(index)
+
+    target = BarbicanAPI(live_server.url, auth=DevAuth(target_project))
+    listed = {s["secret_ref"].rsplit("/", 1)[1]: s for s in target.list_secrets()}
+    # A copy made just before the interruption but not yet logged would be a duplicate (never a loss).
+    assert COUNT + 1 <= len(listed) <= COUNT + 2
+    t1 = time.monotonic()
+    for source_id, target_id in mapping.items():
+        i = index[source_id]
+        meta = listed[target_id]
+        if i < 0:
+            assert "content_types" not in meta and meta["name"] == "empty"
+            continue
+        assert target.get_payload(target_id).data == payload(i), f"secret {i} differs"
+        assert meta["name"] == f"imported-{i}-é" and meta["secret_type"] == TYPES[i % len(TYPES)]
+        expected_type = "text/plain" if i % 7 == 0 else "application/octet-stream"
+        assert meta["content_types"]["default"] == expected_type
+        if i % 3 == 0:
+            assert (meta["algorithm"], meta["bit_length"], meta["mode"]) == ("aes", 256, "cbc")
+        if i % 250 == 0:
+            assert target.secret_metadata(target_id) == {"owner": f"team-{i}"}
+    verify_seconds = time.monotonic() - t1
+
+    # Nothing left to do: a third run copies nothing.
+    again = run_import(env, *args)
+    assert again.returncode == 0 and f"copied 0, already done {COUNT + 1}" in again.stderr
+    print(
+        f"\nimport of {COUNT + 1} secrets: seed {seed_seconds:.1f}s, import (interrupted + resumed) "
+        f"{import_seconds:.1f}s, byte-exact check {verify_seconds:.1f}s",
+        file=sys.stderr,
+    )
+
+
+def test_import_refuses_another_imports_log(barbican: Barbican, live_server: LiveServer, tmp_path: Path) -> None:
+    log = tmp_path / "other.jsonl"
+    log.write_text(json.dumps({"kind": "vault", "source_url": "http://elsewhere"}) + "\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DONJON_", "OS_"))}
+    env.update(HOME=str(tmp_path), DONJON_URL=live_server.url, DONJON_PROJECT_ID="x")
+    result = run_import(env, "barbican", "--source-url", barbican.url, "--source-project-id", "p", "--log", str(log))
+    assert result.returncode == 3 and "another import" in result.stderr
+    result = run_import(env, "barbican", "--source-url", barbican.url, "--log", str(log))
+    assert result.returncode == 2
+
+
+def test_vault_kv_to_donjon(openbao: OpenBao, live_server: LiveServer, tmp_path: Path) -> None:  # noqa: F811
+    path = f"import-{uuid.uuid4()}"
+    client = hvac.Client(url=openbao.url, token=openbao.token)
+    client.secrets.kv.v2.create_or_update_secret(path=f"{path}/db", secret={"user": "app", "password": "p@ss"})
+    client.secrets.kv.v2.create_or_update_secret(path=f"{path}/nested/api", secret={"key": "k3y"})
+    with open_key_manager({"type": "vault", "url": openbao.url, "token": openbao.token, "path": path}) as km:
+        sdk_id = km.store(Passphrase(data=b"\x00sdk bytes\xff", name="from-sdk"))
+    token_file = tmp_path / "token"
+    token_file.write_text(openbao.token)
+    project = f"vault-{uuid.uuid4()}"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DONJON_", "OS_", "VAULT_"))}
+    env.update(HOME=str(tmp_path), DONJON_URL=live_server.url, DONJON_PROJECT_ID=project)
+    log = tmp_path / "vault.jsonl"
+    args = ["vault", "--source-url", openbao.url, "--source-token-file", str(token_file), "--path", path]
+    result = run_import(env, *args, "--log", str(log), "--verify")
+    assert result.returncode == 0, result.stderr
+    assert "copied 3" in result.stderr and openbao.token not in result.stderr + log.read_text()
+    target = BarbicanAPI(live_server.url, auth=DevAuth(project))
+    by_name = {s["name"]: s for s in target.list_secrets()}
+    assert set(by_name) == {"db", "nested/api", "from-sdk"}
+    db = by_name["db"]["secret_ref"]
+    assert json.loads(target.get_payload(db).data) == {"user": "app", "password": "p@ss"}
+    assert by_name["from-sdk"]["secret_type"] == "passphrase"
+    assert target.get_payload(by_name["from-sdk"]["secret_ref"]).data == b"\x00sdk bytes\xff"
+    assert sdk_id in log.read_text()
