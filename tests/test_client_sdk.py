@@ -7,6 +7,7 @@ import dataclasses
 import os
 import subprocess
 import sys
+from types import ModuleType
 
 import pytest
 
@@ -50,7 +51,8 @@ def test_importable_without_the_server_dependencies() -> None:
 
 
 def test_all_is_sorted_and_complete() -> None:
-    public = {name for name in vars(donjon.client) if not name.startswith("_")}
+    # Submodules (castellan_driver, once imported) are attributes too, but not part of the API.
+    public = {n for n, v in vars(donjon.client).items() if not n.startswith("_") and not isinstance(v, ModuleType)}
     assert sorted(donjon.client.__all__, key=str.casefold) == sorted(public, key=str.casefold)
 
 
