@@ -13,7 +13,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 
-from donjon.api.errors import error_response, response_for
+from donjon.api.errors import response_for
 from donjon.auth import Caller
 from donjon.auth.dev import caller_from_headers
 from donjon.auth.tokens import TokenService
@@ -76,18 +76,12 @@ def operation(name: str) -> Callable[[Handler], Handler]:
 
 
 def _error(request: Request, exc: Exception, name: str) -> Response:
+    response = response_for(exc, name)
     keystone = ctx(request).keystone
-    if keystone is not None:
-        from donjon.auth.keystone import KeystoneUnavailable  # importable: keystone mode is on
-
-        if isinstance(exc, Unauthorized):
-            # As keystonemiddleware: a 401 names where to get a token.
-            response = response_for(exc, name)
-            response.headers["WWW-Authenticate"] = keystone.challenge
-            return response
-        if isinstance(exc, KeystoneUnavailable):
-            return error_response(503, "The authentication service is unavailable. Please try again later.")
-    return response_for(exc, name)
+    if keystone is not None and isinstance(exc, Unauthorized):
+        # As keystonemiddleware: a 401 names where to get a token.
+        response.headers["WWW-Authenticate"] = keystone.challenge
+    return response
 
 
 async def authenticate(request: Request) -> Caller:

@@ -30,7 +30,7 @@ from keystoneauth1.identity import v3
 
 from donjon.auth.context import Caller
 from donjon.config import KeystoneConfig
-from donjon.errors import ConfigurationError, DonjonError, Unauthorized
+from donjon.errors import ConfigurationError, Unauthorized, Unavailable
 from donjon.files import read_private
 from donjon.timeutil import parse_iso8601, utcnow
 
@@ -41,7 +41,10 @@ _MAX_TOKEN_CHARS = 8192  # Fernet tokens are ~200 characters; JWS ~800. Anything
 _MAX_CACHE_ENTRIES = 10_000
 
 
-class KeystoneUnavailable(DonjonError):  # noqa: N818 - reads as the condition, like the other errors
+UNAVAILABLE = "The authentication service is unavailable. Please try again later."
+
+
+class KeystoneUnavailable(Unavailable):
     """Keystone could not be asked (down, timeout, or donjon's own credentials refused): 503."""
 
 
@@ -77,7 +80,7 @@ def caller_from_token(body: dict[str, Any]) -> Caller:
     """The caller described by Keystone's token validation response (``{"token": {...}}``)."""
     token = body.get("token")
     if not isinstance(token, dict):
-        raise KeystoneUnavailable("Keystone answered a token validation without a token")
+        raise KeystoneUnavailable(UNAVAILABLE)
     user = token.get("user") or {}
     user_id = user.get("id") if isinstance(user, dict) else None
     roles = tuple(
@@ -165,17 +168,17 @@ class KeystoneTokens:
             # The service user's own authentication failed, or Keystone is unreachable. Type only: the
             # message of an auth failure may quote the request.
             log.error("keystone token validation failed: %s", type(exc).__name__)
-            raise KeystoneUnavailable("The authentication service is unavailable.") from None
+            raise KeystoneUnavailable(UNAVAILABLE) from None
         if response.status_code == 404:
             raise Unauthorized(NOT_AUTHENTICATED)  # unknown, expired or revoked
         if response.status_code != 200:
             # 401/403: donjon's service user may not validate tokens (credentials or role); 5xx: Keystone.
             log.error("keystone answered %d to a token validation", response.status_code)
-            raise KeystoneUnavailable("The authentication service is unavailable.")
+            raise KeystoneUnavailable(UNAVAILABLE)
         try:
             body = response.json()
         except ValueError:
-            raise KeystoneUnavailable("The authentication service is unavailable.") from None
+            raise KeystoneUnavailable(UNAVAILABLE) from None
         caller = caller_from_token(body)
         ttl = self._cache_seconds
         left = _seconds_left(body)
