@@ -2,26 +2,33 @@
 
 from __future__ import annotations
 
+import asyncio
+import errno
 import importlib.util
 import json
 import multiprocessing
+import os
+import resource
+import signal
 import socket
 import subprocess
 import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 from click.testing import CliRunner
+from starlette.applications import Starlette
 from starlette.testclient import TestClient
 
 from donjon.api.app import create_app
-from donjon.audit import build_auditor
-from donjon.audit.chain import head_path, load_audit_key
+from donjon.audit import Auditor, build_auditor
+from donjon.audit.chain import Head, head_path, load_audit_key
 from donjon.audit.sinks import FileSink
 from donjon.audit.verify import verify
 from donjon.cli.main import cli
@@ -63,6 +70,12 @@ def outcomes(data_dir: Path) -> list[dict[str, Any]]:
 
 def headers(project: str, user: str = "alice", roles: str = "admin", **extra: str) -> dict[str, str]:
     return {"X-Project-Id": project, "X-User-Id": user, "X-Roles": roles, **extra}
+
+
+def auditor_of(app: Starlette) -> Auditor:
+    auditor = next(m.kwargs["auditor"] for m in app.user_middleware if "auditor" in m.kwargs)
+    assert isinstance(auditor, Auditor)
+    return auditor
 
 
 def request_id(event: dict[str, Any]) -> str:
@@ -328,6 +341,215 @@ def test_a_crash_between_record_and_head_is_recovered_and_tolerated(tmp_path: Pa
     assert len(lines) == 7 and json.loads(lines[-1])["seq"] == 6
 
 
+# --- group commit ---------------------------------------------------------------------------------------
+
+
+def _group_commit_worker(path: str, key: bytes, name: str, threads: int, per_thread: int, coroutines: int) -> None:
+    """Threads (sync appends) and coroutines (async appends) of one process, all into one fsync'd sink."""
+    sink = FileSink(Path(path), key, fsync=True)
+
+    def thread_body(t: int) -> None:
+        for i in range(per_thread):
+            sink.append({"id": f"{name}/t{t}/{i}"})
+
+    async def coroutine_bodies() -> None:
+        await asyncio.gather(*(sink.append_async({"id": f"{name}/c/{i}"}) for i in range(coroutines)))
+
+    workers = [threading.Thread(target=thread_body, args=(t,)) for t in range(threads)]
+    for w in workers:
+        w.start()
+    asyncio.run(coroutine_bodies())
+    for w in workers:
+        w.join()
+    # Batching happened: fewer flushes than records (the coroutines alone queue up while one is written).
+    assert sink.writer.batches < sink.writer.records == threads * per_thread + coroutines
+    sink.close()
+
+
+def test_group_commit_from_threads_and_processes_loses_and_duplicates_nothing(tmp_path: Path) -> None:
+    key = load_audit_key(tmp_path / "audit.key", create=True)
+    path = tmp_path / "audit.log"
+    ctx = multiprocessing.get_context("spawn")
+    names = [f"p{i}" for i in range(3)]
+    procs = [ctx.Process(target=_group_commit_worker, args=(str(path), key, n, 6, 40, 60)) for n in names]
+    for p in procs:
+        p.start()
+    _group_commit_worker(str(path), key, "main", 6, 40, 60)  # this process too, at the same time
+    for p in procs:
+        p.join(120)
+        assert p.exitcode == 0
+    verdict = verify(path, key)
+    assert verdict.ok and verdict.note == "", verdict
+    assert verdict.count == 4 * (6 * 40 + 60)
+    ids = [e["id"] for e in events(tmp_path)]
+    expected = {f"{n}/t{t}/{i}" for n in [*names, "main"] for t in range(6) for i in range(40)}
+    expected |= {f"{n}/c/{i}" for n in [*names, "main"] for i in range(60)}
+    assert len(ids) == len(set(ids)) and set(ids) == expected
+    # Each thread's records are in its own order (a caller's next record is only sent after the last).
+    for n in names:
+        mine = [int(i.rsplit("/", 1)[1]) for i in ids if i.startswith(f"{n}/t0/")]
+        assert mine == sorted(mine)
+
+
+def _fill_the_disk(path: str, key: bytes) -> dict[str, Any]:
+    """In a child process: appends under a file size limit (as a full disk), then with the limit lifted."""
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # an EFBIG error instead of a killed process
+    sink = FileSink(Path(path), key, fsync=True)
+    for i in range(3):
+        sink.append({"id": f"before/{i}"})
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    # Room for part of one record only: the first write of a batch is cut short, the next ones fail.
+    resource.setrlimit(resource.RLIMIT_FSIZE, (os.path.getsize(path) + 100, hard))
+
+    async def attempt(prefix: str, n: int) -> list[str]:
+        results = await asyncio.gather(
+            *(sink.append_async({"id": f"{prefix}/{i}"}) for i in range(n)), return_exceptions=True
+        )
+        return [type(r).__name__ if isinstance(r, BaseException) else "ok" for r in results]
+
+    failed = asyncio.run(attempt("full", 20))
+    thread_errors: list[str] = []
+
+    def sync_attempt() -> None:
+        try:
+            sink.append({"id": "full/thread"})
+            thread_errors.append("ok")
+        except OSError as exc:
+            thread_errors.append(f"OSError {exc.errno}")
+
+    t = threading.Thread(target=sync_attempt)
+    t.start()
+    t.join()
+    size_while_full = os.path.getsize(path)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))  # the cause goes away
+    recovered = asyncio.run(attempt("after", 20))
+    sink.close()
+    return {"failed": failed, "thread": thread_errors, "size_while_full": size_while_full, "recovered": recovered}
+
+
+def test_a_failed_flush_fails_every_waiter_and_later_batches_recover(tmp_path: Path) -> None:
+    key = load_audit_key(tmp_path / "audit.key", create=True)
+    path = tmp_path / "audit.log"
+    FileSink(path, key, fsync=False).open()
+    with multiprocessing.get_context("spawn").Pool(1) as pool:
+        result = pool.apply(_fill_the_disk, (str(path), key))
+    assert result["failed"] == ["OSError"] * 20  # every waiter of every batch while the disk was full
+    assert result["thread"] == [f"OSError {errno.EFBIG}"]
+    recovered_size = path.stat().st_size
+    assert result["recovered"] == ["ok"] * 20
+    verdict = verify(path, key)
+    # The partly written batch was taken back off: no torn line, no record of a refused caller.
+    assert verdict.ok and verdict.count == 23, verdict
+    ids = [e["id"] for e in events(tmp_path)]
+    assert ids[:3] == [f"before/{i}" for i in range(3)] and sorted(ids[3:]) == sorted(f"after/{i}" for i in range(20))
+    assert result["size_while_full"] < recovered_size
+
+
+def test_fail_closed_answers_503_to_every_request_of_a_failed_batch(database_url: str, tmp_path: Path) -> None:
+    settings = make_settings(database_url, tmp_path)
+    app = create_app(settings)
+    project = f"p-{uuid.uuid4()}"
+    with TestClient(app, base_url=BASE) as client:
+        writer = auditor_of(app).file.writer
+        real_flush = writer._flush
+        broken = threading.Event()
+        batches: list[int] = []
+
+        def flush(events: Any) -> None:
+            batches.append(len(events))
+            if broken.is_set():
+                raise OSError(5, "Input/output error")
+            real_flush(events)
+
+        writer._flush = flush
+        broken.set()
+        with ThreadPoolExecutor(8) as pool:
+            statuses = list(
+                pool.map(lambda _: client.get("/v1/secrets", headers=headers(project)).status_code, range(16))
+            )
+        assert statuses == [503] * 16
+        broken.clear()
+        with ThreadPoolExecutor(8) as pool:
+            statuses = list(
+                pool.map(lambda _: client.get("/v1/secrets", headers=headers(project)).status_code, range(16))
+            )
+        assert statuses == [200] * 16
+    assert sum(batches) == 16 + 32  # 16 refused pending records, then 16 requests of two records
+    assert verify(tmp_path / "audit.log", load_audit_key(tmp_path / "audit.key", create=False)).count == 32
+
+
+class _Recording:
+    """The ``os`` of the sinks module, with the calls that order a batch's bytes recorded."""
+
+    def __init__(self, real: Any, log_path: Path) -> None:
+        self._real = real
+        self._log_path = log_path
+        self.calls: list[tuple[str, bytes]] = []
+        self._guard = threading.Lock()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._real, name)
+
+    def fdatasync(self, fd: int) -> None:
+        self._real.fdatasync(fd)
+        with self._guard:  # what the log holds once the fdatasync returned: all of it is durable
+            self.calls.append(("fdatasync", self._log_path.read_bytes()))
+
+    def pwrite(self, fd: int, data: bytes, offset: int) -> int:
+        with self._guard:
+            self.calls.append(("head", data))
+        return int(self._real.pwrite(fd, data, offset))
+
+
+def test_an_acknowledged_record_is_durable_and_the_head_follows_the_fdatasync(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    key = load_audit_key(tmp_path / "audit.key", create=True)
+    path = tmp_path / "audit.log"
+    recording = _Recording(os, path)
+    monkeypatch.setattr("donjon.audit.sinks.os", recording)
+    sink = FileSink(path, key, fsync=True)
+    not_durable: list[str] = []
+
+    def check(marker: str) -> None:
+        # Right after the caller is answered: its record is in the file, and a completed fdatasync saw it.
+        needle = f'"id":"{marker}"'.encode()
+        if needle not in path.read_bytes():
+            not_durable.append(f"{marker} not in the log")
+        with recording._guard:
+            synced = [data for kind, data in recording.calls if kind == "fdatasync"]
+        if not any(needle in data for data in synced):
+            not_durable.append(f"{marker} acknowledged before an fdatasync")
+
+    def thread_body(t: int) -> None:
+        for i in range(25):
+            sink.append({"id": f"t{t}-{i}"})
+            check(f"t{t}-{i}")
+
+    async def coroutines() -> None:
+        async def one(i: int) -> None:
+            await sink.append_async({"id": f"c-{i}"})
+            check(f"c-{i}")
+
+        await asyncio.gather(*(one(i) for i in range(50)))
+
+    workers = [threading.Thread(target=thread_body, args=(t,)) for t in range(4)]
+    for w in workers:
+        w.start()
+    asyncio.run(coroutines())
+    for w in workers:
+        w.join()
+    sink.close()
+    assert not not_durable
+    # Per batch: fdatasync, then the head, which never counts a record that was not synced before it.
+    kinds = [kind for kind, _ in recording.calls]
+    assert kinds == ["fdatasync", "head"] * sink.writer.batches
+    for (_, synced), (_, raw_head) in zip(recording.calls[::2], recording.calls[1::2], strict=True):
+        head = Head.decode(key, raw_head)
+        assert head.size == len(synced) and synced.count(b"\n") == head.count
+    assert verify(path, key).count == 150
+
+
 @pytest.mark.live
 def test_verify_on_a_live_two_worker_server_under_concurrent_requests(tmp_path: Path) -> None:
     server = LiveServer(tmp_path / "live", workers=2).start()
@@ -422,16 +644,16 @@ def test_a_response_is_not_released_when_its_outcome_cannot_be_recorded(database
     with TestClient(app, base_url=BASE) as client:
         body = {"payload": f"{SENTINEL}withheld", "payload_content_type": "text/plain"}
         ref = client.post("/v1/secrets", json=body, headers=headers(project)).json()["secret_ref"]
-        sink = next(m.kwargs["auditor"] for m in app.user_middleware if "auditor" in m.kwargs).file
-        real_append, calls = sink.append, []
+        sink = auditor_of(app).file
+        real_append, calls = sink.append_async, []
 
-        def append_then_fail(event: dict[str, Any]) -> None:
+        async def append_then_fail(event: dict[str, Any]) -> None:
             calls.append(event["outcome"])
             if event["outcome"] != "pending":
                 raise OSError(28, "No space left on device")
-            real_append(event)
+            await real_append(event)
 
-        sink.append = append_then_fail  # type: ignore[method-assign]
+        sink.append_async = append_then_fail  # type: ignore[method-assign]
         r = client.get(ref.removeprefix(BASE) + "/payload", headers=headers(project, Accept="text/plain"))
         assert r.status_code == 503 and SENTINEL not in r.text
         assert calls == ["pending", "success"]

@@ -7,8 +7,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-from anyio import to_thread
-
 from donjon.audit.chain import load_audit_key
 from donjon.audit.sinks import FileSink, NotificationSink
 from donjon.config import Settings
@@ -28,12 +26,8 @@ class Auditor:
         """Write ``event``; True if the log accepted it. Never raises."""
         accepted = True
         try:
-            if self.file.fsync:
-                # fdatasync takes about a millisecond: not on the event loop.
-                await to_thread.run_sync(self.file.append, event)
-            else:
-                # A page-cache append under a lock held for microseconds: cheaper here than a thread hop.
-                self.file.append(event)
+            # With fsync, a group commit: waits for its batch's fdatasync on a future, not in a thread.
+            await self.file.append_async(event)
         except Exception as exc:  # noqa: BLE001 - whatever went wrong, the event is not on record
             accepted = False
             now = time.monotonic()
