@@ -29,8 +29,10 @@ from starlette.testclient import TestClient
 from donjon.api.app import create_app
 from donjon.audit import Auditor, build_auditor
 from donjon.audit.chain import Head, head_path, load_audit_key
+from donjon.audit.events import OBSERVER_ID, Target, build_event, outcome_of, target_of
 from donjon.audit.sinks import FileSink
 from donjon.audit.verify import verify
+from donjon.auth import Caller
 from donjon.cli.main import cli
 from donjon.config import AuditConfig, KeystoreConfig, Settings
 from tests.conftest import BASE
@@ -222,6 +224,57 @@ def test_every_route_and_method_is_audited(audited: tuple[TestClient, Path]) -> 
         assert event["target"]["name"] == path, (method, path)
         assert event["target"]["typeURI"].startswith("data/security/keymanager"), (method, path)
         assert event["action"] != "unknown" and event["reason"]["reasonType"] == "HTTP", (method, path)
+
+
+def _pycadf_event(target: Target, caller: Caller | None, status: int | None, request_id: str) -> dict[str, Any]:
+    """The event as pycadf builds it (the reference the fast builder is held to)."""
+    from pycadf import cadftaxonomy as taxonomy
+    from pycadf import cadftype, timestamp
+    from pycadf.attachment import Attachment
+    from pycadf.event import Event
+    from pycadf.reason import Reason
+    from pycadf.resource import Resource
+
+    initiator = Resource(typeURI=taxonomy.ACCOUNT_USER, id=(caller.user_id or "unknown") if caller else "unknown")
+    initiator.project_id = caller.project_id if caller else "unknown"
+    if caller is not None:
+        initiator.roles = list(caller.roles)
+        if caller.system_scope:
+            initiator.system_scope = caller.system_scope
+    event = Event(
+        eventType=cadftype.EVENTTYPE_ACTIVITY,
+        eventTime=timestamp.get_utc_now(),
+        action=target.action,
+        outcome=outcome_of(status),
+        initiator=initiator,
+        target=Resource(typeURI=target.type_uri, id=target.resource_id, name=target.path),
+        observer=Resource(typeURI=taxonomy.SERVICE_KEYMGR, id=OBSERVER_ID, name="donjon"),
+        reason=Reason(reasonType="HTTP", reasonCode=str(status) if status is not None else "pending"),
+    )
+    event.add_attachment(Attachment(typeURI="mime:text/plain", content=request_id, name="request_id"))
+    assert event.is_valid()
+    return dict(json.loads(json.dumps(event.as_dict())))
+
+
+@pytest.mark.filterwarnings("ignore:Invalid uuid")
+@pytest.mark.parametrize(
+    "caller",
+    [None, Caller("proj", "alice", ("admin", "member")), Caller("proj", None, ("reader",), system_scope="all")],
+)
+@pytest.mark.parametrize("status", [None, 201, 404])
+def test_events_are_what_pycadf_builds(caller: Caller | None, status: int | None) -> None:
+    for target in (
+        target_of("GET", "/v1/secrets/{secret_id}/payload", {"secret_id": "abc"}, "/v1/secrets/abc/payload"),
+        target_of("POST", "/v1/secrets", {}, "/v1/secrets"),
+        target_of("GET", None, {}, "/v1/nowhere"),
+    ):
+        fast = build_event(target, caller, status, "req-1")
+        reference = _pycadf_event(target, caller, status, "req-1")
+        assert list(fast) == list(reference)  # same keys, same order: same lines as before
+        for key in ("id", "eventTime"):
+            assert isinstance(fast.pop(key), str) and reference.pop(key)
+        assert fast == reference
+        assert json.dumps(fast) == json.dumps(reference)
 
 
 # --- the chain ------------------------------------------------------------------------------------------
