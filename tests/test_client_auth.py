@@ -92,3 +92,39 @@ def test_keystone_wrong_password_is_unauthorized(keystone: Keystone, keystone_do
     with open_key_manager({"type": "donjon", "url": keystone.donjon_url, "session": session}) as km:
         with pytest.raises(Unauthorized):
             list(km.list())
+
+
+def test_castellan_driver_with_keystone_auth(keystone: Keystone, keystone_donjon: LiveServer) -> None:
+    """``[donjon] auth = keystone``: each call as the request context's user, endpoint from the catalog."""
+    from castellan import key_manager
+    from castellan.common.objects import symmetric_key
+    from keystoneauth1.identity import v3
+    from oslo_config import cfg
+    from oslo_context import context as oslo_context
+
+    class Context(oslo_context.RequestContext):  # type: ignore[misc]
+        def __init__(self, plugin: object) -> None:
+            super().__init__()
+            self.plugin = plugin
+
+        def get_auth_plugin(self) -> object:
+            return self.plugin
+
+    u = keystone.users["a-member"]
+    plugin = v3.Password(
+        auth_url=keystone.url,
+        username=u.name,
+        password=u.password,
+        user_domain_id="default",
+        project_name=u.project,
+        project_domain_id="default",
+    )
+    conf = cfg.ConfigOpts()
+    conf([], project="castellan-keystone", default_config_files=[], default_config_dirs=[])
+    conf.register_opts(key_manager.key_manager_opts, group="key_manager")
+    conf.set_override("backend", "donjon", group="key_manager")
+    api = key_manager.API(conf)
+    key = symmetric_key.SymmetricKey("AES", 128, os.urandom(16), name="ks-castellan")
+    key_id = api.store(Context(plugin), key)
+    assert api.get(Context(plugin), key_id).get_encoded() == key.get_encoded()
+    api.delete(Context(plugin), key_id)

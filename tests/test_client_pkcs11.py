@@ -4,16 +4,22 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 import pytest
 
 from donjon.client import ConfigError, KeyManager, SymmetricKey, open_key_manager
 from tests.client_conformance import KeyManagerConformance
-from tests.components.softhsm import SoftHsmToken, softhsm  # noqa: F401  (the session fixture)
+
+if TYPE_CHECKING:
+    from tests.components.softhsm import SoftHsmToken
+
+# Registered as a plugin (as test_keystore_pkcs11 does): one SoftHSM2 token for the whole session.
+pytest_plugins = ["tests.components.softhsm"]
 
 
 @pytest.fixture
-def km(softhsm: SoftHsmToken) -> Iterator[KeyManager]:  # noqa: F811
+def km(softhsm: SoftHsmToken) -> Iterator[KeyManager]:
     with open_key_manager({"type": "pkcs11", **softhsm.options(), "namespace": f"sdk-{uuid.uuid4()}"}) as km:
         yield km
 
@@ -22,7 +28,7 @@ class TestPkcs11(KeyManagerConformance):
     consumers = False
 
 
-def test_generated_aes_key_is_a_token_secret_key(softhsm: SoftHsmToken) -> None:  # noqa: F811
+def test_generated_aes_key_is_a_token_secret_key(softhsm: SoftHsmToken) -> None:
     from pkcs11 import Attribute, KeyType, ObjectClass
 
     with open_key_manager({"type": "pkcs11", **softhsm.options(), "namespace": "gen"}) as km:
@@ -34,7 +40,7 @@ def test_generated_aes_key_is_a_token_secret_key(softhsm: SoftHsmToken) -> None:
             assert key[Attribute.KEY_TYPE] == KeyType.AES and key[Attribute.TOKEN]
 
 
-def test_wrong_pin_is_a_config_error(softhsm: SoftHsmToken, tmp_path: object) -> None:  # noqa: F811
+def test_wrong_pin_is_a_config_error(softhsm: SoftHsmToken, tmp_path: object) -> None:
     import pathlib
 
     pin = pathlib.Path(str(tmp_path)) / "pin"
