@@ -8,6 +8,7 @@ import importlib.util
 import json
 import multiprocessing
 import os
+import re
 import resource
 import signal
 import socket
@@ -271,6 +272,8 @@ def test_events_are_what_pycadf_builds(caller: Caller | None, status: int | None
         fast = build_event(target, caller, status, "req-1")
         reference = _pycadf_event(target, caller, status, "req-1")
         assert list(fast) == list(reference)  # same keys, same order: same lines as before
+        assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}\+0000", fast["eventTime"])
+        assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}\+0000", reference["eventTime"])
         for key in ("id", "eventTime"):
             assert isinstance(fast.pop(key), str) and reference.pop(key)
         assert fast == reference

@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from pycadf import cadftaxonomy as taxonomy
-from pycadf import cadftype, timestamp
+from pycadf import cadftype
 from pycadf import event as cadf_event
 
 from donjon.auth import Caller
@@ -25,7 +25,6 @@ _EVENT_TYPE_URI = cadf_event.TYPE_URI_EVENT
 _ACTIVITY = cadftype.EVENTTYPE_ACTIVITY
 _ACCOUNT_USER = taxonomy.ACCOUNT_USER
 _SERVICE_KEYMGR = taxonomy.SERVICE_KEYMGR
-_TIME_FORMAT = timestamp.TIME_FORMAT
 # One observer id per node: stable across restarts of the same host.
 OBSERVER_ID = str(uuid.uuid5(uuid.NAMESPACE_DNS, f"donjon.{socket.gethostname()}"))
 
@@ -121,7 +120,8 @@ def build_event(
         "typeURI": _EVENT_TYPE_URI,
         "eventType": _ACTIVITY,
         "id": str(uuid.uuid4()),
-        "eventTime": datetime.now(UTC).strftime(_TIME_FORMAT),
+        # pycadf's TIME_FORMAT (%Y-%m-%dT%H:%M:%S.%f%z, "+0000"), without strftime's ~10 µs.
+        "eventTime": datetime.now(UTC).isoformat(timespec="microseconds")[:-6] + "+0000",
         "action": target.action,
         "outcome": outcome_of(status),
         "observer": {"id": OBSERVER_ID, "typeURI": _SERVICE_KEYMGR, "name": observer_name},
