@@ -82,6 +82,13 @@ MATRIX: list[tuple[str, str | None, str, str]] = [
     ("PUT /v1/secrets/{s}",                  "B",  f"{_} | ok ok 404",      "="),
     ("DELETE /v1/secrets/{s}",               "A",  f"{M} | 404 403 404",    f"{W} | 404 403 404"),
     ("DELETE /v1/secrets/{s}",               "B",  f"{_} | ok ok 404",      "="),
+    # donjon lifecycle extensions: the rules of the Barbican operation each one extends
+    ("GET /v1/secrets/{s}/lifecycle",        "A",  f"{M} | 404 ok 404",     f"{R} | 404 ok 404"),
+    ("GET /v1/secrets/{s}/lifecycle",        "B",  f"{_} | ok ok 404",      "="),
+    ("POST /v1/secrets/{s}/versions",        "A",  f"{M} | 404 403 404",    f"{W} | 404 403 404"),
+    ("POST /v1/secrets/{s}/versions",        "B",  f"{_} | ok ok 404",      "="),
+    ("POST /v1/secrets/{s}/wrap",            "A",  f"{M} | 404 ok 404",     f"{D} | 404 ok 404"),
+    ("POST /v1/secrets/{s}/wrap",            "B",  f"{_} | ok ok 404",      "="),
     ("GET /v1/secrets/{s}/metadata",         "A",  f"{M} | 404 ok 404",     f"{R} | 404 ok 404"),
     ("GET /v1/secrets/{s}/metadata",         "B",  f"{_} | ok ok 404",      "="),
     ("PUT /v1/secrets/{s}/metadata",         "A",  f"{M} | 404 403 404",    f"{W} | 404 403 404"),
@@ -161,7 +168,8 @@ def test_the_table_covers_every_route(tmp_path: Path) -> None:
     tested = {(m, p.replace("{s}", "{secret_id}").replace("{c}", "{container_id}")) for m, p in rows}
     tested |= {(m, p.replace("{o}", "{order_id}").replace("{p}", "{project_id}")) for m, p in tested}
     tested |= {(m, p.replace("/metadata/k", "/metadata/{key}")) for m, p in tested}
-    skipped = {"/", "/healthcheck", "/openapi.json", "/v1", "/v1/secret-stores/{path:path}"}
+    # /v1/unwrap takes no token: the wrap token is its only credential (tests/test_lifecycle.py).
+    skipped = {"/", "/healthcheck", "/openapi.json", "/v1", "/v1/secret-stores/{path:path}", "/v1/unwrap"}
     missing = []
     for route in app.routes:
         path = getattr(route, "path", "")
@@ -333,6 +341,8 @@ def _request(b: Backend, who: str, endpoint: str, ids: dict[str, str]) -> httpx.
         kw["headers"] = {"Accept": "text/plain"}
     elif template == "/v1/secrets/{s}/metadata":
         kw["json"] = {"metadata": {"k": "v"}} if method == "PUT" else {"key": "k2", "value": "v"}
+    elif template == "/v1/secrets/{s}/versions":
+        kw["json"] = {"payload": "v2", "payload_content_type": "text/plain"}
     elif template == "/v1/secrets/{s}/consumers":
         kw["json"] = SECRET_CONSUMER
     elif template == "/v1/containers":

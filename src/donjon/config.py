@@ -70,6 +70,26 @@ class OrderConfig(BaseModel):
     run_in_server: bool = True
 
 
+class LifecycleConfig(BaseModel):
+    """The life of secrets after creation (donjon extensions): expiry reaping, versions, wrapped hand-off."""
+
+    # The reaper deletes a secret's ciphertext this long after its expiration (0: at the next pass).
+    reap_delay_seconds: float = 0.0
+    # How often each server process's reaper looks for expired secrets and versions.
+    reap_interval_seconds: float = 30.0
+    # Rows handled per reaper transaction.
+    reap_batch_size: int = Field(default=100, ge=1, le=10_000)
+    # Run a reaper thread inside each server process (safe on N nodes: work is claimed in the database).
+    run_in_server: bool = True
+    # How long a tombstone (when and why a secret's payload went) is kept; negative: forever.
+    tombstone_retention_seconds: float = 90 * 86400.0
+    # How long a previous version stays readable after a rotation, before the reaper deletes it.
+    version_grace_seconds: float = 86400.0
+    # Wrapped hand-off tokens: default and maximum lifetime.
+    wrap_default_ttl_seconds: int = Field(default=300, ge=1)
+    wrap_max_ttl_seconds: int = Field(default=86400, ge=1)
+
+
 class KeystoneConfig(BaseModel):
     """Keystone mode: tokens are validated against this Keystone with donjon's own service credentials.
 
@@ -150,6 +170,7 @@ class Settings(BaseSettings):
     limits: LimitsConfig = Field(default_factory=LimitsConfig)
     quotas: QuotaConfig = Field(default_factory=QuotaConfig)
     orders: OrderConfig = Field(default_factory=OrderConfig)
+    lifecycle: LifecycleConfig = Field(default_factory=LifecycleConfig)
     audit: AuditConfig = Field(default_factory=AuditConfig)
     # How long an unwrapped project KEK stays in a worker's memory before it is unwrapped again.
     kek_cache_seconds: float = 900.0

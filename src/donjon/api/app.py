@@ -17,6 +17,7 @@ from starlette.routing import Route
 from donjon.api import (
     acls,
     containers,
+    lifecycle,
     orders,
     quotas,
     secret_consumers,
@@ -39,12 +40,14 @@ from donjon.keystores.keyring import open_chain
 from donjon.policy import Policy
 from donjon.services.acls import AclService
 from donjon.services.containers import ContainerService
+from donjon.services.lifecycle import LifecycleService, wrap_key
 from donjon.services.orders import OrderProcessor, OrderService
 from donjon.services.quotas import QuotaAdmin, Quotas
 from donjon.services.secrets import SecretService
 from donjon.services.stores import SecretStoreService, StoreRegistry
 from donjon.storage.database import Database
 from donjon.workers.orders import OrderWorker
+from donjon.workers.reaper import ExpiryReaper
 
 if TYPE_CHECKING:
     from donjon.auth.keystone import KeystoneTokens
@@ -66,6 +69,10 @@ def _routes() -> list[Route]:
         Route("/v1/secrets/{secret_id}", s.put_secret, methods=["PUT"]),
         Route("/v1/secrets/{secret_id}", s.delete_secret, methods=["DELETE"]),
         Route("/v1/secrets/{secret_id}/payload", s.get_payload, methods=["GET"]),
+        Route("/v1/secrets/{secret_id}/versions", lifecycle.create_version, methods=["POST"]),
+        Route("/v1/secrets/{secret_id}/lifecycle", lifecycle.get_lifecycle, methods=["GET"]),
+        Route("/v1/secrets/{secret_id}/wrap", lifecycle.wrap_secret, methods=["POST"]),
+        Route("/v1/unwrap", lifecycle.unwrap, methods=["POST"]),
         Route("/v1/secrets/{secret_id}/metadata", m.get_all, methods=["GET"]),
         Route("/v1/secrets/{secret_id}/metadata", m.replace_all, methods=["PUT"]),
         Route("/v1/secrets/{secret_id}/metadata", m.add_one, methods=["POST"]),
@@ -157,6 +164,16 @@ def build_context(settings: Settings) -> tuple[AppContext, Database]:
         order_worker=worker,
         keystone=_keystone(settings),
     )
+    context.lifecycle = LifecycleService(
+        db,
+        keys,
+        policy,
+        settings.lifecycle,
+        wrap_key=wrap_key(load_token_key(settings.effective_token_key_file, create=True)),
+        max_secret_bytes=settings.limits.max_secret_bytes,
+    )
+    if settings.lifecycle.run_in_server:
+        context.reaper = ExpiryReaper(context.lifecycle, settings.lifecycle)
     return context, db
 
 
@@ -177,7 +194,11 @@ def create_app(settings: Settings | None = None) -> Starlette:
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         if context.order_worker is not None:
             context.order_worker.start()
+        if context.reaper is not None:
+            context.reaper.start()
         yield
+        if context.reaper is not None:
+            context.reaper.stop()
         if context.order_worker is not None:
             context.order_worker.stop()
         context.secret_stores.registry.close()

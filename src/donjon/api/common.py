@@ -22,11 +22,13 @@ from donjon.errors import InvalidInput, TooLarge, Unauthorized, UnsupportedMedia
 from donjon.policy import Policy
 from donjon.services.acls import AclService
 from donjon.services.containers import ContainerService
+from donjon.services.lifecycle import LifecycleService
 from donjon.services.orders import OrderService
 from donjon.services.quotas import QuotaAdmin
 from donjon.services.secrets import SecretService
 from donjon.services.stores import SecretStoreService
 from donjon.workers.orders import OrderWorker
+from donjon.workers.reaper import ExpiryReaper
 
 if TYPE_CHECKING:  # keystoneauth1 is an optional dependency (the keystone extra)
     from donjon.auth.keystone import KeystoneTokens
@@ -52,6 +54,9 @@ class AppContext:
     order_worker: OrderWorker | None
     # Set in keystone mode: validates X-Auth-Token against Keystone.
     keystone: KeystoneTokens | None = None
+    # Lifecycle extensions (versions, wrapped hand-off) and the expiry reaper of this process.
+    lifecycle: LifecycleService | None = None
+    reaper: ExpiryReaper | None = None
 
 
 def ctx(request: Request) -> AppContext:

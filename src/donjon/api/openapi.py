@@ -57,7 +57,63 @@ SCHEMAS: dict[str, Schema] = {
                 ]
             },
             "payload_content_encoding": {"enum": ["base64"]},
+            "max_reads": {
+                "type": "integer",
+                "minimum": 1,
+                "maximum": 1000000,
+                "description": "donjon extension: the payload is served this many times, then deleted",
+            },
         },
+    },
+    "NewVersion": {
+        "type": "object",
+        "required": ["payload", "payload_content_type"],
+        "properties": {
+            "payload": {"type": "string"},
+            "payload_content_type": {
+                "enum": [
+                    "text/plain",
+                    "text/plain;charset=utf-8",
+                    "text/plain; charset=utf-8",
+                    "application/octet-stream",
+                    "application/pkcs8",
+                ]
+            },
+            "payload_content_encoding": {"enum": ["base64"]},
+        },
+    },
+    "VersionRef": {
+        "type": "object",
+        "required": ["secret_ref", "version"],
+        "properties": {"secret_ref": {"type": "string", "format": "uri"}, "version": {"type": "integer"}},
+    },
+    "Lifecycle": {
+        "type": "object",
+        "properties": {
+            "max_reads": {"type": ["integer", "null"]},
+            "reads_left": {"type": ["integer", "null"]},
+            "current_version": {"type": "integer"},
+            "versions": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "properties": {
+                        "version": {"type": "integer"},
+                        "created": _TIMESTAMP,
+                        "readable_until": _NULLABLE_TIMESTAMP,
+                    },
+                },
+            },
+        },
+    },
+    "WrapRequest": {
+        "type": "object",
+        "properties": {"ttl": {"type": "integer", "minimum": 1, "description": "seconds (default 300)"}},
+    },
+    "WrapToken": {
+        "type": "object",
+        "required": ["wrap_token", "expires"],
+        "properties": {"wrap_token": {"type": "string"}, "expires": _TIMESTAMP},
     },
     "Consumer": {
         "type": "object",
@@ -332,7 +388,54 @@ def _paths() -> dict[str, Schema]:
             "get": _op(
                 "The payload, in the type the Accept header names",
                 {"200": {"description": "bytes", "content": payload_types}, "406": _error("unsupported Accept")},
+                params=[
+                    _param(
+                        "version",
+                        "query",
+                        "donjon extension: a previous version, readable during its grace period",
+                        {"type": "integer", "minimum": 1},
+                    )
+                ],
             ),
+        },
+        "/v1/secrets/{secret_id}/versions": {
+            "parameters": [secret],
+            "post": _op(
+                "donjon extension: store a new payload as the current version (rotation)",
+                {"201": _json("the new version", "VersionRef"), "409": _error("no payload yet, or max_reads")},
+                body="NewVersion",
+            ),
+        },
+        "/v1/secrets/{secret_id}/lifecycle": {
+            "parameters": [secret],
+            "get": _op(
+                "donjon extension: max_reads, reads_left, the current and readable previous versions",
+                {"200": _json("lifecycle", "Lifecycle")},
+            ),
+        },
+        "/v1/secrets/{secret_id}/wrap": {
+            "parameters": [secret],
+            "post": {
+                **_op(
+                    "donjon extension: a single-use token that fetches the payload once (needs secret:decrypt)",
+                    {"201": _json("the token, shown once", "WrapToken")},
+                ),
+                "requestBody": {"required": False, "content": {JSON: {"schema": _ref("WrapRequest")}}},
+            },
+        },
+        "/v1/unwrap": {
+            "post": {
+                "summary": "donjon extension: the payload behind a wrap token, once; no other credential",
+                "parameters": [
+                    _param("X-Wrap-Token", "header", "the token from POST /v1/secrets/{id}/wrap", required=True),
+                    _param("Accept", "header", "as for GET /v1/secrets/{id}/payload"),
+                ],
+                "responses": {
+                    "200": {"description": "bytes", "content": payload_types},
+                    "404": _error("unknown, used or expired token (one answer for all)"),
+                    "406": _error("unsupported Accept"),
+                },
+            }
         },
         "/v1/secrets/{secret_id}/metadata": {
             "parameters": [secret],

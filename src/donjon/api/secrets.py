@@ -68,10 +68,27 @@ async def _payload(request: Request, accept: str | None) -> Response:
     caller = await authenticate(request)
     if "trans_wrapped_session_key" in request.query_params:
         raise InvalidInput("Transport key wrapped retrieval is not supported.")
+    version = _version(request)
+    if version is not None:  # donjon extension: a previous version within its grace period
+        lifecycle = ctx(request).lifecycle
+        assert lifecycle is not None
+        data, content_type = await run_in_threadpool(
+            lifecycle.payload_version, caller, request.path_params["secret_id"], version, accept
+        )
+        return Response(data, media_type=None, headers={"Content-Type": content_type})
     data, content_type = await run_in_threadpool(
         ctx(request).secrets.get_payload, caller, request.path_params["secret_id"], accept
     )
     return Response(data, media_type=None, headers={"Content-Type": content_type})
+
+
+def _version(request: Request) -> int | None:
+    raw = request.query_params.get("version")
+    if raw is None:
+        return None
+    if not raw.isdigit() or not 1 <= int(raw) <= 2**31 - 1:
+        raise InvalidInput("URI provided invalid query string parameters.")
+    return int(raw)
 
 
 @operation("Secret update")

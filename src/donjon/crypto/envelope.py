@@ -11,6 +11,9 @@ from donjon.crypto import _aead
 _PAYLOAD_LABEL = b"donjon/payload/v1"
 _KEK_LABEL = b"donjon/kek/v1"
 _ORDER_LABEL = b"donjon/order-params/v1"
+# Version 2 and later of a rotated secret's payload also name their version; version 1 keeps the original
+# associated data above, so payloads sealed before versions existed still open.
+_VERSIONED_PAYLOAD_LABEL = b"donjon/payload-version/v1"
 
 
 def _identity(label: bytes, *parts: str) -> bytes:
@@ -18,12 +21,20 @@ def _identity(label: bytes, *parts: str) -> bytes:
     return b"\x00".join([label, *(p.encode("utf-8") for p in parts)])
 
 
-def seal_payload(kek: bytes, plaintext: bytes, *, secret_id: str, project_id: str) -> bytes:
-    return _aead.seal(kek, plaintext, _identity(_PAYLOAD_LABEL, secret_id, project_id))
+def _payload_identity(secret_id: str, project_id: str, version: int) -> bytes:
+    if version == 1:
+        return _identity(_PAYLOAD_LABEL, secret_id, project_id)
+    if version < 1:
+        raise ValueError("payload versions start at 1")
+    return _identity(_VERSIONED_PAYLOAD_LABEL, secret_id, project_id, str(version))
 
 
-def open_payload(kek: bytes, blob: bytes, *, secret_id: str, project_id: str) -> bytes:
-    return _aead.open_sealed(kek, blob, _identity(_PAYLOAD_LABEL, secret_id, project_id))
+def seal_payload(kek: bytes, plaintext: bytes, *, secret_id: str, project_id: str, version: int = 1) -> bytes:
+    return _aead.seal(kek, plaintext, _payload_identity(secret_id, project_id, version))
+
+
+def open_payload(kek: bytes, blob: bytes, *, secret_id: str, project_id: str, version: int = 1) -> bytes:
+    return _aead.open_sealed(kek, blob, _payload_identity(secret_id, project_id, version))
 
 
 def seal_order_params(kek: bytes, plaintext: bytes, *, order_id: str, project_id: str) -> bytes:

@@ -35,4 +35,6 @@ def new_secret_record(
         content_type=new.content_type if new.payload is not None else None,
         kek_id=kek_id,
         ciphertext=ciphertext,
+        max_reads=new.max_reads,
+        reads_left=new.max_reads,
     )

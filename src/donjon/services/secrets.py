@@ -12,10 +12,11 @@ from donjon.crypto import open_payload, seal_payload
 from donjon.crypto.keys import ProjectKeys
 from donjon.errors import Conflict, InvalidInput, NotFound, TooLarge, UnsupportedMediaType
 from donjon.policy import Policy, Target
-from donjon.services import access, payloads
+from donjon.services import access, lifecycle, payloads
 from donjon.services.quotas import Quotas
 from donjon.services.sealing import new_secret_record
 from donjon.services.validation import NewSecret
+from donjon.storage import lifecycle as lifecycle_repo
 from donjon.storage import secrets as repo
 from donjon.storage.database import Database
 from donjon.storage.records import ConsumerRecord, SecretRecord
@@ -72,8 +73,13 @@ class SecretService:
         if record.ciphertext is None or record.content_type is None or record.kek_id is None:
             raise NotFound("Not Found. Sorry but your secret has no payload.")
         chosen = payloads.negotiate(accept, record.content_type)
+        if record.max_reads is not None:
+            # A limited secret: the read is spent and the payload opened in one transaction (donjon extension).
+            return lifecycle.read_limited(self._db, self._keys, record.id, accept)
         kek = self._keys.get(record.project_id, record.kek_id)
-        plaintext = open_payload(kek, record.ciphertext, secret_id=record.id, project_id=record.project_id)
+        plaintext = open_payload(
+            kek, record.ciphertext, secret_id=record.id, project_id=record.project_id, version=record.version
+        )
         return payloads.render(plaintext, chosen), chosen
 
     def put_payload(
@@ -115,7 +121,8 @@ class SecretService:
             record = self._find(conn, caller, secret_id, "secret:delete", "Secret deletion")
             if refuse_with_consumers and repo.count_consumers(conn, record.id):
                 raise InvalidInput("Secret deletion issue seen - Secret cannot be deleted as it has consumers.")
-            repo.delete_secret(conn, caller.project_id, record.id)
+            # The row goes with its ciphertext (hard delete); a tombstone records when and why.
+            lifecycle_repo.remove_secret(conn, record, reason=lifecycle_repo.DELETED, now=utcnow())
 
     def list_secrets(
         self, caller: Caller, query: repo.SecretQuery, *, with_consumers: bool

@@ -53,6 +53,23 @@ class NewSecret:
     expiration: datetime | None = None
     content_type: str | None = None
     payload: bytes | None = field(default=None, repr=False)
+    # donjon extension: the payload is served this many times, then deleted.
+    max_reads: int | None = None
+
+
+MAX_READS_LIMIT = 1_000_000
+
+
+def parse_max_reads(body: dict[str, Any], schema: str = "Secret") -> int | None:
+    """``max_reads`` (donjon extension): absent, or an integer 1..1000000."""
+    if "max_reads" not in body:
+        return None
+    value = body["max_reads"]
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise schema_error(schema, f"{value!r} is not of type 'integer'", "max_reads")
+    if not 1 <= value <= MAX_READS_LIMIT:
+        raise schema_error(schema, f"{value} is out of range 1..{MAX_READS_LIMIT}", "max_reads")
+    return value
 
 
 def secret_attributes(body: dict[str, Any], schema: str = "Secret") -> dict[str, Any]:
@@ -96,6 +113,7 @@ def new_secret(body: Any, max_secret_bytes: int) -> NewSecret:
     if not isinstance(body, dict):
         raise schema_error("Secret", "the body is not a JSON object")
     attrs = secret_attributes(body)
+    attrs["max_reads"] = parse_max_reads(body)
     if str(body.get("transport_key_needed", "false")).lower() == "true" or body.get("transport_key_id"):
         raise InvalidInput("Secret store supported plugin not found.")
     content_type_raw = optional_string(body, "payload_content_type", "Secret", nullable=True)

@@ -22,6 +22,10 @@ class SecretRecord:
     content_type: str | None = None
     kek_id: str | None = None
     ciphertext: bytes | None = field(default=None, repr=False)
+    # Lifecycle (donjon extensions): a limited secret's read budget; the payload's version (rotation).
+    max_reads: int | None = None
+    reads_left: int | None = None
+    version: int = 1
 
     @property
     def has_payload(self) -> bool:

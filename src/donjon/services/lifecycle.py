@@ -1,0 +1,312 @@
+"""The life of a secret after creation (donjon extensions to Barbican's API).
+
+- Limited secrets (``max_reads``): each payload read spends one read in the same transaction that reads
+  the ciphertext; the read that spends the last one also deletes the secret. Concurrent readers race on
+  one conditional UPDATE, so a 1-read secret is served exactly once.
+- Wrapped hand-off: a single-use, short-lived token that fetches a secret's payload once, without any
+  other credential. Only a keyed hash of the token is stored.
+- Versions: a new payload becomes current, the previous one stays readable for a grace period.
+- The reaper deletes expired secrets (leaving a tombstone), versions past their grace period, expired
+  wrap tokens and old tombstones.
+- Purging a project destroys its KEKs first, in their own transaction, then its rows.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import os
+import re
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Connection
+
+from donjon.auth import Caller
+from donjon.config import LifecycleConfig
+from donjon.crypto import open_payload, seal_payload
+from donjon.crypto.keys import ProjectKeys
+from donjon.errors import Conflict, InvalidInput, NotFound, TooLarge
+from donjon.policy import Policy
+from donjon.services import access, payloads
+from donjon.services.validation import optional_string, schema_error
+from donjon.storage import lifecycle as repo
+from donjon.storage.database import Database
+from donjon.timeutil import utcnow
+
+_WRAP_TOKEN = re.compile(r"^djw_([0-9a-f]{32})_([A-Za-z0-9_-]{43})$")
+_WRAP_NOT_FOUND = "Wrap token not found."
+
+
+def _open(keys: ProjectKeys, payload: repo.Payload, accept: str | None) -> tuple[bytes, str]:
+    if payload.kek_id is None:  # its KEK was destroyed (purge-project): nothing can open it any more
+        raise NotFound("Not Found. Sorry but your secret has no payload.")
+    chosen = payloads.negotiate(accept, payload.content_type)
+    kek = keys.get(payload.project_id, payload.kek_id)
+    plaintext = open_payload(
+        kek, payload.ciphertext, secret_id=payload.secret_id, project_id=payload.project_id, version=payload.version
+    )
+    return payloads.render(plaintext, chosen), chosen
+
+
+def _serve_current(
+    conn: Connection, keys: ProjectKeys, secret_id: str, accept: str | None, now: datetime
+) -> tuple[bytes, str]:
+    """Inside a write transaction: the current payload; a limited secret spends a read (and goes at zero)."""
+    found = repo.current_payload(conn, secret_id)
+    if found is None or (found[0].expiration is not None and found[0].expiration <= now):
+        raise NotFound("Secret not found.")
+    current = found[1]
+    if current is None:
+        raise NotFound("Not Found. Sorry but your secret has no payload.")
+    if found[0].max_reads is None:
+        return _open(keys, current, accept)
+    # Spend first: on PostgreSQL/MariaDB the UPDATE locks the row, so the payload read next is the one this
+    # read paid for, and a concurrent reader waits on the lock, then finds no read left (or no row).
+    if not repo.take_read(conn, secret_id, now):
+        raise NotFound("Secret not found.")
+    again = repo.current_payload(conn, secret_id)
+    if again is None or again[1] is None:
+        raise NotFound("Secret not found.")
+    record, payload = again[0], again[1]
+    # Any failure below (406, a KEK that does not open) rolls the spent read back with the transaction.
+    body = _open(keys, payload, accept)
+    if record.reads_left is not None and record.reads_left <= 0:
+        repo.remove_secret(conn, record, reason=repo.READ_LIMIT, now=now)
+    return body
+
+
+def read_limited(db: Database, keys: ProjectKeys, secret_id: str, accept: str | None) -> tuple[bytes, str]:
+    """Serve a limited secret's payload once, spending one read atomically."""
+    with db.write() as conn:
+        return _serve_current(conn, keys, secret_id, accept, utcnow())
+
+
+def wrap_key(token_key: bytes) -> bytes:
+    """The key of wrap tokens' hashes, derived from the token key file (kept apart from API tokens')."""
+    return hmac.new(token_key, b"donjon/wrap-token/v1", hashlib.sha256).digest()
+
+
+@dataclass(frozen=True)
+class WrappedToken:
+    token: str = field(repr=False)
+    expires: datetime
+
+
+@dataclass(frozen=True)
+class LifecycleView:
+    max_reads: int | None
+    reads_left: int | None
+    version: int
+    version_created: datetime
+    previous: list[repo.VersionInfo]
+
+
+@dataclass
+class ReapReport:
+    expired: int = 0
+    versions: int = 0
+    wraps: int = 0
+    tombstones: int = 0
+
+    @property
+    def total(self) -> int:
+        return self.expired + self.versions + self.wraps + self.tombstones
+
+
+class LifecycleService:
+    def __init__(
+        self,
+        db: Database,
+        keys: ProjectKeys,
+        policy: Policy,
+        config: LifecycleConfig,
+        *,
+        wrap_key: bytes,
+        max_secret_bytes: int,
+    ) -> None:
+        self._db = db
+        self._keys = keys
+        self._policy = policy
+        self._config = config
+        self._wrap_key = wrap_key
+        self._max_secret_bytes = max_secret_bytes
+
+    # --- versions -------------------------------------------------------------------------------------
+
+    def describe(self, caller: Caller, secret_id: str) -> LifecycleView:
+        with self._db.read() as conn:
+            record = access.secret_for(conn, self._policy, caller, secret_id, "secret:get", "Secret retrieval")
+            previous = repo.previous_versions(conn, record.id, utcnow())
+            started = repo.version_started(conn, record.id, record.version) or record.created_at
+        return LifecycleView(record.max_reads, record.reads_left, record.version, started, previous)
+
+    def rotate(self, caller: Caller, secret_id: str, body: Any) -> int:
+        """Store a new payload as the current version; the previous one stays readable for the grace period."""
+        content_type, data = self._new_payload(body)
+        with self._db.read() as conn:
+            record = access.secret_for(conn, self._policy, caller, secret_id, "secret:put", "Secret update")
+        if not record.has_payload:
+            raise Conflict("Secret has no payload to rotate: store the first one with PUT.")
+        if record.max_reads is not None:
+            raise Conflict("A secret with max_reads cannot have versions.")
+        kek = self._keys.active(record.project_id)
+        now = utcnow()
+        with self._db.write() as conn:
+            found = repo.current_payload(conn, record.id)
+            if found is None or found[1] is None:
+                raise NotFound("Secret not found.")
+            current = found[1]
+            version = current.version + 1
+            sealed = seal_payload(kek.key, data, secret_id=record.id, project_id=record.project_id, version=version)
+            started = repo.version_started(conn, record.id, current.version) or found[0].created_at
+            grace = now + timedelta(seconds=self._config.version_grace_seconds)
+            if not repo.rotate(
+                conn,
+                current,
+                content_type=content_type,
+                kek_id=kek.id,
+                ciphertext=sealed,
+                previous_created=started,
+                now=now,
+                grace_until=grace,
+            ):
+                raise Conflict("The secret was changed concurrently; try again.")
+        return version
+
+    def _new_payload(self, body: Any) -> tuple[str, bytes]:
+        if not isinstance(body, dict):
+            raise schema_error("Secret Version", "the body is not a JSON object")
+        payload = body.get("payload")
+        if not isinstance(payload, str) or not payload.strip():
+            raise schema_error("Secret Version", "'payload' is a required non-empty string", "payload")
+        if len(payload.encode("utf-8")) > self._max_secret_bytes:
+            raise TooLarge("Provided information too large to process")
+        content_type_raw = optional_string(body, "payload_content_type", "Secret Version", nullable=False)
+        if not content_type_raw:
+            raise schema_error(
+                "Secret Version", "'payload_content_type' is a required property", "payload_content_type"
+            )
+        encoding = optional_string(body, "payload_content_encoding", "Secret Version", nullable=False)
+        if encoding is not None and encoding != "base64":
+            raise schema_error("Secret Version", f"'{encoding}' is not one of ['base64']", "payload_content_encoding")
+        content_type = payloads.normalize_content_type(content_type_raw)
+        return content_type, payloads.decode_payload(payload, content_type, encoding)
+
+    def payload_version(self, caller: Caller, secret_id: str, version: int, accept: str | None) -> tuple[bytes, str]:
+        with self._db.read() as conn:
+            record = access.secret_for(
+                conn, self._policy, caller, secret_id, "secret:decrypt", "Secret payload retrieval"
+            )
+            if version != record.version:
+                payload = repo.previous_payload(conn, record.id, version, utcnow())
+                if payload is None:
+                    raise NotFound("Secret version not found.")
+                return _open(self._keys, payload, accept)
+        with self._db.write() as conn:
+            return _serve_current(conn, self._keys, record.id, accept, utcnow())
+
+    # --- wrapped hand-off -----------------------------------------------------------------------------
+
+    def wrap(self, caller: Caller, secret_id: str, ttl: int | None) -> WrappedToken:
+        if ttl is None:
+            ttl = self._config.wrap_default_ttl_seconds
+        if not 1 <= ttl <= self._config.wrap_max_ttl_seconds:
+            raise InvalidInput(f"'ttl' must be 1 to {self._config.wrap_max_ttl_seconds} seconds")
+        with self._db.read() as conn:
+            # Wrapping hands the payload on: it needs the right to read the payload.
+            record = access.secret_for(conn, self._policy, caller, secret_id, "secret:decrypt", "Secret wrapping")
+        if not record.has_payload:
+            raise NotFound("Not Found. Sorry but your secret has no payload.")
+        token_uuid = uuid.uuid4()
+        secret = base64.urlsafe_b64encode(os.urandom(32)).rstrip(b"=").decode()
+        now = utcnow()
+        expires = now + timedelta(seconds=ttl)
+        with self._db.write() as conn:
+            repo.insert_wrap(
+                conn,
+                wrap_id=str(token_uuid),
+                digest=self._digest(str(token_uuid), secret),
+                secret_id=record.id,
+                project_id=record.project_id,
+                now=now,
+                expires=expires,
+            )
+        return WrappedToken(f"djw_{token_uuid.hex}_{secret}", expires)
+
+    def unwrap(self, token: str | None, accept: str | None) -> tuple[bytes, str]:
+        """The payload behind a wrap token, once. Every refusal is the same 404 (no oracle)."""
+        m = _WRAP_TOKEN.match((token or "").strip())
+        if m is None:
+            raise NotFound(_WRAP_NOT_FOUND)
+        wrap_id, secret = str(uuid.UUID(m.group(1))), m.group(2)
+        digest = self._digest(wrap_id, secret)
+        now = utcnow()
+        with self._db.write() as conn:
+            found = repo.find_wrap(conn, wrap_id)
+            if found is None:
+                raise NotFound(_WRAP_NOT_FOUND)
+            stored, secret_id, expires = found
+            if not hmac.compare_digest(stored, digest) or expires <= now:
+                raise NotFound(_WRAP_NOT_FOUND)
+            # Exactly one caller deletes the row; a failure below rolls the token back with the transaction.
+            if not repo.spend_wrap(conn, wrap_id, now):
+                raise NotFound(_WRAP_NOT_FOUND)
+            return _serve_current(conn, self._keys, secret_id, accept, now)
+
+    def _digest(self, wrap_id: str, secret: str) -> str:
+        return hmac.new(self._wrap_key, f"{wrap_id}\x00{secret}".encode(), hashlib.sha256).hexdigest()
+
+    # --- the reaper -----------------------------------------------------------------------------------
+
+    def reap_once(self, now: datetime | None = None) -> ReapReport:
+        """One pass: expired secrets, versions past grace, expired wrap tokens, old tombstones."""
+        now = now or utcnow()
+        report = ReapReport()
+        batch = self._config.reap_batch_size
+        skip_locked = self._db.dialect != "sqlite"
+        cutoff = now - timedelta(seconds=self._config.reap_delay_seconds)
+        while True:
+            with self._db.write() as conn:
+                claimed = repo.claim_expired(conn, cutoff, batch, skip_locked=skip_locked)
+                for record in claimed:
+                    report.expired += repo.remove_secret(conn, record, reason=repo.EXPIRED, now=now)
+            if len(claimed) < batch:
+                break
+        while True:
+            with self._db.write() as conn:
+                done = repo.reap_versions(conn, now, batch, skip_locked=skip_locked)
+            report.versions += done
+            if done < batch:
+                break
+        with self._db.write() as conn:
+            report.wraps += repo.reap_wraps(conn, now)
+        if self._config.tombstone_retention_seconds >= 0:
+            with self._db.write() as conn:
+                report.tombstones += repo.reap_tombstones(
+                    conn, now - timedelta(seconds=self._config.tombstone_retention_seconds)
+                )
+        return report
+
+
+# --- purging a project ---------------------------------------------------------------------------------
+
+
+def shred_project_keys(db: Database, project_id: str) -> int:
+    """Step 1 of a purge, committed on its own: the project's KEKs are destroyed, so every ciphertext of the
+    project, in this database and in any backup taken from now on, can no longer be opened."""
+    with db.write() as conn:
+        return repo.shred_project_keks(conn, project_id)
+
+
+def purge_project(db: Database, project_id: str) -> dict[str, int]:
+    """Destroy the project's KEKs first (own transaction), then delete every row of the project."""
+    counts = {"project_keks": shred_project_keys(db, project_id)}
+    with db.write() as conn:
+        counts.update(repo.purge_project_rows(conn, project_id))
+        # A KEK created meanwhile (a server still serving the project) goes too.
+        counts["project_keks"] += repo.shred_project_keks(conn, project_id)
+    return counts
