@@ -552,3 +552,24 @@ def test_tombstones_are_kept_for_the_retention_then_reaped(api: Api, db: Databas
     assert tombstone(db, sid) is not None
     service.reap_once(now=datetime.now(UTC).replace(tzinfo=None) + timedelta(seconds=3700))
     assert tombstone(db, sid) is None
+
+
+def test_kek_rotation_reseals_every_version(api: Api, db: Database, settings: Settings, app_client: TestClient) -> None:
+    """rotate-kek re-seals current payloads of rotated secrets and their previous versions (each bound to
+    its version number), and retires the old KEK only when no version needs it."""
+    from donjon.services.rotation import KekRotation
+
+    sid = api.create_secret(name="r", payload="one", payload_content_type="text/plain")
+    api.post(f"/v1/secrets/{sid}/versions", json={"payload": "two", "payload_content_type": "text/plain"})
+    api.post(f"/v1/secrets/{sid}/versions", json={"payload": "three", "payload_content_type": "text/plain"})
+    with db.read() as conn:
+        (old_kek,) = conn.execute(select(secrets.c.kek_id).where(secrets.c.id == sid)).one()
+    keystore = open_keystore(settings.keystore.type, settings.keystore_options())
+    report = KekRotation(db, keystore).rotate(api.project_id, settle_seconds=0, sleep=lambda _: None)
+    assert report.resealed == 3 and report.retired == [old_kek], report
+    with db.read() as conn:
+        assert conn.execute(select(project_keks).where(project_keks.c.id == old_kek)).first() is None
+    app_client.app.state.ctx.secrets._keys.forget()  # type: ignore[attr-defined]
+    for version, value in ((1, b"one"), (2, b"two"), (3, b"three")):
+        assert api.get(f"/v1/secrets/{sid}/payload?version={version}").content == value
+    assert api.get(f"/v1/secrets/{sid}/payload").content == b"three"

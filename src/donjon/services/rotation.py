@@ -159,6 +159,7 @@ class KekRotation:
             old_key = self._unwrap(project_id, old_id)
             report.resealed += self._reseal_secrets(project_id, old_id, old_key, active, new_key, on_progress)
             report.resealed += self._reseal_orders(project_id, old_id, old_key, active, new_key, on_progress)
+            report.resealed += self._reseal_versions(project_id, old_id, old_key, active, new_key, on_progress)
 
     def _reseal_secrets(
         self, project_id: str, old_id: str, old_key: bytes, new_id: str, new_key: bytes, on_progress: Progress
@@ -169,10 +170,34 @@ class KekRotation:
                 rows = reencrypt.secrets_sealed_under(conn, project_id, old_id, self._batch)
             swapped = 0
             with self._db.write() as conn:
-                for secret_id, blob in rows:
-                    plaintext = open_payload(old_key, blob, secret_id=secret_id, project_id=project_id)
-                    sealed = seal_payload(new_key, plaintext, secret_id=secret_id, project_id=project_id)
+                for secret_id, blob, version in rows:
+                    plaintext = open_payload(old_key, blob, secret_id=secret_id, project_id=project_id, version=version)
+                    sealed = seal_payload(
+                        new_key, plaintext, secret_id=secret_id, project_id=project_id, version=version
+                    )
                     if reencrypt.swap_secret(conn, secret_id, old_kek=old_id, old=blob, new_kek=new_id, new=sealed):
+                        swapped += 1
+            done += swapped
+            on_progress(len(rows))
+            if len(rows) < self._batch or swapped == 0:
+                return done
+
+    def _reseal_versions(
+        self, project_id: str, old_id: str, old_key: bytes, new_id: str, new_key: bytes, on_progress: Progress
+    ) -> int:
+        """Previous versions of rotated secrets (lifecycle extension), each bound to its version number."""
+        done = 0
+        while True:
+            with self._db.read() as conn:
+                rows = reencrypt.versions_sealed_under(conn, project_id, old_id, self._batch)
+            swapped = 0
+            with self._db.write() as conn:
+                for secret_id, version, blob in rows:
+                    plain = open_payload(old_key, blob, secret_id=secret_id, project_id=project_id, version=version)
+                    sealed = seal_payload(new_key, plain, secret_id=secret_id, project_id=project_id, version=version)
+                    if reencrypt.swap_version(
+                        conn, secret_id, version, old_kek=old_id, old=blob, new_kek=new_id, new=sealed
+                    ):
                         swapped += 1
             done += swapped
             on_progress(len(rows))

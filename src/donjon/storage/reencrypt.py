@@ -8,23 +8,47 @@ from __future__ import annotations
 
 from sqlalchemy import Connection, func, select, update
 
-from donjon.storage.tables import orders, secrets
+from donjon.storage.tables import orders, secret_versions, secrets
 
 
-def secrets_sealed_under(conn: Connection, project_id: str, kek_id: str, limit: int) -> list[tuple[str, bytes]]:
+def secrets_sealed_under(conn: Connection, project_id: str, kek_id: str, limit: int) -> list[tuple[str, bytes, int]]:
+    """(secret id, ciphertext, payload version): the version is part of the payload's associated data."""
     rows = conn.execute(
-        select(secrets.c.id, secrets.c.ciphertext)
+        select(secrets.c.id, secrets.c.ciphertext, secrets.c.version)
         .where(secrets.c.project_id == project_id, secrets.c.kek_id == kek_id, secrets.c.ciphertext.is_not(None))
         .order_by(secrets.c.id)
         .limit(limit)
     )
-    return [(r.id, r.ciphertext) for r in rows]
+    return [(r.id, r.ciphertext, r.version) for r in rows]
 
 
 def swap_secret(conn: Connection, secret_id: str, *, old_kek: str, old: bytes, new_kek: str, new: bytes) -> bool:
     result = conn.execute(
         update(secrets)
         .where(secrets.c.id == secret_id, secrets.c.kek_id == old_kek, secrets.c.ciphertext == old)
+        .values(kek_id=new_kek, ciphertext=new)
+    )
+    return result.rowcount == 1
+
+
+def versions_sealed_under(conn: Connection, project_id: str, kek_id: str, limit: int) -> list[tuple[str, int, bytes]]:
+    """Previous versions of rotated secrets (still in their grace period) sealed under ``kek_id``."""
+    rows = conn.execute(
+        select(secret_versions.c.secret_id, secret_versions.c.version, secret_versions.c.ciphertext)
+        .where(secret_versions.c.project_id == project_id, secret_versions.c.kek_id == kek_id)
+        .order_by(secret_versions.c.secret_id, secret_versions.c.version)
+        .limit(limit)
+    )
+    return [(r.secret_id, r.version, r.ciphertext) for r in rows]
+
+
+def swap_version(
+    conn: Connection, secret_id: str, version: int, *, old_kek: str, old: bytes, new_kek: str, new: bytes
+) -> bool:
+    v = secret_versions.c
+    result = conn.execute(
+        update(secret_versions)
+        .where(v.secret_id == secret_id, v.version == version, v.kek_id == old_kek, v.ciphertext == old)
         .values(kek_id=new_kek, ciphertext=new)
     )
     return result.rowcount == 1
@@ -53,4 +77,7 @@ def references(conn: Connection, kek_id: str) -> int:
     """How many rows still need ``kek_id`` to be read."""
     in_secrets = conn.execute(select(func.count()).select_from(secrets).where(secrets.c.kek_id == kek_id)).scalar()
     in_orders = conn.execute(select(func.count()).select_from(orders).where(orders.c.kek_id == kek_id)).scalar()
-    return int(in_secrets or 0) + int(in_orders or 0)
+    in_versions = conn.execute(
+        select(func.count()).select_from(secret_versions).where(secret_versions.c.kek_id == kek_id)
+    ).scalar()
+    return int(in_secrets or 0) + int(in_orders or 0) + int(in_versions or 0)
