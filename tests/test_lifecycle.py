@@ -90,22 +90,30 @@ def test_delete_removes_the_ciphertext_from_every_table(api: Api, db: Database) 
     assert api.get(f"/v1/secrets/{sid}").status_code == 404
 
 
-def test_sqlite_file_holds_no_deleted_ciphertext(api: Api, db: Database) -> None:
-    """On SQLite, secure_delete zeroes freed cells: after a checkpoint the file itself has no trace."""
+def test_sqlite_file_holds_no_deleted_ciphertext(db: Database, settings: Settings, tmp_path: Any) -> None:
+    """On SQLite, secure_delete zeroes freed cells: after a checkpoint the file itself has no trace.
+
+    Runs on a database of its own: checkpoints are not run on the session's shared database."""
     if db.dialect != "sqlite":
         pytest.skip("PostgreSQL and MariaDB keep dead row versions until VACUUM / purge: see docs")
-    sid = api.create_secret(name="f", payload="file-level", payload_content_type="text/plain")
-    blob = ciphertext_of(db, sid)
-    path = db.engine.url.database
-    assert path
-    with db.write() as conn:
+    from donjon.api.app import create_app
+    from donjon.storage import migrate
+
+    path = tmp_path / "own.sqlite"
+    own = Database(f"sqlite:///{path}", pool_size=1)
+    migrate.upgrade(own)
+    update = {"database_url": f"sqlite:///{path}", "lifecycle": LifecycleConfig(run_in_server=False)}
+    with TestClient(create_app(settings.model_copy(update=update)), base_url="http://localhost:9311") as client:
+        api = Api(client, f"file-{datetime.now(UTC).timestamp()}")
+        sid = api.create_secret(name="f", payload="file-level", payload_content_type="text/plain")
+        blob = ciphertext_of(own, sid)
+        assert api.delete(f"/v1/secrets/{sid}").status_code == 204
+    with own.read() as conn:
         conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
-    assert api.delete(f"/v1/secrets/{sid}").status_code == 204
-    with db.read() as conn:
-        conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
-    data = open(path, "rb").read()
-    wal = open(path + "-wal", "rb").read() if __import__("os").path.exists(path + "-wal") else b""
-    assert blob[12:40] not in data and blob[12:40] not in wal
+    own.dispose()
+    data = path.read_bytes()
+    wal = path.with_name(path.name + "-wal")
+    assert blob[12:40] not in data and (not wal.exists() or blob[12:40] not in wal.read_bytes())
 
 
 # --- limited secrets -----------------------------------------------------------------------------------
