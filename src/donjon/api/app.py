@@ -141,17 +141,21 @@ def build_context(settings: Settings) -> tuple[AppContext, Database]:
     keys = ProjectKeys(db, keystore, settings.kek_cache_seconds)
     policy = Policy(policy_file=settings.policy_file, enforce_new_defaults=settings.enforce_new_defaults)
     quotas = Quotas(settings.quotas)
-    worker = OrderWorker(db, OrderProcessor(db, keys), settings.orders) if settings.orders.run_in_server else None
     registry = StoreRegistry.open(settings.configured_stores(), settings.default_store)
+    stores = SecretStoreService(db, policy, registry)
+    processor = OrderProcessor(db, keys, stores)
+    worker = OrderWorker(db, processor, settings.orders) if settings.orders.run_in_server else None
     context = AppContext(
         settings=settings,
         policy=policy,
-        secrets=SecretService(db, keys, policy, quotas, max_secret_bytes=settings.limits.max_secret_bytes),
+        secrets=SecretService(
+            db, keys, policy, quotas, max_secret_bytes=settings.limits.max_secret_bytes, stores=stores
+        ),
         containers=ContainerService(db, policy, quotas),
         orders=OrderService(db, keys, policy, quotas),
         acls=AclService(db, policy),
         quota_admin=QuotaAdmin(db, policy, quotas),
-        secret_stores=SecretStoreService(db, policy, registry),
+        secret_stores=stores,
         tokens=(
             TokenService(
                 db,
@@ -171,6 +175,7 @@ def build_context(settings: Settings) -> tuple[AppContext, Database]:
         settings.lifecycle,
         wrap_key=wrap_key(load_token_key(settings.effective_token_key_file, create=True)),
         max_secret_bytes=settings.limits.max_secret_bytes,
+        stores=registry,
     )
     if settings.lifecycle.run_in_server:
         context.reaper = ExpiryReaper(context.lifecycle, settings.lifecycle)

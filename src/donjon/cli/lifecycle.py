@@ -8,6 +8,7 @@ import click
 
 from donjon.cli.common import config_option, load_settings
 from donjon.services.lifecycle import purge_project as purge
+from donjon.services.stores import StoreRegistry
 from donjon.storage import lifecycle as repo
 from donjon.storage.database import Database
 
@@ -25,7 +26,10 @@ def purge_project(config: Path | None, project_id: str, yes: bool) -> None:
     orders and quotas are deleted. Running servers may keep an unwrapped KEK in memory for up to
     kek_cache_seconds: purge projects that no longer serve requests.
     """
-    database = Database(load_settings(config).effective_database_url, pool_size=1)
+    settings = load_settings(config)
+    database = Database(settings.effective_database_url, pool_size=1)
+    # The project's objects in external stores are destroyed too (after its KEKs, before its rows).
+    stores = StoreRegistry.open(settings.configured_stores(), settings.default_store)
     try:
         with database.read() as conn:
             counts = repo.project_counts(conn, project_id)
@@ -34,10 +38,11 @@ def purge_project(config: Path | None, project_id: str, yes: bool) -> None:
             click.confirm(
                 f"Purge project {project_id!r} ({summary})? Its data becomes unrecoverable", abort=True, err=True
             )
-        done = purge(database, project_id)
+        done = purge(database, project_id, stores)
         for name, n in done.items():
             if n:
                 click.echo(f"{name}: {n}")
         click.echo(f"project {project_id} purged")
     finally:
+        stores.close()
         database.dispose()

@@ -32,6 +32,7 @@ from donjon.crypto.keys import ProjectKeys
 from donjon.errors import Conflict, InvalidInput, NotFound, TooLarge
 from donjon.policy import Policy
 from donjon.services import access, payloads
+from donjon.services.stores import StoreRegistry
 from donjon.services.validation import optional_string, schema_error
 from donjon.storage import lifecycle as repo
 from donjon.storage.database import Database
@@ -53,12 +54,22 @@ def _open(keys: ProjectKeys, payload: repo.Payload, accept: str | None) -> tuple
 
 
 def _serve_current(
-    conn: Connection, keys: ProjectKeys, secret_id: str, accept: str | None, now: datetime
+    conn: Connection,
+    keys: ProjectKeys,
+    secret_id: str,
+    accept: str | None,
+    now: datetime,
+    stores: StoreRegistry | None = None,
 ) -> tuple[bytes, str]:
     """Inside a write transaction: the current payload; a limited secret spends a read (and goes at zero)."""
     found = repo.current_payload(conn, secret_id)
     if found is None or (found[0].expiration is not None and found[0].expiration <= now):
         raise NotFound("Secret not found.")
+    held = found[0]
+    if held.store_ref is not None and held.content_type is not None and stores is not None:
+        # In an external store (never a limited secret: those stay in the database store).
+        chosen = payloads.negotiate(accept, held.content_type)
+        return payloads.render(stores.read(held), chosen), chosen
     current = found[1]
     if current is None:
         raise NotFound("Not Found. Sorry but your secret has no payload.")
@@ -127,7 +138,9 @@ class LifecycleService:
         *,
         wrap_key: bytes,
         max_secret_bytes: int,
+        stores: StoreRegistry | None = None,
     ) -> None:
+        self._stores = stores
         self._db = db
         self._keys = keys
         self._policy = policy
@@ -153,6 +166,8 @@ class LifecycleService:
             raise Conflict("Secret has no payload to rotate: store the first one with PUT.")
         if record.max_reads is not None:
             raise Conflict("A secret with max_reads cannot have versions.")
+        if record.store_ref is not None:
+            raise Conflict("Versions are kept for secrets in the database store only.")
         kek = self._keys.active(record.project_id)
         now = utcnow()
         with self._db.write() as conn:
@@ -207,7 +222,7 @@ class LifecycleService:
                     raise NotFound("Secret version not found.")
                 return _open(self._keys, payload, accept)
         with self._db.write() as conn:
-            return _serve_current(conn, self._keys, record.id, accept, utcnow())
+            return _serve_current(conn, self._keys, record.id, accept, utcnow(), self._stores)
 
     # --- wrapped hand-off -----------------------------------------------------------------------------
 
@@ -255,7 +270,7 @@ class LifecycleService:
             # Exactly one caller deletes the row; a failure below rolls the token back with the transaction.
             if not repo.spend_wrap(conn, wrap_id, now):
                 raise NotFound(_WRAP_NOT_FOUND)
-            return _serve_current(conn, self._keys, secret_id, accept, now)
+            return _serve_current(conn, self._keys, secret_id, accept, now, self._stores)
 
     def _digest(self, wrap_id: str, secret: str) -> str:
         return hmac.new(self._wrap_key, f"{wrap_id}\x00{secret}".encode(), hashlib.sha256).hexdigest()
@@ -273,6 +288,8 @@ class LifecycleService:
             with self._db.write() as conn:
                 claimed = repo.claim_expired(conn, cutoff, batch, skip_locked=skip_locked)
                 for record in claimed:
+                    if self._stores is not None:
+                        self._stores.discard(record)  # the external object first; a store outage fails the pass
                     report.expired += repo.remove_secret(conn, record, reason=repo.EXPIRED, now=now)
             if len(claimed) < batch:
                 break
@@ -302,9 +319,15 @@ def shred_project_keys(db: Database, project_id: str) -> int:
         return repo.shred_project_keks(conn, project_id)
 
 
-def purge_project(db: Database, project_id: str) -> dict[str, int]:
-    """Destroy the project's KEKs first (own transaction), then delete every row of the project."""
+def purge_project(db: Database, project_id: str, stores: StoreRegistry | None = None) -> dict[str, int]:
+    """Destroy the project's KEKs first (own transaction), its objects in external stores, then every row."""
     counts = {"project_keks": shred_project_keys(db, project_id)}
+    if stores is not None:
+        with db.read() as conn:
+            external = repo.externally_stored(conn, project_id)
+        for record in external:
+            stores.discard(record)
+        counts["external_objects"] = len(external)
     with db.write() as conn:
         counts.update(repo.purge_project_rows(conn, project_id))
         # A KEK created meanwhile (a server still serving the project) goes too.

@@ -27,12 +27,14 @@ from donjon.policy import Policy, Target
 from donjon.services import payloads
 from donjon.services.quotas import Quotas
 from donjon.services.sealing import new_secret_record
+from donjon.services.stores import SecretStoreService
 from donjon.services.validation import NewSecret, optional_string, schema_error, secret_attributes
 from donjon.storage import containers as container_repo
 from donjon.storage import orders as repo
 from donjon.storage import secrets as secret_repo
 from donjon.storage.database import Database
 from donjon.storage.records import SecretRecord
+from donjon.stores import DATABASE
 from donjon.timeutil import isoformat, utcnow
 
 log = logging.getLogger("donjon.orders")
@@ -190,9 +192,10 @@ class OrderService:
 class OrderProcessor:
     """Does the work of one claimed order. Used by ``donjon.workers.orders.OrderWorker``."""
 
-    def __init__(self, db: Database, keys: ProjectKeys) -> None:
+    def __init__(self, db: Database, keys: ProjectKeys, stores: SecretStoreService | None = None) -> None:
         self._db = db
         self._keys = keys
+        self._stores = stores
 
     def process(self, order: repo.OrderRecord, worker: str) -> bool:
         """Generate, store and complete; False if the claim was lost (another worker owns the order)."""
@@ -209,22 +212,28 @@ class OrderProcessor:
                     status_code=400,
                     reason=f"Process TypeOrder issue seen - {exc}.",
                 )
-        with self._db.write() as conn:
-            for record in secrets:
-                secret_repo.insert_secret(conn, record)
-            if container is not None:
-                container_repo.insert_container(conn, *container)
-            done = repo.finish(
-                conn,
-                order.id,
-                worker=worker,
-                now=now,
-                secret_id=secrets[0].id if order.type in ("key", "password") else None,
-                container_id=container[0].id if container is not None else None,
-            )
-            if not done:
-                # Roll back the secrets too: the worker that owns the order now will create them.
-                raise _ClaimLost
+        try:
+            with self._db.write() as conn:
+                for record in secrets:
+                    secret_repo.insert_secret(conn, record)
+                if container is not None:
+                    container_repo.insert_container(conn, *container)
+                done = repo.finish(
+                    conn,
+                    order.id,
+                    worker=worker,
+                    now=now,
+                    secret_id=secrets[0].id if order.type in ("key", "password") else None,
+                    container_id=container[0].id if container is not None else None,
+                )
+                if not done:
+                    # Roll back the secrets too: the worker that owns the order now will create them.
+                    raise _ClaimLost
+        except BaseException:
+            if self._stores is not None:
+                for record in secrets:  # payloads put in an external store for rows that were not kept
+                    self._stores.registry.discard(record)
+            raise
         return True
 
     def fail(self, order: repo.OrderRecord, worker: str) -> None:
@@ -239,8 +248,15 @@ class OrderProcessor:
             )
 
     def _new(self, order: repo.OrderRecord, new: NewSecret) -> SecretRecord:
+        stores = self._stores
         return new_secret_record(
-            self._keys, new, project_id=order.project_id, creator_id=order.creator_id, now=utcnow()
+            self._keys,
+            new,
+            project_id=order.project_id,
+            creator_id=order.creator_id,
+            now=utcnow(),
+            stores=stores.registry if stores is not None else None,
+            store=stores.store_for_new(order.project_id) if stores is not None else DATABASE,
         )
 
     def _generate(

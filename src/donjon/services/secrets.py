@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from sqlalchemy import Connection
 
@@ -15,11 +15,13 @@ from donjon.policy import Policy, Target
 from donjon.services import access, lifecycle, payloads
 from donjon.services.quotas import Quotas
 from donjon.services.sealing import new_secret_record
+from donjon.services.stores import SecretStoreService, payload_info
 from donjon.services.validation import NewSecret
 from donjon.storage import lifecycle as lifecycle_repo
 from donjon.storage import secrets as repo
 from donjon.storage.database import Database
 from donjon.storage.records import ConsumerRecord, SecretRecord
+from donjon.stores import DATABASE
 from donjon.timeutil import utcnow
 
 
@@ -31,13 +33,28 @@ class SecretView:
 
 class SecretService:
     def __init__(
-        self, db: Database, keys: ProjectKeys, policy: Policy, quotas: Quotas, *, max_secret_bytes: int
+        self,
+        db: Database,
+        keys: ProjectKeys,
+        policy: Policy,
+        quotas: Quotas,
+        *,
+        max_secret_bytes: int,
+        stores: SecretStoreService | None = None,
     ) -> None:
         self._db = db
         self._keys = keys
         self._policy = policy
         self._quotas = quotas
         self._max_secret_bytes = max_secret_bytes
+        self._stores = stores
+
+    def _store_for_new(self, project_id: str) -> str:
+        return self._stores.store_for_new(project_id) if self._stores is not None else DATABASE
+
+    def _discard(self, record: SecretRecord) -> None:
+        if self._stores is not None:
+            self._stores.registry.discard(record)
 
     # --- lookup ---------------------------------------------------------------------------------------
 
@@ -51,11 +68,21 @@ class SecretService:
     def create(self, caller: Caller, new: NewSecret) -> SecretRecord:
         self._policy.enforce("secrets:post", caller, operation="Secret creation")
         record = new_secret_record(
-            self._keys, new, project_id=caller.project_id, creator_id=caller.user_id, now=utcnow()
+            self._keys,
+            new,
+            project_id=caller.project_id,
+            creator_id=caller.user_id,
+            now=utcnow(),
+            stores=self._stores.registry if self._stores is not None else None,
+            store=self._store_for_new(caller.project_id),
         )
-        with self._db.write() as conn:
-            self._quotas.check(conn, caller.project_id, "secrets", repo.count_live_secrets)
-            repo.insert_secret(conn, record)
+        try:
+            with self._db.write() as conn:
+                self._quotas.check(conn, caller.project_id, "secrets", repo.count_live_secrets)
+                repo.insert_secret(conn, record)
+        except BaseException:
+            self._discard(record)  # an external object whose secret was never created must not stay
+            raise
         return record
 
     def get(self, caller: Caller, secret_id: str, *, with_consumers: bool) -> SecretView:
@@ -70,9 +97,13 @@ class SecretService:
             record = self._find(
                 conn, caller, secret_id, "secret:decrypt", "Secret payload retrieval", with_payload=True
             )
-        if record.ciphertext is None or record.content_type is None or record.kek_id is None:
+        if record.content_type is None:
             raise NotFound("Not Found. Sorry but your secret has no payload.")
         chosen = payloads.negotiate(accept, record.content_type)
+        if record.store_ref is not None and self._stores is not None:
+            return payloads.render(self._stores.registry.read(record), chosen), chosen
+        if record.ciphertext is None or record.kek_id is None:
+            raise NotFound("Not Found. Sorry but your secret has no payload.")
         if record.max_reads is not None:
             # A limited secret: the read is spent and the payload opened in one transaction (donjon extension).
             return lifecycle.read_limited(self._db, self._keys, record.id, accept)
@@ -110,6 +141,20 @@ class SecretService:
             record = self._find(conn, caller, secret_id, "secret:put", "Secret update")
         if record.has_payload:
             raise Conflict("Secret already has data, cannot modify it.")
+        store = self._store_for_new(record.project_id)
+        if store != DATABASE and self._stores is not None and record.max_reads is None:
+            ref = self._stores.registry.put(store, payload_info(record), body)
+            stored = replace(record, content_type=main, store=store, store_ref=ref)
+            try:
+                with self._db.write() as conn:
+                    if not repo.set_payload(
+                        conn, record.id, content_type=main, now=utcnow(), store=store, store_ref=ref
+                    ):
+                        raise Conflict("Secret already has data, cannot modify it.")
+            except BaseException:
+                self._discard(stored)
+                raise
+            return
         kek = self._keys.active(record.project_id)
         sealed = seal_payload(kek.key, body, secret_id=record.id, project_id=record.project_id)
         with self._db.write() as conn:
@@ -121,6 +166,8 @@ class SecretService:
             record = self._find(conn, caller, secret_id, "secret:delete", "Secret deletion")
             if refuse_with_consumers and repo.count_consumers(conn, record.id):
                 raise InvalidInput("Secret deletion issue seen - Secret cannot be deleted as it has consumers.")
+            # An external object goes first: if its store is down, nothing is deleted (503) and a retry works.
+            self._discard(record)
             # The row goes with its ciphertext (hard delete); a tombstone records when and why.
             lifecycle_repo.remove_secret(conn, record, reason=lifecycle_repo.DELETED, now=utcnow())
 

@@ -323,6 +323,15 @@ def reap_tombstones(conn: Connection, before: datetime) -> int:
 # --- purging a project ---------------------------------------------------------------------------------
 
 
+def externally_stored(conn: Connection, project_id: str) -> list[SecretRecord]:
+    """The project's secrets whose payload an external store holds (their objects go with a purge)."""
+    cols = [c for c in secrets.c if c.name != "ciphertext"]
+    rows = conn.execute(select(*cols).where(secrets.c.project_id == project_id, secrets.c.store_ref.is_not(None)))
+    return [
+        SecretRecord(**{k: r._mapping[k] for k in SecretRecord.__dataclass_fields__ if k in r._mapping}) for r in rows
+    ]
+
+
 def shred_project_keks(conn: Connection, project_id: str) -> int:
     """Delete the project's KEK rows (and the references to them): its ciphertexts can no longer be opened."""
     kek_ids = select(project_keks.c.id).where(project_keks.c.project_id == project_id)

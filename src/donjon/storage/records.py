@@ -26,6 +26,9 @@ class SecretRecord:
     max_reads: int | None = None
     reads_left: int | None = None
     version: int = 1
+    # An external secret store's name and its reference to the payload (None: the ciphertext above).
+    store: str | None = None
+    store_ref: str | None = None
 
     @property
     def has_payload(self) -> bool:

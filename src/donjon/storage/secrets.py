@@ -69,13 +69,29 @@ def get_secret(
 
 
 def set_payload(
-    conn: Connection, secret_id: str, *, content_type: str, kek_id: str, ciphertext: bytes, now: datetime
+    conn: Connection,
+    secret_id: str,
+    *,
+    content_type: str,
+    now: datetime,
+    kek_id: str | None = None,
+    ciphertext: bytes | None = None,
+    store: str | None = None,
+    store_ref: str | None = None,
 ) -> bool:
-    """Store the payload of a secret that has none; False if it already had one (checked atomically)."""
+    """Store the payload (sealed here, or a store's reference) of a secret that has none; False if it already
+    had one (checked atomically)."""
     result = conn.execute(
         update(secrets)
-        .where(secrets.c.id == secret_id, secrets.c.ciphertext.is_(None))
-        .values(content_type=content_type, kek_id=kek_id, ciphertext=ciphertext, updated_at=now)
+        .where(secrets.c.id == secret_id, secrets.c.ciphertext.is_(None), secrets.c.store_ref.is_(None))
+        .values(
+            content_type=content_type,
+            kek_id=kek_id,
+            ciphertext=ciphertext,
+            store=store,
+            store_ref=store_ref,
+            updated_at=now,
+        )
     )
     return result.rowcount == 1
 
