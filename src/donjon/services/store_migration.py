@@ -1,0 +1,101 @@
+"""Moving payloads from one secret store to another (``donjon manage migrate-store``), online and resumable.
+
+Each secret moves on its own: its payload is read from where its row points, written to the target, and the
+row is switched with a compare-and-set; only then is the source object destroyed. A secret changed or deleted
+meanwhile is left as it is (its new object in the target is destroyed). An interruption leaves every secret
+either moved or not, at worst one target object without a row, and running the command again continues.
+Secrets with ``max_reads`` or earlier versions stay in the database store (their lifecycle needs it).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+
+from donjon.crypto import open_payload, seal_payload
+from donjon.crypto.keys import ProjectKeys
+from donjon.errors import ConfigurationError
+from donjon.services.stores import StoreRegistry, payload_info
+from donjon.storage import store_moves
+from donjon.storage.database import Database
+from donjon.storage.records import SecretRecord
+from donjon.stores import DATABASE
+
+
+@dataclass
+class MoveReport:
+    moved: int = 0
+    skipped: list[str] = field(default_factory=list)  # secret ids left where they are, with a reason below
+    reasons: dict[str, str] = field(default_factory=dict)
+
+
+class StoreMigration:
+    def __init__(self, db: Database, keys: ProjectKeys, registry: StoreRegistry, *, batch: int = 100) -> None:
+        self._db = db
+        self._keys = keys
+        self._registry = registry
+        self._batch = batch
+
+    def pending(self, source: str, project_id: str | None) -> int:
+        with self._db.read() as conn:
+            return store_moves.count_in_store(conn, source, project_id)
+
+    def run(
+        self,
+        source: str,
+        target: str,
+        project_id: str | None = None,
+        on_progress: Callable[[int], None] = lambda n: None,
+    ) -> MoveReport:
+        for name in (source, target):
+            if name != DATABASE:
+                self._registry.store(name)  # Unavailable if not configured
+        if source == target:
+            raise ConfigurationError("the source and target stores are the same")
+        report = MoveReport()
+        last = ""
+        while True:
+            with self._db.read() as conn:
+                batch = store_moves.secrets_in_store(conn, source, project_id, after=last, limit=self._batch)
+            if not batch:
+                return report
+            for record in batch:
+                self._move(record, target, report)
+                on_progress(1)
+            last = batch[-1].id
+
+    def _move(self, record: SecretRecord, target: str, report: MoveReport) -> None:
+        if target != DATABASE and (record.max_reads is not None or record.version != 1):
+            report.skipped.append(record.id)
+            report.reasons[record.id] = "limited or versioned secrets stay in the database store"
+            return
+        payload = self._payload(record)
+        if target == DATABASE:
+            kek = self._keys.active(record.project_id)
+            sealed = seal_payload(kek.key, payload, secret_id=record.id, project_id=record.project_id)
+            moved = replace(record, store=None, store_ref=None, kek_id=kek.id, ciphertext=sealed)
+        else:
+            ref = self._registry.put(target, payload_info(record), payload)
+            moved = replace(record, store=target, store_ref=ref, kek_id=None, ciphertext=None)
+        try:
+            with self._db.write() as conn:
+                switched = store_moves.move(conn, record, moved)
+        except BaseException:
+            self._registry.discard(moved)
+            raise
+        if not switched:
+            self._registry.discard(moved)
+            report.skipped.append(record.id)
+            report.reasons[record.id] = "changed or deleted during the move"
+            return
+        self._registry.discard(record)  # the source object, now that no row points at it
+        report.moved += 1
+
+    def _payload(self, record: SecretRecord) -> bytes:
+        if record.store_ref is not None:
+            return self._registry.read(record)
+        assert record.ciphertext is not None and record.kek_id is not None
+        kek = self._keys.get(record.project_id, record.kek_id)
+        return open_payload(
+            kek, record.ciphertext, secret_id=record.id, project_id=record.project_id, version=record.version
+        )

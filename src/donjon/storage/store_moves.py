@@ -1,0 +1,51 @@
+"""Secrets by the store that holds their payload, and compare-and-set moves of a payload between stores."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import Connection, and_, func, select, update
+
+from donjon.storage.records import SecretRecord
+from donjon.storage.tables import secrets
+from donjon.stores import DATABASE
+
+
+def _in_store(store: str) -> Any:
+    if store == DATABASE:
+        return and_(secrets.c.store.is_(None), secrets.c.ciphertext.is_not(None))
+    return and_(secrets.c.store == store, secrets.c.store_ref.is_not(None))
+
+
+def _scope(store: str, project_id: str | None) -> list[Any]:
+    conds = [_in_store(store)]
+    if project_id is not None:
+        conds.append(secrets.c.project_id == project_id)
+    return conds
+
+
+def count_in_store(conn: Connection, store: str, project_id: str | None) -> int:
+    return int(conn.execute(select(func.count()).select_from(secrets).where(*_scope(store, project_id))).scalar() or 0)
+
+
+def secrets_in_store(
+    conn: Connection, store: str, project_id: str | None, *, after: str, limit: int
+) -> list[SecretRecord]:
+    """The next ``limit`` secrets (by id, after ``after``) whose payload ``store`` holds, ciphertext included."""
+    rows = conn.execute(
+        select(secrets).where(*_scope(store, project_id), secrets.c.id > after).order_by(secrets.c.id).limit(limit)
+    )
+    return [SecretRecord(**{k: r._mapping[k] for k in SecretRecord.__dataclass_fields__}) for r in rows]
+
+
+def move(conn: Connection, old: SecretRecord, new: SecretRecord) -> bool:
+    """Point the row at its payload's new home, only if the row still points where ``old`` says."""
+    same_store = secrets.c.store.is_(None) if old.store is None else secrets.c.store == old.store
+    same_ref = secrets.c.store_ref.is_(None) if old.store_ref is None else secrets.c.store_ref == old.store_ref
+    same_blob = secrets.c.ciphertext.is_(None) if old.ciphertext is None else secrets.c.ciphertext == old.ciphertext
+    result = conn.execute(
+        update(secrets)
+        .where(secrets.c.id == old.id, same_store, same_ref, same_blob)
+        .values(store=new.store, store_ref=new.store_ref, kek_id=new.kek_id, ciphertext=new.ciphertext)
+    )
+    return result.rowcount == 1
