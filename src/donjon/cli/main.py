@@ -17,6 +17,7 @@ from donjon.cli.client_commands import register as register_client_commands
 from donjon.cli.common import config_option, load_settings
 from donjon.cli.lifecycle import purge_project
 from donjon.cli.rotation import rotate_kek, rotate_root
+from donjon.cli.stores import migrate_store
 from donjon.cli.tokens import token
 from donjon.config import Settings
 from donjon.errors import ConfigurationError
@@ -156,3 +157,4 @@ def db_current(config: Path | None) -> None:
 manage.add_command(rotate_root)
 manage.add_command(rotate_kek)
 manage.add_command(purge_project)
+manage.add_command(migrate_store)
