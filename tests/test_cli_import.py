@@ -92,7 +92,15 @@ def test_barbican_to_donjon_1000_secrets_resumable(barbican: Barbican, live_serv
 
     # First run, interrupted part-way.
     t0 = time.monotonic()
-    process = subprocess.Popen([DONJON, "import", *args], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    process = subprocess.Popen(
+        [DONJON, "import", *args],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        # A shell without job control starts background jobs with SIGINT ignored, and Python keeps an ignored
+        # SIGINT ignored: under `pytest &` (as CI may run) Ctrl-C would never reach the import.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
     while process.poll() is None and (not log.exists() or log.read_text().count('"target"') < 200):
         time.sleep(0.05)
     process.send_signal(signal.SIGINT)
