@@ -18,7 +18,7 @@ from tests import databases
 
 BASE = "http://localhost:9311"
 
-pytest_plugins = ["tests.live_server"]
+pytest_plugins = ["tests.live_server", "tests.components.keystone"]
 
 # Payloads that tests send and that must never be written to a log: checked after the whole run.
 LEAK_SENTINELS = (b"audit-sentinel-", b"s3cr3t")

@@ -19,7 +19,6 @@ from tests.live_server import LiveServer
 if TYPE_CHECKING:
     from tests.components.keystone import Keystone
 
-pytest_plugins = ["tests.components.keystone"]
 pytestmark = pytest.mark.live
 DONJON = str(Path(sys.executable).with_name("donjon"))
 

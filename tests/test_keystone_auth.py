@@ -17,7 +17,6 @@ if TYPE_CHECKING:
     from tests.components.keystone import Keystone
     from tests.live_server import LiveServer
 
-pytest_plugins = ["tests.components.keystone"]
 pytestmark = pytest.mark.live
 
 UNAUTHENTICATED = {

@@ -55,7 +55,6 @@ from tests.live_server import LiveServer
 if TYPE_CHECKING:
     from tests.components.keystone import Keystone
 
-pytest_plugins = ["tests.components.keystone"]
 
 COLUMNS = ["admin", "member", "reader", "creator", "observer", "audit", "guest", "other", "acl", "sys"]
 

@@ -138,6 +138,21 @@ class AuditConfig(BaseModel):
     topic: str = "notifications"
 
 
+class KeystoneNotificationsConfig(BaseModel):
+    """``donjon manage keystone-listener``: a project deleted in Keystone has its donjon data purged
+    (crypto-shredded) as ``donjon manage purge-project`` does. Needs oslo.messaging (the `audit` extra)."""
+
+    # Keystone's notification transport, e.g. rabbit://user:password@broker:5672/. Required by the listener.
+    transport_url: SecretStr | None = None
+    # Keystone publishes on its control exchange ("keystone") under [oslo_messaging_notifications] topics.
+    exchange: str = "keystone"
+    topic: str = "notifications"
+    # Listeners in one pool share the notifications (each reaches one of them): run one per node for HA.
+    pool: str = "donjon"
+    # A purge that fails (database down) is put back on the queue and retried, instead of dropped.
+    allow_requeue: bool = True
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="DONJON_", env_nested_delimiter="__", extra="forbid")
 
@@ -172,6 +187,7 @@ class Settings(BaseSettings):
     orders: OrderConfig = Field(default_factory=OrderConfig)
     lifecycle: LifecycleConfig = Field(default_factory=LifecycleConfig)
     audit: AuditConfig = Field(default_factory=AuditConfig)
+    keystone_notifications: KeystoneNotificationsConfig = Field(default_factory=KeystoneNotificationsConfig)
     # How long an unwrapped project KEK stays in a worker's memory before it is unwrapped again.
     kek_cache_seconds: float = 900.0
     migrate_on_start: bool = True

@@ -15,8 +15,9 @@ token cache, so a revocation is seen at once) and provisions over Keystone's RES
 - donjon's service user (``service`` role on project ``service``) and the ``key-manager`` catalog entry
   pointing at the port reserved for donjon (``Keystone.donjon_port``) before donjon starts.
 
-Use it from a test module with ``pytest_plugins = ["tests.components.keystone"]`` (registered once, so one
-Keystone serves every module of the session).
+Keystone publishes its notifications (``Keystone.notification_topic``, exchange ``keystone``) on the machine's
+RabbitMQ, for the project-deletion listener's tests. tests/conftest.py registers this module as a plugin, so
+one Keystone, started on first use, serves every module of the session.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ import pytest
 from tests.live_server import LiveServer, free_port
 
 ROOT = Path(__file__).resolve().parents[2]
+RABBITMQ_URL = "rabbit://guest:guest@127.0.0.1:5672/"  # the machine's RabbitMQ (scripts/test starts it)
 ADMIN_PASSWORD = "admin-pw"  # noqa: S105 - a throwaway Keystone on loopback
 SERVICE_PASSWORD = "donjon-svc-pw"  # noqa: S105
 PROJECT_ROLES = ("admin", "member", "reader", "creator", "observer", "audit", "guest")
@@ -65,6 +67,11 @@ class Keystone:
     users: dict[str, User] = field(default_factory=dict, repr=False)
     timings: dict[str, float] = field(default_factory=dict)
     _tokens: dict[tuple[str, str], str] = field(default_factory=dict, repr=False)
+
+    @property
+    def notification_topic(self) -> str:
+        """Keystone publishes its notifications here (exchange "keystone") on the local RabbitMQ."""
+        return f"donjon-keystone-{self.suffix}"
 
     @property
     def url(self) -> str:
@@ -206,6 +213,12 @@ enabled = true
 backend = oslo_cache.dict
 [oslo_policy]
 enforce_new_defaults = true
+[oslo_messaging_notifications]
+driver = messagingv2
+transport_url = {RABBITMQ_URL}
+topics = {ks.notification_topic}
+# Bounded: an unreachable broker must not hang Keystone's requests (the default retries forever).
+retry = 3
 """
     )
     # Keystone's oslo.config reads the server process's argv, so gunicorn takes no arguments: all of its

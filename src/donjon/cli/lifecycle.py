@@ -1,12 +1,17 @@
-"""``donjon manage purge-project``: crypto-shredding of a project's data."""
+"""``donjon manage purge-project`` and ``keystone-listener``: crypto-shredding of a project's data."""
 
 from __future__ import annotations
 
+import logging
+import signal
+import threading
 from pathlib import Path
 
 import click
 
 from donjon.cli.common import config_option, load_settings
+from donjon.errors import ConfigurationError
+from donjon.keystone_listener import listen
 from donjon.services.lifecycle import purge_project as purge
 from donjon.services.stores import StoreRegistry
 from donjon.storage import lifecycle as repo
@@ -43,6 +48,35 @@ def purge_project(config: Path | None, project_id: str, yes: bool) -> None:
             if n:
                 click.echo(f"{name}: {n}")
         click.echo(f"project {project_id} purged")
+    finally:
+        stores.close()
+        database.dispose()
+
+
+@click.command("keystone-listener")
+@config_option
+def keystone_listener(config: Path | None) -> None:
+    """Purge the data of every project that Keystone deletes, until interrupted.
+
+    Listens to Keystone's identity.project.deleted notifications (settings: keystone_notifications) and
+    runs purge-project for each. Run one per node, as a service: listeners share the notifications.
+    """
+    settings = load_settings(config)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    database = Database(settings.effective_database_url, pool_size=4)
+    stores = StoreRegistry.open(settings.configured_stores(), settings.default_store)
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    try:
+        listen(
+            settings.keystone_notifications,
+            lambda project_id: purge(database, project_id, stores),
+            stop,
+            lambda where: click.echo(f"listening for identity.project.deleted on {where}", err=True),
+        )
+    except ConfigurationError as exc:
+        raise click.ClickException(exc.message) from None
     finally:
         stores.close()
         database.dispose()

@@ -15,7 +15,7 @@ from donjon.auth.tokens import load_token_key
 from donjon.cli.audit import audit
 from donjon.cli.client_commands import register as register_client_commands
 from donjon.cli.common import config_option, load_settings
-from donjon.cli.lifecycle import purge_project
+from donjon.cli.lifecycle import keystone_listener, purge_project
 from donjon.cli.rotation import rotate_kek, rotate_root
 from donjon.cli.stores import migrate_store
 from donjon.cli.tokens import token
@@ -157,4 +157,5 @@ def db_current(config: Path | None) -> None:
 manage.add_command(rotate_root)
 manage.add_command(rotate_kek)
 manage.add_command(purge_project)
+manage.add_command(keystone_listener)
 manage.add_command(migrate_store)
