@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import errno
-import importlib.util
 import json
 import multiprocessing
 import os
 import re
 import resource
 import signal
-import socket
 import subprocess
 import threading
 import time
@@ -734,20 +732,12 @@ def test_audit_can_be_disabled(database_url: str, tmp_path: Path) -> None:
 # --- notifications --------------------------------------------------------------------------------------
 
 
-def _rabbitmq() -> bool:
-    try:
-        socket.create_connection(("127.0.0.1", 5672), timeout=1).close()
-        return True
-    except OSError:
-        return False
-
-
 @pytest.mark.live
-@pytest.mark.skipif(not _rabbitmq(), reason="no RabbitMQ on 127.0.0.1:5672")
-@pytest.mark.skipif(importlib.util.find_spec("oslo_messaging") is None, reason="no oslo.messaging")
 def test_a_live_server_publishes_events_as_oslo_messaging_notifications(tmp_path: Path) -> None:
     # In a server process: oslo.messaging imports eventlet, which is better kept out of the test process.
-    kombu = pytest.importorskip("kombu")
+    # The machine's RabbitMQ (scripts/test starts it): not reachable is a failure, not a skip.
+    import kombu
+
     topic = f"donjon-audit-test-{uuid.uuid4().hex[:8]}"
     queue = f"{topic}.info"
     env = {
