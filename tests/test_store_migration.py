@@ -15,7 +15,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import hvac
 import pytest
 from sqlalchemy import delete, select
 from starlette.testclient import TestClient
@@ -86,17 +85,6 @@ def rows(database_url: str, project_id: str) -> dict[str, Any]:
         db.dispose()
 
 
-def vault_has(openbao: OpenBao, path: str) -> bool:  # noqa: F811
-    admin = hvac.Client(url=openbao.url, token=openbao.token)
-    try:
-        admin.secrets.kv.v2.read_secret_metadata(path=path, mount_point="secret")
-        return True
-    except hvac.exceptions.InvalidPath:
-        return False
-    finally:
-        admin.adapter.close()
-
-
 def kmip_has(client: TestClient, row: Any) -> bool:
     """Whether the PyKMIP server still holds the object ``row`` pointed at (asked through the store itself)."""
     store = client.app.state.ctx.secret_stores.registry.store("hsm")  # type: ignore[attr-defined]
@@ -152,7 +140,7 @@ def test_round_trip_through_every_store_is_byte_exact(
     in_vault = rows(database_url, api.project_id)
     for row in in_vault.values():
         assert (row.store, row.ciphertext, row.kek_id) == ("vault-kv", None, None)
-        assert vault_has(openbao, row.store_ref)
+        assert openbao.kv_has(row.store_ref)
     assert_reads_back(api, made)
     assert all(r.store is None for r in rows(database_url, bystander.project_id).values()), "--project leaked"
 
@@ -161,7 +149,7 @@ def test_round_trip_through_every_store_is_byte_exact(
     in_kmip = rows(database_url, api.project_id)
     assert {r.store for r in in_kmip.values()} == {"hsm"}
     for secret_id, row in in_vault.items():
-        assert not vault_has(openbao, row.store_ref), "the vault object outlived the move"
+        assert not openbao.kv_has(row.store_ref), "the vault object outlived the move"
         assert kmip_has(client, in_kmip[secret_id])
     assert_reads_back(api, made)
 
@@ -238,7 +226,7 @@ def test_a_secret_deleted_during_its_move_leaves_nothing_in_the_target(
         db.dispose()
     assert report.moved == 0 and report.skipped == [secret_id]
     assert report.reasons[secret_id] == "changed or deleted during the move"
-    assert registry.put_refs and not vault_has(openbao, registry.put_refs[0]), "orphan left in the target store"
+    assert registry.put_refs and not openbao.kv_has(registry.put_refs[0]), "orphan left in the target store"
 
 
 def test_unknown_or_identical_stores_are_refused(migration: StoreMigration) -> None:
@@ -278,9 +266,12 @@ def test_the_cli_moves_a_project_and_says_what_it_left(
     config = write_config(tmp_path / "donjon.toml", settings)
     env = {k: v for k, v in os.environ.items() if not k.startswith("DONJON_")}
     env |= {"DONJON_CONFIG": str(config), "DONJON_VAULT_TOKEN": openbao.token}
-    args = [DONJON, "manage", "migrate-store", "--from", "database", "--to", "vault-kv", "--project", api.project_id]
 
-    run = subprocess.run(args, env=env, capture_output=True, text=True, timeout=120)
+    def migrate(source: str, target: str, *more: str) -> subprocess.CompletedProcess[str]:
+        args = [DONJON, "manage", "migrate-store", "--from", source, "--to", target, *more]
+        return subprocess.run(args, env=env, capture_output=True, text=True, timeout=120)
+
+    run = migrate("database", "vault-kv", "--project", api.project_id)
     assert run.returncode == 2, run.stderr
     assert "5 secrets moved from database to vault-kv" in run.stderr
     assert f"left in database: {limited} (limited or versioned" in run.stderr
@@ -288,17 +279,11 @@ def test_the_cli_moves_a_project_and_says_what_it_left(
     assert {stored[s].store for s in made} == {"vault-kv"} and stored[limited].store is None
     assert_reads_back(api, made)
 
-    back = subprocess.run(
-        [*args[:3], "--from", "vault-kv", "--to", "database", "--project", api.project_id],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    back = migrate("vault-kv", "database", "--project", api.project_id)
     assert back.returncode == 0, back.stderr
     assert "5 secrets moved from vault-kv to database" in back.stderr
-    assert all(not vault_has(openbao, stored[s].store_ref) for s in made)
+    assert all(not openbao.kv_has(stored[s].store_ref) for s in made)
     assert_reads_back(api, made)
 
-    bad = subprocess.run([*args[:3], "--from", "database", "--to", "nowhere"], env=env, capture_output=True, text=True)
+    bad = migrate("database", "nowhere")
     assert bad.returncode == 1 and "'nowhere'" in bad.stderr and "Traceback" not in bad.stderr

