@@ -104,9 +104,13 @@ def test_write_and_read_are_audited_with_initiator_target_and_outcome(audited: t
     assert client.delete(f"/v1/secrets/{secret_id}", headers=headers(project)).status_code == 204
 
     all_events = events(data_dir)
-    # Fail-closed (the default): a pending event before each handler, then its outcome, same request id.
-    assert [e["outcome"] for e in all_events] == ["pending", "success"] * 5
-    for pending, done in zip(all_events[::2], all_events[1::2], strict=True):
+    # Fail-closed (the default): a pending event before each handler that may have an effect (the list, a
+    # read that changes nothing, has none), then its outcome, same request id.
+    outcomes_in_order = [e["outcome"] for e in all_events]
+    assert outcomes_in_order == ["pending", "success"] * 2 + ["success"] + ["pending", "success"] * 2
+    assert all_events[4]["action"] == "read/list" and all_events[4]["target"]["name"] == "/v1/secrets"
+    paired = all_events[:4] + all_events[5:]
+    for pending, done in zip(paired[::2], paired[1::2], strict=True):
         assert request_id(pending) == request_id(done)
         assert pending["initiator"]["id"] == "unknown"  # not authenticated yet when it is written
         assert pending["action"] == done["action"] and pending["target"]["typeURI"] == done["target"]["typeURI"]
@@ -161,7 +165,8 @@ def test_denials_are_audited(audited: tuple[TestClient, Path]) -> None:
     assert no_route["target"] == {"typeURI": "unknown", "id": "unknown", "name": "/v1/no-such-thing/x"}
     assert no_route["reason"]["reasonCode"] == "404"
     assert not_allowed["reason"]["reasonCode"] == "405" and not_allowed["target"]["typeURI"] == SECRET_TYPE
-    assert len(events(data_dir)) == 10
+    # Two events per request, but one for the GET of no route: a read changes nothing, so it has no pending event.
+    assert len(events(data_dir)) == 9
 
 
 def test_unauthenticated_requests_are_audited_without_the_token(database_url: str, tmp_path: Path) -> None:
@@ -528,8 +533,10 @@ def test_fail_closed_answers_503_to_every_request_of_a_failed_batch(database_url
                 pool.map(lambda _: client.get("/v1/secrets", headers=headers(project)).status_code, range(16))
             )
         assert statuses == [200] * 16
-    assert sum(batches) == 16 + 32  # 16 refused pending records, then 16 requests of two records
-    assert verify(tmp_path / "audit.log", load_audit_key(tmp_path / "audit.key", create=False)).count == 32
+    # A list changes nothing: no pending record, so 16 refused outcome records (the responses held back and
+    # replaced by 503s), then 16 outcome records.
+    assert sum(batches) == 16 + 16
+    assert verify(tmp_path / "audit.log", load_audit_key(tmp_path / "audit.key", create=False)).count == 16
 
 
 class _Recording:
@@ -637,7 +644,8 @@ def test_verify_on_a_live_two_worker_server_under_concurrent_requests(tmp_path: 
     assert key.stat().st_mode & 0o777 == 0o600
     done = subprocess.run([DONJON, "audit", "verify", "--path", str(log), "--key", str(key)], capture_output=True)
     assert done.returncode == 0, done.stdout + done.stderr
-    assert b"ok: 720 records" in done.stdout  # 8 clients x 15 x 3 requests, pending + outcome each
+    # 8 clients x 15 x (create + payload read: pending and outcome; list: outcome only)
+    assert b"ok: 600 records" in done.stdout
     log_bytes = log.read_bytes() + server.log.read_bytes()
     assert SENTINEL.encode() not in log_bytes
     # `donjon audit verify` with no options finds the log and key through the settings.
@@ -762,7 +770,7 @@ def test_a_live_server_publishes_events_as_oslo_messaging_notifications(tmp_path
                 server.stop()  # the lifespan's shutdown flushes the notification queue
             received: list[dict[str, Any]] = []
             deadline = time.monotonic() + 20
-            while len(received) < 4 and time.monotonic() < deadline:
+            while len(received) < 3 and time.monotonic() < deadline:
                 message = channel.basic_get(queue=queue, no_ack=True)
                 if message is None:
                     time.sleep(0.1)
@@ -770,7 +778,8 @@ def test_a_live_server_publishes_events_as_oslo_messaging_notifications(tmp_path
                 received.append(json.loads(json.loads(message.body)["oslo.message"]))
         finally:
             channel.queue_delete(queue)
-    assert sorted(m["event_type"] for m in received) == ["audit.http.request"] * 2 + ["audit.http.response"] * 2
+    # The create's pending event and outcome; the read (a GET) changes nothing, so its outcome only.
+    assert sorted(m["event_type"] for m in received) == ["audit.http.request"] + ["audit.http.response"] * 2
     assert all(m["publisher_id"].startswith("donjon.") and m["priority"] == "INFO" for m in received)
     by_outcome = {(m["payload"]["outcome"], m["payload"]["action"]): m["payload"] for m in received}
     created, missing = by_outcome[("success", "create")], by_outcome[("failure", "read")]

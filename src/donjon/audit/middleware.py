@@ -5,11 +5,13 @@ the final status of every request, 401/403/404/405 included. It matches the rout
 path parameters) and reads the caller that ``authenticate`` left in the request state; it never reads a
 body, a query string or a header.
 
-Fail-closed: a *pending* event is written before the handler runs, so no handler has an effect that is not
-on record (if it cannot be written: 503, the handler never runs); the outcome event is written when the
-response starts, before any byte of its body is sent, so a response (a payload, say) is only released
-once its outcome is on record (if it cannot be written: the response is replaced by a 503; an effect the
-handler already committed stays, and its pending record stands for it).
+Fail-closed: a *pending* event is written before a handler that may have an effect runs, so no handler
+has an effect that is not on record (if it cannot be written: 503, the handler never runs); the outcome
+event is written when the response starts, before any byte of its body is sent, so a response (a payload,
+say) is only released once its outcome is on record (if it cannot be written: the response is replaced by
+a 503; an effect the handler already committed stays, and its pending record stands for it). Reads that
+change nothing (GET and HEAD, except a payload's, which may spend a max_reads secret) need no pending
+event: what they would release is held back until their outcome is on record.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from donjon.audit.events import Target, build_event, target_of
 
 # Discovery and liveness: no caller, no resource, polled by load balancers.
 EXEMPT = frozenset({"/", "/v1", "/healthcheck", "/openapi.json"})
+SAFE_METHODS = frozenset({"GET", "HEAD"})
 UNAVAILABLE = "The audit log is unavailable. Please try again later."
 
 
@@ -58,7 +61,11 @@ class AuditMiddleware:
         state = scope.setdefault("state", {})
         request_id = str(state.get("request_id", ""))
         auditor = self.auditor
-        if auditor.fail_closed and not await auditor.record(build_event(target, None, None, request_id)):
+        if (
+            auditor.fail_closed
+            and has_effect(scope["method"], template)
+            and not await auditor.record(build_event(target, None, None, request_id))
+        ):
             await error_response(503, UNAVAILABLE)(scope, receive, send)
             return
         started = replaced = False
@@ -88,6 +95,11 @@ class AuditMiddleware:
         """Record the outcome; False if the response must not be released (fail-closed, not recorded)."""
         accepted = await self.auditor.record(build_event(target, state.get("caller"), status, request_id))
         return accepted or not self.auditor.fail_closed
+
+
+def has_effect(method: str, template: str | None) -> bool:
+    """Whether a request may change something: anything but a read, and a payload read (max_reads)."""
+    return method not in SAFE_METHODS or (template is not None and template.endswith("/payload"))
 
 
 def _created_id(message: Message) -> str | None:
