@@ -9,7 +9,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
+from starlette.testclient import TestClient
 
+from donjon.api.app import create_app
 from donjon.config import KeystoreConfig, Settings, StoreConfig
 from tests.components.kmip import KmipServer, kmip_server_fixture  # noqa: F401  (the session fixture)
 from tests.components.openbao import OpenBao, openbao  # noqa: F401  (the session fixture)
@@ -40,3 +42,11 @@ def settings(
             stores={kind: store},
             default_store=kind,
         )
+
+
+@pytest.fixture(scope="session")
+def app_client(settings: Settings) -> Iterator[TestClient]:
+    # A fixture of this directory's own: the root one is cached for the whole session, and an app made with
+    # these settings would otherwise be handed to later modules on the same database.
+    with TestClient(create_app(settings), base_url=BASE) as client:
+        yield client
