@@ -29,13 +29,14 @@ from donjon.auth import Caller
 from donjon.config import LifecycleConfig
 from donjon.crypto import open_payload, seal_payload
 from donjon.crypto.keys import ProjectKeys
-from donjon.errors import Conflict, InvalidInput, NotFound, TooLarge
+from donjon.errors import Conflict, InvalidInput, NotFound, TooLarge, Unavailable
 from donjon.policy import Policy
 from donjon.services import access, payloads
 from donjon.services.stores import StoreRegistry
 from donjon.services.validation import optional_string, schema_error
 from donjon.storage import lifecycle as repo
 from donjon.storage.database import Database
+from donjon.storage.records import SecretRecord
 from donjon.timeutil import utcnow
 
 _WRAP_TOKEN = re.compile(r"^djw_([0-9a-f]{32})_([A-Za-z0-9_-]{43})$")
@@ -122,6 +123,9 @@ class ReapReport:
     versions: int = 0
     wraps: int = 0
     tombstones: int = 0
+    # External stores that could not destroy an expired secret's object during the pass: their expired
+    # secrets stay (already 404 through the API) for a later pass, and the rest is reaped meanwhile.
+    unavailable_stores: set[str] = field(default_factory=set)
 
     @property
     def total(self) -> int:
@@ -277,6 +281,21 @@ class LifecycleService:
 
     # --- the reaper -----------------------------------------------------------------------------------
 
+    def _discard(self, record: SecretRecord, down: set[str]) -> bool:
+        """Destroy an expiring secret's external object first; False (row kept) if its store is down."""
+        assert record.store is not None
+        if record.store in down:
+            return False
+        try:
+            if self._stores is None:
+                raise Unavailable(f"The secret store {record.store!r} is not configured.")
+            self._stores.discard(record)
+        except Unavailable:
+            # One store's outage must not hold back the reaping of everything else: skip its secrets this pass.
+            down.add(record.store)
+            return False
+        return True
+
     def reap_once(self, now: datetime | None = None) -> ReapReport:
         """One pass: expired secrets, versions past grace, expired wrap tokens, old tombstones."""
         now = now or utcnow()
@@ -284,12 +303,13 @@ class LifecycleService:
         batch = self._config.reap_batch_size
         skip_locked = self._db.dialect != "sqlite"
         cutoff = now - timedelta(seconds=self._config.reap_delay_seconds)
+        down = report.unavailable_stores
         while True:
             with self._db.write() as conn:
-                claimed = repo.claim_expired(conn, cutoff, batch, skip_locked=skip_locked)
+                claimed = repo.claim_expired(conn, cutoff, batch, skip_locked=skip_locked, skip_stores=down)
                 for record in claimed:
-                    if self._stores is not None:
-                        self._stores.discard(record)  # the external object first; a store outage fails the pass
+                    if record.store is not None and not self._discard(record, down):
+                        continue
                     report.expired += repo.remove_secret(conn, record, reason=repo.EXPIRED, now=now)
             if len(claimed) < batch:
                 break

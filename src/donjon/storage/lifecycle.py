@@ -9,6 +9,7 @@ serialised by the database's write lock.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -276,15 +277,16 @@ def spend_wrap(conn: Connection, wrap_id: str, now: datetime) -> bool:
 # --- the reaper ----------------------------------------------------------------------------------------
 
 
-def claim_expired(conn: Connection, cutoff: datetime, limit: int, *, skip_locked: bool) -> list[SecretRecord]:
-    """Lock up to ``limit`` secrets that expired before ``cutoff`` (others' locked rows are skipped)."""
+def claim_expired(
+    conn: Connection, cutoff: datetime, limit: int, *, skip_locked: bool, skip_stores: Collection[str] = ()
+) -> list[SecretRecord]:
+    """Lock up to ``limit`` secrets that expired before ``cutoff`` (others' locked rows are skipped), except
+    those held by the external stores ``skip_stores``."""
     cols = [c for c in secrets.c if c.name != "ciphertext"]
-    stmt = (
-        select(*cols)
-        .where(secrets.c.expiration.is_not(None), secrets.c.expiration <= cutoff)
-        .order_by(secrets.c.expiration, secrets.c.id)
-        .limit(limit)
-    )
+    conds = [secrets.c.expiration.is_not(None), secrets.c.expiration <= cutoff]
+    if skip_stores:
+        conds.append(or_(secrets.c.store.is_(None), secrets.c.store.not_in(list(skip_stores))))
+    stmt = select(*cols).where(*conds).order_by(secrets.c.expiration, secrets.c.id).limit(limit)
     if skip_locked:
         stmt = stmt.with_for_update(skip_locked=True)
     out = []

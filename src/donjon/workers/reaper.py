@@ -42,6 +42,8 @@ class ExpiryReaper:
 
     def run_once(self) -> ReapReport:
         report = self._service.reap_once()
+        for store in sorted(report.unavailable_stores):
+            log.warning("expiry reaper: secret store %r unavailable; its expired secrets wait for a later pass", store)
         if report.total:
             log.info(
                 "reaped %d expired secrets, %d old versions, %d wrap tokens, %d tombstones",
