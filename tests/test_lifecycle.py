@@ -263,7 +263,7 @@ def test_wrap_token_works_once_without_other_credentials(api: Api, app_client: T
     token = body["wrap_token"]
     with db.read() as conn:
         digests = [row.digest for row in conn.execute(select(secret_wraps).where(secret_wraps.c.secret_id == sid))]
-    assert len(digests) == 1 and token not in digests[0] and token.split("_")[2] not in digests[0]
+    assert len(digests) == 1 and token not in digests[0] and token.split("_", 2)[2] not in digests[0]
     # No X-Project-Id, no token: the wrap token is the only credential.
     got = app_client.post("/v1/unwrap", headers={"X-Wrap-Token": token, "Accept": "text/plain"})
     assert (got.status_code, got.content) == (200, b"vm-bootstrap-secret")
