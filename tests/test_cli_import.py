@@ -189,3 +189,51 @@ def test_vault_kv_to_donjon(openbao: OpenBao, live_server: LiveServer, tmp_path:
     assert by_name["from-sdk"]["secret_type"] == "passphrase"
     assert target.get_payload(by_name["from-sdk"]["secret_ref"]).data == b"\x00sdk bytes\xff"
     assert sdk_id in log.read_text()
+
+
+def test_barbican_containers_acls_and_consumers_come_along(
+    barbican: Barbican, live_server: LiveServer, tmp_path: Path
+) -> None:
+    source_project, target_project = f"src-{uuid.uuid4()}", f"dst-{uuid.uuid4()}"
+    source = BarbicanAPI(barbican.url, auth=DevAuth(source_project))
+    key = source.store_bytes(b"k" * 32, secret_type="symmetric", name="key")
+    cert = source.store_bytes(b"-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n", name="cert")
+    private = source.store_bytes(b"private key bytes", secret_type="private", name="private")
+    source.set_acl("secrets", key, ["alice", "bob"], False)
+    source.add_consumer("secrets", key, {"service": "nova", "resource_type": "instance", "resource_id": "vm-1"})
+    bundle = source.create_container("generic", {"one": key, "two": private}, name="bundle")
+    source.set_acl("containers", bundle, ["carol"], True)
+    source.add_consumer("containers", bundle, {"name": "octavia", "URL": "https://lb.example/1"})
+    tls = source.create_container("certificate", {"certificate": cert, "private_key": private}, name="tls")
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DONJON_", "OS_"))}
+    env.update(HOME=str(tmp_path), DONJON_URL=live_server.url, DONJON_PROJECT_ID=target_project)
+    log = tmp_path / "import.jsonl"
+    args = ["barbican", "--source-url", barbican.url, "--source-project-id", source_project, "--log", str(log)]
+    result = run_import(env, *args)
+    assert result.returncode == 0, result.stderr
+    assert "copied 5, already done 0, failed 0" in result.stderr
+
+    done = {e["source"]: e["target"] for e in map(json.loads, log.read_text().splitlines()) if "target" in e}
+    target = BarbicanAPI(live_server.url, auth=DevAuth(target_project))
+    copy = {ref.rsplit("/", 1)[1]: done[ref.rsplit("/", 1)[1]] for ref in (key, cert, private)}
+    key_copy = copy[key.rsplit("/", 1)[1]]
+    assert target.get_acl("secrets", key_copy)["read"]["users"] == ["alice", "bob"]
+    assert target.get_acl("secrets", key_copy)["read"]["project-access"] is False
+    assert [(c["service"], c["resource_id"]) for c in target.list_consumers("secrets", key_copy)] == [("nova", "vm-1")]
+
+    containers = {c["name"]: c for c in target.list_containers()}
+    assert set(containers) == {"bundle", "tls"} and containers["tls"]["type"] == "certificate"
+    for name, source_ref in (("bundle", bundle), ("tls", tls)):
+        assert done[f"container:{source_ref.rsplit('/', 1)[1]}"] == containers[name]["container_ref"].rsplit("/", 1)[1]
+    refs = {r["name"]: r["secret_ref"].rsplit("/", 1)[1] for r in containers["bundle"]["secret_refs"]}
+    assert refs == {"one": key_copy, "two": copy[private.rsplit("/", 1)[1]]}
+    assert target.get_payload(refs["two"]).data == b"private key bytes"
+    bundle_copy = containers["bundle"]["container_ref"]
+    assert target.get_acl("containers", bundle_copy)["read"]["users"] == ["carol"]
+    consumers = [(c["name"], c["URL"]) for c in target.list_consumers("containers", bundle_copy)]
+    assert consumers == [("octavia", "https://lb.example/1")]
+    assert target.get_acl("containers", containers["tls"]["container_ref"]).get("read", {}).get("users", []) == []
+
+    again = run_import(env, *args)
+    assert again.returncode == 0 and "copied 0, already done 5" in again.stderr

@@ -1,8 +1,9 @@
 """``donjon import barbican|vault``: copy secrets into donjon (the target: the usual connection options).
 
 From Barbican (through its API, any deployment): every secret the source credentials can list, with its name,
-type, algorithm, bit length, mode, expiration, payload (byte for byte, and text stays text) and user metadata.
-Not copied: consumers (services register again), ACLs, containers and orders.
+type, algorithm, bit length, mode, expiration, payload (byte for byte, and text stays text), user metadata, read
+ACL and consumers; then every container (generic, rsa, certificate) with its name, its secrets (the copies made
+by this import), read ACL and consumers. Not copied: orders (finished work; their secrets and containers are).
 
 From Vault / OpenBao KV v2: every entry under ``--path`` (recursively). An entry written by donjon's SDK
 (``vault`` backend) keeps its type, name and bytes; any other entry becomes one ``opaque`` text secret holding
@@ -35,13 +36,31 @@ from donjon.cli.client_common import (
 from donjon.client._errors import ClientError, ConfigError, NotFound
 from donjon.client._http import BarbicanAPI, DevAuth, TokenAuth, ref_id
 
+Read = Callable[[], tuple[dict[str, Any], bytes | None, dict[str, str]]]  # (secret body, payload, metadata)
+After = Callable[[BarbicanAPI, str], None]  # more to copy once the target object exists (ACL, consumers)
+
 
 @dataclass
 class Item:
-    """One thing to copy: a source id and how to read it."""
+    """One thing to copy: its key in the log, and how to copy it (to a target, verifying or not) -> target id."""
 
     source: str
-    read: Callable[[], tuple[dict[str, Any], bytes | None, dict[str, str]]]  # (secret body, payload, metadata)
+    copy: Callable[[BarbicanAPI, bool], str]
+
+
+def secret_item(source: str, read: Read, after: After | None = None) -> Item:
+    def copy(target: BarbicanAPI, verify: bool) -> str:
+        body, payload, metadata = read()
+        target_id = _store(target, body, payload)
+        if metadata:
+            target.set_secret_metadata(target_id, metadata)
+        if verify and payload is not None and target.get_payload(target_id).data != payload:
+            raise ClientError(f"verification failed: the copy {target_id} differs from the source")
+        if after is not None:
+            after(target, target_id)
+        return target_id
+
+    return Item(source, copy)
 
 
 class ImportLog:
@@ -93,12 +112,7 @@ def copy_all(target: BarbicanAPI, items: list[Item], log: ImportLog, verify: boo
                 skipped += 1
                 continue
             try:
-                body, payload, metadata = item.read()
-                target_id = _store(target, body, payload)
-                if metadata:
-                    target.set_secret_metadata(target_id, metadata)
-                if verify and payload is not None and target.get_payload(target_id).data != payload:
-                    raise ClientError(f"verification failed: the copy {target_id} differs from the source")
+                target_id = item.copy(target, verify)
             except ClientError as exc:
                 failed += 1
                 log.failed(item.source, exc.message)
@@ -174,11 +188,16 @@ def import_barbican(
     target = conn.api()
     log = ImportLog(log_path, "barbican", source.url)
     click.echo(f"listing secrets at {source.url} ...", err=True)
-    items = [_barbican_item(source, s) for s in source.list_secrets()]
-    _finish(*copy_all(target, items, log, verify, "importing"), log)
+    items = [_barbican_secret(source, s) for s in source.list_secrets()]
+    copied, skipped, failed = copy_all(target, items, log, verify, "secrets")
+    # Containers after the secrets: they point at the copies, found through the log.
+    click.echo(f"listing containers at {source.url} ...", err=True)
+    containers = [_barbican_container(source, c, log) for c in source.list_containers()]
+    more = copy_all(target, containers, log, verify, "containers")
+    _finish(copied + more[0], skipped + more[1], failed + more[2], log)
 
 
-def _barbican_item(source: BarbicanAPI, listed: dict[str, Any]) -> Item:
+def _barbican_secret(source: BarbicanAPI, listed: dict[str, Any]) -> Item:
     secret_id = ref_id(listed["secret_ref"])
 
     def read() -> tuple[dict[str, Any], bytes | None, dict[str, str]]:
@@ -191,7 +210,45 @@ def _barbican_item(source: BarbicanAPI, listed: dict[str, Any]) -> Item:
             metadata = {}
         return listed, payload, metadata
 
-    return Item(secret_id, read)
+    def after(target: BarbicanAPI, target_id: str) -> None:
+        _copy_access(source, target, "secrets", secret_id, target_id)
+
+    return secret_item(secret_id, read, after)
+
+
+# What identifies a consumer, by kind: secrets (microversion 1.1) and containers (Barbican's original shape).
+_CONSUMER_KEYS = {"secrets": ("service", "resource_type", "resource_id"), "containers": ("name", "URL")}
+
+
+def _copy_access(source: BarbicanAPI, target: BarbicanAPI, kind: str, source_id: str, target_id: str) -> None:
+    """The read ACL (when it is not the default) and the consumers of an object, onto its copy."""
+    read = source.get_acl(kind, source_id).get("read") or {}
+    users = [str(u) for u in read.get("users") or []]
+    project_access = read.get("project-access", True) is not False
+    if users or not project_access:
+        target.set_acl(kind, target_id, users, project_access)
+    for consumer in source.list_consumers(kind, source_id):
+        target.add_consumer(kind, target_id, {k: str(consumer[k]) for k in _CONSUMER_KEYS[kind] if k in consumer})
+
+
+def _barbican_container(source: BarbicanAPI, listed: dict[str, Any], log: ImportLog) -> Item:
+    container_id = ref_id(listed["container_ref"])
+
+    def copy(target: BarbicanAPI, verify: bool) -> str:
+        refs: dict[str, str] = {}
+        for entry in listed.get("secret_refs") or []:
+            name, secret_id = str(entry.get("name") or ""), ref_id(entry["secret_ref"])
+            if secret_id not in log.done:
+                raise ClientError(f"its secret {secret_id} has not been copied (yet): it is retried on the next run")
+            if name in refs:
+                raise ClientError(f"two of its secrets are named {name!r}, which this import cannot copy")
+            refs[name] = log.done[secret_id]
+        target_id = ref_id(target.create_container(str(listed.get("type") or "generic"), refs, listed.get("name")))
+        _copy_access(source, target, "containers", container_id, target_id)
+        return target_id
+
+    # Logged as "container:<id>": one log serves both kinds, and container ids never shadow secret ids.
+    return Item(f"container:{container_id}", copy)
 
 
 @import_.command("vault")
@@ -281,4 +338,4 @@ def _vault_item(kv: Any, mount: str, path: str, base: str) -> Item:
         body = {"name": name, "secret_type": "opaque", "content_types": {"default": "text/plain"}}
         return body, json.dumps(data, sort_keys=True, separators=(",", ":")).encode(), {"vault-path": path[:255]}
 
-    return Item(path, read)
+    return secret_item(path, read)
