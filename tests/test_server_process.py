@@ -114,6 +114,21 @@ def test_root_key_file_is_private_and_a_readable_one_is_refused(tmp_path: Path) 
     assert "readable by others" in done.stderr
 
 
+def test_every_file_of_the_data_dir_is_private_even_in_an_open_directory(tmp_path: Path) -> None:
+    data_dir = tmp_path / "open"
+    data_dir.mkdir(mode=0o755)
+    data_dir.chmod(0o755)
+    server = LiveServer(data_dir).start()
+    try:
+        status, _ = request(server, "POST", "/v1/secrets", "p", {"payload": "x", "payload_content_type": "text/plain"})
+        assert status == 201
+    finally:
+        server.stop()
+    files = [p for p in data_dir.iterdir() if p.is_file() and p.name != "server.log"]  # the test's own log
+    assert {p.name for p in files} >= {"donjon.sqlite", "root.key", "audit.log", "token.key"}
+    assert {p.name: oct(stat.S_IMODE(p.stat().st_mode)) for p in files if p.stat().st_mode & 0o077} == {}
+
+
 def test_dev_mode_refuses_a_non_loopback_address(tmp_path: Path) -> None:
     done = _start_failure(["--dev", "--host", "0.0.0.0", "--port", "1"], tmp_path)  # noqa: S104
     assert done.returncode != 0

@@ -30,6 +30,9 @@ from donjon.storage.database import Database
 @click.version_option(donjon.__version__, prog_name="donjon")
 def cli() -> None:
     """donjon: a secrets service that speaks OpenStack Barbican's v1 API."""
+    # Whatever donjon creates (database, logs, payloads written to files) is for its owner alone, even in a
+    # data dir or output dir that others may read.
+    os.umask(os.umask(0o077) | 0o077)
 
 
 @cli.command()
