@@ -13,7 +13,7 @@ from typing import Any
 from sqlalchemy import Connection, Select, and_, bindparam, literal, or_, select
 
 from donjon.storage.containers import ContainerRecord
-from donjon.storage.records import SecretRecord
+from donjon.storage.records import SecretRecord, secret_record
 from donjon.storage.tables import (
     container_acl_users,
     container_acls,
@@ -60,12 +60,7 @@ def secret_with_access(
     row = conn.execute(stmt, {"secret_id": secret_id, "user_id": user_id, "now": now}).first()
     if row is None:
         return None
-    m = row._mapping
-    record = SecretRecord(**{k: m[k] for k in _SECRET_FIELDS if k in m})
-    return record, _facts(m)
-
-
-_SECRET_FIELDS = tuple(SecretRecord.__dataclass_fields__)
+    return secret_record(row), _facts(row._mapping)
 
 
 def container_with_access(

@@ -16,7 +16,7 @@ from typing import Any
 
 from sqlalchemy import Connection, delete, func, insert, or_, select, update
 
-from donjon.storage.records import SecretRecord
+from donjon.storage.records import SecretRecord, secret_record
 from donjon.storage.tables import (
     container_acls,
     container_consumers,
@@ -152,8 +152,7 @@ def current_payload(conn: Connection, secret_id: str) -> tuple[SecretRecord, Pay
     row = conn.execute(select(secrets).where(secrets.c.id == secret_id)).first()
     if row is None:
         return None
-    m = row._mapping
-    record = SecretRecord(**{k: m[k] for k in SecretRecord.__dataclass_fields__ if k in m})
+    record = secret_record(row)
     if record.ciphertext is None or record.content_type is None:
         return record, None
     payload = Payload(
@@ -289,11 +288,7 @@ def claim_expired(
     stmt = select(*cols).where(*conds).order_by(secrets.c.expiration, secrets.c.id).limit(limit)
     if skip_locked:
         stmt = stmt.with_for_update(skip_locked=True)
-    out = []
-    for row in conn.execute(stmt):
-        m = row._mapping
-        out.append(SecretRecord(**{k: m[k] for k in SecretRecord.__dataclass_fields__ if k in m}))
-    return out
+    return [secret_record(row) for row in conn.execute(stmt)]
 
 
 def reap_versions(conn: Connection, now: datetime, limit: int, *, skip_locked: bool) -> int:
@@ -329,9 +324,7 @@ def externally_stored(conn: Connection, project_id: str) -> list[SecretRecord]:
     """The project's secrets whose payload an external store holds (their objects go with a purge)."""
     cols = [c for c in secrets.c if c.name != "ciphertext"]
     rows = conn.execute(select(*cols).where(secrets.c.project_id == project_id, secrets.c.store_ref.is_not(None)))
-    return [
-        SecretRecord(**{k: r._mapping[k] for k in SecretRecord.__dataclass_fields__ if k in r._mapping}) for r in rows
-    ]
+    return [secret_record(r) for r in rows]
 
 
 def shred_project_keks(conn: Connection, project_id: str) -> int:

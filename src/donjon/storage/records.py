@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -33,6 +34,15 @@ class SecretRecord:
     @property
     def has_payload(self) -> bool:
         return self.content_type is not None
+
+
+_SECRET_FIELDS = tuple(SecretRecord.__dataclass_fields__)
+
+
+def secret_record(row: Any) -> SecretRecord:
+    """A SecretRecord from a result row; columns the query left out take the record's defaults."""
+    m = row._mapping
+    return SecretRecord(**{k: m[k] for k in _SECRET_FIELDS if k in m})
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import Connection, Select, and_, delete, func, insert, or_, select, update
 from sqlalchemy.sql.elements import ColumnElement
 
-from donjon.storage.records import ConsumerRecord, SecretRecord
+from donjon.storage.records import ConsumerRecord, SecretRecord, secret_record
 from donjon.storage.tables import secret_acl_users, secret_acls, secret_consumers, secret_metadata, secrets
 from donjon.timeutil import utcnow
 
@@ -44,11 +44,6 @@ class SecretQuery:
     limit: int = 10
 
 
-def _record(row: Any) -> SecretRecord:
-    m = row._mapping
-    return SecretRecord(**{k: m[k] for k in m.keys() if k in SecretRecord.__dataclass_fields__})
-
-
 def _alive(now: datetime) -> ColumnElement[bool]:
     return or_(secrets.c.expiration.is_(None), secrets.c.expiration > now)
 
@@ -65,7 +60,7 @@ def get_secret(
     row = conn.execute(
         select(*cols).where(secrets.c.id == secret_id, secrets.c.project_id == project_id, _alive(now))
     ).first()
-    return _record(row) if row is not None else None
+    return secret_record(row) if row is not None else None
 
 
 def set_payload(
@@ -147,7 +142,7 @@ def list_secrets(conn: Connection, query: SecretQuery) -> tuple[list[SecretRecor
     # A stable default order (created, id) makes offset paging deterministic; Barbican's list is unordered.
     order += [secrets.c.created_at.asc(), secrets.c.id.asc()]
     stmt = _filtered(query, select(*_META_COLUMNS)).order_by(*order).offset(query.offset).limit(query.limit)
-    return [_record(r) for r in conn.execute(stmt)], total
+    return [secret_record(r) for r in conn.execute(stmt)], total
 
 
 # --- consumers ---------------------------------------------------------------------------------------

@@ -6,7 +6,7 @@ from typing import Any
 
 from sqlalchemy import Connection, and_, func, select, update
 
-from donjon.storage.records import SecretRecord
+from donjon.storage.records import SecretRecord, secret_record
 from donjon.storage.tables import secrets
 from donjon.stores import DATABASE
 
@@ -35,7 +35,7 @@ def secrets_in_store(
     rows = conn.execute(
         select(secrets).where(*_scope(store, project_id), secrets.c.id > after).order_by(secrets.c.id).limit(limit)
     )
-    return [SecretRecord(**{k: r._mapping[k] for k in SecretRecord.__dataclass_fields__}) for r in rows]
+    return [secret_record(r) for r in rows]
 
 
 def move(conn: Connection, old: SecretRecord, new: SecretRecord) -> bool:
