@@ -18,7 +18,7 @@ import ssl
 import struct
 import threading
 import warnings
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -190,6 +190,31 @@ class Pool:
             idle, self._idle = self._idle, []
         for connection in idle:
             connection.close()
+
+
+# Every user of a KMIP server (keystore, secret store, SDK backend) is configured with these, plus its own.
+CONNECTION_OPTIONS = frozenset({"host", "port", "certfile", "keyfile", "ca_certs", "timeout", "pool_size"})
+
+
+def open_pool(
+    options: Mapping[str, Any], allowed: Collection[str], what: str, *, default_pool_size: int
+) -> tuple[Pool, str]:
+    """A connection pool to the server ``options`` name, and its ``host:port`` for messages.
+
+    Raises ConfigurationError (prefixed with ``what``) for an option outside ``allowed``, a missing address or
+    TLS file, or a bad number; nothing is connected yet.
+    """
+    unknown = set(options) - set(allowed)
+    if unknown:
+        raise ConfigurationError(f"{what}: unknown options {sorted(unknown)}")
+    missing = [name for name in ("host", "certfile", "keyfile", "ca_certs") if not options.get(name)]
+    if missing:
+        raise ConfigurationError(f"{what}: {', '.join(repr(m) for m in missing)} required")
+    host = str(options["host"])
+    port = positive_int(options, "port", 5696, what)
+    timeout = positive_float(options, "timeout", 10.0, what)
+    pool_size = positive_int(options, "pool_size", default_pool_size, what)
+    return Pool(Endpoint(host, port, timeout, tls_context(options, what)), pool_size), f"{host}:{port}"
 
 
 def tls_context(options: Mapping[str, Any], what: str) -> ssl.SSLContext:

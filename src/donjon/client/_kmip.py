@@ -27,13 +27,11 @@ from donjon.client._manager import BaseKeyManager
 from donjon.client._objects import ManagedObject, ObjectInfo, build, type_name
 from donjon.errors import ConfigurationError
 from donjon.kmip_transport import (
-    Endpoint,
+    CONNECTION_OPTIONS,
     KmipUnavailable,
     OperationFailed,
     Pool,
-    positive_float,
-    positive_int,
-    tls_context,
+    open_pool,
 )
 
 with warnings.catch_warnings():
@@ -46,7 +44,7 @@ with warnings.catch_warnings():
     from kmip.pie import factory as pie_factory
     from kmip.pie import objects as pie
 
-OPTIONS = {"host", "port", "certfile", "keyfile", "ca_certs", "timeout", "pool_size", "namespace"}
+OPTIONS = CONNECTION_OPTIONS | {"namespace"}
 _WHAT = "kmip backend"
 _SYMMETRIC = {
     "aes": enums.CryptographicAlgorithm.AES,
@@ -83,21 +81,11 @@ class KmipKeyManager(BaseKeyManager):
 
     @classmethod
     def from_options(cls, options: Mapping[str, Any]) -> KmipKeyManager:
-        unknown = set(options) - OPTIONS
-        if unknown:
-            raise ConfigError(f"{_WHAT}: unknown options {sorted(unknown)}")
-        missing = [name for name in ("host", "certfile", "keyfile", "ca_certs") if not options.get(name)]
-        if missing:
-            raise ConfigError(f"{_WHAT}: {', '.join(repr(m) for m in missing)} required")
         try:
-            host = str(options["host"])
-            port = positive_int(options, "port", 5696, _WHAT)
-            timeout = positive_float(options, "timeout", 10.0, _WHAT)
-            endpoint = Endpoint(host, port, timeout, tls_context(options, _WHAT))
-            pool = Pool(endpoint, positive_int(options, "pool_size", 2, _WHAT))
+            pool, endpoint = open_pool(options, OPTIONS, _WHAT, default_pool_size=2)
         except ConfigurationError as exc:
             raise ConfigError(exc.message) from exc
-        return cls(pool, f"{host}:{port}", str(options.get("namespace", "default")))
+        return cls(pool, endpoint, str(options.get("namespace", "default")))
 
     def close(self) -> None:
         self._pool.close()

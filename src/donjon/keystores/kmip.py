@@ -39,14 +39,12 @@ from donjon.crypto import DecryptionFailed
 from donjon.errors import ConfigurationError
 from donjon.keystores import WrappedKey
 from donjon.kmip_transport import (
-    Endpoint,
+    CONNECTION_OPTIONS,
     KmipUnavailable,
     OperationFailed,
     Pool,
     boolean,
-    positive_float,
-    positive_int,
-    tls_context,
+    open_pool,
 )
 
 with warnings.catch_warnings():
@@ -67,7 +65,7 @@ _ID_PREFIX = "kmip:"
 
 _WHAT = "kmip keystore"
 
-_OPTIONS = {"host", "port", "certfile", "keyfile", "ca_certs", "key_name", "key_id", "create", "timeout", "pool_size"}
+_OPTIONS = CONNECTION_OPTIONS | {"key_name", "key_id", "create"}
 
 _GCM = CryptographicParameters(
     block_cipher_mode=enums.BlockCipherMode.GCM,
@@ -95,24 +93,14 @@ class KmipKeystore:
 
     @classmethod
     def from_options(cls, options: Mapping[str, Any]) -> KmipKeystore:
-        unknown = set(options) - _OPTIONS
-        if unknown:
-            raise ConfigurationError(f"kmip keystore: unknown options {sorted(unknown)}")
-        missing = [name for name in ("host", "certfile", "keyfile", "ca_certs") if not options.get(name)]
-        if missing:
-            raise ConfigurationError(f"kmip keystore: {', '.join(repr(m) for m in missing)} required")
-        host = str(options["host"])
-        port = positive_int(options, "port", 5696, _WHAT)
-        pool_size = positive_int(options, "pool_size", 4, _WHAT)
-        timeout = positive_float(options, "timeout", 10.0, _WHAT)
+        pool, endpoint = open_pool(options, _OPTIONS, _WHAT, default_pool_size=4)
         key_name = str(options.get("key_name") or "donjon-root")
-        create = boolean(options, "create", True, _WHAT)
+        create = boolean(options, "create", True, _WHAT)  # the pool has no connection yet: nothing to close
         key_id = options.get("key_id")
 
-        pool = Pool(Endpoint(host, port, timeout, tls_context(options, _WHAT)), pool_size)
         try:
             uid = _check_key(pool, str(key_id)) if key_id else _find_or_create(pool, key_name, create)
-            keystore = cls(pool, uid, f"{host}:{port}")
+            keystore = cls(pool, uid, endpoint)
             keystore._self_test()
         except KmipUnavailable as exc:
             pool.close()

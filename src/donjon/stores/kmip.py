@@ -19,13 +19,11 @@ from typing import Any
 from donjon.crypto import encodings
 from donjon.errors import ConfigurationError
 from donjon.kmip_transport import (
-    Endpoint,
+    CONNECTION_OPTIONS,
     KmipUnavailable,
     OperationFailed,
     Pool,
-    positive_float,
-    positive_int,
-    tls_context,
+    open_pool,
 )
 from donjon.stores import PayloadInfo, PayloadMissing, StoreUnavailable
 
@@ -40,7 +38,7 @@ with warnings.catch_warnings():
     from kmip.pie import objects as pie
 
 _WHAT = "kmip secret store"
-_OPTIONS = {"host", "port", "certfile", "keyfile", "ca_certs", "timeout", "pool_size"}
+_OPTIONS = CONNECTION_OPTIONS
 _SYMMETRIC = {
     "aes": enums.CryptographicAlgorithm.AES,
     "des": enums.CryptographicAlgorithm.DES,
@@ -116,17 +114,8 @@ class KmipSecretStore:
 
     @classmethod
     def from_options(cls, options: Mapping[str, Any]) -> KmipSecretStore:
-        unknown = set(options) - _OPTIONS
-        if unknown:
-            raise ConfigurationError(f"{_WHAT}: unknown options {sorted(unknown)}")
-        missing = [name for name in ("host", "certfile", "keyfile", "ca_certs") if not options.get(name)]
-        if missing:
-            raise ConfigurationError(f"{_WHAT}: {', '.join(repr(m) for m in missing)} required")
-        host = str(options["host"])
-        port = positive_int(options, "port", 5696, _WHAT)
-        endpoint = Endpoint(host, port, positive_float(options, "timeout", 10.0, _WHAT), tls_context(options, _WHAT))
-        pool = Pool(endpoint, positive_int(options, "pool_size", 4, _WHAT))
-        store = cls(pool, f"{host}:{port}")
+        pool, endpoint = open_pool(options, _OPTIONS, _WHAT, default_pool_size=4)
+        store = cls(pool, endpoint)
         try:
             # One round trip at start-up: a wrong address or certificate fails here, not on a client's request.
             pool.call(
