@@ -15,9 +15,11 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
+from sqlalchemy import Connection
 from sqlalchemy.exc import IntegrityError
 
 from donjon.crypto import DecryptionFailed
@@ -35,6 +37,8 @@ from donjon.storage.database import Database
 from donjon.timeutil import utcnow
 
 Progress = Callable[[int], None]
+# (conn, project_id, kek_id, limit) -> rows sealed under that KEK: one of the reencrypt.*_sealed_under queries.
+SealedUnder = Callable[[Connection, str, str, int], Sequence[Any]]
 
 
 def _ignore(_: int) -> None:
@@ -157,66 +161,62 @@ class KekRotation:
             old_ids = keks.inactive_ids(conn, project_id)
         for old_id in old_ids:
             old_key = self._unwrap(project_id, old_id)
-            report.resealed += self._reseal_secrets(project_id, old_id, old_key, active, new_key, on_progress)
-            report.resealed += self._reseal_orders(project_id, old_id, old_key, active, new_key, on_progress)
-            report.resealed += self._reseal_versions(project_id, old_id, old_key, active, new_key, on_progress)
+            report.resealed += self._reseal_under(project_id, old_id, old_key, active, new_key, on_progress)
 
-    def _reseal_secrets(
+    def _reseal_under(
         self, project_id: str, old_id: str, old_key: bytes, new_id: str, new_key: bytes, on_progress: Progress
     ) -> int:
+        """Everything of the project sealed under ``old_id``: payloads, order parameters, previous versions."""
+
+        def reseal_secret(conn: Connection, row: Any) -> bool:
+            secret_id, blob, version = row
+            plain = open_payload(old_key, blob, secret_id=secret_id, project_id=project_id, version=version)
+            sealed = seal_payload(new_key, plain, secret_id=secret_id, project_id=project_id, version=version)
+            return reencrypt.swap_secret(conn, secret_id, old_kek=old_id, old=blob, new_kek=new_id, new=sealed)
+
+        def reseal_order(conn: Connection, row: Any) -> bool:
+            order_id, blob = row
+            params = open_order_params(old_key, blob, order_id=order_id, project_id=project_id)
+            sealed = seal_order_params(new_key, params, order_id=order_id, project_id=project_id)
+            return reencrypt.swap_order(conn, order_id, old_kek=old_id, old=blob, new_kek=new_id, new=sealed)
+
+        def reseal_version(conn: Connection, row: Any) -> bool:
+            # A previous version of a rotated secret (lifecycle extension), bound to its version number.
+            secret_id, version, blob = row
+            plain = open_payload(old_key, blob, secret_id=secret_id, project_id=project_id, version=version)
+            sealed = seal_payload(new_key, plain, secret_id=secret_id, project_id=project_id, version=version)
+            return reencrypt.swap_version(
+                conn, secret_id, version, old_kek=old_id, old=blob, new_kek=new_id, new=sealed
+            )
+
+        kinds: list[tuple[SealedUnder, Callable[[Connection, Any], bool]]] = [
+            (reencrypt.secrets_sealed_under, reseal_secret),
+            (reencrypt.orders_sealed_under, reseal_order),
+            (reencrypt.versions_sealed_under, reseal_version),
+        ]
+        return sum(self._in_batches(find, project_id, old_id, reseal, on_progress) for find, reseal in kinds)
+
+    def _in_batches(
+        self,
+        sealed_under: SealedUnder,
+        project_id: str,
+        old_id: str,
+        reseal: Callable[[Connection, Any], bool],
+        on_progress: Progress,
+    ) -> int:
+        """Re-seal the rows ``sealed_under`` finds, a batch per transaction, until none is left; the count swapped.
+
+        A row changed since it was read (deleted, rotated by a writer) is skipped by its compare-and-set swap;
+        a batch that swaps nothing ends the loop, so such rows cannot keep it spinning.
+        """
         done = 0
         while True:
             with self._db.read() as conn:
-                rows = reencrypt.secrets_sealed_under(conn, project_id, old_id, self._batch)
+                rows = sealed_under(conn, project_id, old_id, self._batch)
             swapped = 0
             with self._db.write() as conn:
-                for secret_id, blob, version in rows:
-                    plaintext = open_payload(old_key, blob, secret_id=secret_id, project_id=project_id, version=version)
-                    sealed = seal_payload(
-                        new_key, plaintext, secret_id=secret_id, project_id=project_id, version=version
-                    )
-                    if reencrypt.swap_secret(conn, secret_id, old_kek=old_id, old=blob, new_kek=new_id, new=sealed):
-                        swapped += 1
-            done += swapped
-            on_progress(len(rows))
-            if len(rows) < self._batch or swapped == 0:
-                return done
-
-    def _reseal_versions(
-        self, project_id: str, old_id: str, old_key: bytes, new_id: str, new_key: bytes, on_progress: Progress
-    ) -> int:
-        """Previous versions of rotated secrets (lifecycle extension), each bound to its version number."""
-        done = 0
-        while True:
-            with self._db.read() as conn:
-                rows = reencrypt.versions_sealed_under(conn, project_id, old_id, self._batch)
-            swapped = 0
-            with self._db.write() as conn:
-                for secret_id, version, blob in rows:
-                    plain = open_payload(old_key, blob, secret_id=secret_id, project_id=project_id, version=version)
-                    sealed = seal_payload(new_key, plain, secret_id=secret_id, project_id=project_id, version=version)
-                    if reencrypt.swap_version(
-                        conn, secret_id, version, old_kek=old_id, old=blob, new_kek=new_id, new=sealed
-                    ):
-                        swapped += 1
-            done += swapped
-            on_progress(len(rows))
-            if len(rows) < self._batch or swapped == 0:
-                return done
-
-    def _reseal_orders(
-        self, project_id: str, old_id: str, old_key: bytes, new_id: str, new_key: bytes, on_progress: Progress
-    ) -> int:
-        done = 0
-        while True:
-            with self._db.read() as conn:
-                rows = reencrypt.orders_sealed_under(conn, project_id, old_id, self._batch)
-            swapped = 0
-            with self._db.write() as conn:
-                for order_id, blob in rows:
-                    params = open_order_params(old_key, blob, order_id=order_id, project_id=project_id)
-                    sealed = seal_order_params(new_key, params, order_id=order_id, project_id=project_id)
-                    if reencrypt.swap_order(conn, order_id, old_kek=old_id, old=blob, new_kek=new_id, new=sealed):
+                for row in rows:
+                    if reseal(conn, row):
                         swapped += 1
             done += swapped
             on_progress(len(rows))
