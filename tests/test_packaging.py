@@ -79,3 +79,27 @@ def test_the_plain_install_serves_without_any_extra() -> None:
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert result.stdout.strip().endswith("ok")
+
+
+CLIENT_COMMANDS_ONLY = """
+import sys
+from click.testing import CliRunner
+from donjon.cli.main import cli
+for args in (["secret", "list", "--help"], ["order", "create", "--help"], ["container", "--help"],
+             ["acl", "--help"], ["consumer", "--help"], ["import", "barbican", "--help"], ["completion", "bash"]):
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, (args, result.output, result.exception)
+print(",".join(sorted(name for name in sys.modules if name.split(".")[0] in sys.argv[1].split(",")
+                      or name.startswith(("donjon.storage", "donjon.api", "donjon.services")))))
+"""
+
+
+def test_the_client_commands_start_without_the_server() -> None:
+    # `donjon secret get` on a host that fetches its password should not pay for SQLAlchemy, Alembic and
+    # oslo.policy (about 1.2 s of imports): the client commands load the SDK and httpx only.
+    server_only = ["sqlalchemy", "alembic", "oslo_policy", "uvicorn", "starlette"]
+    result = subprocess.run(
+        [sys.executable, "-c", CLIENT_COMMANDS_ONLY, ",".join(server_only)], capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.strip() == ""

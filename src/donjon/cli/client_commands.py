@@ -444,11 +444,3 @@ def completion(shell: str) -> None:
     cls = get_completion_class(shell)
     assert cls is not None
     click.echo(cls(root, {}, "donjon", "_DONJON_COMPLETE").source())
-
-
-def register(cli: click.Group) -> None:
-    """Add the client commands to the ``donjon`` group."""
-    from donjon.cli.client_import import import_
-
-    for command in (secret, order, container, acl, consumer, import_, completion):
-        cli.add_command(command)

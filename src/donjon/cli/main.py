@@ -1,164 +1,54 @@
-"""``donjon``: run the server and manage its storage."""
+"""``donjon``: run the server, manage its storage, and use the API from the shell.
+
+Subcommands are imported when they are called: the client commands (``secret``, ``order``, …) need only the SDK
+and httpx, and start several times faster without the server's SQLAlchemy, Alembic and oslo.policy.
+"""
 
 from __future__ import annotations
 
+import importlib
 import os
-import sys
-from pathlib import Path
 
 import click
 
 import donjon
-from donjon.audit import prepare_audit
-from donjon.auth.dev import require_loopback
-from donjon.auth.tokens import load_token_key
-from donjon.cli.audit import audit
-from donjon.cli.client_commands import register as register_client_commands
-from donjon.cli.common import config_option, load_settings
-from donjon.cli.lifecycle import keystone_listener, purge_project
-from donjon.cli.rotation import rotate_kek, rotate_root
-from donjon.cli.stores import migrate_store
-from donjon.cli.tokens import token
-from donjon.config import Settings
-from donjon.errors import ConfigurationError
-from donjon.keystores.keyring import open_chain
-from donjon.storage import migrate
-from donjon.storage.database import Database
+
+# name -> "module:attribute" of the click command.
+_COMMANDS = {
+    "server": "donjon.cli.server:server",
+    "manage": "donjon.cli.manage:manage",
+    "token": "donjon.cli.tokens:token",
+    "audit": "donjon.cli.audit:audit",
+    "secret": "donjon.cli.client_commands:secret",
+    "order": "donjon.cli.client_commands:order",
+    "container": "donjon.cli.client_commands:container",
+    "acl": "donjon.cli.client_commands:acl",
+    "consumer": "donjon.cli.client_commands:consumer",
+    "import": "donjon.cli.client_import:import_",
+    "completion": "donjon.cli.client_commands:completion",
+}
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class LazyGroup(click.Group):
+    """A group whose subcommands are looked up in ``_COMMANDS`` and imported on first use."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted([*super().list_commands(ctx), *_COMMANDS])
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in _COMMANDS:
+            return super().get_command(ctx, cmd_name)
+        module_name, attribute = _COMMANDS[cmd_name].split(":")
+        command = getattr(importlib.import_module(module_name), attribute)
+        if not isinstance(command, click.Command):
+            raise TypeError(f"{_COMMANDS[cmd_name]} is not a click command")
+        return command
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(donjon.__version__, prog_name="donjon")
 def cli() -> None:
     """donjon: a secrets service that speaks OpenStack Barbican's v1 API."""
     # Whatever donjon creates (database, logs, payloads written to files) is for its owner alone, even in a
     # data dir or output dir that others may read.
     os.umask(os.umask(0o077) | 0o077)
-
-
-@cli.command()
-@config_option
-@click.option("--dev", is_flag=True, help="Embedded default: SQLite + key file in the data dir, dev auth, loopback.")
-@click.option("--host", help="Address to listen on (default 127.0.0.1).")
-@click.option("--port", type=int, help="Port to listen on (default 9311).")
-@click.option("--workers", type=click.IntRange(1, 64), help="Worker processes (default 2).")
-@click.option(
-    "--data-dir", type=click.Path(file_okay=False, path_type=Path), help="Where SQLite and the key file live."
-)
-@click.option("--no-migrate", is_flag=True, help="Do not upgrade the database schema before serving.")
-@click.option("--access-log/--no-access-log", default=False, help="Log one line per request.")
-def server(
-    config: Path | None,
-    dev: bool,
-    host: str | None,
-    port: int | None,
-    workers: int | None,
-    data_dir: Path | None,
-    no_migrate: bool,
-    access_log: bool,
-) -> None:
-    """Serve the API (Barbican v1) until interrupted."""
-    # Flags become environment variables so that every worker process builds the same settings.
-    for name, value in (("HOST", host), ("PORT", port), ("WORKERS", workers), ("DATA_DIR", data_dir)):
-        if value is not None:
-            os.environ[f"DONJON_{name}"] = str(value)
-    if no_migrate:
-        os.environ["DONJON_MIGRATE_ON_START"] = "false"
-    if dev:
-        os.environ["DONJON_AUTH"] = "dev"
-    settings = load_settings(config)
-    try:
-        if settings.auth == "dev":
-            require_loopback(settings.host)
-        prepare(settings)
-    except ConfigurationError as exc:
-        raise click.ClickException(exc.message) from None
-
-    import uvicorn
-
-    click.echo(
-        f"donjon {donjon.__version__} serving on http://{settings.host}:{settings.port} "
-        f"({settings.workers} workers, auth={settings.auth}, data dir {settings.data_dir})",
-        err=True,
-    )
-    uvicorn.run(
-        "donjon.asgi:create",
-        factory=True,
-        host=settings.host,
-        port=settings.port,
-        workers=settings.workers,
-        log_level=settings.log_level,
-        access_log=access_log,
-        server_header=False,
-        proxy_headers=False,
-        backlog=2048,
-    )
-
-
-def prepare(settings: Settings) -> None:
-    """Once, before workers start: the data dir, the root key, the schema."""
-    settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-    open_chain(settings.keystore_chain()).close()
-    if settings.auth == "token":
-        load_token_key(settings.effective_token_key_file, create=True)
-    prepare_audit(settings)
-    if settings.auth == "keystone":
-        try:
-            from donjon.auth.keystone import check_config
-        except ImportError:
-            raise ConfigurationError("keystone mode needs keystoneauth1: pip install 'donjon[keystone]'") from None
-        check_config(settings.keystone)
-    if settings.migrate_on_start:
-        db = Database(settings.effective_database_url, pool_size=1)
-        try:
-            migrate.upgrade(db)
-        finally:
-            db.dispose()
-
-
-cli.add_command(token)
-cli.add_command(audit)
-register_client_commands(cli)  # secret, order, container, acl, consumer, import, completion
-
-
-@cli.group()
-def manage() -> None:
-    """Operator commands."""
-
-
-@manage.group()
-def db() -> None:
-    """Database schema."""
-
-
-@db.command("upgrade")
-@config_option
-@click.argument("revision", default="head")
-def db_upgrade(config: Path | None, revision: str) -> None:
-    """Upgrade the schema to REVISION (default: the newest)."""
-    database = Database(load_settings(config).effective_database_url, pool_size=1)
-    try:
-        migrate.upgrade(database, revision)
-        click.echo(f"schema at {migrate.current_revision(database)}")
-    finally:
-        database.dispose()
-
-
-@db.command("current")
-@config_option
-def db_current(config: Path | None) -> None:
-    """Show the schema revision and whether it is the newest."""
-    database = Database(load_settings(config).effective_database_url, pool_size=1)
-    try:
-        current, head = migrate.current_revision(database), migrate.head_revision(database)
-        click.echo(f"current: {current or 'none'}; newest: {head}")
-        if current != head:
-            sys.exit(1)
-    finally:
-        database.dispose()
-
-
-manage.add_command(rotate_root)
-manage.add_command(rotate_kek)
-manage.add_command(purge_project)
-manage.add_command(keystone_listener)
-manage.add_command(migrate_store)
