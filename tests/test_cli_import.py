@@ -124,8 +124,8 @@ def test_barbican_to_donjon_1000_secrets_resumable(barbican: Barbican, live_serv
 
     target = BarbicanAPI(live_server.url, auth=DevAuth(target_project))
     listed = {s["secret_ref"].rsplit("/", 1)[1]: s for s in target.list_secrets()}
-    # A copy made just before the interruption but not yet logged would be a duplicate (never a loss).
-    assert COUNT + 1 <= len(listed) <= COUNT + 2
+    # Ctrl-C finished and logged the copies under way: nothing was copied twice, nothing lost.
+    assert len(listed) == COUNT + 1
     t1 = time.monotonic()
     for source_id, target_id in mapping.items():
         i = index[source_id]

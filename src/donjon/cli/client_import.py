@@ -10,8 +10,9 @@ From Vault / OpenBao KV v2: every entry under ``--path`` (recursively). An entry
 its data as JSON, named after its path.
 
 The log (``--log``, JSON lines, no secret data: source id -> target id) makes an import resumable: entries
-already copied are skipped when the command runs again; failures are retried. A crash between storing a
-secret and logging it can copy that one secret twice, never lose one. ``--verify`` reads each copy back and
+already copied are skipped when the command runs again; failures are retried. ``--jobs`` copies run at once;
+Ctrl-C finishes and logs the ones under way. A crash (kill -9, power) between storing a secret and logging it
+can copy that secret twice (at most ``--jobs`` of them), never lose one. ``--verify`` reads each copy back and
 compares it with the source. Exit code 9 if anything failed.
 """
 
@@ -20,10 +21,11 @@ from __future__ import annotations
 import json
 import os
 import sys
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TextIO, cast
+from typing import Any, TextIO
 
 import click
 
@@ -102,24 +104,44 @@ class ImportLog:
         self._file.close()
 
 
-def copy_all(target: BarbicanAPI, items: list[Item], log: ImportLog, verify: bool, label: str) -> tuple[int, int, int]:
-    """Copy every item not in the log; ``(copied, skipped, failed)``."""
-    copied = skipped = failed = 0
-    progress: Any = click.progressbar(items, label=label, file=sys.stderr, show_pos=True)
-    with progress as bar:
-        for item in cast(Iterable[Item], bar):
-            if item.source in log.done:
-                skipped += 1
-                continue
-            try:
-                target_id = item.copy(target, verify)
-            except ClientError as exc:
-                failed += 1
-                log.failed(item.source, exc.message)
-                click.echo(f"\nfailed {item.source}: {exc.message}", err=True)
-                continue
-            log.copied(item.source, target_id)
-            copied += 1
+def copy_all(
+    target: BarbicanAPI, items: list[Item], log: ImportLog, verify: bool, label: str, jobs: int = 1
+) -> tuple[int, int, int]:
+    """Copy every item not in the log, ``jobs`` at a time; ``(copied, skipped, failed)``.
+
+    Copies run in worker threads (each is a few round trips to the source and the target, so the wait is the
+    network's); only this thread writes the log. On Ctrl-C, copies not yet started are dropped and the ones
+    under way are finished and logged, so a resumed run copies nothing twice.
+    """
+    todo = [item for item in items if item.source not in log.done]
+    skipped = len(items) - len(todo)
+    copied = failed = 0
+    progress: Any = click.progressbar(length=len(items), label=label, file=sys.stderr, show_pos=True)
+    with progress as bar, ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="import") as pool:
+        bar.update(skipped)
+        futures = {pool.submit(item.copy, target, verify): item for item in todo}
+        pending = set(futures)
+        try:
+            for future in as_completed(futures):
+                item = futures[future]
+                try:
+                    target_id = future.result()
+                except ClientError as exc:
+                    failed += 1
+                    log.failed(item.source, exc.message)
+                    click.echo(f"\nfailed {item.source}: {exc.message}", err=True)
+                else:
+                    log.copied(item.source, target_id)
+                    copied += 1
+                pending.discard(future)  # only once logged: an interrupt before this logs it below (again at worst)
+                bar.update(1)
+        except KeyboardInterrupt:
+            for future in pending:
+                future.cancel()
+            for future in pending:
+                if not future.cancelled() and future.exception() is None:
+                    log.copied(futures[future].source, future.result())
+            raise
     return copied, skipped, failed
 
 
@@ -161,6 +183,13 @@ log_option = click.option(
     help="Resumable log (JSON lines, no secret data); run again with the same log to resume.",
 )
 verify_option = click.option("--verify", is_flag=True, help="Read every copy back and compare it with the source.")
+jobs_option = click.option(
+    "--jobs",
+    type=click.IntRange(1, 64),
+    default=8,
+    show_default=True,
+    help="Copies under way at once (each waits on the network, not on this machine).",
+)
 
 
 @import_.command("barbican")
@@ -172,6 +201,7 @@ verify_option = click.option("--verify", is_flag=True, help="Read every copy bac
 )
 @log_option
 @verify_option
+@jobs_option
 def import_barbican(
     conn: Connection,
     source_url: str,
@@ -179,6 +209,7 @@ def import_barbican(
     source_token: str | None,
     log_path: Path,
     verify: bool,
+    jobs: int,
 ) -> None:
     """Copy every secret of a Barbican project into donjon."""
     if bool(source_project_id) == bool(source_token):
@@ -189,11 +220,11 @@ def import_barbican(
     log = ImportLog(log_path, "barbican", source.url)
     click.echo(f"listing secrets at {source.url} ...", err=True)
     items = [_barbican_secret(source, s) for s in source.list_secrets()]
-    copied, skipped, failed = copy_all(target, items, log, verify, "secrets")
+    copied, skipped, failed = copy_all(target, items, log, verify, "secrets", jobs)
     # Containers after the secrets: they point at the copies, found through the log.
     click.echo(f"listing containers at {source.url} ...", err=True)
     containers = [_barbican_container(source, c, log) for c in source.list_containers()]
-    more = copy_all(target, containers, log, verify, "containers")
+    more = copy_all(target, containers, log, verify, "containers", jobs)
     _finish(copied + more[0], skipped + more[1], failed + more[2], log)
 
 
@@ -211,7 +242,7 @@ def _barbican_secret(source: BarbicanAPI, listed: dict[str, Any]) -> Item:
         return listed, payload, metadata
 
     def after(target: BarbicanAPI, target_id: str) -> None:
-        _copy_access(source, target, "secrets", secret_id, target_id)
+        _copy_access(source, target, "secrets", secret_id, target_id, listed.get("consumers"))
 
     return secret_item(secret_id, read, after)
 
@@ -220,14 +251,26 @@ def _barbican_secret(source: BarbicanAPI, listed: dict[str, Any]) -> Item:
 _CONSUMER_KEYS = {"secrets": ("service", "resource_type", "resource_id"), "containers": ("name", "URL")}
 
 
-def _copy_access(source: BarbicanAPI, target: BarbicanAPI, kind: str, source_id: str, target_id: str) -> None:
-    """The read ACL (when it is not the default) and the consumers of an object, onto its copy."""
+def _copy_access(
+    source: BarbicanAPI,
+    target: BarbicanAPI,
+    kind: str,
+    source_id: str,
+    target_id: str,
+    listed_consumers: list[dict[str, Any]] | None,
+) -> None:
+    """The read ACL (when it is not the default) and the consumers of an object, onto its copy.
+
+    ``listed_consumers``: the ``consumers`` of the object as the source listed it (secrets from microversion
+    1.1, containers always carry them); None sends one more request for them.
+    """
     read = source.get_acl(kind, source_id).get("read") or {}
     users = [str(u) for u in read.get("users") or []]
     project_access = read.get("project-access", True) is not False
     if users or not project_access:
         target.set_acl(kind, target_id, users, project_access)
-    for consumer in source.list_consumers(kind, source_id):
+    consumers = listed_consumers if listed_consumers is not None else source.list_consumers(kind, source_id)
+    for consumer in consumers:
         target.add_consumer(kind, target_id, {k: str(consumer[k]) for k in _CONSUMER_KEYS[kind] if k in consumer})
 
 
@@ -244,7 +287,7 @@ def _barbican_container(source: BarbicanAPI, listed: dict[str, Any], log: Import
                 raise ClientError(f"two of its secrets are named {name!r}, which this import cannot copy")
             refs[name] = log.done[secret_id]
         target_id = ref_id(target.create_container(str(listed.get("type") or "generic"), refs, listed.get("name")))
-        _copy_access(source, target, "containers", container_id, target_id)
+        _copy_access(source, target, "containers", container_id, target_id, listed.get("consumers"))
         return target_id
 
     # Logged as "container:<id>": one log serves both kinds, and container ids never shadow secret ids.
@@ -263,6 +306,7 @@ def _barbican_container(source: BarbicanAPI, listed: dict[str, Any], log: Import
 @click.option("--path", "kv_path", default="", help="Copy the entries under this path (recursively).")
 @log_option
 @verify_option
+@jobs_option
 def import_vault(
     conn: Connection,
     source_url: str,
@@ -271,6 +315,7 @@ def import_vault(
     kv_path: str,
     log_path: Path,
     verify: bool,
+    jobs: int,
 ) -> None:
     """Copy every entry of a Vault KV v2 path into donjon."""
     try:
@@ -296,7 +341,7 @@ def import_vault(
     except Exception as exc:
         raise CommandError(f"cannot list {mount}/{kv_path}: {type(exc).__name__}: {exc}", 8) from None
     items = [_vault_item(kv, mount, p, kv_path.strip("/")) for p in paths]
-    _finish(*copy_all(target, items, log, verify, "importing"), log)
+    _finish(*copy_all(target, items, log, verify, "importing", jobs), log)
 
 
 def _walk(kv: Any, mount: str, path: str) -> Iterator[str]:
