@@ -1,16 +1,36 @@
-"""One conformance suite for every keystore. A keystore is done when ``exercise_keystore`` passes on it.
+"""One conformance suite for every keystore. A keystore is done when ``exercise_keystore`` and
+``exercise_persistence`` pass on it.
 
-Call it from a test with a freshly opened keystore; it checks the contract of ``donjon.keystores.Keystore``.
+``exercise_keystore`` takes a freshly opened keystore and checks the contract of ``donjon.keystores.Keystore``;
+``exercise_persistence`` takes the keystore's type and options and checks that what one instance wrapped is
+unwrapped by the next one opened with the same configuration, in this process and in another (server workers,
+a restart, the CLI's operator commands).
 """
 
 from __future__ import annotations
 
+import json
 import os
+import subprocess
+import sys
+from collections.abc import Mapping
+from typing import Any
 
 import pytest
 
 from donjon.crypto import DecryptionFailed
-from donjon.keystores import Keystore, WrappedKey
+from donjon.keystores import Keystore, WrappedKey, open_keystore
+
+_UNWRAP_IN_ANOTHER_PROCESS = """
+import json, sys
+from donjon.keystores import WrappedKey, open_keystore
+job = json.loads(sys.stdin.read())
+keystore = open_keystore(job["type"], job["options"])
+try:
+    print(keystore.unwrap(WrappedKey(job["id"], bytes.fromhex(job["blob"])), b"ctx").hex())
+finally:
+    keystore.close()
+"""
 
 
 def exercise_keystore(keystore: Keystore) -> None:
@@ -48,3 +68,30 @@ def exercise_keystore(keystore: Keystore) -> None:
     # The repr of what is stored never shows key material.
     assert wrapped.blob.hex() not in repr(wrapped)
     assert key.hex() not in repr(keystore)
+
+
+def exercise_persistence(keystore_type: str, options: Mapping[str, Any]) -> None:
+    key = os.urandom(32)
+    first = open_keystore(keystore_type, options)
+    try:
+        wrapped = first.wrap(key, b"ctx")
+    finally:
+        first.close()  # for the tokens: the last user finalises the module, which the next open initialises again
+
+    again = open_keystore(keystore_type, options)
+    try:
+        assert again.root_key_id() == wrapped.root_key_id
+        assert again.unwrap(wrapped, b"ctx") == key
+    finally:
+        again.close()
+
+    job = {"type": keystore_type, "options": dict(options), "id": wrapped.root_key_id, "blob": wrapped.blob.hex()}
+    done = subprocess.run(
+        [sys.executable, "-c", _UNWRAP_IN_ANOTHER_PROCESS],
+        input=json.dumps(job),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip() == key.hex()

@@ -13,11 +13,15 @@ import pytest
 from donjon.errors import ConfigurationError
 from donjon.keystores import open_keystore
 from donjon.keystores.file import FileKeystore
-from tests.keystore_conformance import exercise_keystore
+from tests.keystore_conformance import exercise_keystore, exercise_persistence
 
 
 def test_conformance(tmp_path: Path) -> None:
     exercise_keystore(open_keystore("file", {"path": str(tmp_path / "root.key")}))
+
+
+def test_persistence(tmp_path: Path) -> None:
+    exercise_persistence("file", {"path": str(tmp_path / "root.key")})
 
 
 def test_generated_key_file_is_private_and_reused(tmp_path: Path) -> None:

@@ -23,7 +23,7 @@ from donjon.errors import ConfigurationError
 from donjon.keystores import WrappedKey, open_keystore
 from donjon.keystores.kmip import KmipKeystore
 from tests.components.kmip import CLIENT_CN, KmipServer, TestCa, kmip_server_fixture  # noqa: F401
-from tests.keystore_conformance import exercise_keystore
+from tests.keystore_conformance import exercise_keystore, exercise_persistence
 from tests.live_server import LiveServer
 
 
@@ -38,6 +38,10 @@ def test_conformance(kmip_server: KmipServer) -> None:
         assert keystore.root_key_id().startswith("kmip:")
     finally:
         keystore.close()
+
+
+def test_persistence(kmip_server: KmipServer) -> None:
+    exercise_persistence("kmip", kmip_server.options(key_name=fresh_name()))
 
 
 def test_a_second_instance_finds_the_root_by_name_and_unwraps(kmip_server: KmipServer) -> None:

@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import json
 import os
 import sqlite3
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -22,7 +19,7 @@ from donjon.crypto import DecryptionFailed
 from donjon.errors import ConfigurationError
 from donjon.keystores import WrappedKey, open_keystore
 from donjon.keystores.nss import NssKeystore
-from tests.keystore_conformance import exercise_keystore
+from tests.keystore_conformance import exercise_keystore, exercise_persistence
 from tests.live_server import LiveServer
 
 if TYPE_CHECKING:
@@ -49,6 +46,10 @@ def test_conformance(keystore: NssKeystore) -> None:
     exercise_keystore(keystore)
 
 
+def test_persistence(nss_db: NssDatabase) -> None:
+    exercise_persistence("nss", nss_db.options())
+
+
 def test_root_key_is_non_extractable_and_sensitive_in_key4_db(keystore: NssKeystore) -> None:
     prefix, label, key_id = keystore.root_key_id().split(":")
     assert (prefix, label, len(bytes.fromhex(key_id))) == ("nss", "donjon-root", 16)
@@ -67,36 +68,6 @@ def test_blob_layout(keystore: NssKeystore) -> None:
     wrapped = keystore.wrap(b"k" * 32, b"ctx")
     # version, nonce, ciphertext, the full 16-byte tag (the presized C_Encrypt buffer keeps it)
     assert wrapped.blob[:1] == b"\x01" and len(wrapped.blob) == 1 + 12 + 32 + 16
-
-
-def test_a_reopened_keystore_unwraps_old_wraps(nss_db: NssDatabase) -> None:
-    first = open_nss(nss_db)
-    wrapped = first.wrap(b"r" * 32, b"ctx")
-    first.close()  # softoken finalised; the next open initialises it again
-    again = open_nss(nss_db)
-    try:
-        assert again.root_key_id() == wrapped.root_key_id
-        assert again.unwrap(wrapped, b"ctx") == b"r" * 32
-    finally:
-        again.close()
-
-
-def test_another_process_unwraps_what_this_one_wrapped(keystore: NssKeystore, nss_db: NssDatabase) -> None:
-    key = os.urandom(32)
-    wrapped = keystore.wrap(key, b"ctx")
-    job = {"options": nss_db.options(), "id": wrapped.root_key_id, "blob": wrapped.blob.hex()}
-    code = (
-        "import json, sys\n"
-        "from donjon.keystores import WrappedKey, open_keystore\n"
-        "job = json.loads(sys.stdin.read())\n"
-        "ks = open_keystore('nss', job['options'])\n"
-        "print(ks.unwrap(WrappedKey(job['id'], bytes.fromhex(job['blob'])), b'ctx').hex())\n"
-        "ks.close()\n"
-    )
-    done = subprocess.run(
-        [sys.executable, "-c", code], input=json.dumps(job), capture_output=True, text=True, timeout=60, check=True
-    )
-    assert done.stdout.strip() == key.hex()
 
 
 def test_rotation_to_a_new_label(keystore: NssKeystore, nss_db: NssDatabase) -> None:

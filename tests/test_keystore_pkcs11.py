@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import sqlite3
 import subprocess
@@ -25,7 +24,7 @@ from donjon.errors import ConfigurationError
 from donjon.keystores import WrappedKey, open_keystore
 from donjon.keystores._pkcs11_common import CK_C_INITIALIZE_ARGS, CKF_OS_LOCKING_OK, KeystoreUnavailable
 from donjon.keystores.pkcs11 import Pkcs11Keystore
-from tests.keystore_conformance import exercise_keystore
+from tests.keystore_conformance import exercise_keystore, exercise_persistence
 from tests.live_server import LiveServer
 
 if TYPE_CHECKING:
@@ -74,6 +73,10 @@ def test_conformance(keystore: Pkcs11Keystore) -> None:
     exercise_keystore(keystore)
 
 
+def test_persistence(softhsm: SoftHsmToken) -> None:
+    exercise_persistence("pkcs11", softhsm.options())
+
+
 def test_root_key_id_names_label_and_cka_id(keystore: Pkcs11Keystore) -> None:
     prefix, label, key_id = keystore.root_key_id().split(":")
     assert (prefix, label) == ("pkcs11", "donjon-root")
@@ -99,36 +102,6 @@ def test_blob_starts_with_its_version_and_has_the_expected_size(keystore: Pkcs11
     assert len(wrapped.blob) == 1 + 12 + 32 + 16
     with pytest.raises(DecryptionFailed):
         keystore.unwrap(WrappedKey(wrapped.root_key_id, b"\x02" + wrapped.blob[1:]), b"ctx")
-
-
-def test_a_reopened_keystore_unwraps_old_wraps(softhsm: SoftHsmToken) -> None:
-    first = open_pkcs11(softhsm)
-    wrapped = first.wrap(b"r" * 32, b"ctx")
-    first.close()  # the last user: the module is finalised and initialised afresh below
-    again = open_pkcs11(softhsm)
-    try:
-        assert again.root_key_id() == wrapped.root_key_id
-        assert again.unwrap(wrapped, b"ctx") == b"r" * 32
-    finally:
-        again.close()
-
-
-def test_another_process_unwraps_what_this_one_wrapped(keystore: Pkcs11Keystore, softhsm: SoftHsmToken) -> None:
-    key = os.urandom(32)
-    wrapped = keystore.wrap(key, b"ctx")
-    job = {"options": softhsm.options(), "id": wrapped.root_key_id, "blob": wrapped.blob.hex()}
-    code = (
-        "import json, sys\n"
-        "from donjon.keystores import WrappedKey, open_keystore\n"
-        "job = json.loads(sys.stdin.read())\n"
-        "ks = open_keystore('pkcs11', job['options'])\n"
-        "print(ks.unwrap(WrappedKey(job['id'], bytes.fromhex(job['blob'])), b'ctx').hex())\n"
-        "ks.close()\n"
-    )
-    done = subprocess.run(
-        [sys.executable, "-c", code], input=json.dumps(job), capture_output=True, text=True, timeout=60, check=True
-    )
-    assert done.stdout.strip() == key.hex()
 
 
 def test_two_keystores_open_at_once_share_the_login(keystore: Pkcs11Keystore, softhsm: SoftHsmToken) -> None:

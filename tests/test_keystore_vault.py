@@ -22,7 +22,7 @@ from donjon.keystores import WrappedKey, open_keystore
 from donjon.keystores.vault import VaultKeystore, VaultKeystoreError
 from donjon.vault_transport import VaultConnection, VaultSettings
 from tests.components.openbao import OpenBao, openbao  # noqa: F401  (the session fixture)
-from tests.keystore_conformance import exercise_keystore
+from tests.keystore_conformance import exercise_keystore, exercise_persistence
 from tests.live_server import LiveServer, free_port
 
 CONTEXT = b"donjon/kek/v1\x00kek-1\x00project-a"
@@ -64,6 +64,10 @@ def test_conformance(options: dict[str, Any]) -> None:
         exercise_keystore(keystore)
     finally:
         keystore.close()
+
+
+def test_persistence(options: dict[str, Any]) -> None:
+    exercise_persistence("vault", options)  # the token reaches the other process through DONJON_VAULT_TOKEN
 
 
 def test_creates_the_key_and_names_it(options: dict[str, Any], admin: Any, key_name: str) -> None:
