@@ -2,13 +2,16 @@
 
 A test module subclasses ``KeyManagerConformance`` and provides a ``km`` fixture: a key manager on the real
 backend, in a namespace of its own (a fresh project, path or name prefix), so that ``list`` can be checked
-exactly. ``consumers`` says whether the backend has consumers (else they must raise ``NotSupported``).
+exactly. ``consumers`` says whether the backend has consumers (else they must raise ``NotSupported``); ``expires``
+whether it enforces an expiration (else asking for one must raise ``NotSupported`` and store nothing).
 """
 
 from __future__ import annotations
 
 import os
+import time
 import uuid
+from datetime import UTC, datetime, timedelta
 from typing import ClassVar
 
 import pytest
@@ -57,6 +60,7 @@ def samples() -> list[ManagedObject]:
 
 class KeyManagerConformance:
     consumers: ClassVar[bool] = False
+    expires: ClassVar[bool] = False
 
     @pytest.mark.parametrize("index", range(6), ids=[type(s).__name__ for s in samples()])
     def test_store_then_get_is_byte_exact(self, km: KeyManager, index: int) -> None:
@@ -155,6 +159,36 @@ class KeyManagerConformance:
         km.delete(object_id, force=True)
         with pytest.raises(NotFound):
             km.get(object_id)
+
+    def test_expiration(self, km: KeyManager) -> None:
+        later = datetime.now(UTC) + timedelta(hours=1)
+        soon = datetime.now(UTC) + timedelta(seconds=2)
+        if not self.expires:
+            with pytest.raises(NotSupported):
+                km.store(OpaqueData(data=b"ephemeral"), expiration=later)
+            with pytest.raises(NotSupported):
+                km.create_key(expiration=later)
+            with pytest.raises(NotSupported):
+                km.create_key_pair(bit_length=2048, expiration=later)
+            assert list(km.list()) == [], "a refused expiration must store nothing"
+            return
+        with pytest.raises(InvalidRequest):
+            km.store(OpaqueData(data=b"naive"), expiration=datetime.now() + timedelta(hours=1))  # noqa: DTZ005
+        with pytest.raises(InvalidRequest):
+            km.store(OpaqueData(data=b"past"), expiration=datetime.now(UTC) - timedelta(minutes=1))
+        kept = km.store(OpaqueData(data=b"for an hour"), expiration=later)
+        key_id = km.create_key(expiration=later)
+        short = km.store(OpaqueData(data=b"for two seconds"), expiration=soon)
+        listed = {info.id: info for info in km.list()}
+        assert set(listed) == {kept, key_id, short}
+        for object_id, when in ((kept, later), (key_id, later), (short, soon)):
+            expiration = listed[object_id].expiration
+            assert expiration is not None and abs((expiration - when).total_seconds()) < 1, (object_id, expiration)
+        time.sleep(max(0.0, (soon - datetime.now(UTC)).total_seconds()) + 1.5)
+        with pytest.raises(NotFound):
+            km.get(short)
+        assert {info.id for info in km.list()} == {kept, key_id}
+        assert km.get(kept).data == b"for an hour"
 
     def test_errors_are_the_sdks(self, km: KeyManager) -> None:
         with pytest.raises(ClientError) as caught:

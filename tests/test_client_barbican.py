@@ -26,3 +26,4 @@ def km(barbican: Barbican) -> Iterator[KeyManager]:
 
 class TestBarbican(KeyManagerConformance):
     consumers = True
+    expires = True

@@ -4,7 +4,9 @@
 from __future__ import annotations
 
 import os
+import time
 import uuid
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from castellan import key_manager
@@ -14,6 +16,7 @@ from castellan.key_manager.barbican_key_manager import BarbicanKeyManager
 from cryptography.hazmat.primitives import serialization
 from oslo_config import cfg
 
+from donjon.client._http import BarbicanAPI, DevAuth
 from donjon.client.castellan_driver import DonjonCastellanKeyManager
 from tests.live_server import LiveServer
 from tests.test_castellan import DevContext
@@ -69,6 +72,28 @@ def test_create_key_and_pair(api: key_manager.key_manager.KeyManager, context: D
     loaded = serialization.load_der_private_key(private.get_encoded(), password=None)
     spki = loaded.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
     assert spki == public.get_encoded()
+
+
+def test_expiration_reaches_the_server(
+    api: key_manager.key_manager.KeyManager, context: DevContext, live_server: LiveServer
+) -> None:
+    # Castellan passes what its caller gave: an ISO 8601 string (UTC when it has no offset) or a datetime.
+    server = BarbicanAPI(live_server.url, auth=DevAuth(context.project_id))
+    stored = api.store(context, passphrase.Passphrase(b"until 2030"), expiration="2030-01-01T00:00:00")
+    assert server.get_secret(stored)["expiration"].startswith("2030-01-01T00:00:00")
+    in_an_hour = datetime.now(UTC) + timedelta(hours=1)
+    key_id = api.create_key(context, algorithm="AES", length=256, expiration=in_an_hour)
+    expiration = datetime.fromisoformat(server.get_secret(key_id)["expiration"]).replace(tzinfo=UTC)  # UTC, as Barbican
+    assert abs((expiration - in_an_hour).total_seconds()) < 1
+    private_id, public_id = api.create_key_pair(context, algorithm="RSA", length=2048, expiration=in_an_hour)
+    assert server.get_secret(private_id)["expiration"] and server.get_secret(public_id)["expiration"]
+    short = api.store(context, opaque_data.OpaqueData(b"brief"), expiration=datetime.now(UTC) + timedelta(seconds=2))
+    time.sleep(3.5)
+    with pytest.raises(castellan_errors.ManagedObjectNotFoundError):
+        api.get(context, short)
+    with pytest.raises(castellan_errors.KeyManagerError):
+        api.store(context, opaque_data.OpaqueData(b"x"), expiration="next tuesday")
+    server.close()
 
 
 def test_list_delete_consumers_and_errors(api: key_manager.key_manager.KeyManager, context: DevContext) -> None:

@@ -22,3 +22,4 @@ def km(live_server: LiveServer) -> Iterator[KeyManager]:
 
 class TestDonjon(KeyManagerConformance):
     consumers = True
+    expires = True

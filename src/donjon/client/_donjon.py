@@ -8,14 +8,14 @@ from __future__ import annotations
 
 import builtins
 from collections.abc import Iterator, Mapping
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
 
 from donjon.client._errors import ClientError, ConfigError, Conflict
 from donjon.client._http import BarbicanAPI, DevAuth, KeystoneSessionAuth, TokenAuth, ref_id
-from donjon.client._manager import BaseKeyManager, Consumer
+from donjon.client._manager import BaseKeyManager, Consumer, expiration_utc
 from donjon.client._objects import ManagedObject, ObjectInfo, build, type_name
 
 OPTIONS = {
@@ -35,12 +35,28 @@ OPTIONS = {
 
 
 def _parse_time(value: Any) -> datetime | None:
+    """A server time; Barbican writes UTC without an offset, so a naive one is taken as UTC."""
     if not isinstance(value, str) or not value:
         return None
     try:
-        return datetime.fromisoformat(value.replace("Z", "+00:00"))
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
         return None
+    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed
+
+
+def _iso(expiration: datetime | None) -> str | None:
+    utc = expiration_utc(expiration)
+    return None if utc is None else utc.isoformat()
+
+
+def _order_meta(algorithm: str, bit_length: int, name: str | None, expiration: datetime | None) -> dict[str, Any]:
+    meta: dict[str, Any] = {"algorithm": algorithm, "bit_length": bit_length}
+    if name is not None:
+        meta["name"] = name
+    if expiration is not None:
+        meta["expiration"] = _iso(expiration)
+    return meta
 
 
 class DonjonKeyManager(BaseKeyManager):
@@ -102,21 +118,29 @@ class DonjonKeyManager(BaseKeyManager):
     def close(self) -> None:
         self.api.close()
 
-    def create_key(self, *, algorithm: str = "aes", bit_length: int = 256, name: str | None = None) -> str:
-        meta: dict[str, Any] = {"algorithm": algorithm, "bit_length": bit_length}
-        if name is not None:
-            meta["name"] = name
+    def create_key(
+        self,
+        *,
+        algorithm: str = "aes",
+        bit_length: int = 256,
+        name: str | None = None,
+        expiration: datetime | None = None,
+    ) -> str:
+        meta = _order_meta(algorithm, bit_length, name, expiration)
         order = self.api.create_order("key", meta)
         done = self.api.wait_for_order(order)
         self._forget_order(order)
         return ref_id(done["secret_ref"])
 
     def create_key_pair(
-        self, *, algorithm: str = "rsa", bit_length: int = 2048, name: str | None = None
+        self,
+        *,
+        algorithm: str = "rsa",
+        bit_length: int = 2048,
+        name: str | None = None,
+        expiration: datetime | None = None,
     ) -> tuple[str, str]:
-        meta: dict[str, Any] = {"algorithm": algorithm, "bit_length": bit_length}
-        if name is not None:
-            meta["name"] = name
+        meta = _order_meta(algorithm, bit_length, name, expiration)
         order = self.api.create_order("asymmetric", meta)
         done = self.api.wait_for_order(order)
         container = self.api.get_container(done["container_ref"])
@@ -134,13 +158,18 @@ class DonjonKeyManager(BaseKeyManager):
         except ClientError:
             pass  # legacy policy lets only admins delete orders; the order is harmless
 
-    def store(self, obj: ManagedObject) -> str:
+    def store(self, obj: ManagedObject, *, expiration: datetime | None = None) -> str:
         if obj.id is not None:
             raise Conflict("this object already has an id: store a copy without one")
         algorithm = getattr(obj, "algorithm", None)
         bit_length = getattr(obj, "bit_length", None)
         ref = self.api.store_bytes(
-            obj.data, secret_type=obj.object_type, name=obj.name, algorithm=algorithm, bit_length=bit_length
+            obj.data,
+            secret_type=obj.object_type,
+            name=obj.name,
+            algorithm=algorithm,
+            bit_length=bit_length,
+            expiration=_iso(expiration),
         )
         return ref_id(ref)
 
@@ -175,6 +204,7 @@ class DonjonKeyManager(BaseKeyManager):
                 algorithm=item.get("algorithm"),
                 bit_length=item.get("bit_length"),
                 created=_parse_time(item.get("created")),
+                expiration=_parse_time(item.get("expiration")),
             )
 
     def add_consumer(self, object_id: str, consumer: Consumer) -> None:

@@ -5,10 +5,11 @@ from __future__ import annotations
 import builtins
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from types import TracebackType
 from typing import Protocol, runtime_checkable
 
-from donjon.client._errors import NotSupported
+from donjon.client._errors import InvalidRequest, NotSupported
 from donjon.client._objects import ManagedObject, ObjectInfo
 
 
@@ -39,17 +40,33 @@ class KeyManager(Protocol):
 
     backend: str
 
-    def create_key(self, *, algorithm: str = "aes", bit_length: int = 256, name: str | None = None) -> str:
-        """Generate a symmetric key in the backend (or, where it cannot, here) and store it; return its id."""
+    def create_key(
+        self,
+        *,
+        algorithm: str = "aes",
+        bit_length: int = 256,
+        name: str | None = None,
+        expiration: datetime | None = None,
+    ) -> str:
+        """Generate a symmetric key in the backend (or, where it cannot, here) and store it; return its id.
+
+        ``expiration`` (timezone-aware): past it the backend no longer serves the object. Backends that cannot
+        enforce it raise ``NotSupported`` and store nothing.
+        """
         ...
 
     def create_key_pair(
-        self, *, algorithm: str = "rsa", bit_length: int = 2048, name: str | None = None
+        self,
+        *,
+        algorithm: str = "rsa",
+        bit_length: int = 2048,
+        name: str | None = None,
+        expiration: datetime | None = None,
     ) -> tuple[str, str]:
         """Generate a key pair; return ``(private_id, public_id)``. Keys are PEM (PKCS#8, SubjectPublicKeyInfo)."""
         ...
 
-    def store(self, obj: ManagedObject) -> str:
+    def store(self, obj: ManagedObject, *, expiration: datetime | None = None) -> str:
         """Store ``obj`` (its bytes exactly) and return the new id."""
         ...
 
@@ -88,10 +105,24 @@ class KeyManager(Protocol):
     ) -> None: ...
 
 
+def expiration_utc(expiration: datetime | None) -> datetime | None:
+    """``expiration`` in UTC; a naive datetime is refused (its zone would be a guess)."""
+    if expiration is None:
+        return None
+    if expiration.tzinfo is None or expiration.utcoffset() is None:
+        raise InvalidRequest("expiration must be a timezone-aware datetime")
+    return expiration.astimezone(UTC)
+
+
 class BaseKeyManager:
-    """What backends without consumers share: ``NotSupported`` consumers and the context manager."""
+    """What backends without consumers or expiration share: ``NotSupported`` for those, and the context manager."""
 
     backend = "base"
+
+    def refuse_expiration(self, expiration: datetime | None) -> None:
+        """Backends that cannot enforce an expiration say so before storing anything, rather than ignore it."""
+        if expiration is not None:
+            raise NotSupported(f"the {self.backend} backend cannot expire objects (the donjon backend can)")
 
     def add_consumer(self, object_id: str, consumer: Consumer) -> None:
         raise NotSupported(f"the {self.backend} backend has no consumers")

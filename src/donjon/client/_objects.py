@@ -138,6 +138,7 @@ class ObjectInfo:
     algorithm: str | None = None
     bit_length: int | None = None
     created: datetime | None = None
+    expiration: datetime | None = None  # set where the backend expires objects (donjon, Barbican)
 
 
 def type_name(object_type: type[ManagedObject] | str | None) -> ObjectType | None:

@@ -127,7 +127,15 @@ class Pkcs11KeyManager(BaseKeyManager):
 
     # ------------------------------------------------------------------ KeyManager
 
-    def create_key(self, *, algorithm: str = "aes", bit_length: int = 256, name: str | None = None) -> str:
+    def create_key(
+        self,
+        *,
+        algorithm: str = "aes",
+        bit_length: int = 256,
+        name: str | None = None,
+        expiration: datetime | None = None,
+    ) -> str:
+        self.refuse_expiration(expiration)
         if algorithm.lower() != "aes":
             data = _keygen.symmetric(algorithm, bit_length)
             return self.store(build("symmetric", data, name=name, algorithm=algorithm, bit_length=bit_length))
@@ -150,14 +158,21 @@ class Pkcs11KeyManager(BaseKeyManager):
         return object_id
 
     def create_key_pair(
-        self, *, algorithm: str = "rsa", bit_length: int = 2048, name: str | None = None
+        self,
+        *,
+        algorithm: str = "rsa",
+        bit_length: int = 2048,
+        name: str | None = None,
+        expiration: datetime | None = None,
     ) -> tuple[str, str]:
+        self.refuse_expiration(expiration)
         private, public = _keygen.key_pair(algorithm, bit_length)
         private_id = self.store(build("private", private, name=name, algorithm=algorithm, bit_length=bit_length))
         public_id = self.store(build("public", public, name=name, algorithm=algorithm, bit_length=bit_length))
         return private_id, public_id
 
-    def store(self, obj: ManagedObject) -> str:
+    def store(self, obj: ManagedObject, *, expiration: datetime | None = None) -> str:
+        self.refuse_expiration(expiration)
         if obj.id is not None:
             raise Conflict("this object already has an id: store a copy without one")
         object_id = str(uuid.uuid4())

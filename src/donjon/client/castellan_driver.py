@@ -22,6 +22,7 @@ DER in Castellan objects and stored as PEM, so the Barbican driver and this one 
 from __future__ import annotations
 
 import builtins
+from datetime import UTC, datetime
 from typing import Any
 
 from castellan.common import exception as castellan_errors
@@ -142,11 +143,14 @@ class DonjonCastellanKeyManager(key_manager.KeyManager):
         context: Any,
         algorithm: str,
         length: int,
-        expiration: str | None = None,
+        expiration: str | datetime | None = None,
         name: str | None = None,
     ) -> str:
+        when = _expiration(expiration)
         result: str = self._run(
-            context, None, lambda km: km.create_key(algorithm=algorithm.lower(), bit_length=length, name=name)
+            context,
+            None,
+            lambda km: km.create_key(algorithm=algorithm.lower(), bit_length=length, name=name, expiration=when),
         )
         return result
 
@@ -155,17 +159,23 @@ class DonjonCastellanKeyManager(key_manager.KeyManager):
         context: Any,
         algorithm: str,
         length: int,
-        expiration: str | None = None,
+        expiration: str | datetime | None = None,
         name: str | None = None,
     ) -> tuple[str, str]:
+        when = _expiration(expiration)
         result: tuple[str, str] = self._run(
-            context, None, lambda km: km.create_key_pair(algorithm=algorithm.lower(), bit_length=length, name=name)
+            context,
+            None,
+            lambda km: km.create_key_pair(algorithm=algorithm.lower(), bit_length=length, name=name, expiration=when),
         )
         return result
 
-    def store(self, context: Any, managed_object: managed_object.ManagedObject, expiration: str | None = None) -> str:
+    def store(
+        self, context: Any, managed_object: managed_object.ManagedObject, expiration: str | datetime | None = None
+    ) -> str:
         obj = to_donjon(managed_object)
-        result: str = self._run(context, None, lambda km: km.store(obj))
+        when = _expiration(expiration)
+        result: str = self._run(context, None, lambda km: km.store(obj, expiration=when))
         return result
 
     def get(self, context: Any, managed_object_id: str, metadata_only: bool = False) -> managed_object.ManagedObject:
@@ -278,3 +288,18 @@ def _metadata(km: DonjonKeyManager, object_id: str) -> managed_object.ManagedObj
         meta.get("algorithm"),
         meta.get("bit_length"),
     )
+
+
+def _expiration(value: str | datetime | None) -> datetime | None:
+    """Castellan's expiration (an ISO 8601 string or a datetime, as barbicanclient takes it) as an aware datetime.
+
+    Without an offset it is UTC, as Barbican reads it.
+    """
+    if value is None or value == "":
+        return None
+    if isinstance(value, str):
+        try:
+            value = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            raise castellan_errors.KeyManagerError(reason=f"expiration {value!r} is not an ISO 8601 time") from None
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value
