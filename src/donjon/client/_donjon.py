@@ -15,7 +15,7 @@ import httpx
 
 from donjon.client._errors import ClientError, ConfigError, Conflict
 from donjon.client._http import BarbicanAPI, DevAuth, KeystoneSessionAuth, TokenAuth, ref_id
-from donjon.client._manager import BaseKeyManager, Consumer, expiration_utc
+from donjon.client._manager import BaseKeyManager, Consumer
 from donjon.client._objects import ManagedObject, ObjectInfo, build, type_name
 
 OPTIONS = {
@@ -34,7 +34,7 @@ OPTIONS = {
 }
 
 
-def _parse_time(value: Any) -> datetime | None:
+def parse_time(value: Any) -> datetime | None:
     """A server time; Barbican writes UTC without an offset, so a naive one is taken as UTC."""
     if not isinstance(value, str) or not value:
         return None
@@ -46,8 +46,7 @@ def _parse_time(value: Any) -> datetime | None:
 
 
 def _iso(expiration: datetime | None) -> str | None:
-    utc = expiration_utc(expiration)
-    return None if utc is None else utc.isoformat()
+    return None if expiration is None else expiration.isoformat()
 
 
 def _order_meta(algorithm: str, bit_length: int, name: str | None, expiration: datetime | None) -> dict[str, Any]:
@@ -67,6 +66,7 @@ class DonjonKeyManager(BaseKeyManager):
     """
 
     backend = "donjon"
+    expires = True  # the server stops serving a secret past its expiration
 
     def __init__(self, api: BarbicanAPI) -> None:
         self.api = api
@@ -118,27 +118,15 @@ class DonjonKeyManager(BaseKeyManager):
     def close(self) -> None:
         self.api.close()
 
-    def create_key(
-        self,
-        *,
-        algorithm: str = "aes",
-        bit_length: int = 256,
-        name: str | None = None,
-        expiration: datetime | None = None,
-    ) -> str:
+    def _create_key(self, algorithm: str, bit_length: int, name: str | None, expiration: datetime | None) -> str:
         meta = _order_meta(algorithm, bit_length, name, expiration)
         order = self.api.create_order("key", meta)
         done = self.api.wait_for_order(order)
         self._forget_order(order)
         return ref_id(done["secret_ref"])
 
-    def create_key_pair(
-        self,
-        *,
-        algorithm: str = "rsa",
-        bit_length: int = 2048,
-        name: str | None = None,
-        expiration: datetime | None = None,
+    def _create_key_pair(
+        self, algorithm: str, bit_length: int, name: str | None, expiration: datetime | None
     ) -> tuple[str, str]:
         meta = _order_meta(algorithm, bit_length, name, expiration)
         order = self.api.create_order("asymmetric", meta)
@@ -158,9 +146,7 @@ class DonjonKeyManager(BaseKeyManager):
         except ClientError:
             pass  # legacy policy lets only admins delete orders; the order is harmless
 
-    def store(self, obj: ManagedObject, *, expiration: datetime | None = None) -> str:
-        if obj.id is not None:
-            raise Conflict("this object already has an id: store a copy without one")
+    def _store(self, obj: ManagedObject, expiration: datetime | None) -> str:
         algorithm = getattr(obj, "algorithm", None)
         bit_length = getattr(obj, "bit_length", None)
         ref = self.api.store_bytes(
@@ -183,7 +169,7 @@ class DonjonKeyManager(BaseKeyManager):
             object_id=ref_id(object_id),
             algorithm=meta.get("algorithm"),
             bit_length=meta.get("bit_length"),
-            created=_parse_time(meta.get("created")),
+            created=parse_time(meta.get("created")),
         )
 
     def delete(self, object_id: str, *, force: bool = False) -> None:
@@ -203,8 +189,8 @@ class DonjonKeyManager(BaseKeyManager):
                 name=item.get("name"),
                 algorithm=item.get("algorithm"),
                 bit_length=item.get("bit_length"),
-                created=_parse_time(item.get("created")),
-                expiration=_parse_time(item.get("expiration")),
+                created=parse_time(item.get("created")),
+                expiration=parse_time(item.get("expiration")),
             )
 
     def add_consumer(self, object_id: str, consumer: Consumer) -> None:

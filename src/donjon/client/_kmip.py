@@ -22,7 +22,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from donjon.client import _keygen
-from donjon.client._errors import BackendError, ConfigError, Conflict, Forbidden, InvalidRequest, NotFound
+from donjon.client._errors import BackendError, ConfigError, Forbidden, InvalidRequest, NotFound
 from donjon.client._manager import BaseKeyManager
 from donjon.client._objects import ManagedObject, ObjectInfo, build, type_name
 from donjon.errors import ConfigurationError
@@ -169,15 +169,7 @@ class KmipKeyManager(BaseKeyManager):
 
     # ------------------------------------------------------------------ KeyManager
 
-    def create_key(
-        self,
-        *,
-        algorithm: str = "aes",
-        bit_length: int = 256,
-        name: str | None = None,
-        expiration: datetime | None = None,
-    ) -> str:
-        self.refuse_expiration(expiration)
+    def _create_key(self, algorithm: str, bit_length: int, name: str | None, expiration: datetime | None) -> str:
         if algorithm.lower() != "aes":
             data = _keygen.symmetric(algorithm, bit_length)
             return self._register(build("symmetric", data, name=name, algorithm=algorithm, bit_length=bit_length))
@@ -199,24 +191,15 @@ class KmipKeyManager(BaseKeyManager):
         )
         return str(response.unique_identifier)
 
-    def create_key_pair(
-        self,
-        *,
-        algorithm: str = "rsa",
-        bit_length: int = 2048,
-        name: str | None = None,
-        expiration: datetime | None = None,
+    def _create_key_pair(
+        self, algorithm: str, bit_length: int, name: str | None, expiration: datetime | None
     ) -> tuple[str, str]:
-        self.refuse_expiration(expiration)
         private, public = _keygen.key_pair(algorithm, bit_length)
         private_id = self._register(build("private", private, name=name, algorithm=algorithm, bit_length=bit_length))
         public_id = self._register(build("public", public, name=name, algorithm=algorithm, bit_length=bit_length))
         return private_id, public_id
 
-    def store(self, obj: ManagedObject, *, expiration: datetime | None = None) -> str:
-        self.refuse_expiration(expiration)
-        if obj.id is not None:
-            raise Conflict("this object already has an id: store a copy without one")
+    def _store(self, obj: ManagedObject, expiration: datetime | None) -> str:
         return self._register(obj)
 
     def get(self, object_id: str) -> ManagedObject:

@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from types import TracebackType
 from typing import Protocol, runtime_checkable
 
-from donjon.client._errors import InvalidRequest, NotSupported
+from donjon.client._errors import Conflict, InvalidRequest, NotSupported
 from donjon.client._objects import ManagedObject, ObjectInfo
 
 
@@ -105,24 +105,62 @@ class KeyManager(Protocol):
     ) -> None: ...
 
 
-def expiration_utc(expiration: datetime | None) -> datetime | None:
-    """``expiration`` in UTC; a naive datetime is refused (its zone would be a guess)."""
-    if expiration is None:
-        return None
-    if expiration.tzinfo is None or expiration.utcoffset() is None:
-        raise InvalidRequest("expiration must be a timezone-aware datetime")
-    return expiration.astimezone(UTC)
-
-
 class BaseKeyManager:
-    """What backends without consumers or expiration share: ``NotSupported`` for those, and the context manager."""
+    """What every backend shares: the public creation methods, which check their arguments once and call the
+    backend's ``_create_key``, ``_create_key_pair`` and ``_store``; ``NotSupported`` consumers (a backend with
+    consumers overrides them); the context manager.
+    """
 
     backend = "base"
+    # Whether the backend enforces an expiration. If not, asking for one is NotSupported before anything is
+    # stored (rather than keeping the object forever), and the backend's methods always get None.
+    expires = False
 
-    def refuse_expiration(self, expiration: datetime | None) -> None:
-        """Backends that cannot enforce an expiration say so before storing anything, rather than ignore it."""
-        if expiration is not None:
+    def create_key(
+        self,
+        *,
+        algorithm: str = "aes",
+        bit_length: int = 256,
+        name: str | None = None,
+        expiration: datetime | None = None,
+    ) -> str:
+        return self._create_key(algorithm, bit_length, name, self._expiration(expiration))
+
+    def create_key_pair(
+        self,
+        *,
+        algorithm: str = "rsa",
+        bit_length: int = 2048,
+        name: str | None = None,
+        expiration: datetime | None = None,
+    ) -> tuple[str, str]:
+        return self._create_key_pair(algorithm, bit_length, name, self._expiration(expiration))
+
+    def store(self, obj: ManagedObject, *, expiration: datetime | None = None) -> str:
+        if obj.id is not None:
+            raise Conflict("this object already has an id: store a copy without one")
+        return self._store(obj, self._expiration(expiration))
+
+    def _expiration(self, expiration: datetime | None) -> datetime | None:
+        """``expiration`` in UTC for a backend that enforces it; ``NotSupported`` for one that cannot."""
+        if expiration is None:
+            return None
+        if not self.expires:
             raise NotSupported(f"the {self.backend} backend cannot expire objects (the donjon backend can)")
+        if expiration.tzinfo is None or expiration.utcoffset() is None:
+            raise InvalidRequest("expiration must be a timezone-aware datetime")
+        return expiration.astimezone(UTC)
+
+    def _create_key(self, algorithm: str, bit_length: int, name: str | None, expiration: datetime | None) -> str:
+        raise NotImplementedError
+
+    def _create_key_pair(
+        self, algorithm: str, bit_length: int, name: str | None, expiration: datetime | None
+    ) -> tuple[str, str]:
+        raise NotImplementedError
+
+    def _store(self, obj: ManagedObject, expiration: datetime | None) -> str:
+        raise NotImplementedError
 
     def add_consumer(self, object_id: str, consumer: Consumer) -> None:
         raise NotSupported(f"the {self.backend} backend has no consumers")

@@ -127,15 +127,7 @@ class Pkcs11KeyManager(BaseKeyManager):
 
     # ------------------------------------------------------------------ KeyManager
 
-    def create_key(
-        self,
-        *,
-        algorithm: str = "aes",
-        bit_length: int = 256,
-        name: str | None = None,
-        expiration: datetime | None = None,
-    ) -> str:
-        self.refuse_expiration(expiration)
+    def _create_key(self, algorithm: str, bit_length: int, name: str | None, expiration: datetime | None) -> str:
         if algorithm.lower() != "aes":
             data = _keygen.symmetric(algorithm, bit_length)
             return self.store(build("symmetric", data, name=name, algorithm=algorithm, bit_length=bit_length))
@@ -157,24 +149,15 @@ class Pkcs11KeyManager(BaseKeyManager):
         self._run("generate", generate)
         return object_id
 
-    def create_key_pair(
-        self,
-        *,
-        algorithm: str = "rsa",
-        bit_length: int = 2048,
-        name: str | None = None,
-        expiration: datetime | None = None,
+    def _create_key_pair(
+        self, algorithm: str, bit_length: int, name: str | None, expiration: datetime | None
     ) -> tuple[str, str]:
-        self.refuse_expiration(expiration)
         private, public = _keygen.key_pair(algorithm, bit_length)
         private_id = self.store(build("private", private, name=name, algorithm=algorithm, bit_length=bit_length))
         public_id = self.store(build("public", public, name=name, algorithm=algorithm, bit_length=bit_length))
         return private_id, public_id
 
-    def store(self, obj: ManagedObject, *, expiration: datetime | None = None) -> str:
-        self.refuse_expiration(expiration)
-        if obj.id is not None:
-            raise Conflict("this object already has an id: store a copy without one")
+    def _store(self, obj: ManagedObject, expiration: datetime | None) -> str:
         object_id = str(uuid.uuid4())
         algorithm = (getattr(obj, "algorithm", None) or "").lower()
         meta = self._meta(obj)

@@ -157,15 +157,7 @@ class VaultKeyManager(BaseKeyManager):
 
     # ------------------------------------------------------------------ KeyManager
 
-    def create_key(
-        self,
-        *,
-        algorithm: str = "aes",
-        bit_length: int = 256,
-        name: str | None = None,
-        expiration: datetime | None = None,
-    ) -> str:
-        self.refuse_expiration(expiration)
+    def _create_key(self, algorithm: str, bit_length: int, name: str | None, expiration: datetime | None) -> str:
         data: bytes | None = None
         if self._transit_mount and algorithm.lower() == "aes" and bit_length in (128, 256):
             data = self._transit_data_key(bit_length)
@@ -191,24 +183,15 @@ class VaultKeyManager(BaseKeyManager):
         )
         return base64.b64decode(response["data"]["plaintext"])
 
-    def create_key_pair(
-        self,
-        *,
-        algorithm: str = "rsa",
-        bit_length: int = 2048,
-        name: str | None = None,
-        expiration: datetime | None = None,
+    def _create_key_pair(
+        self, algorithm: str, bit_length: int, name: str | None, expiration: datetime | None
     ) -> tuple[str, str]:
-        self.refuse_expiration(expiration)
         private, public = _keygen.key_pair(algorithm, bit_length)
         private_id = self._write(build("private", private, name=name, algorithm=algorithm, bit_length=bit_length))
         public_id = self._write(build("public", public, name=name, algorithm=algorithm, bit_length=bit_length))
         return private_id, public_id
 
-    def store(self, obj: ManagedObject, *, expiration: datetime | None = None) -> str:
-        self.refuse_expiration(expiration)
-        if obj.id is not None:
-            raise Conflict("this object already has an id: store a copy without one")
+    def _store(self, obj: ManagedObject, expiration: datetime | None) -> str:
         return self._write(obj)
 
     def get(self, object_id: str) -> ManagedObject:

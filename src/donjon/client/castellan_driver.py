@@ -39,7 +39,7 @@ from castellan.key_manager import key_manager
 from oslo_config import cfg
 
 from donjon.client import _keygen
-from donjon.client._donjon import DonjonKeyManager
+from donjon.client._donjon import DonjonKeyManager, parse_time
 from donjon.client._errors import ClientError, Conflict, Forbidden, NotFound, Unauthorized
 from donjon.client._manager import Consumer
 from donjon.client._objects import (
@@ -297,9 +297,9 @@ def _expiration(value: str | datetime | None) -> datetime | None:
     """
     if value is None or value == "":
         return None
-    if isinstance(value, str):
-        try:
-            value = datetime.fromisoformat(value.replace("Z", "+00:00"))
-        except ValueError:
-            raise castellan_errors.KeyManagerError(reason=f"expiration {value!r} is not an ISO 8601 time") from None
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value
+    if isinstance(value, datetime):
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value
+    parsed = parse_time(value)
+    if parsed is None:
+        raise castellan_errors.KeyManagerError(reason=f"expiration {value!r} is not an ISO 8601 time")
+    return parsed
