@@ -273,6 +273,16 @@ def test_rotation_under_concurrent_reads_and_writes(live_url: str, tmp_path: Pat
             capture_output=True,
             timeout=300,
         )
+        if kek.returncode == 2 and b"run again with --finish" in kek.stderr:
+            # A write that took its KEK from a cache before the rotation and committed after the re-seal pass
+            # (a loaded machine can stretch a request past --settle-seconds) keeps the old KEK needed; the
+            # tool says so and exits 2, and the operator's next step is --finish, which re-seals that row.
+            kek = subprocess.run(
+                [DONJON, "manage", "rotate-kek", "--all-projects", "--finish"],
+                env=cli_env,
+                capture_output=True,
+                timeout=300,
+            )
         assert kek.returncode == 0, kek.stderr.decode()
         time.sleep(1.0)
     finally:
