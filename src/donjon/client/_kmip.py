@@ -10,7 +10,8 @@ A PEM key or certificate is registered as DER when the PEM can be rebuilt byte f
 cannot be typed faithfully (PKCS#1 PEM, a malformed certificate) is registered as an opaque object, so ``get``
 always returns the bytes stored. Each object has two Name attributes: ``donjon:<namespace>`` (what ``list``
 locates) and ``donjon-meta:<json>`` (type, name, algorithm, bit length, encoding, creation time). Key pairs are
-generated here and registered (the server's CreateKeyPair returns PKCS#1, which is not what callers expect).
+generated here (``donjon.crypto.generation``) and registered (the server's CreateKeyPair returns PKCS#1, which
+is not what callers expect).
 """
 
 from __future__ import annotations
@@ -21,10 +22,11 @@ from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from donjon.client import _keygen
+from donjon.client import _generate
 from donjon.client._errors import BackendError, ConfigError, Forbidden, InvalidRequest, NotFound
 from donjon.client._manager import BaseKeyManager
 from donjon.client._objects import ManagedObject, ObjectInfo, build, type_name
+from donjon.crypto import encodings
 from donjon.errors import ConfigurationError
 from donjon.kmip_transport import (
     CONNECTION_OPTIONS,
@@ -53,7 +55,12 @@ _SYMMETRIC = {
     "hmacsha384": enums.CryptographicAlgorithm.HMAC_SHA384,
     "hmacsha512": enums.CryptographicAlgorithm.HMAC_SHA512,
 }
-_ASYMMETRIC = {"rsa": enums.CryptographicAlgorithm.RSA, "ec": enums.CryptographicAlgorithm.EC}
+_ASYMMETRIC = {"RSA": enums.CryptographicAlgorithm.RSA, "EC": enums.CryptographicAlgorithm.EC}
+_TYPED = {
+    "private": encodings.private_key,
+    "public": encodings.public_key,
+    "certificate": encodings.certificate,
+}
 _NOT_FOUND = {enums.ResultReason.ITEM_NOT_FOUND}
 _FORBIDDEN = {enums.ResultReason.PERMISSION_DENIED}
 _INVALID = {
@@ -149,20 +156,22 @@ class KmipKeyManager(BaseKeyManager):
     def _typed(self, obj: ManagedObject) -> tuple[Any, str]:
         """The KMIP object for ``obj``, and how its value maps back to ``obj.data`` (raw, der, pem)."""
         algorithm = (getattr(obj, "algorithm", None) or "").lower()
-        bit_length = getattr(obj, "bit_length", None)
         if obj.object_type == "symmetric" and algorithm in _SYMMETRIC:
             masks = [enums.CryptographicUsageMask.ENCRYPT, enums.CryptographicUsageMask.DECRYPT]
             return pie.SymmetricKey(_SYMMETRIC[algorithm], 8 * len(obj.data), obj.data, masks=masks), "raw"
-        if obj.object_type in ("private", "public", "certificate"):
-            der, form = _faithful_der(obj)
-            if der is not None:
+        if obj.object_type in _TYPED:
+            # Typed only when the DER gives the caller's exact bytes back (PEM or DER); anything else is opaque.
+            typed = _TYPED[obj.object_type](obj.data)
+            if typed is not None:
+                form = "pem" if typed.pem else "der"
                 if obj.object_type == "certificate":
-                    return pie.X509Certificate(der), form
-                if algorithm in _ASYMMETRIC and bit_length:
+                    return pie.X509Certificate(typed.der), form
+                if typed.algorithm in _ASYMMETRIC:
+                    algorithm_enum = _ASYMMETRIC[typed.algorithm]
                     if obj.object_type == "private":
-                        key = pie.PrivateKey(_ASYMMETRIC[algorithm], bit_length, der, enums.KeyFormatType.PKCS_8)
-                        return key, form
-                    return pie.PublicKey(_ASYMMETRIC[algorithm], bit_length, der), form
+                        key_format = enums.KeyFormatType.PKCS_8
+                        return pie.PrivateKey(algorithm_enum, typed.bit_length, typed.der, key_format), form
+                    return pie.PublicKey(algorithm_enum, typed.bit_length, typed.der), form
         if obj.object_type == "passphrase":
             return pie.SecretData(obj.data, enums.SecretDataType.PASSWORD), "raw"
         return pie.OpaqueObject(obj.data, enums.OpaqueDataType.NONE), "raw"
@@ -171,10 +180,9 @@ class KmipKeyManager(BaseKeyManager):
 
     def _create_key(self, algorithm: str, bit_length: int, name: str | None, expiration: datetime | None) -> str:
         if algorithm.lower() != "aes":
-            data = _keygen.symmetric(algorithm, bit_length)
+            data = _generate.symmetric_key(algorithm, bit_length)
             return self._register(build("symmetric", data, name=name, algorithm=algorithm, bit_length=bit_length))
-        if bit_length not in _keygen.SYMMETRIC_SIZES["aes"]:
-            raise InvalidRequest(f"AES keys are 128, 192 or 256 bits, not {bit_length}")
+        _generate.check_symmetric(algorithm, bit_length)  # the server's Create generates it
         meta = {"t": "symmetric", "n": name, "a": algorithm, "b": bit_length, "f": "raw", "c": _now()}
         template = self._template(meta, [enums.CryptographicUsageMask.ENCRYPT, enums.CryptographicUsageMask.DECRYPT])
         template.attributes += [
@@ -194,7 +202,7 @@ class KmipKeyManager(BaseKeyManager):
     def _create_key_pair(
         self, algorithm: str, bit_length: int, name: str | None, expiration: datetime | None
     ) -> tuple[str, str]:
-        private, public = _keygen.key_pair(algorithm, bit_length)
+        private, public = _generate.key_pair(algorithm, bit_length)
         private_id = self._register(build("private", private, name=name, algorithm=algorithm, bit_length=bit_length))
         public_id = self._register(build("public", public, name=name, algorithm=algorithm, bit_length=bit_length))
         return private_id, public_id
@@ -209,7 +217,7 @@ class KmipKeyManager(BaseKeyManager):
         )
         value = bytes(self._objects.convert(response.secret).value)
         if meta.get("f") == "pem":
-            value = _keygen.der_to_pem(value, str(meta["t"]))
+            value = encodings.der_to_pem(value, str(meta["t"]))
         return build(
             str(meta["t"]),
             value,
@@ -263,18 +271,6 @@ def _meta_of(obj: ManagedObject, form: str) -> dict[str, Any]:
         "f": form,
         "c": _now(),
     }
-
-
-def _faithful_der(obj: ManagedObject) -> tuple[bytes | None, str]:
-    """``(DER, "pem")`` when the PEM is rebuilt byte for byte from its DER, ``(data, "der")`` for DER that
-    parses, else ``(None, "raw")``."""
-    try:
-        der = _keygen.pem_to_der(obj.data)
-        if der is not None:
-            return (der, "pem") if _keygen.der_to_pem(der, obj.object_type) == obj.data else (None, "raw")
-        return (obj.data, "der") if _keygen.der_to_pem(obj.data, obj.object_type) else (None, "raw")
-    except (ValueError, TypeError):
-        return None, "raw"
 
 
 def _now() -> str:

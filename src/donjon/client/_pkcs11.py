@@ -27,7 +27,7 @@ from typing import Any
 from pkcs11 import Attribute, KeyType, ObjectClass
 from pkcs11 import exceptions as p11e
 
-from donjon.client import _keygen
+from donjon.client import _generate
 from donjon.client._errors import BackendError, ConfigError, Conflict, InvalidRequest, NotFound
 from donjon.client._manager import BaseKeyManager
 from donjon.client._objects import ManagedObject, ObjectInfo, build, type_name
@@ -129,10 +129,9 @@ class Pkcs11KeyManager(BaseKeyManager):
 
     def _create_key(self, algorithm: str, bit_length: int, name: str | None, expiration: datetime | None) -> str:
         if algorithm.lower() != "aes":
-            data = _keygen.symmetric(algorithm, bit_length)
+            data = _generate.symmetric_key(algorithm, bit_length)
             return self.store(build("symmetric", data, name=name, algorithm=algorithm, bit_length=bit_length))
-        if bit_length not in _keygen.SYMMETRIC_SIZES["aes"]:
-            raise InvalidRequest(f"AES keys are 128, 192 or 256 bits, not {bit_length}")
+        _generate.check_symmetric(algorithm, bit_length)  # C_GenerateKey in the token makes it
         object_id = str(uuid.uuid4())
         template_obj = build("symmetric", b"\0", name=name, algorithm=algorithm, bit_length=bit_length)
 
@@ -152,7 +151,7 @@ class Pkcs11KeyManager(BaseKeyManager):
     def _create_key_pair(
         self, algorithm: str, bit_length: int, name: str | None, expiration: datetime | None
     ) -> tuple[str, str]:
-        private, public = _keygen.key_pair(algorithm, bit_length)
+        private, public = _generate.key_pair(algorithm, bit_length)
         private_id = self.store(build("private", private, name=name, algorithm=algorithm, bit_length=bit_length))
         public_id = self.store(build("public", public, name=name, algorithm=algorithm, bit_length=bit_length))
         return private_id, public_id

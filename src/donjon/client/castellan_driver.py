@@ -38,7 +38,6 @@ from castellan.common.objects import (
 from castellan.key_manager import key_manager
 from oslo_config import cfg
 
-from donjon.client import _keygen
 from donjon.client._donjon import DonjonKeyManager, parse_time
 from donjon.client._errors import ClientError, Conflict, Forbidden, NotFound, Unauthorized
 from donjon.client._manager import Consumer
@@ -51,6 +50,7 @@ from donjon.client._objects import (
     PublicKey,
     SymmetricKey,
 )
+from donjon.crypto.encodings import der_to_pem, pem_to_der
 
 GROUP = "donjon"
 OPTS = [
@@ -234,13 +234,13 @@ def to_donjon(obj: managed_object.ManagedObject) -> ManagedObject:
     if isinstance(obj, symmetric_key.SymmetricKey):
         return SymmetricKey(data=data, name=name, algorithm=obj.algorithm, bit_length=obj.bit_length)
     if isinstance(obj, private_key.PrivateKey):
-        pem = _keygen.der_to_pem(data, "private")
+        pem = der_to_pem(data, "private")
         return PrivateKey(data=pem, name=name, algorithm=obj.algorithm, bit_length=obj.bit_length)
     if isinstance(obj, public_key.PublicKey):
-        pem = _keygen.der_to_pem(data, "public")
+        pem = der_to_pem(data, "public")
         return PublicKey(data=pem, name=name, algorithm=obj.algorithm, bit_length=obj.bit_length)
     if isinstance(obj, x_509.X509):
-        return Certificate(data=_keygen.der_to_pem(data, "certificate"), name=name)
+        return Certificate(data=der_to_pem(data, "certificate"), name=name)
     if isinstance(obj, passphrase.Passphrase):
         return Passphrase(data=data, name=name)
     if isinstance(obj, opaque_data.OpaqueData):
@@ -252,7 +252,7 @@ def to_castellan(obj: ManagedObject) -> managed_object.ManagedObject:
     """An SDK object as the Castellan object of its type (PEM keys and certificates become DER)."""
     data = obj.data
     if obj.object_type in _PEM_TYPES:
-        data = _keygen.pem_to_der(data) or data
+        data = pem_to_der(data) or data
     return _from_info(
         obj.object_type,
         obj.id,

@@ -99,3 +99,38 @@ def public_key_from_der(der: bytes, pem: bool) -> bytes:
 
 def certificate_from_der(der: bytes, pem: bool) -> bytes:
     return x509.load_der_x509_certificate(der).public_bytes(_PEM) if pem else der
+
+
+def pem_to_der(data: bytes) -> bytes | None:
+    """The DER inside a PEM private key (PKCS#8), public key (SPKI) or certificate; None if ``data`` is not one.
+
+    Unlike the checks above, any PEM that parses will do: Castellan's objects hold DER and its Barbican driver
+    converts the same way.
+    """
+    if not data.lstrip().startswith(b"-----BEGIN"):
+        return None
+    try:
+        return serialization.load_pem_private_key(data, password=None).private_bytes(
+            _DER, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+    except (ValueError, TypeError):
+        pass
+    try:
+        return serialization.load_pem_public_key(data).public_bytes(
+            _DER, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+    except (ValueError, TypeError):
+        pass
+    try:
+        return x509.load_pem_x509_certificate(data).public_bytes(_DER)
+    except ValueError:
+        return None
+
+
+def der_to_pem(der: bytes, object_type: str) -> bytes:
+    """PEM for a DER ``private`` key (PKCS#8), ``public`` key (SPKI) or ``certificate``; ValueError if not one."""
+    if object_type == "private":
+        return private_key_from_der(der, pem=True)
+    if object_type == "public":
+        return public_key_from_der(der, pem=True)
+    return certificate_from_der(der, pem=True)

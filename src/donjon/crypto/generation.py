@@ -32,6 +32,12 @@ class UnsupportedGeneration(ValueError):
 
 
 def symmetric_key(algorithm: str, bit_length: int, mode: str | None) -> bytes:
+    check_symmetric(algorithm, bit_length, mode)
+    return os.urandom(bit_length // 8)
+
+
+def check_symmetric(algorithm: str, bit_length: int, mode: str | None) -> None:
+    """UnsupportedGeneration unless a key of this algorithm, size and mode is one donjon generates."""
     algorithm = algorithm.lower()
     if algorithm not in SYMMETRIC_BITS:
         raise UnsupportedGeneration(f"Cannot generate keys for algorithm '{algorithm}'")
@@ -44,7 +50,6 @@ def symmetric_key(algorithm: str, bit_length: int, mode: str | None) -> bytes:
         ok = bit_length in allowed
     if not ok:
         raise UnsupportedGeneration(f"Cannot generate a {bit_length}-bit key for algorithm '{algorithm}'")
-    return os.urandom(bit_length // 8)
 
 
 @dataclass(frozen=True)
