@@ -100,6 +100,7 @@ def test_objects_validate_their_input() -> None:
         ({"type": "donjon", "url": "http://x", "project_id": "p", "token": "t"}, "choose one"),
         ({"type": "donjon", "options": {"url": "http://x"}, "url": "y"}, "nothing else"),
         ({"type": "vault", "url": "http://127.0.0.1:1"}, "token"),
+        ({"type": "kmip", "host": "h", "certfile": "c", "keyfile": "k", "ca_certs": "a", "pool": 2}, r"'pool_size'"),
         ({"type": "pkcs11"}, "required"),
     ],
 )

@@ -104,13 +104,15 @@ def test_create_false_with_an_unknown_name_is_a_configuration_error(kmip_server:
 
 
 def test_options_are_validated(kmip_server: KmipServer, tmp_path: Path) -> None:
-    with pytest.raises(ConfigurationError, match="unknown options"):
+    with pytest.raises(ConfigurationError, match=r"unknown option 'pin' \(the options are"):
         open_keystore("kmip", kmip_server.options(pin="1234"))
-    with pytest.raises(ConfigurationError, match="'host'"):
+    with pytest.raises(ConfigurationError, match=r"unknown option 'key_nme' \(did you mean 'key_name'"):
+        open_keystore("kmip", kmip_server.options(key_nme="root"))
+    with pytest.raises(ConfigurationError, match="option 'host' is required"):
         open_keystore("kmip", {k: v for k, v in kmip_server.options().items() if k != "host"})
-    with pytest.raises(ConfigurationError, match="'port' must be a positive integer"):
+    with pytest.raises(ConfigurationError, match="option 'port' must be a whole number, not 'many'"):
         open_keystore("kmip", kmip_server.options(port="many"))
-    with pytest.raises(ConfigurationError, match="'create' must be true or false"):
+    with pytest.raises(ConfigurationError, match="option 'create' must be true or false, not 'perhaps'"):
         open_keystore("kmip", kmip_server.options(create="perhaps"))
     with pytest.raises(ConfigurationError, match="cannot load the client certificate"):
         open_keystore("kmip", kmip_server.options(keyfile=str(tmp_path / "missing.key")))

@@ -148,7 +148,7 @@ def test_kmip_bad_reference_and_configuration(kmip_store: KmipSecretStore, kmip_
         kmip_store.get(info, "no-such-uid/raw")
     with pytest.raises(PayloadMissing):
         kmip_store.get(info, "garbage")
-    with pytest.raises(ConfigurationError, match="unknown options"):
+    with pytest.raises(ConfigurationError, match=r"unknown option 'key_name' \(the options are ca_certs, certfile"):
         open_store("kmip", kmip_server.options(key_name="x"))
     with pytest.raises(ConfigurationError, match="unknown secret store type"):
         open_store("dogtag", {})

@@ -18,6 +18,11 @@ Messages never carry secret bytes, tokens or PINs.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from donjon.errors import ConfigurationError
+
 
 class ClientError(Exception):
     """Base of every SDK error. ``status`` is the HTTP status when one was involved."""
@@ -77,3 +82,12 @@ def for_status(status: int) -> type[ClientError]:
     if status in (400, 405, 406, 411, 413, 415, 422):
         return InvalidRequest
     return BackendError
+
+
+@contextmanager
+def configuration_errors() -> Iterator[None]:
+    """donjon's ``ConfigurationError`` (from the shared options and drivers) as the SDK's ``ConfigError``."""
+    try:
+        yield
+    except ConfigurationError as exc:
+        raise ConfigError(exc.message) from exc

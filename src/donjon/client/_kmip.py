@@ -1,6 +1,6 @@
 """The ``kmip`` backend: managed objects on a KMIP server (PyKMIP's server, an HSM's KMIP interface...).
 
-It speaks KMIP 1.4 over mutual TLS through ``donjon.kmip_transport`` (PyKMIP's message classes only), not
+It speaks KMIP 1.4 over mutual TLS through ``donjon.drivers.kmip`` (PyKMIP's message classes only), not
 PyKMIP's ``ProxyKmipClient``, which logs whole messages - key bytes included - at DEBUG, reads
 ``~/.pykmip/pykmip.conf`` and cannot check the server's host name.
 
@@ -10,8 +10,7 @@ A PEM key or certificate is registered as DER when the PEM can be rebuilt byte f
 cannot be typed faithfully (PKCS#1 PEM, a malformed certificate) is registered as an opaque object, so ``get``
 always returns the bytes stored. Each object has two Name attributes: ``donjon:<namespace>`` (what ``list``
 locates) and ``donjon-meta:<json>`` (type, name, algorithm, bit length, encoding, creation time). Key pairs are
-generated here (``donjon.crypto.generation``) and registered (the server's CreateKeyPair returns PKCS#1, which
-is not what callers expect).
+generated here and registered (the server's CreateKeyPair returns PKCS#1, which is not what callers expect).
 """
 
 from __future__ import annotations
@@ -22,19 +21,15 @@ from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
+from pydantic import Field
+
 from donjon.client import _generate
-from donjon.client._errors import BackendError, ConfigError, Forbidden, InvalidRequest, NotFound
+from donjon.client._errors import BackendError, Forbidden, InvalidRequest, NotFound, configuration_errors
 from donjon.client._manager import BaseKeyManager
 from donjon.client._objects import ManagedObject, ObjectInfo, build, type_name
 from donjon.crypto import encodings
-from donjon.errors import ConfigurationError
-from donjon.kmip_transport import (
-    CONNECTION_OPTIONS,
-    KmipUnavailable,
-    OperationFailed,
-    Pool,
-    open_pool,
-)
+from donjon.drivers.kmip import KmipConnectionOptions, KmipUnavailable, OperationFailed, Pool, open_pool
+from donjon.options import Integer, parse_options
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore", DeprecationWarning)
@@ -46,8 +41,14 @@ with warnings.catch_warnings():
     from kmip.pie import factory as pie_factory
     from kmip.pie import objects as pie
 
-OPTIONS = CONNECTION_OPTIONS | {"namespace"}
 _WHAT = "kmip backend"
+
+
+class KmipBackendOptions(KmipConnectionOptions):
+    pool_size: Integer = Field(2, ge=1)  # a client process needs fewer connections than a server's
+    namespace: str = "default"  # objects of other namespaces are not listed nor served
+
+
 _SYMMETRIC = {
     "aes": enums.CryptographicAlgorithm.AES,
     "hmacsha1": enums.CryptographicAlgorithm.HMAC_SHA1,
@@ -88,11 +89,10 @@ class KmipKeyManager(BaseKeyManager):
 
     @classmethod
     def from_options(cls, options: Mapping[str, Any]) -> KmipKeyManager:
-        try:
-            pool, endpoint = open_pool(options, OPTIONS, _WHAT, default_pool_size=2)
-        except ConfigurationError as exc:
-            raise ConfigError(exc.message) from exc
-        return cls(pool, endpoint, str(options.get("namespace", "default")))
+        with configuration_errors():
+            opts = parse_options(KmipBackendOptions, options, _WHAT)
+            pool, endpoint = open_pool(opts, _WHAT)
+        return cls(pool, endpoint, opts.namespace)
 
     def close(self) -> None:
         self._pool.close()

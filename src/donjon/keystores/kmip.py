@@ -18,7 +18,7 @@ Checked against PyKMIP 0.11's server (tests/test_keystore_kmip.py):
 - A tag mismatch is a GENERAL_FAILURE with no detail; every refusal of a Decrypt (unknown key, wrong
   tag, a key that is not active) is the same opaque ``DecryptionFailed`` here.
 
-Connections, mutual TLS and why PyKMIP's own client is not used: ``donjon.kmip_transport``.
+Connections, mutual TLS, the connection options and why PyKMIP's own client is not used: ``donjon.drivers.kmip``.
 
 ``root_key_id()`` is ``kmip:<uid>``: a wrapped KEK names the key that wrapped it, so several roots coexist
 and a rotation only adds a key.
@@ -36,16 +36,10 @@ from collections.abc import Mapping
 from typing import Any
 
 from donjon.crypto import DecryptionFailed
+from donjon.drivers.kmip import KmipConnectionOptions, KmipUnavailable, OperationFailed, Pool, open_pool
 from donjon.errors import ConfigurationError
 from donjon.keystores import WrappedKey
-from donjon.kmip_transport import (
-    CONNECTION_OPTIONS,
-    KmipUnavailable,
-    OperationFailed,
-    Pool,
-    boolean,
-    open_pool,
-)
+from donjon.options import Flag, parse_options
 
 with warnings.catch_warnings():
     # Importing any of PyKMIP 0.11 loads its SQLAlchemy models, which warn about SQLAlchemy 2 on import.
@@ -65,7 +59,12 @@ _ID_PREFIX = "kmip:"
 
 _WHAT = "kmip keystore"
 
-_OPTIONS = CONNECTION_OPTIONS | {"key_name", "key_id", "create"}
+
+class KmipKeystoreOptions(KmipConnectionOptions):
+    key_name: str = "donjon-root"  # the root key's Name on the server; empty means the default
+    key_id: str | None = None  # a KMIP uid to use instead of looking the name up
+    create: Flag = True  # create the key on first start
+
 
 _GCM = CryptographicParameters(
     block_cipher_mode=enums.BlockCipherMode.GCM,
@@ -93,13 +92,13 @@ class KmipKeystore:
 
     @classmethod
     def from_options(cls, options: Mapping[str, Any]) -> KmipKeystore:
-        pool, endpoint = open_pool(options, _OPTIONS, _WHAT, default_pool_size=4)
-        key_name = str(options.get("key_name") or "donjon-root")
-        create = boolean(options, "create", True, _WHAT)  # the pool has no connection yet: nothing to close
-        key_id = options.get("key_id")
-
+        opts = parse_options(KmipKeystoreOptions, options, _WHAT)
+        pool, endpoint = open_pool(opts, _WHAT)  # no connection yet: nothing to close if this fails
         try:
-            uid = _check_key(pool, str(key_id)) if key_id else _find_or_create(pool, key_name, create)
+            if opts.key_id:
+                uid = _check_key(pool, opts.key_id)
+            else:
+                uid = _find_or_create(pool, opts.key_name or "donjon-root", opts.create)
             keystore = cls(pool, uid, endpoint)
             keystore._self_test()
         except KmipUnavailable as exc:

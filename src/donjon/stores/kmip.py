@@ -17,14 +17,9 @@ from collections.abc import Mapping
 from typing import Any
 
 from donjon.crypto import encodings
+from donjon.drivers.kmip import KmipConnectionOptions, KmipUnavailable, OperationFailed, Pool, open_pool
 from donjon.errors import ConfigurationError
-from donjon.kmip_transport import (
-    CONNECTION_OPTIONS,
-    KmipUnavailable,
-    OperationFailed,
-    Pool,
-    open_pool,
-)
+from donjon.options import parse_options
 from donjon.stores import PayloadInfo, PayloadMissing, StoreUnavailable
 
 with warnings.catch_warnings():
@@ -38,7 +33,6 @@ with warnings.catch_warnings():
     from kmip.pie import objects as pie
 
 _WHAT = "kmip secret store"
-_OPTIONS = CONNECTION_OPTIONS
 _SYMMETRIC = {
     "aes": enums.CryptographicAlgorithm.AES,
     "des": enums.CryptographicAlgorithm.DES,
@@ -114,7 +108,8 @@ class KmipSecretStore:
 
     @classmethod
     def from_options(cls, options: Mapping[str, Any]) -> KmipSecretStore:
-        pool, endpoint = open_pool(options, _OPTIONS, _WHAT, default_pool_size=4)
+        # The connection options are all it takes.
+        pool, endpoint = open_pool(parse_options(KmipConnectionOptions, options, _WHAT), _WHAT)
         store = cls(pool, endpoint)
         try:
             # One round trip at start-up: a wrong address or certificate fails here, not on a client's request.

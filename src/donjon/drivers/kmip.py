@@ -1,6 +1,7 @@
 """A KMIP client connection pool over mutual TLS, speaking PyKMIP's TTLV message encoding.
 
-Shared by the KMIP keystore (the root key) and the KMIP secret store (payloads as managed objects). Why not
+Shared by the KMIP keystore (the root key), the KMIP secret store (payloads as managed objects) and the SDK's
+``kmip`` backend, which all take the connection options of ``KmipConnectionOptions``. Why not
 PyKMIP's ProxyKmipClient: it is not thread-safe, cannot check the server's host name (it wraps the socket
 without ``server_hostname``), reads ``~/.pykmip/pykmip.conf``, and its KMIPProtocol logs whole messages -
 key material included - at DEBUG. Only PyKMIP's message classes are used here.
@@ -18,11 +19,13 @@ import ssl
 import struct
 import threading
 import warnings
-from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from pydantic import Field
+
 from donjon.errors import ConfigurationError
+from donjon.options import Integer, PluginOptions, Seconds, Text
 
 with warnings.catch_warnings():
     # Importing any of PyKMIP 0.11 loads its SQLAlchemy models, which warn about SQLAlchemy 2 on import.
@@ -192,83 +195,44 @@ class Pool:
             connection.close()
 
 
-# Every user of a KMIP server (keystore, secret store, SDK backend) is configured with these, plus its own.
-CONNECTION_OPTIONS = frozenset({"host", "port", "certfile", "keyfile", "ca_certs", "timeout", "pool_size"})
+class KmipConnectionOptions(PluginOptions):
+    """How to reach a KMIP server; each user's options model adds its own to these."""
+
+    host: Text
+    port: Integer = Field(5696, ge=1, le=65535)
+    certfile: Text  # the client certificate (mutual TLS)
+    keyfile: Text  # its private key
+    ca_certs: Text  # the CA(s) that issued the server's certificate
+    timeout: Seconds = 10.0  # to connect, and per request
+    pool_size: Integer = Field(4, ge=1)  # connections per process
 
 
-def open_pool(
-    options: Mapping[str, Any], allowed: Collection[str], what: str, *, default_pool_size: int
-) -> tuple[Pool, str]:
+def open_pool(options: KmipConnectionOptions, what: str) -> tuple[Pool, str]:
     """A connection pool to the server ``options`` name, and its ``host:port`` for messages.
 
-    Raises ConfigurationError (prefixed with ``what``) for an option outside ``allowed``, a missing address or
-    TLS file, or a bad number; nothing is connected yet.
+    Raises ConfigurationError (prefixed with ``what``) if a TLS file cannot be loaded; nothing is connected yet.
     """
-    unknown = set(options) - set(allowed)
-    if unknown:
-        raise ConfigurationError(f"{what}: unknown options {sorted(unknown)}")
-    missing = [name for name in ("host", "certfile", "keyfile", "ca_certs") if not options.get(name)]
-    if missing:
-        raise ConfigurationError(f"{what}: {', '.join(repr(m) for m in missing)} required")
-    host = str(options["host"])
-    port = positive_int(options, "port", 5696, what)
-    timeout = positive_float(options, "timeout", 10.0, what)
-    pool_size = positive_int(options, "pool_size", default_pool_size, what)
-    return Pool(Endpoint(host, port, timeout, tls_context(options, what)), pool_size), f"{host}:{port}"
+    endpoint = Endpoint(options.host, options.port, options.timeout, tls_context(options, what))
+    return Pool(endpoint, options.pool_size), f"{options.host}:{options.port}"
 
 
-def tls_context(options: Mapping[str, Any], what: str) -> ssl.SSLContext:
+def tls_context(options: KmipConnectionOptions, what: str) -> ssl.SSLContext:
     """Client context for mutual TLS from ``ca_certs``, ``certfile`` and ``keyfile``; ``what`` names the user."""
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)  # verifies the chain and the host name
     context.minimum_version = ssl.TLSVersion.TLSv1_2
     try:
-        context.load_verify_locations(cafile=str(options["ca_certs"]))
+        context.load_verify_locations(cafile=options.ca_certs)
     except (OSError, ssl.SSLError) as exc:
-        raise ConfigurationError(f"{what}: cannot load ca_certs {options['ca_certs']}: {why(exc)}") from None
+        raise ConfigurationError(f"{what}: cannot load ca_certs {options.ca_certs}: {why(exc)}") from None
     try:
-        context.load_cert_chain(str(options["certfile"]), str(options["keyfile"]))
+        context.load_cert_chain(options.certfile, options.keyfile)
     except (OSError, ssl.SSLError) as exc:
         # Names the files, never their content.
         raise ConfigurationError(
-            f"{what}: cannot load the client certificate {options['certfile']} "
-            f"with its key {options['keyfile']}: {why(exc)}"
+            f"{what}: cannot load the client certificate {options.certfile} with its key {options.keyfile}: {why(exc)}"
         ) from None
     return context
 
 
 def why(exc: BaseException) -> str:
     return str(getattr(exc, "reason", None) or getattr(exc, "strerror", None) or type(exc).__name__)
-
-
-def positive_int(options: Mapping[str, Any], name: str, default: int, what: str) -> int:
-    value = options.get(name, default)
-    if isinstance(value, bool) or not isinstance(value, int | str):
-        raise ConfigurationError(f"{what}: {name!r} must be a positive integer")
-    try:
-        number = int(value)
-    except ValueError:
-        number = 0
-    if number <= 0:
-        raise ConfigurationError(f"{what}: {name!r} must be a positive integer")
-    return number
-
-
-def positive_float(options: Mapping[str, Any], name: str, default: float, what: str) -> float:
-    value = options.get(name, default)
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        number = 0.0
-    if isinstance(value, bool) or not number > 0:
-        raise ConfigurationError(f"{what}: {name!r} must be a positive number of seconds")
-    return number
-
-
-def boolean(options: Mapping[str, Any], name: str, default: bool, what: str) -> bool:
-    # From a TOML file this is a bool; from DONJON_KEYSTORE__OPTIONS__* variables it is a string.
-    value = options.get(name, default)
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, str) and value.strip().lower() in ("true", "1", "yes", "false", "0", "no"):
-        return value.strip().lower() in ("true", "1", "yes")
-    raise ConfigurationError(f"{what}: {name!r} must be true or false")
