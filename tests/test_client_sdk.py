@@ -7,6 +7,7 @@ import dataclasses
 import os
 import subprocess
 import sys
+from pathlib import Path
 from types import ModuleType
 
 import pytest
@@ -40,7 +41,8 @@ from donjon.client import _donjon, _vault, _pkcs11, _generate
 import donjon.cli.client_commands, donjon.cli.client_import, donjon.client.castellan_driver
 km = open_key_manager({{"type": "donjon", "url": "http://127.0.0.1:1", "project_id": "p"}})
 km.close()
-# The orders' key generator, shared with the SDK, needs none of the server either.
+# The shared Vault driver and typed options, and the orders' key generator, need none of the server either.
+open_key_manager({{"type": "vault", "url": "http://127.0.0.1:1", "token": "t"}}).close()
 assert len(_generate.symmetric_key("aes", 512, "xts")) == 64 and _generate.key_pair("ec", 256)
 print("ok", sorted(m for m in sys.modules if m.split(".")[0] in {SERVER_ONLY!r}))
 """
@@ -100,6 +102,10 @@ def test_objects_validate_their_input() -> None:
         ({"type": "donjon", "url": "http://x", "project_id": "p", "token": "t"}, "choose one"),
         ({"type": "donjon", "options": {"url": "http://x"}, "url": "y"}, "nothing else"),
         ({"type": "vault", "url": "http://127.0.0.1:1"}, "token"),
+        (
+            {"type": "vault", "url": "http://127.0.0.1:1", "token": "t", "transit_mnt": "x"},
+            r"did you mean 'transit_mount'",
+        ),
         ({"type": "kmip", "host": "h", "certfile": "c", "keyfile": "k", "ca_certs": "a", "pool": 2}, r"'pool_size'"),
         ({"type": "pkcs11"}, "required"),
     ],
@@ -133,3 +139,16 @@ def test_an_unreachable_server_is_a_backend_error() -> None:
 def test_token_is_not_in_the_repr() -> None:
     with open_key_manager({"type": "donjon", "url": "http://127.0.0.1:1", "token": "tok-very-secret"}) as km:
         assert "tok-very-secret" not in repr(km) and "tok-very-secret" not in repr(km.api._http.auth)  # type: ignore[attr-defined]
+
+
+def test_the_vault_backend_reads_its_token_file_as_the_server_does(tmp_path: Path) -> None:
+    # One Vault driver for the SDK and the server: a token file others may read is refused by both.
+    token_file = tmp_path / "token"
+    token_file.write_text("s.sdk-token\n")
+    token_file.chmod(0o600)
+    config = {"type": "vault", "url": "http://127.0.0.1:1", "token_file": str(token_file)}
+    open_key_manager(config).close()
+    token_file.chmod(0o644)
+    with pytest.raises(ConfigError, match="readable by others") as caught:
+        open_key_manager(config)
+    assert "s.sdk-token" not in str(caught.value)

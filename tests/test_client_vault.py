@@ -41,5 +41,5 @@ def test_a_wrong_token_is_unauthorized_or_forbidden(openbao: OpenBao) -> None:  
 
 
 def test_unknown_option_is_refused(openbao: OpenBao) -> None:  # noqa: F811
-    with pytest.raises(ConfigError, match="unknown options"):
+    with pytest.raises(ConfigError, match=r"unknown option 'mount_point' \(did you mean 'mount'"):
         open_key_manager({"type": "vault", "url": openbao.url, "token": openbao.token, "mount_point": "x"})

@@ -17,10 +17,10 @@ import hvac
 import pytest
 
 from donjon.crypto import DecryptionFailed
+from donjon.drivers.vault import VaultConnection, VaultSettings
 from donjon.errors import ConfigurationError
 from donjon.keystores import WrappedKey, open_keystore
 from donjon.keystores.vault import VaultKeystore, VaultKeystoreError
-from donjon.vault_transport import VaultConnection, VaultSettings
 from tests.components.openbao import OpenBao, openbao  # noqa: F401  (the session fixture)
 from tests.keystore_conformance import exercise_keystore, exercise_persistence
 from tests.live_server import LiveServer, free_port
@@ -238,7 +238,8 @@ def test_an_unreachable_server_is_a_keystore_error(options: dict[str, Any]) -> N
     wrapped = keystore.wrap(os.urandom(32), CONTEXT)
     settings = VaultSettings(f"http://127.0.0.1:{free_port()}", "t", None, True, 2.0, None)
     down = VaultKeystore(
-        VaultConnection(settings, what="vault keystore", error=VaultKeystoreError), key_name=keystore.key_name
+        VaultConnection(settings, what="vault keystore", error=lambda e: VaultKeystoreError(e.message)),
+        key_name=keystore.key_name,
     )
     with pytest.raises(VaultKeystoreError, match="cannot reach"):
         down.unwrap(wrapped, CONTEXT)
@@ -249,13 +250,15 @@ def test_an_unreachable_server_is_a_keystore_error(options: dict[str, Any]) -> N
 @pytest.mark.parametrize(
     ("bad", "message"),
     [
-        ({"pin": "1234"}, "unknown options"),
+        ({"pin": "1234"}, r"unknown option 'pin' \(the options are"),
+        ({"key_nam": "x"}, r"unknown option 'key_nam' \(did you mean 'key_name'"),
         ({"token": "s.abc"}, "does not belong in the configuration"),
         ({"url": ""}, "'url' is required"),
         ({"url": "vault.example:8200"}, "not an http"),
         ({"key_name": "../sys"}, "not a transit key name"),
-        ({"timeout": 0}, "positive number"),
-        ({"verify": "maybe"}, "true or false"),
+        ({"timeout": 0}, "option 'timeout' must be more than 0, not 0"),
+        ({"verify": "maybe"}, "neither true, false nor a CA bundle file"),
+        ({"create": "perhaps"}, "option 'create' must be true or false"),
         ({"ca_cert": "/nonexistent/ca.pem"}, "not a file"),
         ({"token_file": "/x", "token_env": "Y"}, "either"),
     ],

@@ -66,8 +66,12 @@ def test_vault_configuration_errors(openbao: OpenBao, monkeypatch: pytest.Monkey
     monkeypatch.setenv("DONJON_VAULT_TOKEN", openbao.token)
     with pytest.raises(ConfigurationError, match="no KV v2 engine is mounted"):
         open_store("vault", {"url": openbao.url, "mount": "nothing-here"})
-    with pytest.raises(ConfigurationError, match="unknown options"):
+    with pytest.raises(
+        ConfigurationError, match=r"unknown option 'colour' \(the options are ca_cert, mount, namespace"
+    ):
         open_store("vault", {"url": openbao.url, "colour": "blue"})
+    with pytest.raises(ConfigurationError, match=r"unknown option 'prefx' \(did you mean 'prefix'"):
+        open_store("vault", {"url": openbao.url, "prefx": "x"})
     monkeypatch.setenv("DONJON_VAULT_TOKEN", "not-a-token")
     with pytest.raises(ConfigurationError, match="permission denied") as caught:
         open_store("vault", {"url": openbao.url})

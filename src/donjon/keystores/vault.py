@@ -24,16 +24,19 @@ from collections.abc import Mapping
 from typing import Any
 
 from donjon.crypto import DecryptionFailed
-from donjon.errors import ConfigurationError, DonjonError
-from donjon.keystores import WrappedKey
-from donjon.vault_transport import (
-    CONNECTION_OPTIONS,
+from donjon.drivers.vault import (
     Missing,
     Refused,
+    TransitKeyName,
     VaultConnection,
-    boolean,
-    parse_settings,
+    VaultError,
+    VaultOptions,
+    VaultPath,
+    vault_settings,
 )
+from donjon.errors import ConfigurationError, DonjonError
+from donjon.keystores import WrappedKey
+from donjon.options import Flag, parse_options
 
 log = logging.getLogger("donjon.keystores.vault")
 
@@ -44,10 +47,7 @@ _KEY_TYPE = "aes256-gcm96"
 # nonce (12) + tag (16): anything shorter cannot be a transit AES-GCM ciphertext.
 _MIN_SEALED = 12 + 16
 _CIPHERTEXT = re.compile(r"vault:v([1-9][0-9]{0,9}):([A-Za-z0-9+/]+={0,2})")
-_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
-_MOUNT = re.compile(r"[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)*")
 _WHAT = "vault keystore"
-_OPTIONS = CONNECTION_OPTIONS | {"mount", "key_name", "create"}
 
 
 class VaultKeystoreError(DonjonError):
@@ -56,6 +56,16 @@ class VaultKeystoreError(DonjonError):
     Distinct from ``DecryptionFailed`` on purpose: an outage or a revoked token is not evidence of tampering.
     Messages name the URL and the operation, never the token or any key material.
     """
+
+
+class VaultKeystoreOptions(VaultOptions):
+    mount: VaultPath = "transit"  # where the transit engine is mounted
+    key_name: TransitKeyName = "donjon-root"  # the transit key
+    create: Flag = True  # create the key on first start
+
+
+def _keystore_error(failure: VaultError) -> Exception:
+    return VaultKeystoreError(failure.message)
 
 
 class VaultKeystore:
@@ -72,20 +82,11 @@ class VaultKeystore:
     @classmethod
     def from_options(cls, options: Mapping[str, Any]) -> VaultKeystore:
         """Validate the options, connect, check (or create) the transit key; ConfigurationError if unusable."""
-        unknown = set(options) - _OPTIONS - {"token"}
-        if unknown:
-            raise ConfigurationError(f"vault keystore: unknown options {sorted(unknown)}")
-        settings = parse_settings(options, _WHAT)
-        mount = str(options.get("mount", "transit")).strip("/")
-        if not _MOUNT.fullmatch(mount):
-            raise ConfigurationError(f"vault keystore: 'mount' {mount!r} is not a mount path")
-        key_name = str(options.get("key_name", "donjon-root"))
-        if not _NAME.fullmatch(key_name):
-            raise ConfigurationError(f"vault keystore: 'key_name' {key_name!r} is not a transit key name")
-        create = boolean(options, "create", True, _WHAT)
-        keystore = cls(VaultConnection(settings, what=_WHAT, error=VaultKeystoreError), mount=mount, key_name=key_name)
+        opts = parse_options(VaultKeystoreOptions, options, _WHAT)
+        connection = VaultConnection(vault_settings(opts, _WHAT), what=_WHAT, error=_keystore_error)
+        keystore = cls(connection, mount=opts.mount, key_name=opts.key_name)
         try:
-            keystore.ensure_key(create=create)
+            keystore.ensure_key(create=opts.create)
         except BaseException:
             keystore.close()
             raise

@@ -12,18 +12,25 @@ from __future__ import annotations
 
 import base64
 import binascii
-import re
 from collections.abc import Mapping
 from typing import Any
 from urllib.parse import quote
 
+from donjon.drivers.vault import Missing, VaultConnection, VaultError, VaultOptions, VaultPath, vault_settings
 from donjon.errors import ConfigurationError
+from donjon.options import parse_options
 from donjon.stores import PayloadInfo, PayloadMissing, StoreUnavailable
-from donjon.vault_transport import CONNECTION_OPTIONS, Missing, VaultConnection, parse_settings
 
 _WHAT = "vault secret store"
-_OPTIONS = CONNECTION_OPTIONS | {"mount", "prefix"}
-_SEGMENT = re.compile(r"[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)*")
+
+
+class VaultStoreOptions(VaultOptions):
+    mount: VaultPath = "secret"  # a KV version 2 engine
+    prefix: VaultPath = "donjon"  # the path under it that holds every project's secrets
+
+
+def _store_error(failure: VaultError) -> Exception:
+    return StoreUnavailable(failure.message)
 
 
 class VaultSecretStore:
@@ -39,16 +46,9 @@ class VaultSecretStore:
 
     @classmethod
     def from_options(cls, options: Mapping[str, Any]) -> VaultSecretStore:
-        unknown = set(options) - _OPTIONS - {"token"}
-        if unknown:
-            raise ConfigurationError(f"{_WHAT}: unknown options {sorted(unknown)}")
-        settings = parse_settings(options, _WHAT)
-        mount = str(options.get("mount", "secret")).strip("/")
-        prefix = str(options.get("prefix", "donjon")).strip("/")
-        for name, value in (("mount", mount), ("prefix", prefix)):
-            if not _SEGMENT.fullmatch(value):
-                raise ConfigurationError(f"{_WHAT}: {name!r} {value!r} is not a path")
-        store = cls(VaultConnection(settings, what=_WHAT, error=StoreUnavailable), mount=mount, prefix=prefix)
+        opts = parse_options(VaultStoreOptions, options, _WHAT)
+        connection = VaultConnection(vault_settings(opts, _WHAT), what=_WHAT, error=_store_error)
+        store = cls(connection, mount=opts.mount, prefix=opts.prefix)
         try:
             store._check_mount()
         except StoreUnavailable as exc:
