@@ -108,6 +108,8 @@ def test_objects_validate_their_input() -> None:
         ),
         ({"type": "kmip", "host": "h", "certfile": "c", "keyfile": "k", "ca_certs": "a", "pool": 2}, r"'pool_size'"),
         ({"type": "pkcs11"}, "required"),
+        ({"type": "pkcs11", "library": "l", "token_label": "t", "pin_fiel": "p"}, r"did you mean 'pin_file'"),
+        ({"type": "pkcs11", "library": "l", "token_label": "t", "sessions": "many"}, "'sessions' must be a whole"),
     ],
 )
 def test_configuration_errors(config: dict[str, object], match: str, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -135,11 +135,11 @@ def test_one_database_per_process_at_a_time(keystore: NssKeystore, tmp_path: Pat
 
 
 def test_option_checks(nss_db: NssDatabase, tmp_path: Path) -> None:
-    with pytest.raises(ConfigurationError, match="'db_dir' is required"):
+    with pytest.raises(ConfigurationError, match="option 'db_dir' is required"):
         open_keystore("nss", {"pin_file": str(nss_db.pin_file)})
     with pytest.raises(ConfigurationError, match="holds no NSS key database"):
         open_keystore("nss", nss_db.options(db_dir=str(tmp_path)))
-    with pytest.raises(ConfigurationError, match="unknown options"):
+    with pytest.raises(ConfigurationError, match=r"unknown option 'token_label' \(did you mean 'key_label'"):
         open_keystore("nss", nss_db.options(token_label="NSS Certificate DB"))
     quoted = tmp_path / "it's"
     quoted.mkdir()

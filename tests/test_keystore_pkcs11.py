@@ -20,9 +20,10 @@ from pkcs11 import Attribute, KeyType
 from pkcs11 import exceptions as p11e
 
 from donjon.crypto import DecryptionFailed
+from donjon.drivers.pkcs11.errors import TokenUnavailable
+from donjon.drivers.pkcs11.native import CK_C_INITIALIZE_ARGS, CKF_OS_LOCKING_OK
 from donjon.errors import ConfigurationError
 from donjon.keystores import WrappedKey, open_keystore
-from donjon.keystores._pkcs11_common import CK_C_INITIALIZE_ARGS, CKF_OS_LOCKING_OK, KeystoreUnavailable
 from donjon.keystores.pkcs11 import Pkcs11Keystore
 from tests.keystore_conformance import exercise_keystore, exercise_persistence
 from tests.live_server import LiveServer
@@ -197,9 +198,11 @@ def test_an_extractable_key_is_refused_as_root(keystore: Pkcs11Keystore, softhsm
 
 
 def test_option_checks(softhsm: SoftHsmToken, tmp_path: Path) -> None:
-    with pytest.raises(ConfigurationError, match="unknown options"):
+    with pytest.raises(ConfigurationError, match=r"unknown option 'pin' \(did you mean 'pin_env'"):
         open_keystore("pkcs11", softhsm.options(pin="1234"))
-    with pytest.raises(ConfigurationError, match="'token_label' is required"):
+    with pytest.raises(ConfigurationError, match=r"unknown option 'tokn_label' \(did you mean 'token_label'"):
+        open_keystore("pkcs11", {"tokn_label": "x", "pin_file": str(softhsm.pin_file)})
+    with pytest.raises(ConfigurationError, match="option 'token_label' is required"):
         open_keystore("pkcs11", {"pin_file": str(softhsm.pin_file)})
     with pytest.raises(ConfigurationError, match="no token labelled 'nope'"):
         open_keystore("pkcs11", softhsm.options(token_label="nope"))
@@ -215,8 +218,12 @@ def test_option_checks(softhsm: SoftHsmToken, tmp_path: Path) -> None:
     assert softhsm.pin not in str(exposed.value)
     with pytest.raises(ConfigurationError, match="cannot load PKCS#11 library"):
         open_keystore("pkcs11", softhsm.options(library=str(tmp_path / "libnothing.so")))
-    with pytest.raises(ConfigurationError, match="'sessions' must be between"):
+    with pytest.raises(ConfigurationError, match="option 'sessions' must be 1 or more, not 0"):
         open_keystore("pkcs11", softhsm.options(sessions=0))
+    with pytest.raises(ConfigurationError, match="option 'sessions' must be a number, not True"):
+        open_keystore("pkcs11", softhsm.options(sessions=True))
+    with pytest.raises(ConfigurationError, match="option 'create' must be true or false, not 'perhaps'"):
+        open_keystore("pkcs11", softhsm.options(create="perhaps"))
 
 
 def test_the_module_is_initialised_for_os_locking(keystore: Pkcs11Keystore) -> None:
@@ -231,7 +238,7 @@ def test_a_forked_child_is_refused_rather_than_using_the_parent_sessions(keystor
     if pid == 0:  # the child: PKCS#11 state does not survive fork(), so it must not touch the token
         try:
             keystore.wrap(b"k" * 32, b"ctx")
-        except KeystoreUnavailable:
+        except TokenUnavailable:
             os._exit(0)
         except BaseException:
             os._exit(2)
@@ -245,7 +252,7 @@ def test_closed_keystore_refuses_work(softhsm: SoftHsmToken) -> None:
     keystore = open_pkcs11(softhsm)
     keystore.close()
     keystore.close()  # idempotent
-    with pytest.raises(KeystoreUnavailable, match="closed"):
+    with pytest.raises(TokenUnavailable, match="closed"):
         keystore.wrap(b"k" * 32, b"ctx")
 
 
@@ -259,7 +266,7 @@ def test_closing_under_load_lets_calls_finish_then_refuses(softhsm: SoftHsmToken
         try:
             while True:
                 assert keystore.unwrap(keystore.wrap(b"k" * 32, b"c"), b"c") == b"k" * 32
-        except KeystoreUnavailable as exc:
+        except TokenUnavailable as exc:
             outcomes.append(str(exc))
         except BaseException as exc:  # noqa: BLE001 - reported below
             outcomes.append(repr(exc))

@@ -11,9 +11,10 @@ Each object's ``CKA_LABEL`` is its id (a UUID); its metadata (namespace, type, n
 creation time) is JSON in ``CKA_ID`` (keys) or ``CKA_OBJECT_ID`` (data objects), and data objects carry
 ``CKA_APPLICATION = "donjon"``. ``list`` finds objects by class and keeps those of its namespace.
 
-The module is loaded and initialised as donjon's PKCS#11 keystores do (``donjon.keystores._pkcs11_common``):
-``C_Initialize`` with ``CKF_OS_LOCKING_OK``, because python-pkcs11's ``C_Initialize(NULL)`` makes SoftHSM2
-turn its own locking off and crash under threads; one login per token and process, shared.
+The module is loaded, initialised and logged in to by the PKCS#11 driver donjon's keystores use
+(``donjon.drivers.pkcs11``): ``C_Initialize`` with ``CKF_OS_LOCKING_OK``, because python-pkcs11's
+``C_Initialize(NULL)`` makes SoftHSM2 turn its own locking off and crash under threads; one login per token and
+process, shared.
 """
 
 from __future__ import annotations
@@ -26,36 +27,36 @@ from typing import Any
 
 from pkcs11 import Attribute, KeyType, ObjectClass
 from pkcs11 import exceptions as p11e
+from pydantic import Field
 
 from donjon.client import _generate
-from donjon.client._errors import BackendError, ConfigError, Conflict, InvalidRequest, NotFound
+from donjon.client._errors import BackendError, Conflict, InvalidRequest, NotFound, configuration_errors
 from donjon.client._manager import BaseKeyManager
 from donjon.client._objects import ManagedObject, ObjectInfo, build, type_name
-from donjon.errors import ConfigurationError
-from donjon.keystores._pkcs11_common import (
-    KeystoreUnavailable,
-    Module,
-    _Token,
-    acquire_module,
-    open_token,
-    os_locking_args,
-    pin_source,
-    release_module,
-    release_token,
-)
+from donjon.drivers.pkcs11.errors import TokenUnavailable
+from donjon.drivers.pkcs11.keys import secret_key_template
+from donjon.drivers.pkcs11.native import os_locking_args
+from donjon.drivers.pkcs11.pins import PinOptions
+from donjon.drivers.pkcs11.session import SharedToken, log_in, log_out
+from donjon.options import Integer, Text, parse_options
 
-OPTIONS = {"library", "token_label", "pin_file", "pin_env", "namespace", "sessions"}
 _WHAT = "pkcs11 backend"
 _APPLICATION = "donjon"
 _KEY_TYPES = {"aes": KeyType.AES}
 
 
+class Pkcs11BackendOptions(PinOptions):
+    library: Text  # the module's .so (an HSM vendor's, SoftHSM2's)
+    token_label: Text
+    namespace: str = "default"  # objects of other namespaces are not listed nor served
+    sessions: Integer = Field(4, ge=1, le=1024)  # the most sessions open at once
+
+
 class Pkcs11KeyManager(BaseKeyManager):
     backend = "pkcs11"
 
-    def __init__(self, module: Module, token: _Token, namespace: str) -> None:
-        self._module = module
-        self._token: _Token | None = token
+    def __init__(self, token: SharedToken, namespace: str) -> None:
+        self._token: SharedToken | None = token
         self._namespace = namespace
 
     def __repr__(self) -> str:
@@ -64,29 +65,18 @@ class Pkcs11KeyManager(BaseKeyManager):
 
     @classmethod
     def from_options(cls, options: Mapping[str, Any]) -> Pkcs11KeyManager:
-        opts = dict(options)
-        unknown = set(opts) - OPTIONS
-        if unknown:
-            raise ConfigError(f"{_WHAT}: unknown options {sorted(unknown)}")
-        if not opts.get("library") or not opts.get("token_label"):
-            raise ConfigError(f"{_WHAT}: 'library' and 'token_label' are required")
-        try:
-            pins = pin_source(opts, "DONJON_PKCS11_PIN", _WHAT)
-            module = acquire_module(str(opts["library"]), os_locking_args(), init_key="CKF_OS_LOCKING_OK")
-            try:
-                token = open_token(module, str(opts["token_label"]), pins, _WHAT, int(opts.get("sessions", 4)))
-            except BaseException:
-                release_module(module)
-                raise
-        except ConfigurationError as exc:
-            raise ConfigError(exc.message) from exc
-        return cls(module, token, str(opts.get("namespace", "default")))
+        with configuration_errors():
+            opts = parse_options(Pkcs11BackendOptions, options, _WHAT)
+            pins = opts.pin_source("DONJON_PKCS11_PIN")
+            token = log_in(
+                opts.library, os_locking_args(), "CKF_OS_LOCKING_OK", opts.token_label, pins, _WHAT, opts.sessions
+            )
+        return cls(token, opts.namespace)
 
     def close(self) -> None:
         if self._token is not None:
             token, self._token = self._token, None
-            release_token(token)
-            release_module(self._module)
+            log_out(token)
 
     # ------------------------------------------------------------------ token access
 
@@ -122,7 +112,7 @@ class Pkcs11KeyManager(BaseKeyManager):
             raise
         except (p11e.KeySizeRange, p11e.TemplateInconsistent, p11e.AttributeValueInvalid) as exc:
             raise InvalidRequest(f"pkcs11: {what}: {type(exc).__name__}") from exc
-        except (p11e.PKCS11Error, KeystoreUnavailable) as exc:
+        except (p11e.PKCS11Error, TokenUnavailable) as exc:
             raise BackendError(f"pkcs11: {what}: {type(exc).__name__}") from exc
 
     # ------------------------------------------------------------------ KeyManager
@@ -142,7 +132,7 @@ class Pkcs11KeyManager(BaseKeyManager):
                 label=object_id,
                 id=self._meta(template_obj),
                 store=True,
-                template=_key_template(),
+                template=secret_key_template(extractable=True),
             )
 
         self._run("generate", generate)
@@ -168,7 +158,7 @@ class Pkcs11KeyManager(BaseKeyManager):
                 Attribute.VALUE: obj.data,
                 Attribute.LABEL: object_id,
                 Attribute.ID: meta,
-                **_key_template(),
+                **secret_key_template(extractable=True),
             }
         else:
             attributes = {
@@ -232,18 +222,6 @@ class Pkcs11KeyManager(BaseKeyManager):
             return sorted(infos, key=lambda i: (i.created or datetime.min.replace(tzinfo=UTC), i.id))
 
         yield from self._run("list", scan)
-
-
-def _key_template() -> dict[Attribute, Any]:
-    return {
-        Attribute.TOKEN: True,
-        Attribute.PRIVATE: True,
-        Attribute.SENSITIVE: False,
-        Attribute.EXTRACTABLE: True,
-        Attribute.MODIFIABLE: False,
-        Attribute.ENCRYPT: True,
-        Attribute.DECRYPT: True,
-    }
 
 
 def _parse(raw: Any) -> dict[str, Any] | None:

@@ -5,7 +5,7 @@ NSS's softoken (libsoftokn3.so) is driven as a PKCS#11 module over the database'
 (default ``DONJON_NSS_PIN``: the database password), ``key_label`` (default ``donjon-root``), ``create`` (default
 true), ``library`` (default: libsoftokn3.so from the usual library directories), ``sessions`` (default 8).
 
-Two softoken quirks are handled here and in ``_pkcs11_common``:
+Two softoken quirks are handled here and in ``donjon.drivers.pkcs11.native``:
 
 * ``C_Initialize(NULL)`` is refused (CKR_ARGUMENTS_BAD): the softoken needs NSS's own init struct carrying
   "LibraryParameters" (which database, which prefixes); we pass it, with CKF_OS_LOCKING_OK;
@@ -25,23 +25,11 @@ from typing import Any, cast
 
 from pkcs11.types import SecretKey
 
+from donjon.drivers.pkcs11.native import CK_NSS_C_INITIALIZE_ARGS, CKF_OS_LOCKING_OK, encrypt_gcm_presized
+from donjon.drivers.pkcs11.session import PooledSession
 from donjon.errors import ConfigurationError
-from donjon.keystores._pkcs11_common import (
-    CK_NSS_C_INITIALIZE_ARGS,
-    CKF_OS_LOCKING_OK,
-    Encryptor,
-    Module,
-    Pkcs11Base,
-    PooledSession,
-    acquire_module,
-    bool_option,
-    check_options,
-    encrypt_gcm_presized,
-    first_existing,
-    int_option,
-    open_root_key,
-    pin_source,
-)
+from donjon.keystores._pkcs11_base import Pkcs11Base, TokenKeystoreOptions
+from donjon.options import Text, parse_options
 
 TOKEN_LABEL = "NSS Certificate DB"  # the softoken's persistent (key4.db) token; slot 1 is the session-only one
 DEFAULT_LIBRARIES = (
@@ -51,8 +39,10 @@ DEFAULT_LIBRARIES = (
     "/usr/lib/libsoftokn3.so",
     *sorted(glob.glob("/usr/lib/*/libsoftokn3.so")),
 )
-_OPTIONS = {"db_dir", "library", "pin_file", "pin_env", "key_label", "create", "sessions"}
-_WHAT = "nss keystore"
+
+
+class NssKeystoreOptions(TokenKeystoreOptions):
+    db_dir: Text  # the directory holding key4.db
 
 
 def library_parameters(db_dir: Path) -> str:
@@ -60,44 +50,27 @@ def library_parameters(db_dir: Path) -> str:
     return f"configdir='sql:{db_dir}' certPrefix='' keyPrefix='' secmod='secmod.db' flags= "
 
 
-def _presized_encryptor(module: Module) -> Encryptor:
-    def encrypt(pooled: PooledSession, key: SecretKey, nonce: bytes, aad: bytes, data: bytes) -> bytes:
+class NssKeystore(Pkcs11Base):
+    _prefix = "nss"
+    _libraries = DEFAULT_LIBRARIES
+    _library_kind = "NSS softoken"
+
+    @classmethod
+    def from_options(cls, options: Mapping[str, Any]) -> NssKeystore:
+        opts = parse_options(NssKeystoreOptions, options, cls._what())
+        db_dir = Path(opts.db_dir).resolve()
+        if any(c in str(db_dir) for c in "'\"\\"):
+            # The parameter string quotes the path; NSS's parser has no escape we could rely on.
+            raise ConfigurationError(f"{cls._what()}: db_dir must not contain quotes or backslashes")
+        if not (db_dir / "key4.db").is_file():
+            raise ConfigurationError(f"{cls._what()}: {db_dir} holds no NSS key database (create it with certutil -N)")
+        params = library_parameters(db_dir)
+        args = CK_NSS_C_INITIALIZE_ARGS(flags=CKF_OS_LOCKING_OK, LibraryParameters=params.encode())
+        return cls._open(args, f"NSS database {db_dir}", TOKEN_LABEL, opts)
+
+    def _encrypt(self, pooled: PooledSession, key: SecretKey, nonce: bytes, aad: bytes, data: bytes) -> bytes:
         key_handle = key.handle
         assert key_handle is not None
         # The Cython Session has the handle; python-pkcs11's type stubs do not declare it.
         session_handle = int(cast(Any, pooled.session).handle)
-        return encrypt_gcm_presized(module.functions, session_handle, key_handle, nonce, aad, data)
-
-    return encrypt
-
-
-class NssKeystore(Pkcs11Base):
-    _prefix = "nss"
-    _what = _WHAT
-
-    @classmethod
-    def from_options(cls, options: Mapping[str, Any]) -> NssKeystore:
-        opts = dict(options)
-        check_options(opts, _OPTIONS, _WHAT)
-        if not opts.get("db_dir"):
-            raise ConfigurationError(f"{_WHAT}: 'db_dir' is required")
-        db_dir = Path(str(opts["db_dir"])).resolve()
-        if any(c in str(db_dir) for c in "'\"\\"):
-            # The parameter string quotes the path; NSS's parser has no escape we could rely on.
-            raise ConfigurationError(f"{_WHAT}: db_dir must not contain quotes or backslashes")
-        if not (db_dir / "key4.db").is_file():
-            raise ConfigurationError(f"{_WHAT}: {db_dir} holds no NSS key database (create it with certutil -N)")
-        library = (
-            str(opts["library"]) if "library" in opts else first_existing(DEFAULT_LIBRARIES, _WHAT, "NSS softoken")
-        )
-        key_label = str(opts.get("key_label", "donjon-root"))
-        if not key_label:
-            raise ConfigurationError(f"{_WHAT}: 'key_label' must not be empty")
-        create = bool_option(opts, "create", True, _WHAT)
-        sessions = int_option(opts, "sessions", 8, 1, 1024, _WHAT)
-        pins = pin_source(opts, "DONJON_NSS_PIN", _WHAT)
-        params = library_parameters(db_dir)
-        args = CK_NSS_C_INITIALIZE_ARGS(flags=CKF_OS_LOCKING_OK, LibraryParameters=params.encode())
-        module = acquire_module(library, args, init_key=f"NSS database {db_dir}")
-        shared, key_id = open_root_key(module, TOKEN_LABEL, pins, key_label, create, sessions, _WHAT)
-        return cls(module, shared, key_label, key_id, _presized_encryptor(module))
+        return encrypt_gcm_presized(self._module.functions, session_handle, key_handle, nonce, aad, data)
