@@ -98,7 +98,11 @@ def test_objects_validate_their_input() -> None:
         ({"type": "nope"}, "unknown key manager type"),
         ({"type": "donjon"}, "'url' is required"),
         ({"type": "donjon", "url": "ftp://x"}, "not an http"),
-        ({"type": "donjon", "url": "http://x", "bogus": 1}, "unknown options"),
+        ({"type": "donjon", "url": "http://x", "bogus": 1}, r"unknown option 'bogus' \(the options are"),
+        (
+            {"type": "donjon", "url": "http://x", "projet_id": "p"},
+            r"unknown option 'projet_id' \(did you mean 'project_id'",
+        ),
         ({"type": "donjon", "url": "http://x", "project_id": "p", "token": "t"}, "choose one"),
         ({"type": "donjon", "options": {"url": "http://x"}, "url": "y"}, "nothing else"),
         ({"type": "vault", "url": "http://127.0.0.1:1"}, "token"),
@@ -107,9 +111,9 @@ def test_objects_validate_their_input() -> None:
             r"did you mean 'transit_mount'",
         ),
         ({"type": "kmip", "host": "h", "certfile": "c", "keyfile": "k", "ca_certs": "a", "pool": 2}, r"'pool_size'"),
-        ({"type": "pkcs11"}, "required"),
         ({"type": "pkcs11", "library": "l", "token_label": "t", "pin_fiel": "p"}, r"did you mean 'pin_file'"),
         ({"type": "pkcs11", "library": "l", "token_label": "t", "sessions": "many"}, "'sessions' must be a whole"),
+        ({"type": "pkcs11"}, "required"),
     ],
 )
 def test_configuration_errors(config: dict[str, object], match: str, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -86,8 +86,12 @@ def test_a_second_key_unwraps_old_wraps_after_rotation(tmp_path: Path) -> None:
 
 
 def test_unknown_options_and_types_are_configuration_errors(tmp_path: Path) -> None:
-    with pytest.raises(ConfigurationError, match="unknown options"):
+    with pytest.raises(ConfigurationError, match=r"unknown option 'pin' \(the options are create, path"):
         open_keystore("file", {"path": str(tmp_path / "k"), "pin": "1234"})
+    with pytest.raises(ConfigurationError, match=r"unknown option 'paht' \(did you mean 'path'"):
+        open_keystore("file", {"paht": str(tmp_path / "k")})
+    with pytest.raises(ConfigurationError, match="option 'create' must be true or false, not 'maybe'"):
+        open_keystore("file", {"path": str(tmp_path / "k"), "create": "maybe"})
     with pytest.raises(ConfigurationError, match="unknown keystore type"):
         open_keystore("hsm-of-dreams", {})
     with pytest.raises(ConfigurationError, match="does not exist"):

@@ -12,26 +12,38 @@ from datetime import UTC, datetime
 from typing import Any
 
 import httpx
+from pydantic import SecretStr, model_validator
 
-from donjon.client._errors import ClientError, ConfigError, Conflict
+from donjon.client._errors import ClientError, ConfigError, Conflict, configuration_errors
 from donjon.client._http import BarbicanAPI, DevAuth, KeystoneSessionAuth, TokenAuth, ref_id
 from donjon.client._manager import BaseKeyManager, Consumer
 from donjon.client._objects import ManagedObject, ObjectInfo, build, type_name
+from donjon.options import PluginOptions, Seconds, Verify, invalid, parse_options
 
-OPTIONS = {
-    "url",
-    "project_id",
-    "user_id",
-    "roles",
-    "token",
-    "session",
-    "interface",
-    "region_name",
-    "timeout",
-    "verify",
-    "order_timeout",
-    "transport",
-}
+
+class DonjonBackendOptions(PluginOptions):
+    url: str | None = None  # required unless a session's catalog has a key-manager endpoint
+    # Auth, one of: dev headers (Barbican's unauthenticated mode), a token, a keystoneauth1 session.
+    project_id: str | None = None
+    user_id: str | None = None
+    roles: str | list[str] | None = None
+    token: SecretStr | None = None
+    session: Any = None
+    interface: str = "public"  # of the catalog's endpoint
+    region_name: str | None = None
+    timeout: Seconds = 30.0  # per HTTP request
+    verify: Verify = True
+    order_timeout: Seconds = 120.0  # how long create_key and create_key_pair wait for their order
+    transport: Any = None  # an httpx transport (tests: the app in process)
+
+    @model_validator(mode="after")
+    def _one_auth(self) -> DonjonBackendOptions:
+        token = self.token.get_secret_value() if self.token is not None else None
+        given = {"project_id": self.project_id, "token": token, "session": self.session}
+        chosen = [name for name, value in given.items() if value]
+        if len(chosen) > 1:
+            raise invalid(f"choose one of project_id, token, session (got {', '.join(chosen)})")
+        return self
 
 
 def parse_time(value: Any) -> datetime | None:
@@ -76,30 +88,24 @@ class DonjonKeyManager(BaseKeyManager):
 
     @classmethod
     def from_options(cls, options: Mapping[str, Any]) -> DonjonKeyManager:
-        unknown = set(options) - OPTIONS
-        if unknown:
-            raise ConfigError(f"donjon backend: unknown options {sorted(unknown)}")
+        with configuration_errors():
+            opts = parse_options(DonjonBackendOptions, options, "donjon backend")
         auth: httpx.Auth | None
-        url = options.get("url")
-        session = options.get("session")
-        chosen = [k for k in ("project_id", "token", "session") if options.get(k)]
-        if len(chosen) > 1:
-            raise ConfigError(f"donjon backend: choose one of project_id, token, session (got {', '.join(chosen)})")
-        if session is not None:
-            auth = KeystoneSessionAuth(session)
+        url = opts.url
+        if opts.session is not None:
+            auth = KeystoneSessionAuth(opts.session)
             if not url:
                 try:
-                    url = session.get_endpoint(
-                        service_type="key-manager",
-                        interface=options.get("interface", "public"),
-                        region_name=options.get("region_name"),
+                    url = opts.session.get_endpoint(
+                        service_type="key-manager", interface=opts.interface, region_name=opts.region_name
                     )
                 except Exception as exc:
                     raise ConfigError(f"donjon backend: no key-manager endpoint in the catalog: {exc}") from exc
-        elif options.get("token"):
-            auth = TokenAuth(str(options["token"]))
-        elif options.get("project_id"):
-            auth = DevAuth(str(options["project_id"]), options.get("user_id"), options.get("roles"))
+        elif opts.token is not None and opts.token.get_secret_value():
+            auth = TokenAuth(opts.token.get_secret_value())
+        elif opts.project_id:
+            roles = ",".join(opts.roles) if isinstance(opts.roles, list) else opts.roles
+            auth = DevAuth(opts.project_id, opts.user_id, roles)
         else:
             auth = None
         if not url:
@@ -108,10 +114,10 @@ class DonjonKeyManager(BaseKeyManager):
             BarbicanAPI(
                 str(url),
                 auth=auth,
-                timeout=float(options.get("timeout", 30.0)),
-                verify=options.get("verify", True),
-                order_timeout=float(options.get("order_timeout", 120.0)),
-                transport=options.get("transport"),
+                timeout=opts.timeout,
+                verify=opts.verify,
+                order_timeout=opts.order_timeout,
+                transport=opts.transport,
             )
         )
 

@@ -21,8 +21,14 @@ from donjon.crypto import _aead
 from donjon.errors import ConfigurationError
 from donjon.files import read_private, write_private_once
 from donjon.keystores import WrappedKey
+from donjon.options import Flag, PluginOptions, Text, parse_options
 
 _FORMAT = "donjon-root-keys/1"
+
+
+class FileKeystoreOptions(PluginOptions):
+    path: Text  # the key file; the server defaults it to root.key in the data dir
+    create: Flag = True  # generate the file on first start if it does not exist
 
 
 class FileKeystore:
@@ -40,14 +46,10 @@ class FileKeystore:
 
     @classmethod
     def from_options(cls, options: Mapping[str, Any]) -> FileKeystore:
-        unknown = set(options) - {"path", "create"}
-        if unknown:
-            raise ConfigurationError(f"file keystore: unknown options {sorted(unknown)}")
-        if "path" not in options:
-            raise ConfigurationError("file keystore: 'path' is required")
-        path = Path(str(options["path"]))
+        opts = parse_options(FileKeystoreOptions, options, "file keystore")
+        path = Path(opts.path)
         if not path.exists():
-            if not options.get("create", True):
+            if not opts.create:
                 raise ConfigurationError(f"key file {path} does not exist")
             generate_key_file(path)
         return cls(_read_key_file(path), path)
