@@ -11,13 +11,15 @@ import os
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, SecretStr, field_validator
+from pydantic import BaseModel, Field, PrivateAttr, SecretStr, field_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
     TomlConfigSettingsSource,
 )
+
+from donjon.options import ConfiguredOptions, Origin
 
 CONFIG_ENV = "DONJON_CONFIG"
 
@@ -193,6 +195,14 @@ class Settings(BaseSettings):
     migrate_on_start: bool = True
     log_level: str = "info"
 
+    # The TOML file these settings were read from, if any: plugin option errors name it.
+    _config_file: Path | None = PrivateAttr(default=None)
+
+    def model_post_init(self, context: Any) -> None:
+        super().model_post_init(context)
+        path = os.environ.get(CONFIG_ENV)
+        self._config_file = Path(path) if path else None
+
     @field_validator("host_href")
     @classmethod
     def _strip_slash(cls, value: str) -> str:
@@ -223,18 +233,26 @@ class Settings(BaseSettings):
     def effective_token_key_file(self) -> Path:
         return self.token_key_file or self.data_dir / "token.key"
 
-    def keystore_options(self) -> dict[str, Any]:
+    def keystore_options(self) -> ConfiguredOptions:
         """The keystore's options, with the file keystore's path defaulting into the data dir."""
-        options = dict(self.keystore.options)
+        options = self._options(self.keystore.options, "keystore", "options")
         if self.keystore.type == "file":
             options.setdefault("path", str(self.data_dir / "root.key"))
         return options
 
-    def configured_stores(self) -> dict[str, tuple[str, dict[str, Any]]]:
-        return {name: (store.type, dict(store.options)) for name, store in self.stores.items()}
+    def configured_stores(self) -> dict[str, tuple[str, ConfiguredOptions]]:
+        return {
+            name: (store.type, self._options(store.options, "stores", name, "options"))
+            for name, store in self.stores.items()
+        }
 
-    def keystore_chain(self) -> list[tuple[str, dict[str, Any]]]:
+    def keystore_chain(self) -> list[tuple[str, ConfiguredOptions]]:
         """The current keystore first, then the previous ones (unwrap only) that a root rotation retires."""
         return [(self.keystore.type, self.keystore_options())] + [
-            (k.type, dict(k.options)) for k in self.previous_keystores
+            (k.type, self._options(k.options, "previous_keystores", i, "options"))
+            for i, k in enumerate(self.previous_keystores)
         ]
+
+    def _options(self, values: dict[str, Any], *section: str | int) -> ConfiguredOptions:
+        """A plugin's options, remembering where they were configured (their errors name the file or variable)."""
+        return ConfiguredOptions(values, Origin(section, self._config_file))

@@ -2,9 +2,10 @@
 
 Each plugin declares its options as a ``PluginOptions`` model (pydantic, unknown keys forbidden) and reads
 them with ``parse_options``. Every mistake found is reported at once, in one ``ConfigurationError`` naming the
-plugin, the option and, for an unknown key, the closest valid one::
+plugin, the option, where the option was written (the config file and its section, or the environment
+variable) and, for an unknown key, the closest valid one::
 
-    pkcs11 keystore: unknown option 'tokn_label' (did you mean 'token_label'?)
+    pkcs11 keystore: unknown option 'tokn_label' (in /etc/donjon.toml, keystore.options; did you mean 'token_label'?)
 
 Values from ``DONJON_*`` environment variables arrive as strings, so the field types here accept "8" for 8 and
 "false", "no", "0" or "off" for false; a bool is never taken for a number.
@@ -13,7 +14,11 @@ Values from ``DONJON_*`` environment variables arrive as strings, so the field t
 from __future__ import annotations
 
 import difflib
+import os
+import tomllib
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
@@ -82,6 +87,69 @@ class PluginOptions(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, coerce_numbers_to_str=True, hide_input_in_errors=True)
 
 
+# --------------------------------------------------------------------------------------------- where from
+
+
+@dataclass(frozen=True)
+class Origin:
+    """Where a plugin's options were configured: a section of the settings, from a file and/or the environment.
+
+    ``section`` is the path of the options in the settings, e.g. ``("stores", "hsm", "options")``; a list
+    index is a number (``("previous_keystores", 0, "options")``).
+    """
+
+    section: tuple[str | int, ...]
+    file: Path | None
+    env_prefix: str = "DONJON_"
+
+    def describe(self) -> str:
+        out = ""
+        for part in self.section:
+            out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else part)
+        return out
+
+    def where(self, key: str) -> str | None:
+        """Where ``key`` was written: ``environment variable NAME`` or ``in FILE, SECTION``; None if unknown."""
+        variable = self._variable(key)
+        if variable is not None:
+            return f"environment variable {variable}"
+        if self.file is not None and self._in_file(key):
+            return f"in {self.file}, {self.describe()}"
+        return None
+
+    def _variable(self, key: str) -> str | None:
+        # Environment variables win over the file. The deepest name first: DONJON_KEYSTORE__OPTIONS__PATH,
+        # then the JSON forms of the sections around it (DONJON_KEYSTORE__OPTIONS='{...}', DONJON_KEYSTORE=...).
+        present = {name.upper(): name for name in os.environ}
+        path = (*self.section, key)
+        for depth in range(len(path), 0, -1):
+            parts = path[:depth]
+            if any(isinstance(part, int) for part in parts):
+                continue  # no variable names an item of a list; the list's own (JSON) variable may hold it
+            name = (self.env_prefix + "__".join(str(part) for part in parts)).upper()
+            if name in present:
+                return present[name]
+        return None
+
+    def _in_file(self, key: str) -> bool:
+        assert self.file is not None
+        try:
+            node: Any = tomllib.loads(self.file.read_text(encoding="utf-8"))
+            for part in self.section:
+                node = node[part]
+        except (OSError, ValueError, KeyError, IndexError, TypeError):
+            return False
+        return isinstance(node, dict) and key in node
+
+
+class ConfiguredOptions(dict[str, Any]):
+    """A plugin's options as the settings hold them, remembering where they were written (for error messages)."""
+
+    def __init__(self, values: Mapping[str, Any], origin: Origin) -> None:
+        super().__init__(values)
+        self.origin = origin
+
+
 # --------------------------------------------------------------------------------------------- parsing
 
 M = TypeVar("M", bound=PluginOptions)
@@ -92,23 +160,25 @@ def parse_options(model: type[M], options: Mapping[str, Any], what: str) -> M:
     try:
         return model.model_validate(dict(options))
     except ValidationError as exc:
+        origin = options.origin if isinstance(options, ConfiguredOptions) else None
         # Unknown keys first: a misspelt key is usually why a required one is missing.
         errors = sorted(exc.errors(include_url=False), key=lambda e: e["type"] != "extra_forbidden")
-        problems = [_problem(error, model) for error in errors]
+        problems = [_problem(error, model, origin) for error in errors]
         raise ConfigurationError(f"{what}: {'; '.join(problems)}") from None
 
 
-def _problem(error: ErrorDetails, model: type[PluginOptions]) -> str:
+def _problem(error: ErrorDetails, model: type[PluginOptions], origin: Origin | None) -> str:
     key = ".".join(str(part) for part in error["loc"])
+    where = origin.where(str(error["loc"][0])) if origin is not None and error["loc"] else None
     if error["type"] == "extra_forbidden":
         valid = sorted(model.model_fields)
         guess = closest(key, valid)
         hint = f"did you mean {guess!r}?" if guess else f"the options are {', '.join(valid)}"
-        return f"unknown option {key!r} ({hint})"
+        return f"unknown option {key!r} ({where + '; ' if where else ''}{hint})"
     complaint = _complaint(error)
     if not error["loc"]:
         return complaint  # a rule about several options: the message names them
-    return f"option {key!r} {complaint}"
+    return f"option {key!r}{f' ({where})' if where else ''} {complaint}"
 
 
 _COMPLAINTS = {

@@ -15,6 +15,7 @@ from donjon.cli.common import config_option, load_settings
 from donjon.config import Settings
 from donjon.errors import ConfigurationError
 from donjon.keystores.keyring import open_chain
+from donjon.services.stores import StoreRegistry
 from donjon.storage import migrate
 from donjon.storage.database import Database
 
@@ -79,9 +80,12 @@ def server(
 
 
 def prepare(settings: Settings) -> None:
-    """Once, before workers start: the data dir, the root key, the schema."""
+    """Once, before workers start: the data dir, the root key, the secret stores, the schema."""
     settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     open_chain(settings.keystore_chain()).close()
+    # Each worker opens the stores too; a mistake found here is one clear message rather than each worker's
+    # traceback.
+    StoreRegistry.open(settings.configured_stores(), settings.default_store).close()
     if settings.auth == "token":
         load_token_key(settings.effective_token_key_file, create=True)
     prepare_audit(settings)
