@@ -148,6 +148,9 @@ MATRIX: list[tuple[str, str | None, str, str]] = [
     ("PUT /v1/project-quotas/{p}",           "B",  f"{Q} | 403 403 ok",     "="),
     ("DELETE /v1/project-quotas/{p}",        "A",  f"{Q} | 403 403 ok",     "="),
     ("DELETE /v1/project-quotas/{p}",        "B",  f"{Q} | 403 403 ok",     "="),
+    # donjon extension: the project's audit records and the chain's verdict (project admins; legacy: audit)
+    ("GET /v1/audit/records",                None, f"{Q} | 403 403 403",    "ok 403 403 403 403 ok 403 | 403 403 403"),
+    ("GET /v1/audit/verify",                 None, f"{Q} | 403 403 403",    "ok 403 403 403 403 ok 403 | 403 403 403"),
     # passes policy (reader / legacy all_users), then 404: "multiple backends support is not enabled"
     ("GET /v1/secret-stores",                None, f"{RD} | ok ok ok",      f"{AU} | ok ok ok"),
 ]

@@ -16,6 +16,7 @@ from starlette.routing import Route
 
 from donjon.api import (
     acls,
+    audit,
     containers,
     lifecycle,
     orders,
@@ -31,8 +32,9 @@ from donjon.api.common import AppContext, json_response
 from donjon.api.errors import error_response
 from donjon.api.middleware import OpenStackMiddleware
 from donjon.api.openapi import openapi_document
-from donjon.audit import build_auditor
+from donjon.audit import audit_paths, build_auditor
 from donjon.audit.middleware import AuditMiddleware
+from donjon.audit.reader import AuditLog
 from donjon.auth.tokens import TokenService, load_token_key
 from donjon.config import Settings
 from donjon.crypto.keys import ProjectKeys
@@ -105,6 +107,8 @@ def _routes() -> list[Route]:
         Route("/v1/project-quotas/{project_id}", q.delete_project_quotas, methods=["DELETE"]),
         Route("/v1/secret-stores", secret_stores.secret_stores, methods=["GET"]),
         Route("/v1/secret-stores/{path:path}", secret_stores.secret_stores, methods=["GET", "POST", "DELETE"]),
+        Route("/v1/audit/records", audit.list_records, methods=["GET"]),
+        Route("/v1/audit/verify", audit.verify_chain, methods=["GET"]),
         Route("/v1/transport_keys", u.list_transport_keys, methods=["GET"]),
         Route("/v1/transport_keys", u.create_transport_key, methods=["POST"]),
         Route("/v1/transport_keys/{transport_key_id}", u.transport_key, methods=["GET", "DELETE"]),
@@ -177,6 +181,8 @@ def build_context(settings: Settings) -> tuple[AppContext, Database]:
         max_secret_bytes=settings.limits.max_secret_bytes,
         stores=registry,
     )
+    if settings.audit.enabled:
+        context.audit_log = AuditLog(*audit_paths(settings))
     if settings.lifecycle.run_in_server:
         context.reaper = ExpiryReaper(context.lifecycle, settings.lifecycle)
     return context, db

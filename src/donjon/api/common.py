@@ -14,6 +14,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from donjon.api.errors import response_for
+from donjon.audit.reader import AuditLog
 from donjon.auth import Caller
 from donjon.auth.dev import caller_from_headers
 from donjon.auth.tokens import TokenService
@@ -57,6 +58,8 @@ class AppContext:
     # Lifecycle extensions (versions, wrapped hand-off) and the expiry reaper of this process.
     lifecycle: LifecycleService | None = None
     reaper: ExpiryReaper | None = None
+    # The local audit log, read back by /v1/audit/* (None: auditing is off).
+    audit_log: AuditLog | None = None
 
 
 def ctx(request: Request) -> AppContext:

@@ -87,6 +87,34 @@ SCHEMAS: dict[str, Schema] = {
         "required": ["secret_ref", "version"],
         "properties": {"secret_ref": {"type": "string", "format": "uri"}, "version": {"type": "integer"}},
     },
+    "AuditRecords": {
+        "type": "object",
+        "required": ["records"],
+        "properties": {
+            "records": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "required": ["seq", "event"],
+                    "properties": {
+                        "seq": {"type": "integer", "description": "the record's place in the local chain"},
+                        "event": {"type": "object", "description": "the CADF event as recorded"},
+                    },
+                },
+            }
+        },
+    },
+    "AuditVerdict": {
+        "type": "object",
+        "required": ["ok", "records", "line", "problem", "note"],
+        "properties": {
+            "ok": {"type": "boolean"},
+            "records": {"type": "integer", "description": "records checked good (before the first problem)"},
+            "line": {"type": ["integer", "null"], "description": "1-based line of the first problem"},
+            "problem": _str(nullable=True),
+            "note": _str(nullable=True),
+        },
+    },
     "Lifecycle": {
         "type": "object",
         "properties": {
@@ -519,6 +547,19 @@ def _paths() -> dict[str, Schema]:
         "/v1/secret-stores/{path}": {
             "parameters": [_path_param("path")],
             **{m: _op("Refused: one secret store", {"404": _error("not enabled")}) for m in ("get", "post", "delete")},
+        },
+        "/v1/audit/records": {
+            "get": _op(
+                "donjon extension: the last outcome records of the caller's project, newest first (audit:get)",
+                {"200": _json("records", "AuditRecords"), "404": _error("auditing is off")},
+                params=[_param("limit", "query", "1 to 500, default 50", {"type": "integer", "minimum": 1})],
+            )
+        },
+        "/v1/audit/verify": {
+            "get": _op(
+                "donjon extension: the local audit chain checked end to end (audit:get)",
+                {"200": _json("the verdict", "AuditVerdict"), "404": _error("auditing is off")},
+            )
         },
         "/v1/transport_keys": {
             "get": _op("Always empty: no transport keys", {"200": {"description": "empty list"}}),

@@ -167,6 +167,8 @@ ENDPOINTS = [
         )
     ),
     *(_rule(f"secretstore_preferred:{op}", "role:admin", "rule:admin") for op in ("post", "delete")),
+    # donjon extension: the project's audit records and the chain's verification (/v1/audit/*)
+    _rule("audit:get", "role:admin", "rule:admin or rule:audit", "Read the project's audit records."),
     # transport keys (vestigial in Barbican; refused by donjon, the rules exist for policy files that name them)
     _rule("transport_keys:get", "role:reader", "rule:all_users"),
     _rule("transport_key:get", "role:reader", "rule:all_users"),
