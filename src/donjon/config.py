@@ -155,6 +155,14 @@ class KeystoneNotificationsConfig(BaseModel):
     allow_requeue: bool = True
 
 
+class UiConfig(BaseModel):
+    """The web console at ``/ui`` (docs/console.md): a client of the API, served from the same origin."""
+
+    enabled: bool = True
+    # How long a revealed payload stays on screen before the console hides it again.
+    reveal_seconds: float = Field(default=30.0, gt=0, le=600)
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="DONJON_", env_nested_delimiter="__", extra="forbid")
 
@@ -190,6 +198,7 @@ class Settings(BaseSettings):
     lifecycle: LifecycleConfig = Field(default_factory=LifecycleConfig)
     audit: AuditConfig = Field(default_factory=AuditConfig)
     keystone_notifications: KeystoneNotificationsConfig = Field(default_factory=KeystoneNotificationsConfig)
+    ui: UiConfig = Field(default_factory=UiConfig)
     # How long an unwrapped project KEK stays in a worker's memory before it is unwrapped again.
     kek_cache_seconds: float = 900.0
     migrate_on_start: bool = True

@@ -33,7 +33,7 @@ from donjon.api.errors import error_response
 from donjon.api.middleware import OpenStackMiddleware
 from donjon.api.openapi import openapi_document
 from donjon.audit import audit_paths, build_auditor
-from donjon.audit.middleware import AuditMiddleware
+from donjon.audit.middleware import EXEMPT, AuditMiddleware
 from donjon.audit.reader import AuditLog
 from donjon.auth.tokens import TokenService, load_token_key
 from donjon.config import Settings
@@ -48,6 +48,7 @@ from donjon.services.quotas import QuotaAdmin, Quotas
 from donjon.services.secrets import SecretService
 from donjon.services.stores import SecretStoreService, StoreRegistry
 from donjon.storage.database import Database
+from donjon.ui import UNAUDITED, ui_routes
 from donjon.workers.orders import OrderWorker
 from donjon.workers.reaper import ExpiryReaper
 
@@ -199,7 +200,7 @@ def _keystone(settings: Settings) -> KeystoneTokens | None:
 def create_app(settings: Settings | None = None) -> Starlette:
     settings = settings or Settings()
     context, db = build_context(settings)
-    routes, auditor = _routes(), build_auditor(settings)
+    routes, auditor = [*_routes(), *(ui_routes() if settings.ui.enabled else [])], build_auditor(settings)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -222,7 +223,11 @@ def create_app(settings: Settings | None = None) -> Starlette:
         middleware=[
             Middleware(OpenStackMiddleware),
             # Inside: it sees the request id and the final status of every request, denials included.
-            *([Middleware(AuditMiddleware, auditor=auditor, routes=routes)] if auditor else []),
+            *(
+                [Middleware(AuditMiddleware, auditor=auditor, routes=routes, exempt=EXEMPT | UNAUDITED)]
+                if auditor
+                else []
+            ),
         ],
         exception_handlers={HTTPException: _http_error},
         lifespan=lifespan,

@@ -29,6 +29,8 @@ _SORT_COLUMNS = {"created": "created_at", "updated": "updated_at", "status": Non
 _TIME_FILTERS = {"created": "created_at", "updated": "updated_at", "expiration": "expiration"}
 _TRUE = {"1", "t", "true", "on", "y", "yes"}
 _FALSE = {"0", "f", "false", "off", "n", "no"}
+# A payload is never kept by a browser's or a proxy's cache (the web console reads them too).
+NO_STORE = {"Cache-Control": "no-store"}
 
 
 def _json_branch(accept: str | None) -> bool:
@@ -75,11 +77,11 @@ async def _payload(request: Request, accept: str | None) -> Response:
         data, content_type = await run_in_threadpool(
             lifecycle.payload_version, caller, request.path_params["secret_id"], version, accept
         )
-        return Response(data, media_type=None, headers={"Content-Type": content_type})
+        return Response(data, media_type=None, headers={"Content-Type": content_type, **NO_STORE})
     data, content_type = await run_in_threadpool(
         ctx(request).secrets.get_payload, caller, request.path_params["secret_id"], accept
     )
-    return Response(data, media_type=None, headers={"Content-Type": content_type})
+    return Response(data, media_type=None, headers={"Content-Type": content_type, **NO_STORE})
 
 
 def _version(request: Request) -> int | None:

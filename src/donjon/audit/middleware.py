@@ -34,8 +34,11 @@ UNAVAILABLE = "The audit log is unavailable. Please try again later."
 
 
 class AuditMiddleware:
-    def __init__(self, app: ASGIApp, auditor: Auditor, routes: Sequence[BaseRoute]) -> None:
+    def __init__(
+        self, app: ASGIApp, auditor: Auditor, routes: Sequence[BaseRoute], exempt: frozenset[str] = EXEMPT
+    ) -> None:
         self.app = app
+        self.exempt = exempt
         self.auditor = auditor
         self.routes = [r for r in routes if isinstance(r, Route)]
 
@@ -54,7 +57,7 @@ class AuditMiddleware:
             await self.app(scope, receive, send)
             return
         template, params = self._match(scope)
-        if template in EXEMPT:
+        if template in self.exempt:
             await self.app(scope, receive, send)
             return
         target = target_of(scope["method"], template, params, scope["path"])

@@ -22,6 +22,7 @@ import logging
 import os
 import threading
 import time
+from dataclasses import dataclass, field
 from typing import Any
 
 from keystoneauth1 import exceptions as ks_exceptions
@@ -42,6 +43,29 @@ _MAX_CACHE_ENTRIES = 10_000
 
 
 UNAVAILABLE = "The authentication service is unavailable. Please try again later."
+SIGN_IN_REFUSED = "Keystone refused these credentials for this project."
+
+
+@dataclass(frozen=True)
+class PasswordCredentials:
+    """What a person types to sign in with Keystone. The password never appears in a repr."""
+
+    username: str
+    password: str = field(repr=False)
+    project: str
+    user_domain: str = "Default"
+    project_domain: str = "Default"
+
+
+@dataclass(frozen=True)
+class SignedIn:
+    """A token Keystone issued for a password sign-in, and whom it names. The token is not in the repr."""
+
+    token: str = field(repr=False)
+    caller: Caller
+    expires_at: str
+    user_name: str
+    project_name: str
 
 
 class KeystoneUnavailable(Unavailable):
@@ -180,6 +204,10 @@ class KeystoneTokens:
         except ValueError:
             raise KeystoneUnavailable(UNAVAILABLE) from None
         caller = caller_from_token(body)
+        self._remember(key, caller, body)
+        return caller
+
+    def _remember(self, key: bytes, caller: Caller, body: dict[str, Any]) -> None:
         ttl = self._cache_seconds
         left = _seconds_left(body)
         if left is not None:
@@ -193,7 +221,62 @@ class KeystoneTokens:
                     if len(self._cache) >= _MAX_CACHE_ENTRIES:
                         self._cache.clear()
                 self._cache[key] = (caller, now + ttl)
-        return caller
+
+    def sign_in(self, credentials: PasswordCredentials) -> SignedIn:
+        """A project-scoped token for a user's password (blocking): the web console's Keystone sign-in.
+
+        Keystone's ``POST /v3/auth/tokens``, password method, scoped to the named project. Any refusal by
+        Keystone (wrong password, no role on the project, unknown domain, disabled user, lockout) is one
+        Unauthorized, so donjon does not tell which; Keystone down is KeystoneUnavailable. The token is
+        cached as validated, so the console's first request does not ask Keystone again.
+        """
+        body = {
+            "auth": {
+                "identity": {
+                    "methods": ["password"],
+                    "password": {
+                        "user": {
+                            "name": credentials.username,
+                            "domain": {"name": credentials.user_domain},
+                            "password": credentials.password,
+                        }
+                    },
+                },
+                "scope": {"project": {"name": credentials.project, "domain": {"name": credentials.project_domain}}},
+            }
+        }
+        try:
+            response = self._session.post(
+                f"{self._url}/auth/tokens",
+                json=body,
+                headers={"Accept": "application/json"},
+                authenticated=False,
+                raise_exc=False,
+                log=False,  # the request body holds the password, the response header the token
+            )
+        except ks_exceptions.ClientException as exc:
+            log.error("keystone sign-in failed: %s", type(exc).__name__)
+            raise KeystoneUnavailable(UNAVAILABLE) from None
+        if 400 <= response.status_code < 500:
+            raise Unauthorized(SIGN_IN_REFUSED)
+        token = response.headers.get("X-Subject-Token", "")
+        if response.status_code != 201 or not self._plausible(token):
+            log.error("keystone answered %d to a sign-in", response.status_code)
+            raise KeystoneUnavailable(UNAVAILABLE)
+        try:
+            answer = response.json()
+        except ValueError:
+            raise KeystoneUnavailable(UNAVAILABLE) from None
+        caller = caller_from_token(answer)
+        self._remember(self._key(token), caller, answer)
+        details = answer["token"]
+        return SignedIn(
+            token=token,
+            caller=caller,
+            expires_at=str(details.get("expires_at") or ""),
+            user_name=str((details.get("user") or {}).get("name") or credentials.username),
+            project_name=str((details.get("project") or {}).get("name") or credentials.project),
+        )
 
     def forget_all(self) -> None:
         with self._lock:
