@@ -64,10 +64,13 @@ function header() {
   );
 }
 
-function signOut(message) {
+// The sign-out button also forgets where the person was: the next one to sign in starts at the list.
+// A session that ended (401) keeps the route, to come back to it.
+function signOut(message, keepRoute = false) {
   leave();
   api.signOut();
   clearAlerts();
+  if (!keepRoute) history.replaceState(null, "", location.pathname);
   render(message);
 }
 
@@ -94,7 +97,7 @@ async function render(message) {
       await view(main, { args: match.slice(1).map(decodeURIComponent), params, config, stale: () => ticket !== rendering });
     } catch (error) {
       if (error instanceof api.ApiError && error.status === 401) {
-        signOut("Your session has ended: sign in again.");
+        signOut("Your session has ended: sign in again.", true);
         return;
       }
       showError(error);

@@ -236,7 +236,7 @@ export async function secretView(main, { args, config }) {
           life.versions.map((v) => [String(v.version), when(v.created), v.readable_until ? when(v.readable_until) : "current"]),
           "Versions",
         ),
-        life.max_reads === null ? h("details", {}, h("summary", {}, "Store a new version"), versionForm(path, reload)) : null,
+        life.max_reads === null ? h("details", {}, h("summary", {}, "New version"), versionForm(path, reload)) : null,
       );
     }),
     section(main, "Share once", async (body) => replace(body, wrapForm(path))),

@@ -14,6 +14,7 @@ function tokenForm(label, header, onDone, hint) {
     "form",
     {
       class: "card",
+      "aria-label": `Sign in with a ${label}`,
       onsubmit: async (event) => {
         event.preventDefault();
         const value = token.value.trim();
@@ -38,6 +39,7 @@ function devForm(onDone) {
     "form",
     {
       class: "card",
+      "aria-label": "Sign in (dev mode)",
       onsubmit: async (event) => {
         event.preventDefault();
         const headers = { "X-Project-Id": project.value.trim() };
@@ -69,6 +71,7 @@ function keystonePasswordForm(onDone) {
     "form",
     {
       class: "card",
+      "aria-label": "Sign in with a Keystone password",
       onsubmit: async (event) => {
         event.preventDefault();
         const body = {
