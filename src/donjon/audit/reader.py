@@ -12,8 +12,9 @@ whole log weighs; a project with no recent activity makes the reader walk back t
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +32,8 @@ class AuditLog:
 
     path: Path
     key_file: Path
+    # A verification reads the whole log (~50 µs a record here): one at a time per process, the others wait.
+    _verifying: threading.Lock = field(default_factory=threading.Lock, compare=False, repr=False)
 
     def key(self) -> bytes:
         return load_audit_key(self.key_file, create=False)
@@ -62,7 +65,8 @@ class AuditLog:
         """The whole chain checked: every MAC, every link, the length against the head state."""
         if not self.path.exists():
             return Verdict(True, 0)
-        return verify(self.path, self.key())
+        with self._verifying:
+            return verify(self.path, self.key())
 
 
 def _lines_backwards(path: Path) -> Iterator[bytes]:

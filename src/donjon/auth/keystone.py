@@ -278,6 +278,32 @@ class KeystoneTokens:
             project_name=str((details.get("project") or {}).get("name") or credentials.project),
         )
 
+    def sign_out(self, token: str) -> None:
+        """Revoke a user's own token in Keystone (blocking) and forget it here: the console's sign-out.
+
+        Keystone lets a token's subject revoke it (``DELETE /v3/auth/tokens`` with the token as both the
+        credential and the subject). A token Keystone no longer knows is already what sign-out wants. Other
+        server processes may keep it cached for up to ``cache_seconds``.
+        """
+        if not self._plausible(token):
+            raise Unauthorized(NOT_AUTHENTICATED)
+        try:
+            response = self._session.delete(
+                f"{self._url}/auth/tokens",
+                headers={"X-Auth-Token": token, "X-Subject-Token": token},
+                authenticated=False,
+                raise_exc=False,
+                log=False,
+            )
+        except ks_exceptions.ClientException as exc:
+            log.error("keystone sign-out failed: %s", type(exc).__name__)
+            raise KeystoneUnavailable(UNAVAILABLE) from None
+        with self._lock:
+            self._cache.pop(self._key(token), None)
+        if response.status_code not in (204, 401, 404):
+            log.error("keystone answered %d to a sign-out", response.status_code)
+            raise KeystoneUnavailable(UNAVAILABLE)
+
     def forget_all(self) -> None:
         with self._lock:
             self._cache.clear()

@@ -1,10 +1,11 @@
-"""The console's routes: its two pages, its assets, and three small JSON helpers.
+"""The console's routes: its two pages, its assets, and small JSON helpers the API has no equivalent for.
 
 ``GET  /ui``, ``/ui/unwrap``        the console and the one-time unwrap page (static HTML)
 ``GET  /ui/assets/{path}``          its modules, style sheet and icon, from the package, nothing else
 ``GET  /ui/api/config``             the auth mode (which sign-in form to show) and the reveal time
 ``GET  /ui/api/whoami``             the project, user and roles the request's credential names
 ``POST /ui/api/keystone/tokens``    keystone mode: a user's password exchanged for a project-scoped token
+``DELETE /ui/api/keystone/tokens``  keystone mode: the token in ``X-Auth-Token`` revoked (sign-out)
 
 Every response carries the same headers: a Content-Security-Policy that admits only this origin's own
 scripts and style sheets (no inline script or style, Trusted Types with no policy, so no HTML is ever built
@@ -140,6 +141,19 @@ async def keystone_sign_in(request: Request) -> Response:
     return json_response(answer, status=201)
 
 
+@operation("Keystone sign-out")
+async def keystone_sign_out(request: Request) -> Response:
+    keystone = ctx(request).keystone
+    if keystone is None:
+        raise NotFound("Keystone sign-in is only served in keystone mode.")
+    token = request.headers.get("x-auth-token", "")
+    caller = keystone.cached(token)
+    if caller is not None:
+        request.state.caller = caller  # who signed out, on the audit record
+    await run_in_threadpool(keystone.sign_out, token)
+    return Response(status_code=204)
+
+
 def _field(
     body: dict[str, object], name: str, *, limit: int = _MAX_FIELD, strip: bool = True, default: str = ""
 ) -> str:
@@ -171,4 +185,5 @@ def ui_routes() -> list[Route]:
         Route("/ui/api/config", _secured(config), methods=["GET"]),
         Route("/ui/api/whoami", _secured(whoami), methods=["GET"]),
         Route("/ui/api/keystone/tokens", _secured(keystone_sign_in), methods=["POST"]),
+        Route("/ui/api/keystone/tokens", _secured(keystone_sign_out), methods=["DELETE"]),
     ]

@@ -60,8 +60,24 @@ function header() {
   replace(
     who,
     h("span", { class: "identity" }, `${user} · ${project} · ${(identity.roles || []).join(", ") || "no role"}`),
-    h("button", { type: "button", class: "secondary", onclick: () => signOut() }, "Sign out"),
+    h("button", { type: "button", class: "secondary", onclick: () => signOutButton() }, "Sign out"),
   );
+}
+
+// A Keystone token the console obtained with a password is revoked in Keystone; a pasted token is the
+// person's own (their CLI may use it) and is only forgotten here.
+async function signOutButton() {
+  const identity = api.identity();
+  if (identity && identity.issued) {
+    try {
+      await api.request("DELETE", "/ui/api/keystone/tokens");
+    } catch (error) {
+      signOut();
+      showError(error, "Revoking the Keystone token");
+      return;
+    }
+  }
+  signOut();
 }
 
 // The sign-out button also forgets where the person was: the next one to sign in starts at the list.

@@ -92,6 +92,7 @@ function keystonePasswordForm(onDone) {
             user_id: answer.user_id,
             user_name: answer.user_name,
             roles: answer.roles,
+            issued: true, // the console asked Keystone for it: signing out revokes it
           });
         });
       },
@@ -115,7 +116,7 @@ export function signInView(main, config, onDone, message) {
   const forms = [];
   if (config.auth === "dev") forms.push(devForm(onDone));
   else if (config.auth === "token")
-    forms.push(tokenForm("donjon token", "X-Auth-Token", onDone, "A djt_… token from `donjon token create`."));
+    forms.push(tokenForm("donjon token", "X-Auth-Token", onDone, "A djt_… token from \"donjon token create\"."));
   else {
     forms.push(keystonePasswordForm(onDone));
     forms.push(
@@ -123,7 +124,7 @@ export function signInView(main, config, onDone, message) {
         "div",
         {},
         h("h2", {}, "Or a Keystone token"),
-        tokenForm("Keystone token", "X-Auth-Token", onDone, "A project-scoped token, e.g. from `openstack token issue`."),
+        tokenForm("Keystone token", "X-Auth-Token", onDone, "A project-scoped token, e.g. from \"openstack token issue\"."),
       ),
     );
   }
