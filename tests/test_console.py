@@ -521,23 +521,24 @@ def test_readable_on_a_phone(browser: Browser, dev_server: LiveServer) -> None:
 
 @pytest.fixture(scope="module")
 def token_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
-    server = LiveServer(tmp_path_factory.mktemp("console-token"), env={"DONJON_AUTH": "token"}, dev=False, workers=1)
+    # No token cache: a revocation is seen by the next request.
+    env = {"DONJON_AUTH": "token", "DONJON_TOKEN_CACHE_SECONDS": "0"}
+    server = LiveServer(tmp_path_factory.mktemp("console-token"), env=env, dev=False, workers=1)
     server.start()
     yield server
     server.stop()
 
 
-def _token(server: LiveServer, project: str, role: str) -> str:
+def _donjon_token(server: LiveServer, *args: str) -> str:
     env = {k: v for k, v in os.environ.items() if not k.startswith("DONJON_")}
     env.update(DONJON_AUTH="token", DONJON_DATA_DIR=str(server.data_dir))
-    command = [DONJON, "token", "create", "--project", project, "--user", "tess", "--role", role, "--ttl", "1h"]
-    result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=60)
+    result = subprocess.run([DONJON, "token", *args], env=env, capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
     return result.stdout.strip()
 
 
 def test_token_mode_sign_in(browser: Browser, token_server: LiveServer) -> None:
-    token = _token(token_server, "tok-project", "member")
+    token = _donjon_token(token_server, "create", "--project", "tok-project", "--user", "tess", "--role", "member")
     c = Console(browser, token_server.url)
     try:
         page = c.page()
@@ -554,6 +555,15 @@ def test_token_mode_sign_in(browser: Browser, token_server: LiveServer) -> None:
         assert page.evaluate("[localStorage.length, sessionStorage.length, document.cookie]") == [0, 0, ""]
         page.reload()  # the token lived in the page's memory: gone with it
         expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
+
+        # A token revoked while in use: the next request's 401 ends the session, and says so.
+        page.get_by_role("textbox", name="donjon token").fill(token)
+        page.get_by_role("button", name="Sign in").click()
+        expect(page.get_by_role("heading", name="Secrets", exact=True)).to_be_visible()
+        _donjon_token(token_server, "revoke", str(uuid.UUID(token.split("_")[1])))
+        page.get_by_role("link", name="Orders").click()
+        expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
+        expect(page.get_by_text("Your session has ended: sign in again.")).to_be_visible()
     finally:
         c.close()
     assert c.problems == []

@@ -199,13 +199,17 @@ class KeystoneTokens:
             # 401/403: donjon's service user may not validate tokens (credentials or role); 5xx: Keystone.
             log.error("keystone answered %d to a token validation", response.status_code)
             raise KeystoneUnavailable(UNAVAILABLE)
+        return self._accept(key, response)[0]
+
+    def _accept(self, key: bytes, response: Any) -> tuple[Caller, dict[str, Any]]:
+        """The caller a token response of Keystone's names, remembered as validated; and the body."""
         try:
             body = response.json()
         except ValueError:
             raise KeystoneUnavailable(UNAVAILABLE) from None
         caller = caller_from_token(body)
         self._remember(key, caller, body)
-        return caller
+        return caller, body
 
     def _remember(self, key: bytes, caller: Caller, body: dict[str, Any]) -> None:
         ttl = self._cache_seconds
@@ -263,12 +267,7 @@ class KeystoneTokens:
         if response.status_code != 201 or not self._plausible(token):
             log.error("keystone answered %d to a sign-in", response.status_code)
             raise KeystoneUnavailable(UNAVAILABLE)
-        try:
-            answer = response.json()
-        except ValueError:
-            raise KeystoneUnavailable(UNAVAILABLE) from None
-        caller = caller_from_token(answer)
-        self._remember(self._key(token), caller, answer)
+        caller, answer = self._accept(self._key(token), response)
         details = answer["token"]
         return SignedIn(
             token=token,

@@ -1,7 +1,7 @@
 // Containers: list, create a generic one from secrets, detail (secrets, ACL, consumers), delete.
 import * as api from "./api.js";
 import { dl, field, h, idOf, pager, replace, select, table, when } from "./dom.js";
-import { aclSection, consumersSection, deleteWithConsumers } from "./shared.js";
+import { accessSections } from "./shared.js";
 import { attempt, heading, navigate, section } from "./ui.js";
 
 export async function containersView(main, { params }) {
@@ -110,17 +110,6 @@ export async function containerView(main, { args }) {
           : h("p", { class: "empty" }, "No secret."),
       ),
     ),
-    section(main, "Access control (ACL)", async (body) => aclSection(body, path, reload)),
-    section(main, "Consumers", async (body) => consumersSection(body, path)),
-    section(main, "Delete", async (body) =>
-      replace(
-        body,
-        h(
-          "button",
-          { type: "button", class: "danger", onclick: () => deleteWithConsumers("container", path, "#/containers") },
-          "Delete this container",
-        ),
-      ),
-    ),
+    ...accessSections(main, "container", path, "#/containers", reload),
   ]);
 }

@@ -2,7 +2,7 @@
 // user metadata, ACL, consumers, one-time sharing, new version and deletion.
 import * as api from "./api.js";
 import { dl, field, h, replace, select, table, when } from "./dom.js";
-import { aclSection, consumersSection, deleteWithConsumers } from "./shared.js";
+import { accessSections } from "./shared.js";
 import { attempt, copyText, heading, leave, onLeave, section, showNotice } from "./ui.js";
 
 function payloadPanel(path, secret, config, lifecycle) {
@@ -240,18 +240,7 @@ export async function secretView(main, { args, config }) {
       );
     }),
     section(main, "Share once", async (body) => replace(body, wrapForm(path))),
-    section(main, "Access control (ACL)", async (body) => aclSection(body, path, reload)),
-    section(main, "Consumers", async (body) => consumersSection(body, path)),
     section(main, "User metadata", async (body) => userMetadata(body, path)),
-    section(main, "Delete", async (body) =>
-      replace(
-        body,
-        h(
-          "button",
-          { type: "button", class: "danger", onclick: () => deleteWithConsumers("secret", path, "#/secrets") },
-          "Delete this secret",
-        ),
-      ),
-    ),
+    ...accessSections(main, "secret", path, "#/secrets", reload),
   ]);
 }

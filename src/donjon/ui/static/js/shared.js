@@ -1,7 +1,7 @@
 // Parts of the secret and container pages: ACLs, consumers, and deletion that shows the consumers first.
 import * as api from "./api.js";
 import { dl, field, h, replace, table, when } from "./dom.js";
-import { attempt, confirmDialog, navigate, showNotice } from "./ui.js";
+import { attempt, confirmDialog, navigate, section, showNotice } from "./ui.js";
 
 function consumerRows(consumers) {
   return consumers.map((c) => [c.service, c.resource_type, c.resource_id, when(c.created)]);
@@ -92,4 +92,18 @@ export async function deleteWithConsumers(kind, path, back) {
     await api.send("DELETE", consumers && consumers.length ? `${path}?force=true` : path);
     navigate(back);
   });
+}
+
+// The sections a secret's and a container's pages share, after their own: ACL, consumers, deletion.
+export function accessSections(main, kind, path, back, reload) {
+  return [
+    section(main, "Access control (ACL)", async (body) => aclSection(body, path, reload)),
+    section(main, "Consumers", async (body) => consumersSection(body, path)),
+    section(main, "Delete", async (body) =>
+      replace(
+        body,
+        h("button", { type: "button", class: "danger", onclick: () => deleteWithConsumers(kind, path, back) }, `Delete this ${kind}`),
+      ),
+    ),
+  ];
 }
