@@ -108,17 +108,21 @@ async function render(message) {
   for (const [pattern, view] of ROUTES) {
     const match = pattern.exec(path);
     if (!match) continue;
-    replace(main, h("p", { class: "muted" }, "Loading…"));
+    // Each view draws in its own element: a view still loading when the person moves on draws into an
+    // element no longer on the page, never over the next view.
+    const page = h("div", { class: "view" }, h("p", { class: "muted" }, "Loading…"));
+    replace(main, page);
+    const stale = () => ticket !== rendering;
     try {
-      await view(main, { args: match.slice(1).map(decodeURIComponent), params, config, stale: () => ticket !== rendering });
+      await view(page, { args: match.slice(1).map(decodeURIComponent), params, config, stale });
     } catch (error) {
+      if (stale()) return;
       if (error instanceof api.ApiError && error.status === 401) {
         signOut("Your session has ended: sign in again.", true);
         return;
       }
       showError(error);
-      if (ticket === rendering)
-        replace(main, h("h1", { tabindex: "-1" }, "This page could not be shown"), h("p", { class: "inline-error" }, String(error)));
+      replace(page, h("h1", { tabindex: "-1" }, "This page could not be shown"), h("p", { class: "inline-error" }, String(error)));
     }
     if (ticket === rendering) {
       const title = main.querySelector("h1");
