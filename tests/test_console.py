@@ -52,8 +52,11 @@ SENTINEL = "audit-sentinel-ui-"
 def browser() -> Iterator[Browser]:
     if not Path(CHROMIUM).exists():
         pytest.fail(f"{CHROMIUM} is missing: ./scripts/test installs Debian's chromium package")
+    from playwright.sync_api import expect as playwright_expect
     from playwright.sync_api import sync_playwright
 
+    # Assertions wait for the page up to 15 s (Playwright's default is 5): the machine is shared and busy.
+    playwright_expect.set_options(timeout=15_000)
     with sync_playwright() as playwright:
         chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
         yield chromium
@@ -150,6 +153,19 @@ def store(client: httpx.Client, name: str, payload: str, **extra: Any) -> str:
     return str(r.json()["secret_ref"].rsplit("/", 1)[1])
 
 
+def seeded(
+    console: Console, server: LiveServer, secrets: dict[str, str], roles: str = "member"
+) -> tuple[Page, dict[str, str]]:
+    """A page signed in to a new project holding ``secrets`` (name -> payload, stored through the API), and
+    their ids by name (with the project under "project")."""
+    ids = {"project": f"p-{uuid.uuid4().hex[:8]}"}
+    with api(server, ids["project"]) as client:
+        ids.update({name: store(client, name, payload) for name, payload in secrets.items()})
+    page = console.page()
+    sign_in_dev(page, ids["project"], roles=roles)
+    return page, ids
+
+
 def open_secret(page: Page, name: str) -> None:
     page.get_by_role("link", name=name, exact=True).click()
     expect(page.get_by_role("heading", name=name, exact=True)).to_be_visible()
@@ -234,12 +250,8 @@ def test_sign_in_create_search_reveal_and_copy(console: Console, dev_server: Liv
 
 
 def test_wrap_then_unwrap_once(console: Console, dev_server: LiveServer) -> None:
-    project = f"p-{uuid.uuid4().hex[:8]}"
     payload = SENTINEL + "handoff"
-    with api(dev_server, project) as client:
-        store(client, "hand-off", payload)
-    page = console.page()
-    sign_in_dev(page, project)
+    page, _ = seeded(console, dev_server, {"hand-off": payload})
     open_secret(page, "hand-off")
     page.get_by_role("button", name="Make a one-time link").click()
     link = page.get_by_label("One-time link").input_value()
@@ -361,16 +373,11 @@ def test_generate_a_password_and_follow_the_order(console: Console, dev_server: 
 
 
 def test_new_version_and_delete_after_seeing_the_consumers(console: Console, dev_server: LiveServer) -> None:
-    project = f"p-{uuid.uuid4().hex[:8]}"
+    consumer = {"service": "nova", "resource_type": "instance", "resource_id": "vm-42"}
+    page, ids = seeded(console, dev_server, {"rotating": SENTINEL + "v1"})
+    project, secret_id = ids["project"], ids["rotating"]
     with api(dev_server, project) as client:
-        secret_id = store(client, "rotating", SENTINEL + "v1")
-        r = client.post(
-            f"/v1/secrets/{secret_id}/consumers",
-            json={"service": "nova", "resource_type": "instance", "resource_id": "vm-42"},
-        )
-        assert r.status_code == 200, r.text
-    page = console.page()
-    sign_in_dev(page, project)
+        assert client.post(f"/v1/secrets/{secret_id}/consumers", json=consumer).status_code == 200
     open_secret(page, "rotating")
     expect(page.get_by_role("region", name="Consumers")).to_contain_text("vm-42")
     page.locator("summary", has_text="New version").click()
@@ -398,11 +405,8 @@ def test_new_version_and_delete_after_seeing_the_consumers(console: Console, dev
 
 
 def test_containers_quotas_and_audit(console: Console, dev_server: LiveServer) -> None:
-    project = f"p-{uuid.uuid4().hex[:8]}"
-    with api(dev_server, project) as client:
-        secret_id = store(client, "in-a-box", SENTINEL + "box")
-    page = console.page()
-    sign_in_dev(page, project, roles="admin")
+    page, ids = seeded(console, dev_server, {"in-a-box": SENTINEL + "box"}, roles="admin")
+    secret_id = ids["in-a-box"]
     page.get_by_role("link", name="Containers").click()
     page.get_by_role("link", name="New container").click()
     page.get_by_label("Name", exact=True).fill("bundle")
@@ -436,12 +440,8 @@ def test_containers_quotas_and_audit(console: Console, dev_server: LiveServer) -
 
 
 def test_nothing_a_secret_is_named_runs_as_script(console: Console, dev_server: LiveServer) -> None:
-    project = f"p-{uuid.uuid4().hex[:8]}"
     name = '<img src=x onerror="window.pwned=1"><script>window.pwned=2</script>'
-    with api(dev_server, project) as client:
-        store(client, name, SENTINEL + "xss")
-    page = console.page()
-    sign_in_dev(page, project)
+    page, _ = seeded(console, dev_server, {name: SENTINEL + "xss"})
     expect(page.get_by_role("link", name=name)).to_be_visible()
     page.get_by_role("link", name=name).click()
     expect(page.get_by_role("heading", name=name)).to_be_visible()

@@ -159,3 +159,19 @@ def test_the_reveal_time_is_bounded(tmp_path: Path) -> None:
         with pytest.raises(ValueError, match="reveal_seconds"):
             UiConfig(reveal_seconds=bad)
     assert re.fullmatch(r"\d+(\.\d+)?", str(UiConfig().reveal_seconds))
+
+
+@pytest.mark.parametrize("path", ["/v1/secrets", "/v1/unwrap", "/ui/api/whoami", "/ui/api/keystone/tokens"])
+def test_no_other_origin_may_send_credentials(app_client: TestClient, path: str) -> None:
+    """CSRF: credentials travel in headers only, and a cross-origin request carrying one needs a CORS
+    preflight that donjon never grants."""
+    r = app_client.options(
+        path,
+        headers={
+            "Origin": "https://elsewhere.example",
+            "Access-Control-Request-Method": "POST",
+            "Access-Control-Request-Headers": "x-auth-token, x-project-id",
+        },
+    )
+    assert r.status_code == 405
+    assert not any(name.lower().startswith("access-control-") for name in r.headers)
