@@ -28,6 +28,7 @@ from donjon.services.orders import OrderService
 from donjon.services.quotas import QuotaAdmin
 from donjon.services.secrets import SecretService
 from donjon.services.stores import SecretStoreService
+from donjon.services.validation import has_nul
 from donjon.workers.orders import OrderWorker
 from donjon.workers.reaper import ExpiryReaper
 
@@ -162,6 +163,19 @@ def base_url(request: Request) -> str:
     proto = request.headers.get("x-forwarded-proto") or request.url.scheme
     host = request.headers.get("host") or f"{request.url.hostname}:{request.url.port}"
     return f"{proto}://{host}{request.scope.get('root_path', '')}".rstrip("/")
+
+
+BAD_QUERY = "URI provided invalid query string parameters."
+
+
+def query_text(request: Request, name: str) -> str | None:
+    """A text filter from the query string: None when absent or empty, 400 when it holds a NUL character."""
+    raw = request.query_params.get(name)
+    if not raw:
+        return None
+    if has_nul(raw):
+        raise InvalidInput(BAD_QUERY)
+    return raw
 
 
 def paging(request: Request) -> tuple[int, int]:

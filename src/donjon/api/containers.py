@@ -16,6 +16,7 @@ from donjon.api.common import (
     operation,
     paged_body,
     paging,
+    query_text,
     read_json,
 )
 from donjon.api.representations import secret_ref
@@ -62,10 +63,9 @@ async def list_containers(request: Request) -> Response:
     caller = await authenticate(request)
     offset, limit = paging(request)
     params = request.query_params
+    name, type_ = query_text(request, "name"), query_text(request, "type")
     views, total = await run_in_threadpool(
-        lambda: ctx(request).containers.list_containers(
-            caller, name=params.get("name") or None, type_=params.get("type") or None, offset=offset, limit=limit
-        )
+        lambda: ctx(request).containers.list_containers(caller, name=name, type_=type_, offset=offset, limit=limit)
     )
     base = base_url(request)
     extra = [(k, v) for k, v in params.multi_items() if k in ("name", "type")]

@@ -8,7 +8,17 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 
-from donjon.api.common import authenticate, base_url, ctx, json_response, operation, paged_body, paging, read_json
+from donjon.api.common import (
+    authenticate,
+    base_url,
+    ctx,
+    json_response,
+    operation,
+    paged_body,
+    paging,
+    query_text,
+    read_json,
+)
 from donjon.api.containers import container_ref
 from donjon.api.representations import secret_ref
 from donjon.errors import MethodNotAllowed
@@ -63,10 +73,9 @@ async def list_orders(request: Request) -> Response:
     caller = await authenticate(request)
     offset, limit = paging(request)
     params = request.query_params
+    type_, meta_like = params.get("type"), query_text(request, "meta")
     records, total = await run_in_threadpool(
-        lambda: ctx(request).orders.list_orders(
-            caller, type_=params.get("type"), meta_like=params.get("meta"), offset=offset, limit=limit
-        )
+        lambda: ctx(request).orders.list_orders(caller, type_=type_, meta_like=meta_like, offset=offset, limit=limit)
     )
     base = base_url(request)
     extra = [(k, v) for k, v in params.multi_items() if k in ("type", "meta")]

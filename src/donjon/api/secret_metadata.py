@@ -9,7 +9,7 @@ from starlette.responses import Response
 from donjon.api.common import authenticate, base_url, ctx, json_response, operation, read_json
 from donjon.api.representations import secret_ref
 from donjon.errors import Conflict, InvalidInput
-from donjon.services.validation import metadata_item
+from donjon.services.validation import metadata_item, metadata_items
 
 
 @operation("Secret metadata retrieval")
@@ -25,7 +25,7 @@ async def replace_all(request: Request) -> Response:
     body = await read_json(request)
     if not isinstance(body, dict) or not isinstance(body.get("metadata"), dict):
         raise InvalidInput("Provided object does not match schema 'Secret Metadata': 'metadata' is a required property")
-    items = [metadata_item(k, v, check_length=False) for k, v in body["metadata"].items()]
+    items = metadata_items(body["metadata"])
     secret_id = request.path_params["secret_id"]
     await run_in_threadpool(ctx(request).secrets.replace_metadata, caller, secret_id, items)
     return json_response({"metadata_ref": f"{secret_ref(base_url(request), secret_id)}/metadata"}, status=201)

@@ -7,6 +7,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from donjon.api.common import (
+    BAD_QUERY,
     authenticate,
     base_url,
     ctx,
@@ -15,12 +16,13 @@ from donjon.api.common import (
     operation,
     paged_body,
     paging,
+    query_text,
     read_body,
     read_json,
 )
 from donjon.api.representations import secret_body, secret_ref
 from donjon.errors import InvalidInput
-from donjon.services.validation import SECRET_TYPES, new_secret
+from donjon.services.validation import INT32_MAX, INT32_MIN, SECRET_TYPES, new_secret
 from donjon.storage.secrets import SecretQuery, TimeBound
 from donjon.timeutil import parse_iso8601, utcnow
 
@@ -89,7 +91,7 @@ def _version(request: Request) -> int | None:
     if raw is None:
         return None
     if not raw.isdigit() or not 1 <= int(raw) <= 2**31 - 1:
-        raise InvalidInput("URI provided invalid query string parameters.")
+        raise InvalidInput(BAD_QUERY)
     return int(raw)
 
 
@@ -145,19 +147,22 @@ async def list_secrets(request: Request) -> Response:
 def _list_query(request: Request, project_id: str, offset: int, limit: int) -> SecretQuery:
     params = request.query_params
     query = SecretQuery(project_id=project_id, now=utcnow(), offset=offset, limit=limit)
-    query.name = params.get("name") or None
-    query.algorithm = params.get("alg") or None
-    query.mode = params.get("mode") or None
+    query.name = query_text(request, "name")
+    query.algorithm = query_text(request, "alg")
+    query.mode = query_text(request, "mode")
     bits = params.get("bits")
     if bits is not None:
         try:
             query.bit_length = int(bits)
         except ValueError:
             pass  # Barbican ignores a non-integer bits filter
+        else:
+            if not INT32_MIN <= query.bit_length <= INT32_MAX:  # the column's range (PostgreSQL: 500 past it)
+                raise InvalidInput(BAD_QUERY)
     secret_type = params.get("secret_type")
     if secret_type:
         if secret_type not in SECRET_TYPES:
-            raise InvalidInput("URI provided invalid query string parameters.")
+            raise InvalidInput(BAD_QUERY)
         query.secret_type = secret_type
     for param, column in _TIME_FILTERS.items():
         raw = params.get(param)
@@ -180,12 +185,12 @@ def _time_bounds(raw: str) -> list[TimeBound]:
         try:
             bounds.append(TimeBound(op, parse_iso8601(text)))
         except ValueError:
-            raise InvalidInput("URI provided invalid query string parameters.") from None
+            raise InvalidInput(BAD_QUERY) from None
     ops = [b.op for b in bounds]
     lower = sum(op in ("gt", "gte") for op in ops)
     upper = sum(op in ("lt", "lte") for op in ops)
     if lower > 1 or upper > 1 or ("eq" in ops and len(ops) > 1):
-        raise InvalidInput("URI provided invalid query string parameters.")
+        raise InvalidInput(BAD_QUERY)
     return bounds
 
 
@@ -196,7 +201,7 @@ def _sort(raw: str) -> list[tuple[str, bool]]:
         key, _, direction = term.strip().partition(":")
         direction = direction.strip().lower() or "asc"
         if key not in _SORT_KEYS or key in seen or direction not in ("asc", "desc"):
-            raise InvalidInput("URI provided invalid query string parameters.")
+            raise InvalidInput(BAD_QUERY)
         seen.add(key)
         column = _SORT_COLUMNS.get(key, key)
         if column is not None:  # every secret is ACTIVE: sorting by status orders nothing

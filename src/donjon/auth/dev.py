@@ -16,6 +16,8 @@ def caller_from_headers(headers: Mapping[str, str]) -> Caller:
     if len(project_id) > 255:
         raise InvalidInput("X-Project-Id is longer than 255 characters")
     user_id = (headers.get("x-user-id") or "").strip() or None
+    if user_id is not None and len(user_id) > 255:  # it is stored as creator_id (String(255))
+        raise InvalidInput("X-User-Id is longer than 255 characters")
     # As in Barbican's unauthenticated context: roles are a lower-cased comma list, admin when absent.
     raw_roles = headers.get("x-roles")
     roles = tuple(r.strip().lower() for r in raw_roles.split(",") if r.strip()) if raw_roles else ("admin",)

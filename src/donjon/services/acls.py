@@ -10,6 +10,7 @@ from donjon.auth import Caller
 from donjon.errors import InvalidInput
 from donjon.policy import Policy
 from donjon.services import access
+from donjon.services.validation import has_nul
 from donjon.storage import acls as repo
 from donjon.storage.database import Database
 from donjon.timeutil import isoformat, utcnow
@@ -32,7 +33,8 @@ def parse_acl(body: Any) -> AclChange:
         raise InvalidInput("Provided object does not match schema 'ACL': 'read' takes 'users' and 'project-access'")
     users = read.get("users")
     if users is not None and (
-        not isinstance(users, list) or any(not isinstance(u, str) or not u.strip() or len(u) > 255 for u in users)
+        not isinstance(users, list)
+        or any(not isinstance(u, str) or not u.strip() or len(u) > 255 or has_nul(u) for u in users)
     ):
         # Every element is checked (Barbican's schema only looks at the first).
         raise InvalidInput("Provided object does not match schema 'ACL': 'users' must be a list of user ids")

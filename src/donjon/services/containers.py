@@ -11,7 +11,7 @@ from donjon.errors import Conflict, InvalidInput, NotFound
 from donjon.policy import Policy
 from donjon.services import access
 from donjon.services.quotas import Quotas
-from donjon.services.validation import is_canonical_uuid4, optional_string, schema_error
+from donjon.services.validation import has_nul, is_canonical_uuid4, optional_string, schema_error
 from donjon.storage import containers as repo
 from donjon.storage import secrets as secret_repo
 from donjon.storage.database import Database
@@ -201,6 +201,9 @@ def consumer_fields(body: Any) -> tuple[str, str]:
         raise schema_error("Container Consumer", "'name' must be 1 to 36 characters", "name")
     if not isinstance(url, str) or not 1 <= len(url.strip()) <= 255:
         raise schema_error("Container Consumer", "'URL' must be 1 to 255 characters", "URL")
+    for key, value in (("name", name), ("URL", url)):
+        if has_nul(value):
+            raise schema_error("Container Consumer", f"'{key}' must not contain NUL characters", key)
     return name.strip(), url.strip()
 
 

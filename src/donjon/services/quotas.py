@@ -14,6 +14,7 @@ from donjon.auth import Caller
 from donjon.config import QuotaConfig
 from donjon.errors import Forbidden, InvalidInput, NotFound
 from donjon.policy import Policy
+from donjon.services.validation import INT32_MAX, INT32_MIN, has_nul
 from donjon.storage import quotas as repo
 from donjon.storage.database import Database
 from donjon.timeutil import utcnow
@@ -71,6 +72,8 @@ class QuotaAdmin:
 
     def get_override(self, caller: Caller, project_id: str) -> repo.ProjectQuotas:
         self._policy.enforce("project_quotas:get", caller, operation="Project Quotas retrieval")
+        if not _storable(project_id):
+            raise NotFound("Project quotas not found.")  # no such project id can have been stored
         with self._db.read() as conn:
             found = repo.get(conn, project_id)
         if found is None:
@@ -79,14 +82,23 @@ class QuotaAdmin:
 
     def set_override(self, caller: Caller, project_id: str, values: dict[str, int]) -> None:
         self._policy.enforce("project_quotas:put", caller, operation="Project Quotas update")
+        if not _storable(project_id):
+            raise InvalidInput("Invalid project id: at most 255 characters, and no NUL characters.")
         with self._db.write() as conn:
             repo.put(conn, project_id, values, utcnow())
 
     def delete_override(self, caller: Caller, project_id: str) -> None:
         self._policy.enforce("project_quotas:delete", caller, operation="Project Quotas deletion")
+        if not _storable(project_id):
+            raise NotFound("Project quotas not found.")
         with self._db.write() as conn:
             if not repo.remove(conn, project_id):
                 raise NotFound("Project quotas not found.")
+
+
+def _storable(project_id: str) -> bool:
+    """Whether the project id fits the project_id columns (255 characters, no NUL)."""
+    return len(project_id) <= 255 and not has_nul(project_id)
 
 
 def parse_project_quotas(body: object) -> dict[str, int]:
@@ -101,4 +113,9 @@ def parse_project_quotas(body: object) -> dict[str, int]:
     for key, value in values.items():
         if isinstance(value, bool) or not isinstance(value, int):
             raise InvalidInput(f"Provided object does not match schema 'Project Quotas': '{key}' must be an integer")
+        if not INT32_MIN <= value <= INT32_MAX:
+            raise InvalidInput(
+                f"Provided object does not match schema 'Project Quotas': '{key}' must be from {INT32_MIN} to "
+                f"{INT32_MAX}"
+            )
     return dict(values)

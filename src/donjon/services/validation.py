@@ -11,6 +11,8 @@ from donjon.errors import InvalidInput, TooLarge
 from donjon.services import payloads
 from donjon.timeutil import parse_iso8601, utcnow
 
+# The range of the database's INTEGER columns (bit lengths, quotas): a value past it is refused, not sent.
+INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
 SECRET_TYPES = ("symmetric", "public", "private", "passphrase", "certificate", "opaque")
 _UUID4 = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
 _META_KEY = re.compile(r"^[A-Za-z0-9_-]*$")
@@ -18,6 +20,11 @@ _META_KEY = re.compile(r"^[A-Za-z0-9_-]*$")
 
 def is_canonical_uuid4(value: str) -> bool:
     return bool(_UUID4.match(value))
+
+
+def has_nul(value: str) -> bool:
+    """PostgreSQL's text types cannot hold U+0000 (a 500 there, stored as is elsewhere): refused everywhere."""
+    return "\x00" in value
 
 
 def schema_error(schema: str, message: str, prop: str | None = None) -> InvalidInput:
@@ -40,6 +47,8 @@ def optional_string(body: dict[str, Any], key: str, schema: str, *, nullable: bo
     value = value.strip()
     if len(value) > max_len:
         raise schema_error(schema, f"'{key}' is too long", key)
+    if has_nul(value):
+        raise schema_error(schema, f"'{key}' must not contain NUL characters", key)
     return value
 
 
@@ -103,7 +112,7 @@ def parse_expiration(body: dict[str, Any], schema: str) -> datetime | None:
     try:
         expiration = parse_iso8601(raw)
     except ValueError:
-        raise InvalidInput("Invalid date for 'expiration'") from None
+        raise schema_error(schema, "Invalid date for 'expiration'", "expiration") from None
     if expiration <= utcnow():
         raise InvalidInput("'expiration' is before current time")
     return expiration
@@ -152,7 +161,19 @@ def metadata_item(key: Any, value: Any, *, check_length: bool) -> tuple[str, str
     # both forms are checked here.
     if len(key) > 255 or len(value) > 255:
         raise InvalidInput("Invalid Metadata. Keys and Values must be at most 255 characters.")
+    if has_nul(value):
+        raise InvalidInput("Invalid Metadata. Values must not contain NUL characters.")
     return key.lower(), value
+
+
+def metadata_items(metadata: dict[Any, Any]) -> list[tuple[str, str]]:
+    """The bulk form: keys are case-insensitive (stored lower-case), so two that differ only in case are
+    refused instead of one value silently replacing the other (Barbican keeps one of them)."""
+    items = [metadata_item(k, v, check_length=False) for k, v in metadata.items()]
+    keys = [k for k, _ in items]
+    if len(set(keys)) != len(keys):
+        raise InvalidInput("Invalid Metadata. Keys must be unique regardless of case.")
+    return items
 
 
 def consumer_fields(body: Any) -> tuple[str, str, str]:
@@ -166,5 +187,7 @@ def consumer_fields(body: Any) -> tuple[str, str, str]:
         value = value.strip()
         if not 1 <= len(value) <= 255:
             raise schema_error("Secret Consumer", f"'{key}' must be 1 to 255 characters", key)
+        if has_nul(value):
+            raise schema_error("Secret Consumer", f"'{key}' must not contain NUL characters", key)
         out.append(value)
     return out[0], out[1], out[2]

@@ -10,6 +10,7 @@ from typing import Any
 
 from sqlalchemy import Connection, delete, func, insert, select, update
 
+from donjon.storage.patterns import like
 from donjon.storage.tables import container_consumers, container_secrets, containers
 
 
@@ -109,10 +110,12 @@ def list_containers(
 ) -> tuple[list[ContainerRecord], int]:
     conds = [containers.c.project_id == project_id]
     if name:
-        conds.append(containers.c.name.like(name))
+        conds.append(like(containers.c.name, name))
     if type_:
         conds.append(containers.c.type == type_)
     total = conn.execute(select(func.count()).select_from(containers).where(*conds)).scalar_one()
+    if total <= offset:  # also keeps an offset past the database's integer range out of the query
+        return [], total
     rows = conn.execute(
         select(containers).where(*conds).order_by(containers.c.created_at, containers.c.id).offset(offset).limit(limit)
     )
@@ -202,6 +205,8 @@ def remove_consumer(conn: Connection, container_id: str, name: str, url: str) ->
 def list_consumers(conn: Connection, container_id: str, offset: int, limit: int) -> tuple[list[ContainerConsumer], int]:
     where = container_consumers.c.container_id == container_id
     total = conn.execute(select(func.count()).select_from(container_consumers).where(where)).scalar_one()
+    if total <= offset:  # also keeps an offset past the database's integer range out of the query
+        return [], total
     rows = conn.execute(
         select(container_consumers)
         .where(where)

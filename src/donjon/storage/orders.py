@@ -16,6 +16,7 @@ from typing import Any
 
 from sqlalchemy import Connection, and_, delete, func, insert, or_, select, update
 
+from donjon.storage.patterns import like
 from donjon.storage.tables import orders
 
 PENDING, ACTIVE, ERROR = "PENDING", "ACTIVE", "ERROR"
@@ -97,8 +98,10 @@ def list_orders(
 ) -> tuple[list[OrderRecord], int]:
     conds = [orders.c.project_id == project_id, orders.c.type.in_(types)]
     if meta_like:
-        conds.append(orders.c.meta.like(f"%{meta_like}%"))
+        conds.append(like(orders.c.meta, f"%{meta_like}%"))
     total = conn.execute(select(func.count()).select_from(orders).where(*conds)).scalar_one()
+    if total <= offset:  # also keeps an offset past the database's integer range out of the query
+        return [], total
     rows = conn.execute(
         select(orders).where(*conds).order_by(orders.c.created_at, orders.c.id).offset(offset).limit(limit)
     )

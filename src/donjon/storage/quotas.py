@@ -28,6 +28,8 @@ def get(conn: Connection, project_id: str) -> ProjectQuotas | None:
 
 def list_all(conn: Connection, offset: int, limit: int) -> tuple[list[ProjectQuotas], int]:
     total = conn.execute(select(func.count()).select_from(project_quotas)).scalar_one()
+    if total <= offset:  # also keeps an offset past the database's integer range out of the query
+        return [], total
     rows = conn.execute(
         select(project_quotas)
         .order_by(project_quotas.c.created_at, project_quotas.c.project_id)

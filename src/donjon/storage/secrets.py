@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy import Connection, Select, and_, delete, func, insert, or_, select, update
 from sqlalchemy.sql.elements import ColumnElement
 
+from donjon.storage.patterns import like
 from donjon.storage.records import ConsumerRecord, SecretRecord, secret_record
 from donjon.storage.tables import secret_acl_users, secret_acls, secret_consumers, secret_metadata, secrets
 from donjon.timeutil import utcnow
@@ -119,11 +120,11 @@ def _filtered(query: SecretQuery, stmt: Select[Any]) -> Select[Any]:
             private = select(secret_acls.c.secret_id).where(secret_acls.c.project_access.is_(False))
             conds.append(or_(c.id.not_in(private), c.creator_id == query.private_visible_to))
     if query.name:
-        conds.append(c.name.like(query.name))
+        conds.append(like(c.name, query.name))
     if query.algorithm:
-        conds.append(c.algorithm.like(query.algorithm))
+        conds.append(like(c.algorithm, query.algorithm))
     if query.mode:
-        conds.append(c.mode.like(query.mode))
+        conds.append(like(c.mode, query.mode))
     if query.bit_length is not None:
         conds.append(c.bit_length == query.bit_length)
     if query.secret_type:
@@ -136,7 +137,7 @@ def _filtered(query: SecretQuery, stmt: Select[Any]) -> Select[Any]:
 
 def list_secrets(conn: Connection, query: SecretQuery) -> tuple[list[SecretRecord], int]:
     total = conn.execute(_filtered(query, select(func.count()).select_from(secrets))).scalar_one()
-    if total <= query.offset:
+    if total <= query.offset:  # also keeps an offset past the database's integer range out of the query
         return [], total
     order = [secrets.c[col].desc() if desc else secrets.c[col].asc() for col, desc in query.sort]
     # A stable default order (created, id) makes offset paging deterministic; Barbican's list is unordered.
@@ -165,6 +166,8 @@ def consumers_of(conn: Connection, secret_ids: Sequence[str]) -> dict[str, list[
 def list_consumers(conn: Connection, secret_id: str, offset: int, limit: int) -> tuple[list[ConsumerRecord], int]:
     where = secret_consumers.c.secret_id == secret_id
     total = conn.execute(select(func.count()).select_from(secret_consumers).where(where)).scalar_one()
+    if total <= offset:  # also keeps an offset past the database's integer range out of the query
+        return [], total
     rows = conn.execute(
         select(secret_consumers)
         .where(where)

@@ -1,0 +1,16 @@
+"""Barbican's ``LIKE`` list filters (``name``, ``alg``, ``mode``, orders' ``meta``), the same on every database.
+
+``%`` and ``_`` stay wildcards, as in Barbican. A backslash is an ordinary character: PostgreSQL and MariaDB
+take it as LIKE's escape by default (a pattern ending in one is an error on PostgreSQL), SQLite has no
+escape at all. Doubling it under an explicit ``ESCAPE '\\'`` gives the three databases one meaning.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy.sql.elements import ColumnElement
+
+
+def like(column: ColumnElement[Any], pattern: str) -> ColumnElement[bool]:
+    return column.like(pattern.replace("\\", "\\\\"), escape="\\")
