@@ -22,8 +22,13 @@ from donjon.errors import (
     Unavailable,
     UnsupportedMediaType,
 )
+from donjon.storage.database import DatabaseUnavailable
 
 log = logging.getLogger("donjon.api")
+
+# A 503 is always something that may come back (the database, Keystone, a secret store, the audit sink):
+# clients and load balancers are told when to try again.
+RETRY_AFTER_SECONDS = 5
 
 STATUS_OF: dict[type[DonjonError], int] = {
     InvalidInput: 400,
@@ -41,11 +46,15 @@ STATUS_OF: dict[type[DonjonError], int] = {
 
 def error_response(status: int, description: str | None, headers: dict[str, str] | None = None) -> Response:
     body = {"code": status, "title": HTTPStatus(status).phrase, "description": description}
+    if status == 503:
+        headers = {"Retry-After": str(RETRY_AFTER_SECONDS), **(headers or {})}
     return Response(orjson.dumps(body), status_code=status, media_type="application/json", headers=headers)
 
 
 def response_for(exc: BaseException, operation: str) -> Response:
     """The response for an exception raised while serving ``operation`` (e.g. "Secret creation")."""
+    if isinstance(exc, DatabaseUnavailable):
+        log.warning("%s: the database is unreachable (%s)", operation, exc.cause)
     if isinstance(exc, DonjonError):
         for cls in type(exc).__mro__:
             status = STATUS_OF.get(cls)

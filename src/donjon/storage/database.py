@@ -4,6 +4,10 @@ SQLite: WAL with synchronous=FULL, so an acknowledged write survives a power cut
 at a time; rather than let concurrent writers fail with "database is locked" (Barbican's 500s) or spin in
 SQLite's sleeping busy handler, every write transaction takes an exclusive lock on a file beside the
 database, shared by the threads and the worker processes of this host. Readers never take it.
+
+A database that cannot be reached (down, restarting, failing over, out of connections, locked past the busy
+timeout) raises ``DatabaseUnavailable``, a 503 the caller may retry, instead of the driver's error. The
+pool's pre-ping replaces dead connections, so service resumes by itself when the database is back.
 """
 
 from __future__ import annotations
@@ -17,7 +21,60 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import make_url
+
+from donjon.errors import Unavailable
+
+# SQLite's primary result codes that mean "not now" rather than a wrong statement: BUSY, LOCKED, NOMEM,
+# IOERR, FULL, CANTOPEN, PROTOCOL. Its other OperationalErrors (syntax, no such table) are bugs: 500.
+_SQLITE_UNAVAILABLE = {5, 6, 7, 10, 13, 14, 15}
+
+
+class DatabaseUnavailable(Unavailable):
+    """The database cannot serve the request right now (503, retry later).
+
+    ``cause`` names the driver's error class and code for the log; it never holds the statement or its
+    parameters (SQLAlchemy's text of the error does, and they may be a secret's metadata).
+    """
+
+    def __init__(self, cause: str) -> None:
+        super().__init__("The database is unreachable; try again later.")
+        self.cause = cause
+
+
+def unavailable_cause(exc: BaseException) -> str | None:
+    """A short, data-free description of ``exc`` if it means the database is unavailable, else None."""
+    if isinstance(exc, sa_exc.TimeoutError):
+        return "no free connection in the pool"
+    if not isinstance(exc, sa_exc.OperationalError | sa_exc.InterfaceError):
+        return None
+    orig = exc.orig
+    driver = f"{type(orig).__module__.split('.')[0]}.{type(orig).__name__}"
+    code = getattr(orig, "sqlite_errorcode", None)
+    if code is not None:
+        if code & 0xFF not in _SQLITE_UNAVAILABLE:
+            return None
+        return f"{driver} {getattr(orig, 'sqlite_errorname', code)}"
+    sqlstate = getattr(orig, "sqlstate", None)  # psycopg
+    if sqlstate:
+        return f"{driver} sqlstate {sqlstate}"
+    args = getattr(orig, "args", ())
+    if args and isinstance(args[0], int):  # pymysql: (errno, message)
+        return f"{driver} {args[0]}"
+    return driver
+
+
+@contextmanager
+def _reachable() -> Iterator[None]:
+    try:
+        yield
+    except (sa_exc.OperationalError, sa_exc.InterfaceError, sa_exc.TimeoutError) as exc:
+        cause = unavailable_cause(exc)
+        if cause is None:
+            raise
+        # from None: the driver's error text quotes the statement and its parameters.
+        raise DatabaseUnavailable(cause) from None
 
 
 class Database:
@@ -54,14 +111,14 @@ class Database:
 
     @contextmanager
     def read(self) -> Iterator[Connection]:
-        with self.engine.connect() as conn:
+        with _reachable(), self.engine.connect() as conn:
             yield conn
 
     @contextmanager
     def write(self) -> Iterator[Connection]:
         """A transaction that commits on success and rolls back on any exception."""
         if self._lock_path is None:
-            with self._transaction() as conn:
+            with _reachable(), self._transaction() as conn:
                 yield conn
             return
         with self._thread_lock:
@@ -70,7 +127,7 @@ class Database:
                 fd = self._lock_fd = os.open(self._lock_path, os.O_RDWR | os.O_CREAT, 0o600)
             fcntl.flock(fd, fcntl.LOCK_EX)
             try:
-                with self._transaction() as conn:
+                with _reachable(), self._transaction() as conn:
                     yield conn
             finally:
                 fcntl.flock(fd, fcntl.LOCK_UN)
