@@ -49,6 +49,10 @@ class LimitsConfig(BaseModel):
     max_secret_bytes: int = 20_000
     default_page_size: int = 10
     max_page_size: int = 100
+    # Request heads (donjon server's HTTP layer, before anything else runs): one header's name and value,
+    # and the request line with every header. Past either: 431 and the connection is closed.
+    max_header_bytes: int = Field(default=8192, ge=256)
+    max_request_head_bytes: int = Field(default=32768, ge=1024)
 
 
 class QuotaConfig(BaseModel):

@@ -75,6 +75,8 @@ def server(
         access_log=access_log,
         server_header=False,
         proxy_headers=False,
+        # Bounded request heads: 431 past limits.max_header_bytes / max_request_head_bytes (http_protocol.py).
+        http="donjon.http_protocol:BoundedHttpToolsProtocol",
         backlog=2048,
     )
 
