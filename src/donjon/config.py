@@ -94,6 +94,8 @@ class LifecycleConfig(BaseModel):
     # Wrapped hand-off tokens: default and maximum lifetime.
     wrap_default_ttl_seconds: int = Field(default=300, ge=1)
     wrap_max_ttl_seconds: int = Field(default=86400, ge=1)
+    # Unexpired wrap tokens one secret may have at once (more: 409 until one is used or expires).
+    wrap_max_outstanding: int = Field(default=20, ge=1)
 
 
 class KeystoneConfig(BaseModel):

@@ -16,6 +16,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import json
 import os
 import re
 import uuid
@@ -29,7 +30,7 @@ from donjon.auth import Caller
 from donjon.config import LifecycleConfig
 from donjon.crypto import open_payload, seal_payload
 from donjon.crypto.keys import ProjectKeys
-from donjon.errors import Conflict, InvalidInput, NotFound, TooLarge, Unavailable
+from donjon.errors import Conflict, Forbidden, InvalidInput, NotFound, TooLarge, Unavailable
 from donjon.policy import Policy
 from donjon.services import access, payloads
 from donjon.services.stores import StoreRegistry
@@ -100,6 +101,27 @@ def read_limited(db: Database, keys: ProjectKeys, secret_id: str, accept: str | 
 def wrap_key(token_key: bytes) -> bytes:
     """The key of wrap tokens' hashes, derived from the token key file (kept apart from API tokens')."""
     return hmac.new(token_key, b"donjon/wrap-token/v1", hashlib.sha256).digest()
+
+
+def _creator_json(caller: Caller) -> str:
+    return json.dumps(
+        {
+            "project_id": caller.project_id,
+            "user_id": caller.user_id,
+            "roles": list(caller.roles),
+            "system_scope": caller.system_scope,
+        }
+    )
+
+
+def _creator_from_json(raw: str) -> Caller:
+    data = json.loads(raw)
+    return Caller(
+        project_id=data["project_id"],
+        user_id=data["user_id"],
+        roles=tuple(data["roles"]),
+        system_scope=data["system_scope"],
+    )
 
 
 @dataclass(frozen=True)
@@ -244,20 +266,36 @@ class LifecycleService:
         secret = base64.urlsafe_b64encode(os.urandom(32)).rstrip(b"=").decode()
         now = utcnow()
         expires = now + timedelta(seconds=ttl)
+        limit = self._config.wrap_max_outstanding
         with self._db.write() as conn:
+            # The secret's row is locked while its tokens are counted, so concurrent wraps cannot exceed the
+            # bound, and a secret deleted meanwhile is a 404 (not a foreign-key error).
+            if not repo.lock_live_secret(conn, record.id, now):
+                raise NotFound("Secret not found.")
+            if repo.outstanding_wraps(conn, record.id, now) >= limit:
+                raise Conflict(
+                    f"The secret has {limit} wrap tokens outstanding, the most allowed: "
+                    "wait for one to be used or to expire."
+                )
             repo.insert_wrap(
                 conn,
                 wrap_id=str(token_uuid),
                 digest=self._digest(str(token_uuid), secret),
                 secret_id=record.id,
                 project_id=record.project_id,
+                creator=_creator_json(caller),
                 now=now,
                 expires=expires,
             )
         return WrappedToken(f"djw_{token_uuid.hex}_{secret}", expires)
 
     def unwrap(self, token: str | None, accept: str | None) -> tuple[bytes, str]:
-        """The payload behind a wrap token, once. Every refusal is the same 404 (no oracle)."""
+        """The payload behind a wrap token, once. Every refusal is the same 404 (no oracle).
+
+        The token's creator must still be allowed to read the payload (``secret:decrypt`` on the secret as
+        it is now: owner, creator, project access, read ACL): a token made by a user whose ACL entry was
+        removed since is spent and refused, so it never outlives that access.
+        """
         m = _WRAP_TOKEN.match((token or "").strip())
         if m is None:
             raise NotFound(_WRAP_NOT_FOUND)
@@ -268,13 +306,23 @@ class LifecycleService:
             found = repo.find_wrap(conn, wrap_id)
             if found is None:
                 raise NotFound(_WRAP_NOT_FOUND)
-            stored, secret_id, expires = found
-            if not hmac.compare_digest(stored, digest) or expires <= now:
+            if not hmac.compare_digest(found.digest, digest) or found.expires_at <= now:
                 raise NotFound(_WRAP_NOT_FOUND)
             # Exactly one caller deletes the row; a failure below rolls the token back with the transaction.
             if not repo.spend_wrap(conn, wrap_id, now):
                 raise NotFound(_WRAP_NOT_FOUND)
-            return _serve_current(conn, self._keys, secret_id, accept, now, self._stores)
+            if self._creator_may_read(conn, found):
+                return _serve_current(conn, self._keys, found.secret_id, accept, now, self._stores)
+        # Committed: the token stays spent, whatever the creator's access becomes later.
+        raise NotFound(_WRAP_NOT_FOUND)
+
+    def _creator_may_read(self, conn: Connection, wrap: repo.Wrap) -> bool:
+        creator = _creator_from_json(wrap.creator)
+        try:
+            access.secret_for(conn, self._policy, creator, wrap.secret_id, "secret:decrypt", "Secret unwrapping")
+        except (NotFound, Forbidden):
+            return False
+        return True
 
     def _digest(self, wrap_id: str, secret: str) -> str:
         return hmac.new(self._wrap_key, f"{wrap_id}\x00{secret}".encode(), hashlib.sha256).hexdigest()

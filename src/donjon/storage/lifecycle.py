@@ -247,24 +247,61 @@ def version_started(conn: Connection, secret_id: str, version: int) -> datetime 
 # --- wrap tokens ---------------------------------------------------------------------------------------
 
 
+def lock_live_secret(conn: Connection, secret_id: str, now: datetime) -> bool:
+    """Lock a live secret's row until the transaction ends (PostgreSQL, MariaDB; SQLite's write lock
+    serialises writers already); False if it is gone or expired."""
+    row = conn.execute(
+        select(secrets.c.id)
+        .where(secrets.c.id == secret_id, or_(secrets.c.expiration.is_(None), secrets.c.expiration > now))
+        .with_for_update()
+    ).first()
+    return row is not None
+
+
+def outstanding_wraps(conn: Connection, secret_id: str, now: datetime) -> int:
+    """Unexpired wrap tokens of a secret, after deleting its expired ones (the reaper's work, done early)."""
+    conn.execute(delete(secret_wraps).where(secret_wraps.c.secret_id == secret_id, secret_wraps.c.expires_at <= now))
+    return conn.execute(
+        select(func.count()).select_from(secret_wraps).where(secret_wraps.c.secret_id == secret_id)
+    ).scalar_one()
+
+
 def insert_wrap(
-    conn: Connection, *, wrap_id: str, digest: str, secret_id: str, project_id: str, now: datetime, expires: datetime
+    conn: Connection,
+    *,
+    wrap_id: str,
+    digest: str,
+    secret_id: str,
+    project_id: str,
+    creator: str,
+    now: datetime,
+    expires: datetime,
 ) -> None:
     conn.execute(
         insert(secret_wraps).values(
-            id=wrap_id, digest=digest, secret_id=secret_id, project_id=project_id, created_at=now, expires_at=expires
+            id=wrap_id,
+            digest=digest,
+            secret_id=secret_id,
+            project_id=project_id,
+            creator=creator,
+            created_at=now,
+            expires_at=expires,
         )
     )
 
 
-def find_wrap(conn: Connection, wrap_id: str) -> tuple[str, str, datetime] | None:
-    """(digest, secret id, expiry) of a wrap token."""
-    row = conn.execute(
-        select(secret_wraps.c.digest, secret_wraps.c.secret_id, secret_wraps.c.expires_at).where(
-            secret_wraps.c.id == wrap_id
-        )
-    ).first()
-    return (row.digest, row.secret_id, row.expires_at) if row is not None else None
+@dataclass(frozen=True)
+class Wrap:
+    digest: str
+    secret_id: str
+    expires_at: datetime
+    creator: str  # JSON, as stored by the lifecycle service
+
+
+def find_wrap(conn: Connection, wrap_id: str) -> Wrap | None:
+    c = secret_wraps.c
+    row = conn.execute(select(c.digest, c.secret_id, c.expires_at, c.creator).where(c.id == wrap_id)).first()
+    return Wrap(row.digest, row.secret_id, row.expires_at, row.creator) if row is not None else None
 
 
 def spend_wrap(conn: Connection, wrap_id: str, now: datetime) -> bool:

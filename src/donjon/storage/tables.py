@@ -312,6 +312,9 @@ secret_wraps = Table(
     Column("project_id", String(255), nullable=False),
     Column("created_at", Timestamp, nullable=False),
     Column("expires_at", Timestamp, nullable=False),
+    # Who made the token (JSON: project_id, user_id, roles, system_scope): at unwrap, they must still be
+    # allowed to read the payload.
+    Column("creator", Text, nullable=False),
     Index(None, "secret_id"),
     Index(None, "expires_at"),
 )
