@@ -280,3 +280,10 @@ def test_a_project_quota_path_over_255_characters(api: Api) -> None:
     at_limit = f"q{uuid.uuid4().hex}".ljust(255, "q")
     assert api.put(f"/v1/project-quotas/{at_limit}", json={"project_quotas": {"secrets": 1}}).status_code == 204
     assert api.delete(f"/v1/project-quotas/{at_limit}").status_code == 204
+
+
+def test_a_project_quota_body_is_read_within_the_limit(api: Api) -> None:
+    body = b'{"project_quotas": {"secrets": 1}, "padding": "' + b"x" * 100_000 + b'"}'
+    r = api.put(f"/v1/project-quotas/{api.project_id}", content=body, headers={"Content-Type": "application/json"})
+    assert_error(r, 413, "Provided information too large to process")
+    assert api.get(f"/v1/project-quotas/{api.project_id}").status_code == 404

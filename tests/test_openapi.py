@@ -41,3 +41,34 @@ def test_document_is_served(app_client: TestClient) -> None:
     r = app_client.get("/openapi.json")
     assert r.status_code == 200
     assert r.json() == openapi_document()
+
+
+def test_a_405_allows_every_method_the_path_serves(app_client: TestClient) -> None:
+    headers = {"X-Project-Id": "allow"}
+    documented = openapi_document()["paths"]
+    for path, concrete in (
+        ("/v1/secrets", "/v1/secrets"),
+        ("/v1/containers/{container_id}", "/v1/containers/0"),
+        ("/v1/secrets/{secret_id}/acl", "/v1/secrets/0/acl"),
+        ("/v1/orders/{order_id}", "/v1/orders/0"),
+    ):
+        r = app_client.request("TRACE", concrete, headers=headers)
+        assert r.status_code == 405
+        allowed = set(r.headers["Allow"].split(", "))
+        assert allowed - {"HEAD"} == {m.upper() for m in documented[path] if m in _DOC_METHODS}, path
+
+
+def test_every_operation_documents_the_statuses_any_request_may_get() -> None:
+    for path, item in openapi_document()["paths"].items():
+        for method, operation in item.items():
+            if method not in _DOC_METHODS:
+                continue
+            statuses = set(operation["responses"])
+            assert {"400", "406", "431"} <= statuses, (method, path)
+            if path not in ("/", "/healthcheck", "/openapi.json"):
+                assert "503" in statuses, (method, path)
+                assert "Retry-After" in operation["responses"]["503"]["headers"]
+                if path != "/v1/unwrap":  # the token is the only credential
+                    assert "401" in statuses, (method, path)
+            if "requestBody" in operation:
+                assert {"413", "415"} <= statuses, (method, path)

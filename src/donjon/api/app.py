@@ -137,7 +137,21 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     # Unknown paths are 404 and known paths with another method 405 (null description, as Barbican).
     description = None if exc.status_code == 405 else exc.detail
-    return error_response(exc.status_code, description, headers=dict(exc.headers or {}))
+    headers = dict(exc.headers or {})
+    if exc.status_code == 405:
+        # Starlette names the methods of the first route that matched the path; a path here is served by
+        # one route per method, so Allow lists them all.
+        headers["Allow"] = ", ".join(_methods_of(request))
+    return error_response(exc.status_code, description, headers=headers)
+
+
+def _methods_of(request: Request) -> list[str]:
+    path = request.scope["path"]
+    methods: set[str] = set()
+    for route in request.app.router.routes:
+        if isinstance(route, Route) and route.methods and route.path_regex.match(path):
+            methods |= route.methods
+    return sorted(methods)
 
 
 def build_context(settings: Settings) -> tuple[AppContext, Database]:

@@ -141,10 +141,15 @@ async def read_body(request: Request, limit: int) -> bytes:
 
 
 async def read_json(request: Request) -> Any:
+    body = await read_body(request, ctx(request).settings.limits.max_request_bytes)
+    return decode_json(request, body)
+
+
+def decode_json(request: Request, body: bytes) -> Any:
+    """A body already read (``read_body``), which must be declared and parse as JSON."""
     content_type = request.headers.get("content-type", "")
     if content_type.split(";", 1)[0].strip().lower() != "application/json":
         raise UnsupportedMediaType("Unexpected content type. Expected content types are: ['application/json']")
-    body = await read_body(request, ctx(request).settings.limits.max_request_bytes)
     try:
         return orjson.loads(body)
     except orjson.JSONDecodeError:

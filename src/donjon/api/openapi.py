@@ -317,12 +317,27 @@ _LIST_FILTERS = [
     _param("expiration", "query", "comma list of [gt|gte|lt|lte:]ISO-8601"),
     _param("sort", "query", "comma list of key[:asc|desc]"),
 ]
+# What any request may be answered before its route runs: a malformed (400) or unsupported (406)
+# OpenStack-API-Version, and request heads over the limits (431, donjon server's HTTP layer).
+_ANY_REQUEST = {
+    "400": _error("invalid input, or a malformed OpenStack-API-Version"),
+    "406": _error("an OpenStack-API-Version out of range (or, for payloads, an unsupported Accept)"),
+    "431": _error("a request header over 8 KiB, or request headers over 32 KiB in all"),
+}
+_UNAVAILABLE = {
+    "description": "the database, Keystone, a secret store or the audit log is unreachable: retry later",
+    "headers": {"Retry-After": {"description": "seconds", "schema": {"type": "integer"}}},
+    "content": {JSON: {"schema": _ref("Error")}},
+}
 _COMMON_ERRORS = {
-    "400": _error("invalid input"),
+    **_ANY_REQUEST,
     "401": _error("not authenticated"),
     "403": _error("denied by policy or quota"),
     "404": _error("no such resource, or not yours"),
+    "503": _UNAVAILABLE,
 }
+# Operations that read a request body: past limits.max_request_bytes (or max_secret_bytes), or of another type.
+_BODY_ERRORS = {"413": _error("body too large"), "415": _error("unsupported Content-Type")}
 
 
 def _op(
@@ -333,10 +348,11 @@ def _op(
     params: list[Schema] | None = None,
     raw_body: bool = False,
 ) -> Schema:
+    errors = {**_COMMON_ERRORS, **(_BODY_ERRORS if body or raw_body else {})}
     operation: Schema = {
         "summary": summary,
         "parameters": [*_HEADERS, *(params or [])],
-        "responses": {**responses, **_COMMON_ERRORS},
+        "responses": {**errors, **responses},
     }
     if body:
         operation["requestBody"] = {"required": True, "content": {JSON: {"schema": _ref(body)}}}
@@ -378,11 +394,14 @@ def _paths() -> dict[str, Schema]:
                 "responses": {
                     "300": {"description": "the versions", "content": {JSON: {"schema": {"type": "object"}}}},
                     "200": {"description": "?build: the server version"},
+                    **_ANY_REQUEST,
                 },
             }
         },
-        "/healthcheck": {"get": {"summary": "Liveness", "responses": {"200": {"description": "OK"}}}},
-        "/openapi.json": {"get": {"summary": "This document", "responses": {"200": {"description": "OpenAPI"}}}},
+        "/healthcheck": {"get": {"summary": "Liveness", "responses": {"200": {"description": "OK"}, **_ANY_REQUEST}}},
+        "/openapi.json": {
+            "get": {"summary": "This document", "responses": {"200": {"description": "OpenAPI"}, **_ANY_REQUEST}}
+        },
         "/v1": {"get": _op("The v1 version document", {"200": {"description": "version"}})},
         "/v1/secrets": {
             "get": _op(
@@ -446,7 +465,11 @@ def _paths() -> dict[str, Schema]:
             "post": {
                 **_op(
                     "donjon extension: a single-use token that fetches the payload once (needs secret:decrypt)",
-                    {"201": _json("the token, shown once", "WrapToken")},
+                    {
+                        "201": _json("the token, shown once", "WrapToken"),
+                        "409": _error("the secret has lifecycle.wrap_max_outstanding tokens outstanding"),
+                        **_BODY_ERRORS,
+                    },
                 ),
                 "requestBody": {"required": False, "content": {JSON: {"schema": _ref("WrapRequest")}}},
             },
@@ -455,13 +478,16 @@ def _paths() -> dict[str, Schema]:
             "post": {
                 "summary": "donjon extension: the payload behind a wrap token, once; no other credential",
                 "parameters": [
-                    _param("X-Wrap-Token", "header", "the token from POST /v1/secrets/{id}/wrap", required=True),
+                    # Not "required": without it the answer is the same 404 as for any refused token.
+                    _param("X-Wrap-Token", "header", "the token from POST /v1/secrets/{id}/wrap (needed)"),
                     _param("Accept", "header", "as for GET /v1/secrets/{id}/payload"),
                 ],
                 "responses": {
+                    **_ANY_REQUEST,
                     "200": {"description": "bytes", "content": payload_types},
-                    "404": _error("unknown, used or expired token (one answer for all)"),
+                    "404": _error("no, unknown, used, expired or revoked token (one answer for all)"),
                     "406": _error("unsupported Accept"),
+                    "503": _UNAVAILABLE,
                 },
             }
         },
@@ -476,7 +502,11 @@ def _paths() -> dict[str, Schema]:
         "/v1/secrets/{secret_id}/metadata/{key}": {
             "parameters": [secret, _path_param("key")],
             "get": _op("One key", {"200": _json("the key", "Metadatum")}),
-            "put": _op("Update one key", {"200": _json("the key", "Metadatum")}, body="Metadatum"),
+            "put": _op(
+                "Update one key",
+                {"200": _json("the key", "Metadatum"), "409": _error("the body names another key")},
+                body="Metadatum",
+            ),
             "delete": _op("Remove one key", _NO_CONTENT),
         },
         "/v1/secrets/{secret_id}/consumers": {
@@ -501,7 +531,11 @@ def _paths() -> dict[str, Schema]:
         },
         "/v1/containers/{container_id}/secrets": {
             "parameters": [container],
-            "post": _op("Add a secret to a generic container", _CREATED, body="ContainerSecretRef"),
+            "post": _op(
+                "Add a secret to a generic container",
+                {**_CREATED, "409": _error("already in the container")},
+                body="ContainerSecretRef",
+            ),
             "delete": _op("Remove a secret from a generic container", _NO_CONTENT, body="ContainerSecretRef"),
         },
         "/v1/containers/{container_id}/consumers": {

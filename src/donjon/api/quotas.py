@@ -6,7 +6,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 
-from donjon.api.common import authenticate, ctx, json_response, operation, paged_body, paging, read_json
+from donjon.api.common import authenticate, ctx, decode_json, json_response, operation, paged_body, paging, read_body
 from donjon.services.quotas import parse_project_quotas
 
 
@@ -37,8 +37,9 @@ async def get_project_quotas(request: Request) -> Response:
 @operation("Project Quotas update")
 async def put_project_quotas(request: Request) -> Response:
     caller = await authenticate(request)
-    body = await request.body()
-    values = parse_project_quotas(await read_json(request) if body.strip() else None)
+    # Read within the limit (request.body() would take any size), then parsed unless empty.
+    body = await read_body(request, ctx(request).settings.limits.max_request_bytes)
+    values = parse_project_quotas(decode_json(request, body) if body.strip() else None)
     await run_in_threadpool(ctx(request).quota_admin.set_override, caller, request.path_params["project_id"], values)
     return Response(status_code=204)
 
