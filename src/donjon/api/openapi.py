@@ -299,7 +299,12 @@ _HEADERS = [
     _param("X-User-Id", "header", "dev auth: the caller's user"),
     _param("X-Roles", "header", "dev auth: comma-separated roles (default admin)"),
     _param("X-Auth-Token", "header", "token auth: a donjon token (or Authorization: Bearer)"),
-    _param("OpenStack-API-Version", "header", "key-manager 1.0 to 1.2, or latest"),
+    _param(
+        "OpenStack-API-Version",
+        "header",
+        "key-manager 1.0 to 1.2, or latest (absent: 1.0)",
+        {"enum": ["key-manager 1.0", "key-manager 1.1", "key-manager 1.2", "key-manager latest"]},
+    ),
 ]
 _PAGING = [
     _param("limit", "query", "page size (default 10, at most 100)", {"type": "integer"}),
