@@ -7,15 +7,12 @@ stopped and started again under concurrent writes.
 
 from __future__ import annotations
 
-import base64
 import logging
 import sqlite3
-import threading
 import time
 import uuid
 from pathlib import Path
 
-import httpx
 import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy import exc as sa_exc
@@ -27,6 +24,7 @@ from donjon.storage.database import Database, DatabaseUnavailable, unavailable_c
 from tests.components.postgresql import postgres_instance
 from tests.conftest import BASE
 from tests.live_server import LiveServer, free_port
+from tests.writers import Writers, read_back, wait_for
 
 UNREACHABLE = {
     "code": 503,
@@ -102,61 +100,6 @@ def test_the_driver_text_never_reaches_the_error(tmp_path: Path) -> None:
 # --- a real outage, under load -------------------------------------------------------------------------
 
 
-class Writers:
-    """Threads that store secrets until stopped, keeping every answer and what each acknowledged secret holds."""
-
-    def __init__(self, server: LiveServer, project: str, threads: int = 4) -> None:
-        self.server = server
-        self.project = project
-        self.acknowledged: dict[str, bytes] = {}
-        self.answers: list[tuple[float, int, dict[str, object] | None, str | None]] = []
-        self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._threads = [threading.Thread(target=self._run, daemon=True) for _ in range(threads)]
-
-    def __enter__(self) -> Writers:
-        for t in self._threads:
-            t.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        for t in self._threads:
-            t.join(60)
-
-    def _run(self) -> None:
-        headers = {"X-Project-Id": self.project}
-        with httpx.Client(base_url=self.server.url, headers=headers, timeout=30) as http:
-            while not self._stop.is_set():
-                payload = uuid.uuid4().bytes * 2
-                body = {
-                    "payload": base64.b64encode(payload).decode(),
-                    "payload_content_type": "application/octet-stream",
-                    "payload_content_encoding": "base64",
-                }
-                r = http.post("/v1/secrets", json=body)
-                parsed = r.json() if r.headers.get("content-type") == "application/json" else None
-                with self._lock:
-                    self.answers.append((time.monotonic(), r.status_code, parsed, r.headers.get("Retry-After")))
-                    if r.status_code == 201:
-                        self.acknowledged[r.json()["secret_ref"].rsplit("/", 1)[1]] = payload
-                if r.status_code != 201:
-                    time.sleep(0.05)
-
-    def statuses_since(self, t: float) -> list[int]:
-        with self._lock:
-            return [status for at, status, _, _ in self.answers if at >= t]
-
-
-def _wait_for(condition: object, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():  # type: ignore[operator]
-            return True
-        time.sleep(0.1)
-    return False
-
-
 @pytest.mark.live
 def test_postgresql_outage_under_load_is_503_then_recovers_without_restart(tmp_path: Path) -> None:
     with postgres_instance() as pg:
@@ -164,13 +107,13 @@ def test_postgresql_outage_under_load_is_503_then_recovers_without_restart(tmp_p
         project = f"outage-{uuid.uuid4()}"
         try:
             with Writers(server, project) as writers:
-                assert _wait_for(lambda: writers.statuses_since(0).count(201) >= 20, 30)
+                assert wait_for(lambda: writers.statuses_since(0).count(201) >= 20, 30)
                 pg.stop("immediate")  # a crash of the database: connections cut, recovery on start
                 down = time.monotonic()
-                assert _wait_for(lambda: writers.statuses_since(down).count(503) >= 10, 30)
+                assert wait_for(lambda: writers.statuses_since(down).count(503) >= 10, 30)
                 pg.start()
                 up = time.monotonic()
-                assert _wait_for(lambda: writers.statuses_since(up).count(201) >= 20, 60), "no recovery"
+                assert wait_for(lambda: writers.statuses_since(up).count(201) >= 20, 60), "no recovery"
             stored_before = len(writers.acknowledged)
             statuses = {status for _, status, _, _ in writers.answers}
             assert statuses <= {201, 503}, statuses
@@ -178,10 +121,7 @@ def test_postgresql_outage_under_load_is_503_then_recovers_without_restart(tmp_p
                 if status == 503:
                     assert body == UNREACHABLE and retry_after == "5"
             # Every acknowledged secret is there, byte for byte, from the same (never restarted) server.
-            with httpx.Client(base_url=server.url, headers={"X-Project-Id": project}, timeout=30) as http:
-                for secret_id, payload in writers.acknowledged.items():
-                    r = http.get(f"/v1/secrets/{secret_id}/payload", headers={"Accept": "application/octet-stream"})
-                    assert r.status_code == 200 and r.content == payload, secret_id
+            assert read_back(server, project, writers.acknowledged) == writers.acknowledged
             assert stored_before >= 40
         finally:
             server.stop()
