@@ -21,6 +21,7 @@ from starlette.testclient import TestClient
 from donjon.api.app import create_app
 from donjon.config import KeystoreConfig, Settings
 from donjon.storage.database import Database, DatabaseUnavailable, unavailable_cause
+from tests import databases
 from tests.components.postgresql import postgres_instance
 from tests.conftest import BASE
 from tests.live_server import LiveServer, free_port
@@ -128,3 +129,26 @@ def test_postgresql_outage_under_load_is_503_then_recovers_without_restart(tmp_p
         log = server.log.read_text()
         assert "Secret creation: the database is unreachable (psycopg." in log
         assert "unexpected" not in log
+
+
+@pytest.mark.parametrize("kind", [k for k in ("postgresql", "mariadb") if k in databases.selected()])
+def test_a_statement_the_database_refuses_is_not_an_outage(kind: str, tmp_path: Path) -> None:
+    # Both are the drivers' OperationalError, and neither means the database is unreachable: a 500 each.
+    statements = {
+        "postgresql": ["SET statement_timeout = 1", "SELECT pg_sleep(1)"],  # 57014 query_canceled
+        "mariadb": [  # 1833: a referenced column cannot change
+            "CREATE TABLE parent (id VARCHAR(8) PRIMARY KEY)",
+            "CREATE TABLE child (pid VARCHAR(8), FOREIGN KEY (pid) REFERENCES parent (id))",
+            "ALTER TABLE parent MODIFY id VARCHAR(9)",
+        ],
+    }[kind]
+    url = databases.fresh_database(kind, tmp_path)
+    engine = create_engine(url)
+    try:
+        with pytest.raises(sa_exc.OperationalError) as refused, engine.begin() as conn:
+            for statement in statements:
+                conn.execute(text(statement))
+        assert unavailable_cause(refused.value) is None
+    finally:
+        engine.dispose()
+        databases.drop_database(kind, url)

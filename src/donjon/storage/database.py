@@ -26,9 +26,16 @@ from sqlalchemy.engine import make_url
 
 from donjon.errors import Unavailable
 
-# SQLite's primary result codes that mean "not now" rather than a wrong statement: BUSY, LOCKED, NOMEM,
-# IOERR, FULL, CANTOPEN, PROTOCOL. Its other OperationalErrors (syntax, no such table) are bugs: 500.
+# What "not now" looks like per driver, as opposed to a statement the database refuses (a bug: 500).
+# SQLite's primary result codes: BUSY, LOCKED, NOMEM, IOERR, FULL, CANTOPEN, PROTOCOL.
 _SQLITE_UNAVAILABLE = {5, 6, 7, 10, 13, 14, 15}
+# PostgreSQL SQLSTATE: connection exceptions (08), a server shutting down, crashed or starting (57P01-57P03),
+# out of resources (53: too many connections...), and transactions to retry (40001, 40P01).
+_PG_UNAVAILABLE_CLASSES = ("08", "53", "57P0", "40001", "40P01")
+# MariaDB/MySQL error numbers: client-side connection failures (2002, 2003, 2006, 2013, 2055), too many
+# connections (1040), shutdown in progress (1053), deadlock (1213), connection killed (1927), idle
+# disconnect (4031).
+_MYSQL_UNAVAILABLE = {1040, 1053, 1213, 1927, 2002, 2003, 2006, 2013, 2055, 4031}
 
 
 class DatabaseUnavailable(Unavailable):
@@ -51,17 +58,22 @@ def unavailable_cause(exc: BaseException) -> str | None:
         return None
     orig = exc.orig
     driver = f"{type(orig).__module__.split('.')[0]}.{type(orig).__name__}"
-    code = getattr(orig, "sqlite_errorcode", None)
-    if code is not None:
-        if code & 0xFF not in _SQLITE_UNAVAILABLE:
+    sqlite_code = getattr(orig, "sqlite_errorcode", None)
+    if sqlite_code is not None:
+        if sqlite_code & 0xFF not in _SQLITE_UNAVAILABLE:
             return None
-        return f"{driver} {getattr(orig, 'sqlite_errorname', code)}"
-    sqlstate = getattr(orig, "sqlstate", None)  # psycopg
-    if sqlstate:
-        return f"{driver} sqlstate {sqlstate}"
+        return f"{driver} {getattr(orig, 'sqlite_errorname', sqlite_code)}"
+    if driver.startswith("psycopg."):
+        sqlstate = getattr(orig, "sqlstate", None)
+        if sqlstate is None:  # raised by the client: no connection, or it broke
+            return driver
+        return f"{driver} sqlstate {sqlstate}" if sqlstate.startswith(_PG_UNAVAILABLE_CLASSES) else None
     args = getattr(orig, "args", ())
-    if args and isinstance(args[0], int):  # pymysql: (errno, message)
-        return f"{driver} {args[0]}"
+    if driver.startswith("pymysql."):
+        errno = args[0] if args and isinstance(args[0], int) else None
+        if isinstance(exc, sa_exc.InterfaceError) or errno in _MYSQL_UNAVAILABLE:
+            return f"{driver} {errno}" if errno else driver
+        return None
     return driver
 
 
