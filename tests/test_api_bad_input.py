@@ -287,3 +287,26 @@ def test_a_project_quota_body_is_read_within_the_limit(api: Api) -> None:
     r = api.put(f"/v1/project-quotas/{api.project_id}", content=body, headers={"Content-Type": "application/json"})
     assert_error(r, 413, "Provided information too large to process")
     assert api.get(f"/v1/project-quotas/{api.project_id}").status_code == 404
+
+
+# --- ids are compared byte for byte on every database (MariaDB's default collation did not) -------------
+
+
+def test_ids_differing_in_case_or_accents_are_different_ids(api: Api) -> None:
+    secret_id = api.create_secret(name="mine", payload="p", payload_content_type="text/plain")
+    upper = Api(api.client, api.project_id.upper(), "user-1")
+    assert upper.project_id != api.project_id
+    assert upper.get("/v1/secrets").json()["total"] == 0
+    assert upper.get(f"/v1/secrets/{secret_id}").status_code == 404
+    # An ACL naming "Alice" does not admit "alice"; "A" and "a", "é" and "e" are four users.
+    acl = f"/v1/secrets/{secret_id}/acl"
+    users = ["Alice", "A", "a", "é", "e"]
+    assert api.put(acl, json={"read": {"users": users, "project-access": True}}).status_code == 200
+    assert sorted(api.get(acl).json()["read"]["users"]) == sorted(users)
+    for user, status in (("Alice", 200), ("alice", 404), ("ALICE", 404)):
+        stranger = Api(api.client, f"other-{uuid.uuid4()}", user)
+        r = stranger.get(f"/v1/secrets/{secret_id}/payload", headers={"X-Roles": "member", "Accept": "text/plain"})
+        assert r.status_code == status, user
+    quotas = f"/v1/project-quotas/{api.project_id}"
+    assert api.put(quotas, json={"project_quotas": {"secrets": 5}}).status_code == 204
+    assert api.get(f"/v1/project-quotas/{api.project_id.upper()}").status_code == 404

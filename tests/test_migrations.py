@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import create_engine
+from sqlalchemy import create_engine, inspect
 
 from donjon.storage import migrate
 from donjon.storage.database import Database
 from donjon.storage.tables import metadata
+from tests import databases
 
 
 def test_migrated_schema_matches_tables(database_url: str) -> None:
@@ -24,3 +28,30 @@ def test_schema_is_at_head(database_url: str) -> None:
     db = Database(database_url, pool_size=1)
     assert migrate.current_revision(db) == migrate.head_revision(db)
     db.dispose()
+
+
+def test_binary_collation_round_trip_keeps_every_foreign_key(tmp_path: Path) -> None:
+    """0007 drops and remakes MariaDB's foreign keys around the collation change: all of them come back."""
+    if "mariadb" not in databases.selected():
+        pytest.skip("MariaDB is not selected")
+    url = databases.fresh_database("mariadb", tmp_path)
+    db = Database(url, pool_size=1)
+    try:
+        migrate.upgrade(db, "0006")
+
+        def foreign_keys() -> set[tuple[str, str]]:
+            inspector = inspect(db.engine)
+            return {(t, fk["name"]) for t in inspector.get_table_names() for fk in inspector.get_foreign_keys(t)}
+
+        before = foreign_keys()
+        migrate.upgrade(db)
+        assert foreign_keys() == before and len(before) >= 15
+        with db.read() as conn:
+            collations = conn.exec_driver_sql(
+                "SELECT DISTINCT collation_name FROM information_schema.columns "
+                "WHERE table_schema = DATABASE() AND collation_name IS NOT NULL"
+            ).scalars()
+            assert set(collations) == {"utf8mb4_bin"}
+    finally:
+        db.dispose()
+        databases.drop_database("mariadb", url)
