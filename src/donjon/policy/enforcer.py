@@ -71,9 +71,7 @@ class Policy:
             # Without a file, oslo.policy would search the config dirs for one on every check (~0.4 ms).
             self._enforcer.use_conf = False
 
-    def allowed(self, rule: str, caller: Caller, target: Target | None = None, *, cached: bool = True) -> bool:
-        """The rule's decision. ``cached=False`` evaluates it afresh and leaves the cache alone: for decisions
-        whose cost must not depend on what was decided before (services.access, no existence oracle)."""
+    def allowed(self, rule: str, caller: Caller, target: Target | None = None) -> bool:
         if self._policy_file is not None:
             try:
                 mtime = self._policy_file.stat().st_mtime_ns
@@ -83,8 +81,6 @@ class Policy:
                 # The operator edited policy.yaml: oslo.policy reloads it, and old decisions are void.
                 self._policy_mtime = mtime
                 self._decide.cache_clear()
-        if not cached:
-            return bool(Policy._decide.__wrapped__(self, rule, caller, target))
         return self._decide(rule, caller, target)
 
     @functools.lru_cache(maxsize=8192)  # noqa: B019 - one Policy per process, lives as long as it

@@ -2,6 +2,10 @@
 
 The row is found by id in any project; whether the caller may see it is the policy's decision, made on
 the owner, creator and ACL returned here (never on anything the request supplies).
+
+Each statement starts from the wanted id and outer-joins the rest, so it answers one row whether the
+resource exists or not (all NULL then), and the row is turned into the same values either way: another
+project's id costs what an unknown id costs (services.access, no existence oracle in timing).
 """
 
 from __future__ import annotations
@@ -10,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Select, and_, bindparam, literal, or_, select
+from sqlalchemy import Connection, Select, and_, bindparam, or_, select
 
 from donjon.storage.containers import ContainerRecord
 from donjon.storage.records import SecretRecord, secret_record
@@ -34,22 +38,28 @@ def _secret_statement(with_payload: bool) -> Select[Any]:
     # Built once: constructing this join per request cost more than running it (SQLite, profiled).
     cols = [c for c in secrets.c if with_payload or c.name != "ciphertext"]
     users = secret_acl_users.alias("u")
-    return (
-        select(*cols, secret_acls.c.project_access, users.c.user_id.label("acl_user"))
-        .select_from(
-            secrets.outerjoin(secret_acls, secret_acls.c.secret_id == secrets.c.id).outerjoin(
-                users, and_(users.c.secret_id == secrets.c.id, users.c.user_id == bindparam("user_id"))
-            )
-        )
-        .where(
-            secrets.c.id == bindparam("secret_id"),
-            or_(secrets.c.expiration.is_(None), secrets.c.expiration > bindparam("now")),
-        )
+    wanted = select(bindparam("secret_id", type_=secrets.c.id.type).label("id")).subquery("wanted")
+    alive = or_(secrets.c.expiration.is_(None), secrets.c.expiration > bindparam("now"))
+    return select(*cols, secret_acls.c.project_access, users.c.user_id.label("acl_user")).select_from(
+        wanted.outerjoin(secrets, and_(secrets.c.id == wanted.c.id, alive))
+        .outerjoin(secret_acls, secret_acls.c.secret_id == secrets.c.id)
+        .outerjoin(users, and_(users.c.secret_id == secrets.c.id, users.c.user_id == bindparam("user_id")))
+    )
+
+
+def _container_statement() -> Select[Any]:
+    users = container_acl_users.alias("u")
+    wanted = select(bindparam("container_id", type_=containers.c.id.type).label("id")).subquery("wanted")
+    return select(*containers.c, container_acls.c.project_access, users.c.user_id.label("acl_user")).select_from(
+        wanted.outerjoin(containers, containers.c.id == wanted.c.id)
+        .outerjoin(container_acls, container_acls.c.container_id == containers.c.id)
+        .outerjoin(users, and_(users.c.container_id == containers.c.id, users.c.user_id == bindparam("user_id")))
     )
 
 
 _SECRET_WITH_PAYLOAD = _secret_statement(True)
 _SECRET_METADATA = _secret_statement(False)
+_CONTAINER = _container_statement()
 
 
 def secret_with_access(
@@ -57,33 +67,21 @@ def secret_with_access(
 ) -> tuple[SecretRecord, AccessFacts] | None:
     stmt = _SECRET_WITH_PAYLOAD if with_payload else _SECRET_METADATA
     # A NULL user matches no ACL row, so an anonymous caller is never "listed".
-    row = conn.execute(stmt, {"secret_id": secret_id, "user_id": user_id, "now": now}).first()
-    if row is None:
-        return None
-    return secret_record(row), _facts(row._mapping)
+    row = conn.execute(stmt, {"secret_id": secret_id, "user_id": user_id, "now": now}).one()
+    found = secret_record(row), _facts(row._mapping)
+    return found if row.id is not None else None
 
 
 def container_with_access(
     conn: Connection, container_id: str, user_id: str | None
 ) -> tuple[ContainerRecord, AccessFacts] | None:
-    users = container_acl_users.alias("u")
-    stmt = (
-        select(*containers.c, container_acls.c.project_access, users.c.user_id.label("acl_user"))
-        .select_from(
-            containers.outerjoin(container_acls, container_acls.c.container_id == containers.c.id).outerjoin(
-                users, and_(users.c.container_id == containers.c.id, users.c.user_id == (user_id or literal(None)))
-            )
-        )
-        .where(containers.c.id == container_id)
-    )
-    row = conn.execute(stmt).first()
-    if row is None:
-        return None
+    row = conn.execute(_CONTAINER, {"container_id": container_id, "user_id": user_id}).one()
     m = row._mapping
     record = ContainerRecord(
         m["id"], m["project_id"], m["name"], m["type"], m["creator_id"], m["created_at"], m["updated_at"]
     )
-    return record, _facts(m)
+    found = record, _facts(m)
+    return found if m["id"] is not None else None
 
 
 def _facts(m: Any) -> AccessFacts:

@@ -54,7 +54,7 @@ def _convert(collation: str) -> None:
     inspector = sa.inspect(bind)
     keys = [(table, fk) for table in TABLES for fk in inspector.get_foreign_keys(table)]
     for table, fk in keys:
-        op.drop_constraint(fk["name"], table, type_="foreignkey")
+        op.drop_constraint(str(fk["name"]), table, type_="foreignkey")
     op.execute(sa.text(f"ALTER DATABASE CHARACTER SET utf8mb4 COLLATE {collation}"))
     for table in TABLES:
         op.execute(sa.text(f"ALTER TABLE {table} CONVERT TO CHARACTER SET utf8mb4 COLLATE {collation}"))
