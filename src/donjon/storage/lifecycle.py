@@ -80,6 +80,9 @@ def _alive(now: datetime) -> Any:
 
 def remove_secret(conn: Connection, record: SecretRecord, *, reason: str, now: datetime) -> bool:
     """Delete a secret with everything that holds its bytes, and leave a tombstone. False if already gone."""
+    # The secret's row is locked first, as a wrap does before adding a token: taking the children's locks
+    # first, then the row's, deadlocked against a concurrent wrap on MariaDB.
+    conn.execute(select(secrets.c.id).where(secrets.c.id == record.id).with_for_update())
     # Children first: not every backend enforces ON DELETE CASCADE the same way (SQLite needs a pragma).
     conn.execute(delete(secret_versions).where(secret_versions.c.secret_id == record.id))
     conn.execute(delete(secret_wraps).where(secret_wraps.c.secret_id == record.id))
