@@ -39,7 +39,8 @@ def _assert_401(r: httpx.Response, keystone: Keystone) -> None:
 
 @pytest.mark.parametrize(
     "token",
-    [None, "", "garbage", "gAAAAABbogus" + "x" * 180, "x" * 10_000, "bad token with spaces"],
+    # "huge" stays under the 8 KiB header limit (past it, the HTTP layer answers 431: test_request_heads.py).
+    [None, "", "garbage", "gAAAAABbogus" + "x" * 180, "x" * 8_000, "bad token with spaces"],
     ids=["none", "empty", "garbage", "fernet-like", "huge", "spaces"],
 )
 def test_missing_or_invalid_token_is_401_with_challenge(
