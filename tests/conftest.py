@@ -11,7 +11,7 @@ import pytest
 from starlette.testclient import TestClient
 
 from donjon.api.app import create_app
-from donjon.config import KeystoreConfig, Settings
+from donjon.config import KeystoreConfig, LifecycleConfig, Settings
 from donjon.storage import migrate
 from donjon.storage.database import Database
 from tests import databases
@@ -63,6 +63,9 @@ def settings(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Set
         data_dir=data_dir,
         host_href=BASE,
         keystore=KeystoreConfig(type="file", options={"path": str(data_dir / "root.key")}),
+        # The shared in-process app runs no reaper thread: its pass (every 30 s) would race the tests that
+        # drive reap_once themselves and count what they reaped. test_lifecycle_live covers the server's own.
+        lifecycle=LifecycleConfig(run_in_server=False),
     )
 
 
