@@ -228,6 +228,11 @@ def test_unsupported_content_type_is_refused(api: Api) -> None:
     meta = {"algorithm": "aes", "bit_length": 256, "payload_content_type": "text/html"}
     r = api.post("/v1/orders", json={"type": "key", "meta": meta})
     assert r.status_code == 400
+    # Barbican validates a key order's meta as a secret "within" the order, and says so.
+    assert r.json()["description"].startswith(
+        "Provided object does not match schema 'Secret' within 'Order': "
+        "payload_content_type is not one of ['text/plain'"
+    )
 
 
 @pytest.mark.parametrize(

@@ -73,7 +73,7 @@ def parse_order(body: Any) -> NewOrder:
         raise InvalidInput("Provided field value is not supported: bit_length must be a multiple of 8")
     content_type = optional_string(meta, "payload_content_type", "Order", nullable=True)
     if content_type:
-        payloads.normalize_content_type(content_type)
+        payloads.normalize_content_type(content_type, "Secret' within 'Order")
     stored: dict[str, Any] = {
         "name": attrs["name"],
         "algorithm": meta["algorithm"].strip(),

@@ -116,7 +116,14 @@ class SecretService:
     def put_payload(
         self, caller: Caller, secret_id: str, body: bytes, content_type: str | None, content_encoding: str | None
     ) -> None:
-        """Second step of a two-step create: a raw body becomes the payload of a secret that has none."""
+        """Second step of a two-step create: a raw body becomes the payload of a secret that has none.
+
+        Checks come in Barbican's order: the secret and the caller's right to it, the content type (415), an
+        empty or oversize body, then 409 if a payload is already there, and only then the body itself, so a
+        client retrying a PUT that worked learns "already has data" whatever it sends.
+        """
+        with self._db.read() as conn:
+            record = self._find(conn, caller, secret_id, "secret:put", "Secret update")
         main = (content_type or "").split(";", 1)[0].strip().lower()
         if main not in (payloads.TEXT, payloads.OCTET_STREAM):
             raise UnsupportedMediaType(
@@ -126,6 +133,8 @@ class SecretService:
             raise InvalidInput("No data supplied to process.")
         if len(body) > self._max_secret_bytes:
             raise TooLarge("Provided information too large to process")
+        if record.has_payload:
+            raise Conflict("Secret already has data, cannot modify it.")
         if main == payloads.OCTET_STREAM:
             encoding = (content_encoding or "").strip().lower()
             if encoding == "base64":
@@ -137,10 +146,6 @@ class SecretService:
                 body.decode("utf-8")
             except UnicodeDecodeError:
                 raise InvalidInput("A text/plain payload must be UTF-8") from None
-        with self._db.read() as conn:
-            record = self._find(conn, caller, secret_id, "secret:put", "Secret update")
-        if record.has_payload:
-            raise Conflict("Secret already has data, cannot modify it.")
         store = self._store_for_new(record.project_id)
         if store != DATABASE and self._stores is not None and record.max_reads is None:
             ref = self._stores.registry.put(store, payload_info(record), body)

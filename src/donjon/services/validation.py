@@ -132,8 +132,8 @@ def new_secret(body: Any, max_secret_bytes: int) -> NewSecret:
     if "payload" not in body or body["payload"] is None:
         if content_type_raw:
             raise InvalidInput("payload must be provided when payload_content_type is specified")
-        if encoding is not None:
-            raise InvalidInput("payload must be provided when payload_content_encoding is specified")
+        # A payload_content_encoding alone is accepted and ignored, as Barbican does (its schema only checks
+        # that it is "base64"); python-barbicanclient sends it with two-step secrets.
         return NewSecret(**attrs)
     payload = body["payload"]
     if not isinstance(payload, str):
