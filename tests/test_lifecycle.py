@@ -407,6 +407,36 @@ def test_versions_past_grace_are_reaped(api: Api, db: Database, settings: Settin
     assert api.get(f"/v1/secrets/{sid}/payload?version=1").status_code == 404
 
 
+def test_each_version_was_created_when_it_became_current(api: Api, db: Database, settings: Settings) -> None:
+    def now() -> datetime:
+        return datetime.now(UTC).replace(tzinfo=None)
+
+    sid = api.create_secret(name="rotated", payload="v1", payload_content_type="text/plain")
+    created = datetime.fromisoformat(api.get(f"/v1/secrets/{sid}").json()["created"])
+    windows = []
+    for payload in ("v2", "v3"):
+        before = now()
+        r = api.post(f"/v1/secrets/{sid}/versions", json={"payload": payload, "payload_content_type": "text/plain"})
+        assert r.status_code == 201, r.text
+        windows.append((before, now()))
+    # A metadata change moves the secret's updated_at, not when its version started.
+    assert api.put(f"/v1/secrets/{sid}/metadata", json={"metadata": {"k": "v"}}).status_code == 201
+
+    def starts() -> list[datetime]:
+        info = api.get(f"/v1/secrets/{sid}/lifecycle").json()
+        return [datetime.fromisoformat(v["created"]) for v in info["versions"]]
+
+    v1, v2, v3 = starts()
+    # Before the fix, version 2 showed version 1's readable_until (a day ahead) and version 3 version 2's.
+    assert v1 == created
+    assert windows[0][0] <= v2 <= windows[0][1]
+    assert windows[1][0] <= v3 <= windows[1][1]
+    # Past the grace period the archived versions are reaped; the current version keeps its start.
+    later = now() + timedelta(days=1, seconds=5)
+    assert _service(db, settings, LifecycleConfig()).reap_once(now=later).versions >= 2
+    assert starts() == [v3]
+
+
 def test_version_refusals(api: Api) -> None:
     sid = api.create_secret(name="v", payload="p", payload_content_type="text/plain")
     for bad, status in [

@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
 
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import create_engine, inspect
+from sqlalchemy import create_engine, inspect, select, text
 
 from donjon.storage import migrate
 from donjon.storage.database import Database
-from donjon.storage.tables import metadata
+from donjon.storage.tables import metadata, secrets
 from tests import databases
 
 
@@ -55,3 +56,30 @@ def test_binary_collation_round_trip_keeps_every_foreign_key(tmp_path: Path) -> 
     finally:
         db.dispose()
         databases.drop_database("mariadb", url)
+
+
+@pytest.mark.parametrize("kind", databases.selected())
+def test_0008_gives_rotated_secrets_their_last_update_as_version_start(kind: str, tmp_path: Path) -> None:
+    """Before 0008 nothing recorded when the current version started; updated_at is its latest possible time."""
+    url = databases.fresh_database(kind, tmp_path)
+    db = Database(url, pool_size=1)
+    rotated, updated = datetime(2026, 11, 30, 12, 0, 1, 250000), datetime(2026, 11, 1)
+    try:
+        migrate.upgrade(db, "0007")
+        with db.write() as conn:
+            for secret_id, version in (("s-rotated", 3), ("s-plain", 1)):
+                conn.execute(
+                    text(
+                        "INSERT INTO secrets (id, project_id, secret_type, created_at, updated_at, version)"
+                        " VALUES (:id, 'p', 'opaque', :created, :updated, :version)"
+                    ),
+                    {"id": secret_id, "created": updated, "updated": rotated, "version": version},
+                )
+        migrate.upgrade(db)
+        with db.read() as conn:
+            rows = conn.execute(select(secrets.c.id, secrets.c.version_started_at))
+            started = {row.id: row.version_started_at for row in rows}
+        assert started == {"s-rotated": rotated, "s-plain": None}
+    finally:
+        db.dispose()
+        databases.drop_database(kind, url)

@@ -191,6 +191,7 @@ def rotate(
         )
         .values(
             version=current.version + 1,
+            version_started_at=now,
             content_type=content_type,
             kek_id=kek_id,
             ciphertext=ciphertext,
@@ -237,12 +238,18 @@ def previous_versions(conn: Connection, secret_id: str, now: datetime) -> list[V
 
 
 def version_started(conn: Connection, secret_id: str, version: int) -> datetime | None:
-    """When ``version`` became current: when the version before it was archived (None for version 1)."""
+    """When ``version`` became current: its rotation, as recorded on the secret's row while it is current
+    and on its archived row after (None for version 1, which started with the secret)."""
     if version <= 1:
         return None
+    started = conn.execute(
+        select(secrets.c.version_started_at).where(secrets.c.id == secret_id, secrets.c.version == version)
+    ).first()
+    if started is not None:
+        return started[0]  # type: ignore[no-any-return]
     return conn.execute(
-        select(secret_versions.c.expires_at).where(
-            secret_versions.c.secret_id == secret_id, secret_versions.c.version == version - 1
+        select(secret_versions.c.created_at).where(
+            secret_versions.c.secret_id == secret_id, secret_versions.c.version == version
         )
     ).scalar_one_or_none()
 

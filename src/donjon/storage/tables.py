@@ -77,6 +77,8 @@ secrets = Table(
     Column("max_reads", Integer),
     Column("reads_left", Integer),
     Column("version", Integer, nullable=False, server_default="1"),
+    # When that version became current (its rotation); NULL for version 1, which started with the secret.
+    Column("version_started_at", Timestamp),
     # A payload kept by an external secret store (kmip, vault): the store's configured name and its reference
     # to the object. NULL store: the payload is the ciphertext above (the built-in "database" store).
     Column("store", String(64)),
