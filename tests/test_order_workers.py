@@ -6,10 +6,12 @@ touch its orders.
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -205,9 +207,118 @@ def test_the_worker_thread_wakes_on_new_orders(make_node: Any) -> None:
     assert rows(node, project)[0].id == order_id
 
 
+AES = {"type": "key", "meta": {"algorithm": "aes", "bit_length": 256}}
+
+
+def test_a_request_waiting_for_its_order_gets_it_done(make_node: Any) -> None:
+    node = make_node(poll_seconds=30.0)  # only a request's wake-up makes this worker look
+    node.worker.start()
+    project = f"p-{uuid.uuid4()}"
+    [order_id] = queue(node, project, AES, 1)
+    assert asyncio.run(node.worker.wait_finished(order_id, 30.0))
+    [row] = rows(node, project)
+    assert (row.id, row.status, row.attempts, row.claimed_by) == (order_id, "ACTIVE", 1, node.worker.name)
+    # Asked again once it is done: answered from what the worker remembers, without waiting.
+    assert asyncio.run(node.worker.wait_finished(order_id, 30.0))
+
+
+def test_the_waited_for_order_is_claimed_before_older_ones(make_node: Any) -> None:
+    node = make_node(poll_seconds=30.0)
+    project = f"p-{uuid.uuid4()}"
+    older = queue(node, project, AES, 5)
+    [mine] = queue(node, project, AES, 1)
+    node.worker.start()
+    assert asyncio.run(node.worker.wait_finished(mine, 30.0))
+    by_id = {r.id: r for r in rows(node, project)}
+    assert by_id[mine].status == "ACTIVE"
+    # The older ones are not starved either: the woken worker goes on with them.
+    deadline = time.monotonic() + 30
+    while any(r.status == "PENDING" for r in rows(node, project)):
+        assert time.monotonic() < deadline, "the older orders were not processed"
+        time.sleep(0.05)
+    assert all(r.attempts == 1 for r in rows(node, project)) and len(older) == 5
+
+
+def test_an_order_another_node_holds_is_followed_in_the_database(make_node: Any) -> None:
+    waiting, other = make_node(poll_seconds=30.0), make_node()
+    waiting.worker.start()
+    project = f"p-{uuid.uuid4()}"
+    [order_id] = queue(waiting, project, AES, 1)
+    with other.db.write() as conn:  # the other node claimed it first
+        claimed = order_repo.claim_next(
+            conn, worker=other.worker.name, now=utcnow(), lease=timedelta(seconds=60), skip_locked=False
+        )
+    assert claimed is not None and claimed.id == order_id
+
+    async def wait_while_the_other_node_works() -> bool:
+        waiter = asyncio.ensure_future(waiting.worker.wait_finished(order_id, 30.0))
+        await asyncio.to_thread(other.processor.process, claimed, other.worker.name)
+        return await waiter
+
+    assert asyncio.run(wait_while_the_other_node_works())
+    [row] = rows(waiting, project)
+    assert (row.status, row.claimed_by, row.attempts) == ("ACTIVE", other.worker.name, 1)
+
+
+def test_waiting_is_bounded(make_node: Any) -> None:
+    project = f"p-{uuid.uuid4()}"
+    stopped = make_node()
+    [order_id] = queue(stopped, project, AES, 1)
+    # No worker running in this process: nothing to wait for.
+    assert not asyncio.run(stopped.worker.wait_finished(order_id, 30.0))
+    # A bound of 0 (orders.answer_within_seconds = 0) never waits, nor does a request past the waiters' limit.
+    running = make_node(poll_seconds=30.0, max_waiting_answers=0)
+    running.worker.start()
+    assert not asyncio.run(running.worker.wait_finished(order_id, 0))
+    assert not asyncio.run(running.worker.wait_finished(order_id, 30.0))
+
+
+@pytest.mark.live
+def test_orders_posted_to_several_server_processes_are_done_at_the_first_get_and_run_once(
+    quiet_url: str, tmp_path: Path
+) -> None:
+    env = {"DONJON_DATABASE_URL": quiet_url, "DONJON_ORDERS__POLL_SECONDS": "0.2"}
+    server = LiveServer(tmp_path / "node", workers=3, env=env).start()
+    project = {"X-Project-Id": f"p-{uuid.uuid4()}", "X-User-Id": "u"}
+    bodies: list[dict[str, Any]] = [AES] * 18 + [
+        {"type": "asymmetric", "meta": {"algorithm": "ec", "bit_length": 256}}
+    ] * 6
+    bodies += [{"type": "password", "meta": {"length": 20}}] * 6
+    try:
+        with httpx.Client(base_url=server.url, headers=project, timeout=30) as http:
+
+            def post_then_get(body: dict[str, Any]) -> dict[str, Any]:
+                r = http.post("/v1/orders", json=body)
+                assert r.status_code == 202, r.text
+                got: dict[str, Any] = http.get(r.json()["order_ref"]).json()
+                return got
+
+            with ThreadPoolExecutor(6) as pool:
+                firsts = list(pool.map(post_then_get, bodies))
+            assert [o["status"] for o in firsts] == ["ACTIVE"] * 30, "an order was not done at its first GET"
+            assert http.get("/v1/secrets", params={"limit": 1}).json()["total"] == 18 + 12 + 6
+            assert http.get("/v1/containers", params={"limit": 1}).json()["total"] == 6
+        db = Database(quiet_url, pool_size=1)
+        try:
+            with db.read() as conn:
+                done = list(conn.execute(select(orders).where(orders.c.project_id == project["X-Project-Id"])))
+        finally:
+            db.dispose()
+        assert len(done) == 30 and all(r.attempts == 1 for r in done), "an order was claimed twice"
+        assert len({r.secret_id or r.container_id for r in done}) == 30
+    finally:
+        server.stop()
+
+
 @pytest.mark.live
 def test_orders_pending_at_a_crash_complete_once_after_restart(quiet_url: str, tmp_path: Path) -> None:
-    env = {"DONJON_DATABASE_URL": quiet_url, "DONJON_ORDERS__LEASE_SECONDS": "2", "DONJON_ORDERS__POLL_SECONDS": "0.2"}
+    # answer_within_seconds 0: the POSTs answer at once (PENDING), so that orders are pending at the crash.
+    env = {
+        "DONJON_DATABASE_URL": quiet_url,
+        "DONJON_ORDERS__LEASE_SECONDS": "2",
+        "DONJON_ORDERS__POLL_SECONDS": "0.2",
+        "DONJON_ORDERS__ANSWER_WITHIN_SECONDS": "0",
+    }
     server = LiveServer(tmp_path / "node", workers=2, env=env).start()
     project = {"X-Project-Id": f"p-{uuid.uuid4()}", "X-User-Id": "u"}
     refs: list[str] = []

@@ -74,6 +74,11 @@ class OrderConfig(BaseModel):
     max_attempts: int = 5
     # Run an order worker thread inside each server process.
     run_in_server: bool = True
+    # POST /v1/orders answers once the order is ACTIVE or ERROR if that takes at most this long (Barbican's
+    # clients GET the order once and expect it done), else 202 with the order still PENDING. 0: never wait.
+    answer_within_seconds: float = Field(default=2.0, ge=0, le=60)
+    # Requests waiting at once for their order (each holds only its connection, no thread); more answer at once.
+    max_waiting_answers: int = Field(default=100, ge=0)
 
 
 class LifecycleConfig(BaseModel):

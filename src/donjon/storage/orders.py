@@ -117,10 +117,12 @@ def count_orders(conn: Connection, project_id: str) -> int:
 
 
 def claim_next(
-    conn: Connection, *, worker: str, now: datetime, lease: timedelta, skip_locked: bool
+    conn: Connection, *, worker: str, now: datetime, lease: timedelta, skip_locked: bool, order_id: str | None = None
 ) -> OrderRecord | None:
-    """Claim the oldest claimable order for ``worker``; call inside a write transaction."""
+    """Claim the oldest claimable order for ``worker`` (or only ``order_id``); call inside a write transaction."""
     claimable = and_(orders.c.status == PENDING, or_(orders.c.claimed_until.is_(None), orders.c.claimed_until < now))
+    if order_id is not None:
+        claimable = and_(claimable, orders.c.id == order_id)
     stmt = select(orders).where(claimable).order_by(orders.c.created_at, orders.c.id).limit(1)
     if skip_locked:
         stmt = stmt.with_for_update(skip_locked=True)
@@ -166,6 +168,12 @@ def fail(conn: Connection, order_id: str, *, worker: str, now: datetime, status_
         )
     )
     return result.rowcount == 1
+
+
+def status(conn: Connection, order_id: str) -> str | None:
+    """An order's status, None if it is gone (deleted)."""
+    value = conn.execute(select(orders.c.status).where(orders.c.id == order_id)).scalar_one_or_none()
+    return str(value) if value is not None else None
 
 
 def attempts(conn: Connection, order_id: str) -> int:
