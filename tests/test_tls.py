@@ -18,7 +18,9 @@ from pathlib import Path
 
 import pytest
 
+from donjon.config import TlsConfig
 from donjon.listener.plain import HINT
+from donjon.listener.tls import server_context
 from tests.live_server import DONJON, LiveServer, free_port
 from tests.tls_certs import Issued, TestCA
 
@@ -183,6 +185,15 @@ def test_tls_1_1_is_refused_and_1_2_accepted(mtls_server: LiveServer, ca: TestCA
     assert get_root(conn) == 300
     assert isinstance(conn.sock, ssl.SSLSocket) and conn.sock.version() == "TLSv1.2"
     conn.close()
+
+
+def test_tls_1_2_offers_forward_secret_aead_suites_only(ca: TestCA) -> None:
+    pair = ca.issue("ciphers")
+    names = {
+        c["name"] for c in server_context(TlsConfig(cert_file=pair.cert_file, key_file=pair.key_file)).get_ciphers()
+    }
+    assert names and all(("GCM" in n or "CHACHA20" in n) for n in names), names
+    assert all(n.startswith(("TLS_", "ECDHE-", "DHE-")) for n in names), names
 
 
 # ---- refusals at start ----
