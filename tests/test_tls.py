@@ -144,6 +144,20 @@ def test_mutual_tls_accepts_a_client_certificate_from_the_ca(mtls_server: LiveSe
     conn.close()
 
 
+def test_python_barbicanclient_over_mutual_tls_gets_https_refs(mtls_server: LiveServer, ca: TestCA) -> None:
+    """An unmodified client, as Castellan builds it: a keystoneauth session with the CA and a client certificate."""
+    from barbicanclient import client as barbican
+    from keystoneauth1 import session as ks_session
+
+    cert = (str(ca.directory / "mtls-client.crt"), str(ca.directory / "mtls-client.key"))
+    session = ks_session.Session(verify=str(ca.cert_file), cert=cert)
+    c = barbican.Client(session=session, endpoint=mtls_server.url, project_id="tls-project")
+    ref = c.secrets.create(name="over-tls", payload="s3cr3t over TLS").store()
+    assert ref.startswith(f"https://127.0.0.1:{mtls_server.port}/v1/secrets/")
+    assert c.secrets.get(ref).payload == "s3cr3t over TLS"
+    c.secrets.delete(ref)
+
+
 def test_mutual_tls_refuses_a_client_without_a_certificate(mtls_server: LiveServer, ca: TestCA) -> None:
     conn = http.client.HTTPSConnection("127.0.0.1", mtls_server.port, timeout=10, context=client_context(ca))
     # TLS 1.3 checks the client's certificate after the handshake: the refusal comes with the first read.
@@ -206,6 +220,23 @@ def test_token_mode_on_the_network_without_tls_refuses_to_start(tmp_path: Path) 
     assert result.returncode != 0
     assert "without TLS would send tokens in clear" in result.stderr
     assert "tls.behind_proxy" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_token_mode_on_the_network_with_tls_starts(ca: TestCA, tmp_path: Path) -> None:
+    env = tls_env(ca.issue("network"), DONJON_AUTH="token")
+    everywhere = "0.0.0.0"  # noqa: S104 - the point of the test
+    server = LiveServer(tmp_path, workers=1, dev=False, env=env, args=["--host", everywhere])
+    server.tls_client = client_context(ca)
+    server.start()
+    try:
+        conn = server.connection()
+        conn.request("GET", "/v1/secrets")
+        response = conn.getresponse()
+        assert response.status == 401 and json.loads(response.read())["code"] == 401  # a token is needed
+        conn.close()
+        assert f"serving on https://0.0.0.0:{server.port}" in server.log.read_text()
+    finally:
+        server.stop()
 
 
 def test_behind_a_proxy_token_mode_serves_plain_http_and_says_so(tmp_path: Path) -> None:
