@@ -126,7 +126,10 @@ def serve(settings: Settings, sock: socket.socket, *, access_log: bool) -> None:
             log.info("SIGHUP: the workers reload the TLS certificate")
             for process in self.processes:
                 if process.pid is not None:
-                    os.kill(process.pid, signal.SIGHUP)
+                    try:
+                        os.kill(process.pid, signal.SIGHUP)
+                    except ProcessLookupError:  # died meanwhile: its replacement loads the files anew
+                        pass
 
     if settings.workers > 1:
         Supervisor(config, sockets=[sock]).run()

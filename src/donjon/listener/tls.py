@@ -48,7 +48,13 @@ def reload(context: ssl.SSLContext, tls: TlsConfig) -> bool:
     except ConfigurationError as exc:
         log.error("TLS certificate not reloaded, the previous one is still served: %s", exc.message)
         return False
-    _load_pair(context, tls)
+    try:
+        _load_pair(context, tls)
+    except ConfigurationError as exc:
+        # The files changed between the two loads (replaced again meanwhile): this worker's context may now
+        # hold a certificate without its key. Loud, since only another SIGHUP or a restart repairs it.
+        log.critical("TLS certificate reload failed part way (%s): send SIGHUP again or restart", exc.message)
+        return False
     log.info("TLS certificate reloaded from %s", tls.cert_file)
     return True
 
