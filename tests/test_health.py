@@ -4,7 +4,7 @@ naming the check that failed (the database, the schema's migrations, the keystor
 from __future__ import annotations
 
 import socket
-import time
+import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -105,6 +105,42 @@ def test_readyz_is_503_when_the_database_is_unreachable(
     assert "readiness: database check failed" in caplog.text
 
 
+def test_a_database_that_hangs_is_a_timeout_and_one_connection_only(tmp_path: Path, client_of: OpenClient) -> None:
+    """A "PostgreSQL" that accepts connections and never answers: each probe answers in about the timeout,
+    and the probes after the first wait for the same check instead of opening more connections."""
+    accepted: list[socket.socket] = []
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        port = listener.getsockname()[1]
+
+        def accept() -> None:
+            while True:
+                try:
+                    accepted.append(listener.accept()[0])
+                except OSError:
+                    return
+
+        threading.Thread(target=accept, daemon=True).start()
+        client = client_of(settings_for(tmp_path, f"postgresql+psycopg://donjon@127.0.0.1:{port}/donjon"))
+        readiness = client.app.state.ctx.readiness  # type: ignore[attr-defined]
+        readiness.timeout, readiness.ttl = 0.3, 0.0  # each probe looks again
+        try:
+            for _ in range(3):
+                r = client.get("/readyz")
+                assert r.status_code == 503
+                assert r.json()["checks"] == {
+                    "database": "timeout",
+                    "migrations": "unknown",
+                    "keystore": "ok",
+                    "audit": "ok",
+                }
+            assert len(accepted) == 1
+        finally:
+            for conn in accepted:
+                conn.close()  # the hung check ends (the driver sees the connection closed)
+
+
 def test_readyz_is_503_when_the_audit_log_cannot_be_written(
     settings: Settings, tmp_path: Path, client_of: OpenClient
 ) -> None:
@@ -113,12 +149,8 @@ def test_readyz_is_503_when_the_audit_log_cannot_be_written(
     assert client.get("/readyz").json()["checks"]["audit"] == "ok"
     log_path.unlink()
     log_path.mkdir()  # replaced by something that cannot be appended to
-    # The result is shared for a second: wait it out without a timed assertion.
-    for _ in range(100):
-        r = client.get("/readyz")
-        if r.status_code == 503:
-            break
-        time.sleep(0.05)
+    client.app.state.ctx.readiness.ttl = 0.0  # type: ignore[attr-defined]  # no shared result: look again
+    r = client.get("/readyz")
     assert r.status_code == 503
     assert r.json()["checks"]["audit"] == "not writable"
 

@@ -3,8 +3,9 @@
 ``/healthcheck`` stays Barbican's plain "OK". ``/readyz`` checks what a request needs: the database answers,
 the schema is at the migrations' head, the keystore wraps and unwraps, and the audit log can be written.
 Each check says only ``ok`` or what failed, never a driver message, a path or a URL: the probes take no
-credentials (the cause goes to the server log). The result is shared for ``_TTL`` seconds and computed by
-one probe at a time, so a flood of unauthenticated probes costs one keystore call per second at most.
+credentials (the cause goes to the server log). The result is shared for ``TTL`` seconds and each check
+runs once at a time, so a flood of unauthenticated probes costs one keystore call per second at most, and
+a dependency that hangs answers "timeout" after ``TIMEOUT`` seconds without tying up more than one thread.
 """
 
 from __future__ import annotations
@@ -29,9 +30,18 @@ from donjon.storage.database import Database
 
 log = logging.getLogger("donjon.health")
 
-_TTL = 1.0
+# How long one result answers every probe of this worker.
+TTL = 1.0
+# How long a probe waits for the checks. One that takes longer answers "timeout" and keeps running: the
+# next probes wait for that same check instead of starting another (a hung database must not pile up threads).
+TIMEOUT = 3.0
 _PROBE_KEY = bytes(32)  # wrapped and unwrapped by the keystore check: it protects nothing
 _PROBE_CONTEXT = b"donjon readiness probe"
+_TIMED_OUT = {
+    "database": {"database": "timeout", "migrations": "unknown"},
+    "keystore": {"keystore": "timeout"},
+    "audit": {"audit": "timeout"},
+}
 
 
 class Readiness:
@@ -39,46 +49,56 @@ class Readiness:
         self._db = db
         self._keystore = keystore
         self._audit_log = audit_log
+        self.timeout = TIMEOUT
+        self.ttl = TTL
         self._head: str | None = None
-        self._lock = asyncio.Lock()
+        self._running: dict[str, asyncio.Future[dict[str, str]]] = {}
         self._last: tuple[float, dict[str, str]] | None = None
 
     async def checks(self) -> dict[str, str]:
-        async with self._lock:
-            if self._last is not None and time.monotonic() - self._last[0] < _TTL:
-                return self._last[1]
-            result = await run_in_threadpool(self._run)
-            self._last = (time.monotonic(), result)
-            return result
+        if self._last is not None and time.monotonic() - self._last[0] < self.ttl:
+            return self._last[1]
+        for name, check in (("database", self._database), ("keystore", self._keystore_ok), ("audit", self._audit)):
+            running = self._running.get(name)
+            if running is None or running.done():
+                self._running[name] = asyncio.ensure_future(run_in_threadpool(check))
+        await asyncio.wait(self._running.values(), timeout=self.timeout)
+        result: dict[str, str] = {}
+        for name, running in self._running.items():
+            result.update(running.result() if running.done() else _TIMED_OUT[name])
+        self._last = (time.monotonic(), result)
+        return result
 
-    def _run(self) -> dict[str, str]:
-        checks: dict[str, str] = {}
+    # Each check runs in a worker thread and never raises: a failure is a value, its cause goes to the log.
+
+    def _database(self) -> dict[str, str]:
         try:
             current = migrate.current_revision(self._db)
-            checks["database"] = "ok"
             if self._head is None:
                 self._head = migrate.head_revision(self._db)
-            checks["migrations"] = "ok" if current == self._head else "behind"
-        except Exception as exc:  # noqa: BLE001 - any failure means "not ready"; the cause goes to the log
+        except Exception as exc:  # noqa: BLE001 - any failure means "not ready"
             _log_failure("database", exc)
-            checks["database"] = "unreachable"
-            checks["migrations"] = "unknown"
+            return {"database": "unreachable", "migrations": "unknown"}
+        return {"database": "ok", "migrations": "ok" if current == self._head else "behind"}
+
+    def _keystore_ok(self) -> dict[str, str]:
         try:
             wrapped = self._keystore.wrap(_PROBE_KEY, _PROBE_CONTEXT)
-            checks["keystore"] = "ok" if self._keystore.unwrap(wrapped, _PROBE_CONTEXT) == _PROBE_KEY else "failing"
+            ok = self._keystore.unwrap(wrapped, _PROBE_CONTEXT) == _PROBE_KEY
         except Exception as exc:  # noqa: BLE001
             _log_failure("keystore", exc)
-            checks["keystore"] = "failing"
+            ok = False
+        return {"keystore": "ok" if ok else "failing"}
+
+    def _audit(self) -> dict[str, str]:
         if self._audit_log is None:
-            checks["audit"] = "disabled"
-        else:
-            try:
-                check_writable(self._audit_log)
-                checks["audit"] = "ok"
-            except OSError as exc:
-                _log_failure("audit", exc)
-                checks["audit"] = "not writable"
-        return checks
+            return {"audit": "disabled"}
+        try:
+            check_writable(self._audit_log)
+        except OSError as exc:
+            _log_failure("audit", exc)
+            return {"audit": "not writable"}
+        return {"audit": "ok"}
 
 
 def check_writable(audit_log: Path) -> None:

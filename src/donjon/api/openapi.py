@@ -38,10 +38,10 @@ SCHEMAS: dict[str, Schema] = {
             "checks": {
                 "type": "object",
                 "properties": {
-                    "database": {"enum": ["ok", "unreachable"]},
+                    "database": {"enum": ["ok", "unreachable", "timeout"]},
                     "migrations": {"enum": ["ok", "behind", "unknown"]},
-                    "keystore": {"enum": ["ok", "failing"]},
-                    "audit": {"enum": ["ok", "not writable", "disabled"]},
+                    "keystore": {"enum": ["ok", "failing", "timeout"]},
+                    "audit": {"enum": ["ok", "not writable", "disabled", "timeout"]},
                 },
             },
         },
