@@ -210,6 +210,16 @@ def test_tls_1_2_offers_forward_secret_aead_suites_only(ca: TestCA) -> None:
     assert all(n.startswith(("TLS_", "ECDHE-", "DHE-")) for n in names), names
 
 
+def test_sighup_without_tls_leaves_a_single_worker_serving(plain_server: LiveServer) -> None:
+    assert plain_server.process is not None
+    os.kill(plain_server.process.pid, signal.SIGHUP)
+    deadline = time.monotonic() + 30
+    while "nothing to reload without TLS" not in plain_server.log.read_text() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert "nothing to reload without TLS" in plain_server.log.read_text()
+    assert plain_server.process.poll() is None and plain_server.answers()
+
+
 # ---- refusals at start ----
 
 

@@ -134,4 +134,6 @@ def serve(settings: Settings, sock: socket.socket, *, access_log: bool) -> None:
     if settings.workers > 1:
         Supervisor(config, sockets=[sock]).run()
     else:
+        # Not the default action (stop): with TLS the worker's own handler replaces this one (tls.py).
+        signal.signal(signal.SIGHUP, lambda signum, frame: log.info("SIGHUP: nothing to reload without TLS"))
         uvicorn.Server(config).run(sockets=[sock])
