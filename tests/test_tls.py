@@ -18,7 +18,9 @@ from pathlib import Path
 
 import pytest
 
-from donjon.config import TlsConfig
+from donjon import listener
+from donjon.config import Settings, TlsConfig
+from donjon.errors import ConfigurationError
 from donjon.listener.plain import HINT
 from donjon.listener.tls import server_context
 from tests.live_server import DONJON, LiveServer, free_port
@@ -247,6 +249,21 @@ def test_token_mode_on_the_network_with_tls_starts(ca: TestCA, tmp_path: Path) -
         assert f"serving on https://0.0.0.0:{server.port}" in server.log.read_text()
     finally:
         server.stop()
+
+
+@pytest.mark.parametrize("auth", ["token", "keystone"])
+def test_plain_http_with_credentials_is_refused_off_loopback_only(auth: str, tmp_path: Path) -> None:
+    def settings(host: str, **tls: object) -> Settings:
+        return Settings(auth=auth, host=host, data_dir=tmp_path, tls=TlsConfig(**tls))  # type: ignore[arg-type]
+
+    with pytest.raises(ConfigurationError, match=f"auth={auth} on 192.0.2.10 without TLS"):
+        listener.check_transport(settings("192.0.2.10"))
+    for loopback in ("127.0.0.1", "::1", "localhost"):
+        assert listener.check_transport(settings(loopback)) is None
+    note = listener.check_transport(settings("192.0.2.10", behind_proxy=True))
+    assert note is not None and "TLS-terminating proxy" in note
+    # dev mode trusts headers: its own check (loopback only) applies, with or without TLS.
+    assert listener.check_transport(Settings(auth="dev", host="192.0.2.10", data_dir=tmp_path)) is None
 
 
 def test_behind_a_proxy_token_mode_serves_plain_http_and_says_so(tmp_path: Path) -> None:
