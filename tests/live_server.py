@@ -6,6 +6,7 @@ import http.client
 import os
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -34,10 +35,17 @@ class LiveServer:
     # False: the auth mode comes from env/args (e.g. DONJON_AUTH=keystone) instead of --dev.
     dev: bool = True
     process: subprocess.Popen[bytes] | None = None
+    # Set for a server with TLS (tls.* in env): how the tests' clients verify it.
+    tls_client: ssl.SSLContext | None = None
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"{'https' if self.tls_client else 'http'}://127.0.0.1:{self.port}"
+
+    def connection(self, timeout: float = 30) -> http.client.HTTPConnection:
+        if self.tls_client is not None:
+            return http.client.HTTPSConnection("127.0.0.1", self.port, timeout=timeout, context=self.tls_client)
+        return http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
 
     @property
     def log(self) -> Path:
@@ -64,7 +72,7 @@ class LiveServer:
 
     def answers(self) -> bool:
         try:
-            conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=2)
+            conn = self.connection(timeout=2)
             conn.request("GET", "/")
             ok = conn.getresponse().status == 300
             conn.close()

@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, PrivateAttr, SecretStr, field_validator
+from pydantic import BaseModel, Field, PrivateAttr, SecretStr, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -174,6 +174,30 @@ class UiConfig(BaseModel):
     reveal_seconds: float = Field(default=30.0, gt=0, le=600)
 
 
+class TlsConfig(BaseModel):
+    """HTTPS on ``donjon server``'s own listener (docs/operations.md): TLS 1.2 or later."""
+
+    # PEM: the server's certificate, then its intermediates. Re-read with key_file on SIGHUP.
+    cert_file: Path | None = None
+    # PEM private key, unencrypted and readable by donjon only (default: in cert_file).
+    key_file: Path | None = None
+    # PEM CA bundle: every client must then present a certificate signed by one of them (mutual TLS).
+    client_ca_file: Path | None = None
+    # A TLS-terminating proxy is in front: token and keystone modes may then serve plain HTTP on a
+    # non-loopback address (otherwise refused: tokens would cross the network in clear).
+    behind_proxy: bool = False
+
+    @model_validator(mode="after")
+    def _needs_cert(self) -> TlsConfig:
+        if self.cert_file is None and (self.key_file or self.client_ca_file):
+            raise ValueError("tls.key_file and tls.client_ca_file need tls.cert_file")
+        return self
+
+    @property
+    def enabled(self) -> bool:
+        return self.cert_file is not None
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="DONJON_", env_nested_delimiter="__", extra="forbid")
 
@@ -210,6 +234,7 @@ class Settings(BaseSettings):
     audit: AuditConfig = Field(default_factory=AuditConfig)
     keystone_notifications: KeystoneNotificationsConfig = Field(default_factory=KeystoneNotificationsConfig)
     ui: UiConfig = Field(default_factory=UiConfig)
+    tls: TlsConfig = Field(default_factory=TlsConfig)
     # How long an unwrapped project KEK stays in a worker's memory before it is unwrapped again.
     kek_cache_seconds: float = 900.0
     migrate_on_start: bool = True

@@ -18,6 +18,7 @@ from donjon.api import (
     acls,
     audit,
     containers,
+    health,
     lifecycle,
     orders,
     quotas,
@@ -64,6 +65,8 @@ def _routes() -> list[Route]:
     return [
         Route("/", versions.root, methods=["GET"]),
         Route("/healthcheck", _healthcheck, methods=["GET"]),
+        Route("/livez", health.livez, methods=["GET"]),
+        Route("/readyz", health.readyz, methods=["GET"]),
         Route("/openapi.json", _openapi, methods=["GET"]),
         Route("/v1", versions.v1, methods=["GET"]),
         Route("/v1/secrets", s.list_secrets, methods=["GET"]),
@@ -198,6 +201,7 @@ def build_context(settings: Settings) -> tuple[AppContext, Database]:
     )
     if settings.audit.enabled:
         context.audit_log = AuditLog(*audit_paths(settings))
+    context.readiness = health.Readiness(db, keystore, audit_paths(settings)[0] if settings.audit.enabled else None)
     if settings.lifecycle.run_in_server:
         context.reaper = ExpiryReaper(context.lifecycle, settings.lifecycle)
     return context, db

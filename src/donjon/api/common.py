@@ -33,6 +33,7 @@ from donjon.workers.orders import OrderWorker
 from donjon.workers.reaper import ExpiryReaper
 
 if TYPE_CHECKING:  # keystoneauth1 is an optional dependency (the keystone extra)
+    from donjon.api.health import Readiness
     from donjon.auth.keystone import KeystoneTokens
 
 Handler = Callable[[Request], Awaitable[Response]]
@@ -61,6 +62,8 @@ class AppContext:
     reaper: ExpiryReaper | None = None
     # The local audit log, read back by /v1/audit/* (None: auditing is off).
     audit_log: AuditLog | None = None
+    # What /readyz checks (api/health.py).
+    readiness: Readiness | None = None
 
 
 def ctx(request: Request) -> AppContext:

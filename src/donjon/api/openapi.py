@@ -30,6 +30,22 @@ _TIMESTAMP = {"type": "string", "description": "naive UTC ISO-8601, e.g. 2026-11
 _NULLABLE_TIMESTAMP = {"type": ["string", "null"], "description": _TIMESTAMP["description"]}
 
 SCHEMAS: dict[str, Schema] = {
+    "Readiness": {
+        "type": "object",
+        "required": ["status", "checks"],
+        "properties": {
+            "status": {"enum": ["ready", "not ready"]},
+            "checks": {
+                "type": "object",
+                "properties": {
+                    "database": {"enum": ["ok", "unreachable", "timeout"]},
+                    "migrations": {"enum": ["ok", "behind", "unknown"]},
+                    "keystore": {"enum": ["ok", "failing", "timeout"]},
+                    "audit": {"enum": ["ok", "not writable", "disabled", "timeout"]},
+                },
+            },
+        },
+    },
     "Error": {
         "type": "object",
         "required": ["code", "title", "description"],
@@ -404,6 +420,26 @@ def _paths() -> dict[str, Schema]:
             }
         },
         "/healthcheck": {"get": {"summary": "Liveness", "responses": {"200": {"description": "OK"}, **_ANY_REQUEST}}},
+        "/livez": {
+            "get": {
+                "summary": "Liveness probe: the process serves (no check of its dependencies)",
+                "responses": {"200": {"description": '{"status": "ok"}'}, **_ANY_REQUEST},
+            }
+        },
+        "/readyz": {
+            "get": {
+                "summary": "Readiness probe: database, migrations, keystore and audit log",
+                "responses": {
+                    "200": {"description": "ready", "content": {JSON: {"schema": _ref("Readiness")}}},
+                    "503": {
+                        "description": "a check failed (named in checks)",
+                        "headers": {"Retry-After": {"description": "seconds", "schema": {"type": "integer"}}},
+                        "content": {JSON: {"schema": _ref("Readiness")}},
+                    },
+                    **_ANY_REQUEST,
+                },
+            }
+        },
         "/openapi.json": {
             "get": {"summary": "This document", "responses": {"200": {"description": "OpenAPI"}, **_ANY_REQUEST}}
         },

@@ -28,7 +28,7 @@ from donjon.audit.auditor import Auditor
 from donjon.audit.events import Target, build_event, target_of
 
 # Discovery and liveness: no caller, no resource, polled by load balancers.
-EXEMPT = frozenset({"/", "/v1", "/healthcheck", "/openapi.json"})
+EXEMPT = frozenset({"/", "/v1", "/healthcheck", "/livez", "/readyz", "/openapi.json"})
 SAFE_METHODS = frozenset({"GET", "HEAD"})
 UNAVAILABLE = "The audit log is unavailable. Please try again later."
 

@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 import donjon
+from donjon import listener
 from donjon.audit import prepare_audit
 from donjon.auth.dev import require_loopback
 from donjon.auth.tokens import load_token_key
@@ -54,31 +55,21 @@ def server(
     try:
         if settings.auth == "dev":
             require_loopback(settings.host)
+        transport_note = listener.check_transport(settings)
+        sock = listener.bind(settings.host, settings.port)  # first: a port in use fails fast
         prepare(settings)
     except ConfigurationError as exc:
         raise click.ClickException(exc.message) from None
 
-    import uvicorn
-
+    scheme = "https" if settings.tls.enabled else "http"
     click.echo(
-        f"donjon {donjon.__version__} serving on http://{settings.host}:{settings.port} "
+        f"donjon {donjon.__version__} serving on {scheme}://{settings.host}:{settings.port} "
         f"({settings.workers} workers, auth={settings.auth}, data dir {settings.data_dir})",
         err=True,
     )
-    uvicorn.run(
-        "donjon.asgi:create",
-        factory=True,
-        host=settings.host,
-        port=settings.port,
-        workers=settings.workers,
-        log_level=settings.log_level,
-        access_log=access_log,
-        server_header=False,
-        proxy_headers=False,
-        # Bounded request heads: 431 past limits.max_header_bytes / max_request_head_bytes (http_protocol.py).
-        http="donjon.http_protocol:BoundedHttpToolsProtocol",
-        backlog=2048,
-    )
+    if transport_note:
+        click.echo(transport_note, err=True)
+    listener.serve(settings, sock, access_log=access_log)
 
 
 def prepare(settings: Settings) -> None:
