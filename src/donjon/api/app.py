@@ -157,13 +157,15 @@ def _methods_of(request: Request) -> list[str]:
 def build_context(settings: Settings) -> tuple[AppContext, Database]:
     db = Database(settings.effective_database_url)
     keystore = open_chain(settings.keystore_chain())
-    keys = ProjectKeys(db, keystore, settings.kek_cache_seconds)
+    keys = ProjectKeys(db, keystore, settings.kek_cache_seconds, max_projects=settings.kek_cache_max_projects)
     policy = Policy(policy_file=settings.policy_file, enforce_new_defaults=settings.enforce_new_defaults)
     quotas = Quotas(settings.quotas)
     registry = StoreRegistry.open(settings.configured_stores(), settings.default_store)
     stores = SecretStoreService(db, policy, registry)
     processor = OrderProcessor(db, keys, stores)
-    worker = OrderWorker(db, processor, settings.orders) if settings.orders.run_in_server else None
+    worker = None
+    if settings.orders.run_in_server:
+        worker = OrderWorker(db, processor, settings.orders, housekeeping=keys.expire)
     context = AppContext(
         settings=settings,
         policy=policy,
