@@ -11,8 +11,8 @@ from pydantic import ValidationError
 from sqlalchemy import select
 
 from donjon.config import Settings
-from donjon.crypto.keys import ProjectKeys
 from donjon.keystores import Keystore, WrappedKey, open_keystore
+from donjon.services.project_keys import ProjectKeys
 from donjon.storage.database import Database
 from donjon.storage.tables import project_active_kek, project_keks
 

@@ -28,22 +28,22 @@ from donjon.api import (
     unsupported,
     versions,
 )
+from donjon.api.audit_middleware import EXEMPT, AuditMiddleware
 from donjon.api.common import AppContext, json_response
 from donjon.api.errors import error_response
 from donjon.api.middleware import OpenStackMiddleware
 from donjon.api.openapi import openapi_document
 from donjon.audit import audit_paths, build_auditor
-from donjon.audit.middleware import EXEMPT, AuditMiddleware
 from donjon.audit.reader import AuditLog
 from donjon.auth.tokens import TokenService, load_token_key
 from donjon.config import Settings
-from donjon.crypto.keys import ProjectKeys
 from donjon.keystores.keyring import open_chain
 from donjon.policy import Policy
 from donjon.services.acls import AclService
 from donjon.services.containers import ContainerService
 from donjon.services.lifecycle import LifecycleService, wrap_key
 from donjon.services.orders import OrderProcessor, OrderService
+from donjon.services.project_keys import ProjectKeys
 from donjon.services.quotas import QuotaAdmin, Quotas
 from donjon.services.secrets import SecretService
 from donjon.services.stores import SecretStoreService, StoreRegistry

@@ -8,9 +8,9 @@ from pathlib import Path
 import click
 
 from donjon.cli.common import config_option, load_settings
-from donjon.crypto.keys import ProjectKeys
 from donjon.errors import DonjonError
 from donjon.keystores.keyring import open_chain
+from donjon.services.project_keys import ProjectKeys
 from donjon.services.store_migration import StoreMigration
 from donjon.services.stores import StoreRegistry
 from donjon.storage.database import Database

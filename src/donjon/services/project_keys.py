@@ -1,5 +1,8 @@
 """Project KEKs: created on a project's first secret, stored wrapped by the keystore, cached unwrapped.
 
+A service over storage (the wrapped rows, donjon.storage.keks), the keystore (wrap/unwrap) and crypto (a
+fresh KEK): donjon.crypto stays pure and never sees a table.
+
 The cache is per worker process, bounded in size (``max_projects`` keys) and by a TTL, so the keystore (an
 HSM, a KMIP server) is asked for an unwrap once per project per TTL rather than once per request, and a
 project's key bytes leave memory once their TTL is over (donjon.cache drops expired entries on each access).
