@@ -288,6 +288,3 @@ class KeystoneTokens:
         if response.status_code not in (204, 401, 404):
             log.error("keystone answered %d to a sign-out", response.status_code)
             raise KeystoneUnavailable(UNAVAILABLE)
-
-    def forget_all(self) -> None:
-        self._cache.clear()
