@@ -17,9 +17,9 @@ from starlette.testclient import TestClient
 from donjon.cli.main import cli
 from donjon.config import CONFIG_ENV, LifecycleConfig, Settings
 from donjon.crypto import open_payload
-from donjon.crypto.keys import ProjectKeys
 from donjon.keystores import open_keystore
 from donjon.services import lifecycle
+from donjon.services.project_keys import ProjectKeys
 from donjon.storage.database import Database
 from donjon.storage.tables import metadata, project_keks, secret_tombstones, secret_versions, secret_wraps, secrets
 from tests.conftest import Api

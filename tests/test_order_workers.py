@@ -23,10 +23,10 @@ from sqlalchemy import func, select, update
 
 from donjon.auth import Caller
 from donjon.config import OrderConfig, QuotaConfig
-from donjon.crypto.keys import ProjectKeys
 from donjon.keystores import open_keystore
 from donjon.policy import Policy
 from donjon.services.orders import ClaimLost, OrderProcessor, OrderService, parse_order
+from donjon.services.project_keys import ProjectKeys
 from donjon.services.quotas import Quotas
 from donjon.storage import migrate
 from donjon.storage import orders as order_repo

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import threading
 import uuid
+from typing import Any
 
+import pytest
+from pydantic import ValidationError
 from sqlalchemy import select
 
 from donjon.config import Settings
-from donjon.crypto.keys import ProjectKeys
-from donjon.keystores import open_keystore
+from donjon.keystores import Keystore, WrappedKey, open_keystore
+from donjon.services.project_keys import ProjectKeys
 from donjon.storage.database import Database
 from donjon.storage.tables import project_active_kek, project_keks
 
@@ -60,3 +63,62 @@ def test_kek_is_found_again_by_a_fresh_process(settings: Settings) -> None:
     assert fresh.get(project, kek.id) == kek.key
     assert fresh.active(project) == kek
     db.dispose()
+
+
+class _Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class _CountingKeystore:
+    """The file keystore, counting its unwraps (each one is an HSM or KMIP round trip in production)."""
+
+    def __init__(self, inner: Keystore) -> None:
+        self._inner = inner
+        self.unwraps = 0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+    def unwrap(self, wrapped: WrappedKey, context: bytes) -> bytes:
+        self.unwraps += 1
+        return self._inner.unwrap(wrapped, context)
+
+
+def test_kek_bytes_leave_the_cache_when_their_ttl_ends(settings: Settings) -> None:
+    db = Database(settings.effective_database_url)
+    clock = _Clock()
+    keystore = _CountingKeystore(open_keystore("file", settings.keystore_options()))
+    keys = ProjectKeys(db, keystore, cache_seconds=60, timer=clock)  # type: ignore[arg-type]
+    project = f"p-{uuid.uuid4()}"
+    kek = keys.active(project)
+    assert keys.get(project, kek.id) == kek.key and keys.cached_count() == 1
+    unwraps = keystore.unwraps
+    clock.now += 59
+    assert keys.active(project) == kek and keystore.unwraps == unwraps  # served from memory
+    clock.now += 1
+    keys.expire()  # the order worker's sweep: nothing else touches the cache in an idle process
+    assert keys.cached_count() == 0
+    assert keys.get(project, kek.id) == kek.key and keystore.unwraps == unwraps + 1  # unwrapped again
+    db.dispose()
+
+
+def test_kek_cache_is_bounded_by_projects(settings: Settings) -> None:
+    db = Database(settings.effective_database_url)
+    keys = ProjectKeys(db, open_keystore("file", settings.keystore_options()), 60, max_projects=3, timer=_Clock())
+    projects = [f"p-{uuid.uuid4()}" for _ in range(5)]
+    keks = [keys.active(p) for p in projects]
+    assert keys.cached_count() == 3
+    # The evicted ones are unwrapped again on use, and are the same keys.
+    assert [keys.get(p, k.id) for p, k in zip(projects, keks, strict=True)] == [k.key for k in keks]
+    assert keys.cached_count() == 3
+    db.dispose()
+
+
+def test_the_kek_cache_bound_is_a_setting() -> None:
+    assert Settings().kek_cache_max_projects == 10_000
+    with pytest.raises(ValidationError):
+        Settings(kek_cache_max_projects=0)

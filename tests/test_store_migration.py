@@ -21,8 +21,8 @@ from starlette.testclient import TestClient
 
 from donjon.api.app import create_app
 from donjon.config import KeystoreConfig, Settings, StoreConfig
-from donjon.crypto.keys import ProjectKeys
 from donjon.keystores.keyring import open_chain
+from donjon.services.project_keys import ProjectKeys
 from donjon.services.store_migration import StoreMigration
 from donjon.services.stores import StoreRegistry
 from donjon.storage.database import Database

@@ -237,6 +237,9 @@ class Settings(BaseSettings):
     tls: TlsConfig = Field(default_factory=TlsConfig)
     # How long an unwrapped project KEK stays in a worker's memory before it is unwrapped again.
     kek_cache_seconds: float = 900.0
+    # At most this many unwrapped KEKs per worker (about one per active project); past it the least recently
+    # used is dropped and unwrapped again on its next use.
+    kek_cache_max_projects: int = Field(default=10_000, ge=1)
     migrate_on_start: bool = True
     log_level: str = "info"
 

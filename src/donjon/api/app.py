@@ -29,23 +29,24 @@ from donjon.api import (
     unsupported,
     versions,
 )
+from donjon.api.audit_middleware import EXEMPT, AuditMiddleware
 from donjon.api.common import AppContext, json_response
 from donjon.api.errors import error_response
 from donjon.api.middleware import OpenStackMiddleware
 from donjon.api.openapi import openapi_document
 from donjon.audit import audit_paths, build_auditor
-from donjon.audit.middleware import EXEMPT, AuditMiddleware
 from donjon.audit.reader import AuditLog
 from donjon.auth.tokens import TokenService, load_token_key
 from donjon.config import Settings
-from donjon.crypto.keys import ProjectKeys
 from donjon.keystores.keyring import open_chain
 from donjon.policy import Policy
 from donjon.services.acls import AclService
 from donjon.services.containers import ContainerService
 from donjon.services.lifecycle import LifecycleService, wrap_key
 from donjon.services.orders import OrderProcessor, OrderService
+from donjon.services.project_keys import ProjectKeys
 from donjon.services.quotas import QuotaAdmin, Quotas
+from donjon.services.readiness import Readiness
 from donjon.services.secrets import SecretService
 from donjon.services.stores import SecretStoreService, StoreRegistry
 from donjon.storage.database import Database
@@ -160,13 +161,15 @@ def _methods_of(request: Request) -> list[str]:
 def build_context(settings: Settings) -> tuple[AppContext, Database]:
     db = Database(settings.effective_database_url)
     keystore = open_chain(settings.keystore_chain())
-    keys = ProjectKeys(db, keystore, settings.kek_cache_seconds)
+    keys = ProjectKeys(db, keystore, settings.kek_cache_seconds, max_projects=settings.kek_cache_max_projects)
     policy = Policy(policy_file=settings.policy_file, enforce_new_defaults=settings.enforce_new_defaults)
     quotas = Quotas(settings.quotas)
     registry = StoreRegistry.open(settings.configured_stores(), settings.default_store)
     stores = SecretStoreService(db, policy, registry)
     processor = OrderProcessor(db, keys, stores)
-    worker = OrderWorker(db, processor, settings.orders) if settings.orders.run_in_server else None
+    worker = None
+    if settings.orders.run_in_server:
+        worker = OrderWorker(db, processor, settings.orders, housekeeping=keys.expire)
     context = AppContext(
         settings=settings,
         policy=policy,
@@ -201,7 +204,7 @@ def build_context(settings: Settings) -> tuple[AppContext, Database]:
     )
     if settings.audit.enabled:
         context.audit_log = AuditLog(*audit_paths(settings))
-    context.readiness = health.Readiness(db, keystore, audit_paths(settings)[0] if settings.audit.enabled else None)
+    context.readiness = Readiness(db, keystore, audit_paths(settings)[0] if settings.audit.enabled else None)
     if settings.lifecycle.run_in_server:
         context.reaper = ExpiryReaper(context.lifecycle, settings.lifecycle)
     return context, db

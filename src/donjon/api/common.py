@@ -33,8 +33,8 @@ from donjon.workers.orders import OrderWorker
 from donjon.workers.reaper import ExpiryReaper
 
 if TYPE_CHECKING:  # keystoneauth1 is an optional dependency (the keystone extra)
-    from donjon.api.health import Readiness
     from donjon.auth.keystone import KeystoneTokens
+    from donjon.services.readiness import Readiness
 
 Handler = Callable[[Request], Awaitable[Response]]
 

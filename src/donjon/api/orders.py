@@ -22,8 +22,7 @@ from donjon.api.common import (
 from donjon.api.containers import container_ref
 from donjon.api.representations import secret_ref
 from donjon.errors import MethodNotAllowed
-from donjon.services.orders import parse_order
-from donjon.storage.orders import ACTIVE, OrderRecord
+from donjon.services.orders import ACTIVE, OrderRecord, parse_order
 from donjon.timeutil import isoformat
 
 

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from donjon.services.secrets import SecretView
-from donjon.storage.records import ConsumerRecord
+from donjon.services.secrets import ConsumerRecord, SecretView
 from donjon.timeutil import isoformat
 
 

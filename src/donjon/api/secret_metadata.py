@@ -34,7 +34,7 @@ async def replace_all(request: Request) -> Response:
 def _key_value(body: object) -> tuple[str, str]:
     if not isinstance(body, dict) or set(body) != {"key", "value"}:
         raise InvalidInput("Provided object does not match schema 'Secret Metadatum': 'key' and 'value' only")
-    return metadata_item(body["key"], body["value"], check_length=True)
+    return metadata_item(body["key"], body["value"])
 
 
 @operation("Secret metadatum creation")

@@ -22,8 +22,8 @@ from donjon.api.common import (
 )
 from donjon.api.representations import secret_body, secret_ref
 from donjon.errors import InvalidInput
+from donjon.services.secrets import SecretQuery, TimeBound
 from donjon.services.validation import INT32_MAX, INT32_MIN, SECRET_TYPES, new_secret
-from donjon.storage.secrets import SecretQuery, TimeBound
 from donjon.timeutil import parse_iso8601, utcnow
 
 _SORT_KEYS = ("algorithm", "bit_length", "created", "expiration", "mode", "name", "secret_type", "status", "updated")

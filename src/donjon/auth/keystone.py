@@ -5,8 +5,8 @@ token is fetched once and renewed by keystoneauth1) and asks Keystone about each
 are cached per process for ``cache_seconds`` (never past the token's expiry), keyed by an HMAC of the token
 under a random per-process key: the raw token is never stored, logged or put in an error message.
 
-``validate`` does blocking HTTP: the API calls it in a worker thread on a cache miss; ``cached`` is a dict
-look-up, safe on the event loop.
+``validate`` does blocking HTTP: the API calls it in a worker thread on a cache miss; ``cached`` is a
+look-up in memory (donjon.cache, bounded), safe on the event loop.
 
 Scope, as Barbican's context middleware: a project-scoped token gives the caller that project; a
 system-scoped token (``system: {all: true}``) gives a caller without project whose ``system_scope`` is
@@ -20,8 +20,8 @@ import hashlib
 import hmac
 import logging
 import os
-import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,6 +30,7 @@ from keystoneauth1 import session as ks_session
 from keystoneauth1.identity import v3
 
 from donjon.auth.context import Caller
+from donjon.cache import ExpiringCache
 from donjon.config import KeystoneConfig
 from donjon.errors import ConfigurationError, Unauthorized, Unavailable
 from donjon.files import read_private
@@ -131,7 +132,7 @@ def _seconds_left(body: dict[str, Any]) -> float | None:
 
 
 class KeystoneTokens:
-    def __init__(self, config: KeystoneConfig) -> None:
+    def __init__(self, config: KeystoneConfig, *, timer: Callable[[], float] = time.monotonic) -> None:
         check_config(config)
         self._url = identity_url(config.auth_url)
         auth = v3.Password(
@@ -148,10 +149,11 @@ class KeystoneTokens:
             verify=str(config.cafile) if config.cafile is not None else True,
             app_name="donjon",
         )
-        self._cache_seconds = config.cache_seconds
-        self._cache: dict[bytes, tuple[Caller, float]] = {}  # HMAC(token) -> (caller, monotonic expiry)
+        # HMAC(token) -> caller; never past the token's own expiry
+        self._cache: ExpiringCache[bytes, Caller] = ExpiringCache(
+            maxsize=_MAX_CACHE_ENTRIES, ttl=config.cache_seconds, timer=timer
+        )
         self._cache_key = os.urandom(32)
-        self._lock = threading.Lock()
         uri = config.www_authenticate_uri or config.auth_url
         self.challenge = f'Keystone uri="{uri}"'
 
@@ -167,10 +169,7 @@ class KeystoneTokens:
 
     def cached(self, token: str) -> Caller | None:
         """The caller of a token validated recently, without any I/O."""
-        hit = self._cache.get(self._key(token))
-        if hit is not None and hit[1] > time.monotonic():
-            return hit[0]
-        return None
+        return self._cache.get(self._key(token))
 
     def validate(self, token: str) -> Caller:
         """Ask Keystone (blocking). Raises Unauthorized for a bad token, KeystoneUnavailable otherwise."""
@@ -178,8 +177,8 @@ class KeystoneTokens:
             raise Unauthorized(NOT_AUTHENTICATED)
         key = self._key(token)
         hit = self._cache.get(key)
-        if hit is not None and hit[1] > time.monotonic():
-            return hit[0]
+        if hit is not None:
+            return hit
         try:
             response = self._session.get(
                 f"{self._url}/auth/tokens",
@@ -212,19 +211,7 @@ class KeystoneTokens:
         return caller, body
 
     def _remember(self, key: bytes, caller: Caller, body: dict[str, Any]) -> None:
-        ttl = self._cache_seconds
-        left = _seconds_left(body)
-        if left is not None:
-            ttl = min(ttl, left)
-        if ttl > 0:
-            now = time.monotonic()
-            with self._lock:
-                if len(self._cache) >= _MAX_CACHE_ENTRIES:
-                    for k in [k for k, (_, until) in self._cache.items() if until <= now]:
-                        del self._cache[k]
-                    if len(self._cache) >= _MAX_CACHE_ENTRIES:
-                        self._cache.clear()
-                self._cache[key] = (caller, now + ttl)
+        self._cache.put(key, caller, _seconds_left(body))
 
     def sign_in(self, credentials: PasswordCredentials) -> SignedIn:
         """A project-scoped token for a user's password (blocking): the web console's Keystone sign-in.
@@ -297,12 +284,7 @@ class KeystoneTokens:
         except ks_exceptions.ClientException as exc:
             log.error("keystone sign-out failed: %s", type(exc).__name__)
             raise KeystoneUnavailable(UNAVAILABLE) from None
-        with self._lock:
-            self._cache.pop(self._key(token), None)
+        self._cache.pop(self._key(token))
         if response.status_code not in (204, 401, 404):
             log.error("keystone answered %d to a sign-out", response.status_code)
             raise KeystoneUnavailable(UNAVAILABLE)
-
-    def forget_all(self) -> None:
-        with self._lock:
-            self._cache.clear()

@@ -15,14 +15,15 @@ import hashlib
 import hmac
 import os
 import re
-import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 
 from donjon.auth.context import Caller
+from donjon.cache import ExpiringCache
 from donjon.errors import ConfigurationError, InvalidInput, Unauthorized
 from donjon.files import read_private, write_private_once
 from donjon.storage import tokens as repo
@@ -31,6 +32,7 @@ from donjon.timeutil import utcnow
 
 _TOKEN = re.compile(r"^djt_([0-9a-f]{32})_([A-Za-z0-9_-]{43})$")
 _KEY_BYTES = 32
+_MAX_CACHE_ENTRIES = 10_000
 
 
 def load_token_key(path: Path, *, create: bool) -> bytes:
@@ -61,12 +63,15 @@ class IssuedToken:
 
 
 class TokenService:
-    def __init__(self, db: Database, key: bytes, *, cache_seconds: float = 10.0) -> None:
+    def __init__(
+        self, db: Database, key: bytes, *, cache_seconds: float = 10.0, timer: Callable[[], float] = time.monotonic
+    ) -> None:
         self._db = db
         self._key = key
-        self._cache_seconds = cache_seconds
-        self._cache: dict[str, tuple[Caller, float]] = {}  # digest -> (caller, monotonic expiry)
-        self._lock = threading.Lock()
+        # digest -> caller; never past the token's own expiry
+        self._cache: ExpiringCache[str, Caller] = ExpiringCache(
+            maxsize=_MAX_CACHE_ENTRIES, ttl=cache_seconds, timer=timer
+        )
 
     def issue(
         self, *, project_id: str, user_id: str, roles: list[str], ttl: timedelta | None, description: str | None = None
@@ -105,8 +110,8 @@ class TokenService:
         token_id, secret = str(uuid.UUID(m.group(1))), m.group(2)
         digest = _digest(self._key, token_id, secret)
         cached = self._cache.get(digest)
-        if cached is not None and cached[1] > time.monotonic():
-            return cached[0]
+        if cached is not None:
+            return cached
         with self._db.read() as conn:
             record = repo.get_token(conn, token_id)
         now = utcnow()
@@ -118,14 +123,8 @@ class TokenService:
         ):
             raise Unauthorized("The request you have made requires authentication.")
         caller = Caller(project_id=record.project_id, user_id=record.user_id, roles=record.roles)
-        ttl = self._cache_seconds
-        if record.expires_at is not None:
-            ttl = min(ttl, (record.expires_at - now).total_seconds())
-        if ttl > 0:
-            with self._lock:
-                if len(self._cache) > 10_000:
-                    self._cache.clear()
-                self._cache[digest] = (caller, time.monotonic() + ttl)
+        left = (record.expires_at - now).total_seconds() if record.expires_at is not None else None
+        self._cache.put(digest, caller, left)
         return caller
 
     def list_tokens(self, project_id: str | None = None) -> list[repo.TokenRecord]:
@@ -135,8 +134,7 @@ class TokenService:
     def revoke(self, token_id: str) -> bool:
         with self._db.write() as conn:
             revoked = repo.revoke(conn, token_id, utcnow())
-        with self._lock:
-            self._cache.clear()
+        self._cache.clear()
         return revoked
 
 

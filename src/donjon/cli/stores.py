@@ -8,9 +8,9 @@ from pathlib import Path
 import click
 
 from donjon.cli.common import config_option, load_settings
-from donjon.crypto.keys import ProjectKeys
 from donjon.errors import DonjonError
 from donjon.keystores.keyring import open_chain
+from donjon.services.project_keys import ProjectKeys
 from donjon.services.store_migration import StoreMigration
 from donjon.services.stores import StoreRegistry
 from donjon.storage.database import Database
@@ -41,7 +41,8 @@ def migrate_store(config: Path | None, source: str, target: str, project_id: str
         db.dispose()
         raise click.ClickException(exc.message) from None
     try:
-        migration = StoreMigration(db, ProjectKeys(db, keystore, settings.kek_cache_seconds), registry, batch=batch)
+        keys = ProjectKeys(db, keystore, settings.kek_cache_seconds, max_projects=settings.kek_cache_max_projects)
+        migration = StoreMigration(db, keys, registry, batch=batch)
         label = f"moving {source} -> {target}"
         with click.progressbar(length=migration.pending(source, project_id), label=label, file=sys.stderr) as bar:
             report = migration.run(source, target, project_id, on_progress=bar.update)

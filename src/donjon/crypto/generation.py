@@ -7,7 +7,6 @@ SubjectPublicKeyInfo PEM, as Barbican produces for RSA.
 
 from __future__ import annotations
 
-import math
 import os
 import secrets
 import string
@@ -107,10 +106,6 @@ class PasswordPolicy:
                 raise UnsupportedGeneration(f"every character of class '{name}' is excluded")
             out.append(chars)
         return out
-
-    def entropy_bits(self) -> float:
-        return self.length * math.log2(len(set("".join(self.alphabets()))))
-
 
 def password(policy: PasswordPolicy) -> str:
     """A password with at least one character of every requested class, uniformly shuffled."""

@@ -8,21 +8,10 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from typing import Any, Protocol
 
 from donjon.errors import ConfigurationError
-
-
-@dataclass(frozen=True)
-class WrappedKey:
-    """A KEK as stored: which root key wrapped it, and the opaque wrapped bytes."""
-
-    root_key_id: str
-    blob: bytes
-
-    def __repr__(self) -> str:
-        return f"WrappedKey(root_key_id={self.root_key_id!r}, blob=<{len(self.blob)} bytes>)"
+from donjon.wrapped_key import WrappedKey as WrappedKey  # re-exported: the keystores make and open it
 
 
 class Keystore(Protocol):

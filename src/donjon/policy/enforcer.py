@@ -102,6 +102,3 @@ class Policy:
     def enforce(self, rule: str, caller: Caller, target: Target | None = None, *, operation: str) -> None:
         if not self.allowed(rule, caller, target):
             raise Forbidden(f"{operation} attempt not allowed - please review your user/project privileges")
-
-    def rule_names(self) -> list[str]:
-        return sorted(self._enforcer.registered_rules)

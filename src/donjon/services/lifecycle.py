@@ -29,10 +29,10 @@ from sqlalchemy import Connection
 from donjon.auth import Caller
 from donjon.config import LifecycleConfig
 from donjon.crypto import open_payload, seal_payload
-from donjon.crypto.keys import ProjectKeys
 from donjon.errors import Conflict, Forbidden, InvalidInput, NotFound, TooLarge, Unavailable
 from donjon.policy import Policy
 from donjon.services import access, payloads
+from donjon.services.project_keys import ProjectKeys
 from donjon.services.stores import StoreRegistry
 from donjon.services.validation import optional_string, schema_error
 from donjon.storage import lifecycle as repo

@@ -21,10 +21,10 @@ from typing import Any
 from donjon.auth import Caller
 from donjon.crypto import generation
 from donjon.crypto.envelope import open_order_params, seal_order_params
-from donjon.crypto.keys import ProjectKeys
 from donjon.errors import InvalidInput, NotFound
 from donjon.policy import Policy, Target
 from donjon.services import payloads
+from donjon.services.project_keys import ProjectKeys
 from donjon.services.quotas import Quotas
 from donjon.services.sealing import new_secret_record
 from donjon.services.stores import SecretStoreService
@@ -33,6 +33,10 @@ from donjon.storage import containers as container_repo
 from donjon.storage import orders as repo
 from donjon.storage import secrets as secret_repo
 from donjon.storage.database import Database
+
+# Re-exported (``as``): the API renders the orders this service returns.
+from donjon.storage.orders import ACTIVE as ACTIVE
+from donjon.storage.orders import OrderRecord as OrderRecord
 from donjon.storage.records import SecretRecord
 from donjon.stores import DATABASE
 from donjon.timeutil import isoformat, utcnow

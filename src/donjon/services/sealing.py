@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 
 from donjon.crypto import seal_payload
-from donjon.crypto.keys import ProjectKeys
+from donjon.services.project_keys import ProjectKeys
 from donjon.services.stores import StoreRegistry
 from donjon.services.validation import NewSecret
 from donjon.storage.records import SecretRecord

@@ -9,10 +9,10 @@ from sqlalchemy import Connection
 
 from donjon.auth import Caller
 from donjon.crypto import open_payload, seal_payload
-from donjon.crypto.keys import ProjectKeys
 from donjon.errors import Conflict, InvalidInput, NotFound, TooLarge, UnsupportedMediaType
 from donjon.policy import Policy, Target
 from donjon.services import access, lifecycle, payloads
+from donjon.services.project_keys import ProjectKeys
 from donjon.services.quotas import Quotas
 from donjon.services.sealing import new_secret_record
 from donjon.services.stores import SecretStoreService, payload_info
@@ -20,7 +20,12 @@ from donjon.services.validation import NewSecret
 from donjon.storage import lifecycle as lifecycle_repo
 from donjon.storage import secrets as repo
 from donjon.storage.database import Database
-from donjon.storage.records import ConsumerRecord, SecretRecord
+
+# Re-exported (``as``): the API builds list queries and reads consumers through this service's interface.
+from donjon.storage.records import ConsumerRecord as ConsumerRecord
+from donjon.storage.records import SecretRecord
+from donjon.storage.secrets import SecretQuery as SecretQuery
+from donjon.storage.secrets import TimeBound as TimeBound
 from donjon.stores import DATABASE
 from donjon.timeutil import utcnow
 

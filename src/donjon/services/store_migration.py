@@ -13,8 +13,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
 from donjon.crypto import open_payload, seal_payload
-from donjon.crypto.keys import ProjectKeys
 from donjon.errors import ConfigurationError
+from donjon.services.project_keys import ProjectKeys
 from donjon.services.stores import StoreRegistry, payload_info
 from donjon.storage import store_moves
 from donjon.storage.database import Database
@@ -29,6 +29,11 @@ class MoveReport:
     reasons: dict[str, str] = field(default_factory=dict)
 
 
+def _column(store: str) -> str | None:
+    """A store's name as the secrets table's ``store`` column has it: NULL for the database store."""
+    return None if store == DATABASE else store
+
+
 class StoreMigration:
     def __init__(self, db: Database, keys: ProjectKeys, registry: StoreRegistry, *, batch: int = 100) -> None:
         self._db = db
@@ -38,7 +43,7 @@ class StoreMigration:
 
     def pending(self, source: str, project_id: str | None) -> int:
         with self._db.read() as conn:
-            return store_moves.count_in_store(conn, source, project_id)
+            return store_moves.count_in_store(conn, _column(source), project_id)
 
     def run(
         self,
@@ -56,7 +61,9 @@ class StoreMigration:
         last = ""
         while True:
             with self._db.read() as conn:
-                batch = store_moves.secrets_in_store(conn, source, project_id, after=last, limit=self._batch)
+                batch = store_moves.secrets_in_store(
+                    conn, _column(source), project_id, after=last, limit=self._batch
+                )
             if not batch:
                 return report
             for record in batch:

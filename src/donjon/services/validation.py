@@ -150,7 +150,7 @@ def new_secret(body: Any, max_secret_bytes: int) -> NewSecret:
     return NewSecret(**attrs, content_type=content_type, payload=data)
 
 
-def metadata_item(key: Any, value: Any, *, check_length: bool) -> tuple[str, str]:
+def metadata_item(key: Any, value: Any) -> tuple[str, str]:
     if not isinstance(key, str) or not isinstance(value, str):
         raise InvalidInput("Invalid Metadata. Keys and Values must be Strings.")
     if not _META_KEY.match(key):
@@ -169,7 +169,7 @@ def metadata_item(key: Any, value: Any, *, check_length: bool) -> tuple[str, str
 def metadata_items(metadata: dict[Any, Any]) -> list[tuple[str, str]]:
     """The bulk form: keys are case-insensitive (stored lower-case), so two that differ only in case are
     refused instead of one value silently replacing the other (Barbican keeps one of them)."""
-    items = [metadata_item(k, v, check_length=False) for k, v in metadata.items()]
+    items = [metadata_item(k, v) for k, v in metadata.items()]
     keys = [k for k, _ in items]
     if len(set(keys)) != len(keys):
         raise InvalidInput("Invalid Metadata. Keys must be unique regardless of case.")

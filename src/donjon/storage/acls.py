@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Connection, Select, Table, delete, insert, select, update
+from sqlalchemy import Connection, Table, delete, insert, select, update
 
 from donjon.storage.tables import container_acl_users, container_acls, secret_acl_users, secret_acls
 
@@ -92,8 +92,3 @@ def put(
 def remove(conn: Connection, t: _AclTables, entity_id: str) -> None:
     conn.execute(delete(t.users).where(t.users.c[t.key] == entity_id))
     conn.execute(delete(t.acls).where(t.acls.c[t.key] == entity_id))
-
-
-def shared_with(t: _AclTables, user_id: str) -> Select[tuple[str]]:
-    """Ids of the entities whose read ACL lists ``user_id`` (for ``acl_only`` lists)."""
-    return select(t.users.c[t.key]).where(t.users.c.user_id == user_id)

@@ -6,8 +6,8 @@ from datetime import datetime
 
 from sqlalchemy import Connection, delete, func, insert, select, update
 
-from donjon.keystores import WrappedKey
 from donjon.storage.tables import project_active_kek, project_keks
+from donjon.wrapped_key import WrappedKey
 
 
 def get_active(conn: Connection, project_id: str) -> tuple[str, WrappedKey] | None:

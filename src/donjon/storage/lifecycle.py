@@ -59,18 +59,6 @@ class VersionInfo:
     expires_at: datetime | None  # None: the current version
 
 
-@dataclass(frozen=True)
-class Tombstone:
-    id: str
-    project_id: str
-    name: str | None
-    secret_type: str
-    created_at: datetime
-    expiration: datetime | None
-    deleted_at: datetime
-    deleted_reason: str
-
-
 def _alive(now: datetime) -> Any:
     return or_(secrets.c.expiration.is_(None), secrets.c.expiration > now)
 
@@ -109,32 +97,6 @@ def add_tombstone(conn: Connection, record: SecretRecord, *, reason: str, now: d
             deleted_reason=reason,
         )
     )
-
-
-def get_tombstone(conn: Connection, secret_id: str) -> Tombstone | None:
-    row = conn.execute(select(secret_tombstones).where(secret_tombstones.c.id == secret_id)).first()
-    if row is None:
-        return None
-    return Tombstone(
-        row.id,
-        row.project_id,
-        row.name,
-        row.secret_type,
-        row.created_at,
-        row.expiration,
-        row.deleted_at,
-        row.deleted_reason,
-    )
-
-
-def list_tombstones(conn: Connection, project_id: str | None, limit: int) -> list[Tombstone]:
-    stmt = select(secret_tombstones).order_by(secret_tombstones.c.deleted_at.desc(), secret_tombstones.c.id)
-    if project_id is not None:
-        stmt = stmt.where(secret_tombstones.c.project_id == project_id)
-    return [
-        Tombstone(r.id, r.project_id, r.name, r.secret_type, r.created_at, r.expiration, r.deleted_at, r.deleted_reason)
-        for r in conn.execute(stmt.limit(limit))
-    ]
 
 
 # --- limited secrets -----------------------------------------------------------------------------------

@@ -8,30 +8,31 @@ from sqlalchemy import Connection, and_, func, select, update
 
 from donjon.storage.records import SecretRecord, secret_record
 from donjon.storage.tables import secrets
-from donjon.stores import DATABASE
 
 
-def _in_store(store: str) -> Any:
-    if store == DATABASE:
+def _in_store(store: str | None) -> Any:
+    """``store`` None is the database store: its rows hold the ciphertext and no store name."""
+    if store is None:
         return and_(secrets.c.store.is_(None), secrets.c.ciphertext.is_not(None))
     return and_(secrets.c.store == store, secrets.c.store_ref.is_not(None))
 
 
-def _scope(store: str, project_id: str | None) -> list[Any]:
+def _scope(store: str | None, project_id: str | None) -> list[Any]:
     conds = [_in_store(store)]
     if project_id is not None:
         conds.append(secrets.c.project_id == project_id)
     return conds
 
 
-def count_in_store(conn: Connection, store: str, project_id: str | None) -> int:
+def count_in_store(conn: Connection, store: str | None, project_id: str | None) -> int:
     return int(conn.execute(select(func.count()).select_from(secrets).where(*_scope(store, project_id))).scalar() or 0)
 
 
 def secrets_in_store(
-    conn: Connection, store: str, project_id: str | None, *, after: str, limit: int
+    conn: Connection, store: str | None, project_id: str | None, *, after: str, limit: int
 ) -> list[SecretRecord]:
-    """The next ``limit`` secrets (by id, after ``after``) whose payload ``store`` holds, ciphertext included."""
+    """The next ``limit`` secrets (by id, after ``after``) whose payload ``store`` holds (None: the database
+    store), ciphertext included."""
     rows = conn.execute(
         select(secrets).where(*_scope(store, project_id), secrets.c.id > after).order_by(secrets.c.id).limit(limit)
     )

@@ -19,6 +19,7 @@ import socket
 import threading
 import uuid
 from collections import OrderedDict, deque
+from collections.abc import Callable
 from datetime import timedelta
 
 import anyio.to_thread
@@ -39,10 +40,19 @@ _FOLLOW_SECONDS = 0.1
 
 
 class OrderWorker:
-    def __init__(self, db: Database, processor: OrderProcessor, config: OrderConfig) -> None:
+    def __init__(
+        self,
+        db: Database,
+        processor: OrderProcessor,
+        config: OrderConfig,
+        *,
+        housekeeping: Callable[[], None] | None = None,
+    ) -> None:
         self._db = db
         self._processor = processor
         self._config = config
+        # Called between polls: the server drops expired KEKs from memory here, so an idle process does too.
+        self._housekeeping = housekeeping
         self.name = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"[:64]
         self._wake = threading.Event()
         self._stop = threading.Event()
@@ -144,6 +154,8 @@ class OrderWorker:
             except Exception as exc:  # noqa: BLE001 - the worker must outlive a database outage
                 log.error("order worker: %s while claiming an order", type(exc).__name__)
                 worked = False
+            if self._housekeeping is not None:
+                self._housekeeping()
             if not worked:
                 self._wake.wait(self._config.poll_seconds)
                 self._wake.clear()

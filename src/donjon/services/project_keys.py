@@ -1,18 +1,23 @@
 """Project KEKs: created on a project's first secret, stored wrapped by the keystore, cached unwrapped.
 
-The cache is per worker process and bounded by a TTL, so the keystore (an HSM, a KMIP server) is asked for
-an unwrap once per project per TTL rather than once per request.
+A service over storage (the wrapped rows, donjon.storage.keks), the keystore (wrap/unwrap) and crypto (a
+fresh KEK): donjon.crypto stays pure and never sees a table.
+
+The cache is per worker process, bounded in size (``max_projects`` keys) and by a TTL, so the keystore (an
+HSM, a KMIP server) is asked for an unwrap once per project per TTL rather than once per request, and a
+project's key bytes leave memory once their TTL is over (donjon.cache drops expired entries on each access).
 """
 
 from __future__ import annotations
 
-import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from sqlalchemy.exc import IntegrityError
 
+from donjon.cache import ExpiringCache
 from donjon.crypto.envelope import kek_context, new_kek
 from donjon.keystores import Keystore, WrappedKey
 from donjon.storage import keks
@@ -27,19 +32,27 @@ class Kek:
 
 
 class ProjectKeys:
-    def __init__(self, db: Database, keystore: Keystore, cache_seconds: float) -> None:
+    def __init__(
+        self,
+        db: Database,
+        keystore: Keystore,
+        cache_seconds: float,
+        *,
+        max_projects: int = 10_000,
+        timer: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._db = db
         self._keystore = keystore
-        self._ttl = cache_seconds
-        self._lock = threading.Lock()
-        self._keys: dict[str, tuple[bytes, float]] = {}  # kek id -> (key, expiry on the monotonic clock)
-        self._active: dict[str, str] = {}  # project id -> active kek id
+        # kek id -> unwrapped key; a project has one active KEK, and more only for a while after a rotation.
+        self._keys: ExpiringCache[str, bytes] = ExpiringCache(maxsize=max_projects, ttl=cache_seconds, timer=timer)
+        # project id -> its active kek id, trusted for the same TTL (a rotate-kek settles within it).
+        self._active: ExpiringCache[str, str] = ExpiringCache(maxsize=max_projects, ttl=cache_seconds, timer=timer)
 
     def active(self, project_id: str) -> Kek:
         """The KEK new payloads of this project are sealed with; created on first use."""
         kek_id = self._active.get(project_id)
         if kek_id is not None:
-            key = self._cached(kek_id)
+            key = self._keys.get(kek_id)
             if key is not None:
                 return Kek(kek_id, key)
         with self._db.read() as conn:
@@ -48,12 +61,12 @@ class ProjectKeys:
             found = self._create(project_id)
         kek_id, wrapped = found
         key = self._remember(kek_id, self._keystore.unwrap(wrapped, kek_context(kek_id=kek_id, project_id=project_id)))
-        self._active[project_id] = kek_id
+        self._active.put(project_id, kek_id)
         return Kek(kek_id, key)
 
     def get(self, project_id: str, kek_id: str) -> bytes:
         """The KEK that sealed an existing payload."""
-        key = self._cached(kek_id)
+        key = self._keys.get(kek_id)
         if key is not None:
             return key
         with self._db.read() as conn:
@@ -63,9 +76,17 @@ class ProjectKeys:
         return self._remember(kek_id, self._keystore.unwrap(wrapped, kek_context(kek_id=kek_id, project_id=project_id)))
 
     def forget(self) -> None:
-        with self._lock:
-            self._keys.clear()
-            self._active.clear()
+        self._keys.clear()
+        self._active.clear()
+
+    def expire(self) -> None:
+        """Drop the keys past their TTL now: the order worker's loop calls it, so an idle process lets go too."""
+        self._keys.expire()
+        self._active.expire()
+
+    def cached_count(self) -> int:
+        """How many unwrapped KEKs this process holds now."""
+        return len(self._keys)
 
     def _create(self, project_id: str) -> tuple[str, WrappedKey]:
         kek_id = str(uuid.uuid4())
@@ -82,13 +103,6 @@ class ProjectKeys:
                 raise
             return found
 
-    def _cached(self, kek_id: str) -> bytes | None:
-        entry = self._keys.get(kek_id)
-        if entry is None or entry[1] < time.monotonic():
-            return None
-        return entry[0]
-
     def _remember(self, kek_id: str, key: bytes) -> bytes:
-        with self._lock:
-            self._keys[kek_id] = (key, time.monotonic() + self._ttl)
+        self._keys.put(kek_id, key)
         return key
