@@ -11,7 +11,8 @@ import donjon
 from donjon.audit import prepare_audit
 from donjon.auth.dev import require_loopback
 from donjon.auth.tokens import load_token_key
-from donjon.cli.common import config_option, load_settings
+from donjon.cli.banner import next_steps
+from donjon.cli.common import apply_flags, config_option, load_settings
 from donjon.config import Settings
 from donjon.errors import ConfigurationError
 from donjon.keystores.keyring import open_chain
@@ -26,9 +27,6 @@ from donjon.storage.database import Database
 @click.option("--host", help="Address to listen on (default 127.0.0.1).")
 @click.option("--port", type=int, help="Port to listen on (default 9311).")
 @click.option("--workers", type=click.IntRange(1, 64), help="Worker processes (default 2).")
-@click.option(
-    "--data-dir", type=click.Path(file_okay=False, path_type=Path), help="Where SQLite and the key file live."
-)
 @click.option("--no-migrate", is_flag=True, help="Do not upgrade the database schema before serving.")
 @click.option("--access-log/--no-access-log", default=False, help="Log one line per request.")
 def server(
@@ -37,19 +35,16 @@ def server(
     host: str | None,
     port: int | None,
     workers: int | None,
-    data_dir: Path | None,
     no_migrate: bool,
     access_log: bool,
 ) -> None:
     """Serve the API (Barbican v1) until interrupted."""
-    # Flags become environment variables so that every worker process builds the same settings.
-    for name, value in (("HOST", host), ("PORT", port), ("WORKERS", workers), ("DATA_DIR", data_dir)):
-        if value is not None:
-            os.environ[f"DONJON_{name}"] = str(value)
+    # Flags become environment variables so that every worker process builds the same settings; --dev with
+    # DONJON_AUTH=token (or auth = "token" in the file) is refused, not silently dev.
+    flags = [("--host", "host", host), ("--port", "port", port), ("--workers", "workers", workers)]
+    apply_flags(config, [*flags, ("--dev", "auth", "dev" if dev else None)])
     if no_migrate:
         os.environ["DONJON_MIGRATE_ON_START"] = "false"
-    if dev:
-        os.environ["DONJON_AUTH"] = "dev"
     settings = load_settings(config)
     try:
         if settings.auth == "dev":
@@ -60,11 +55,13 @@ def server(
 
     import uvicorn
 
+    url = f"http://{settings.host}:{settings.port}"
     click.echo(
-        f"donjon {donjon.__version__} serving on http://{settings.host}:{settings.port} "
+        f"donjon {donjon.__version__} serving on {url} "
         f"({settings.workers} workers, auth={settings.auth}, data dir {settings.data_dir})",
         err=True,
     )
+    click.echo(next_steps(settings, _client_url(url)), err=True)
     uvicorn.run(
         "donjon.asgi:create",
         factory=True,
@@ -103,3 +100,10 @@ def prepare(settings: Settings) -> None:
             migrate.upgrade(db)
         finally:
             db.dispose()
+
+
+def _client_url(url: str) -> str:
+    """The URL a client on this host uses: a wildcard listen address is reached on loopback."""
+    for wildcard in ("://0.0.0.0:", "://[::]:", "://:::"):
+        url = url.replace(wildcard, "://127.0.0.1:")
+    return url
