@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import pty
 import stat
 import subprocess
 import sys
@@ -113,9 +114,10 @@ def test_orders(cli: Cli) -> None:
     pw = cli.json("order", "create", "password", "--length", "24")
     assert pw["status"] == "ACTIVE"  # type: ignore[index]
     assert cli.json("order", "get", key["id"])["meta"]["bit_length"] == 128  # type: ignore[index]
-    listed = {o["id"] for o in cli.json("order", "list")}  # type: ignore[attr-defined]
-    assert {key["id"], pair["id"]} <= listed and pw["id"] not in listed  # type: ignore[index]
-    assert pw["id"] in {o["id"] for o in cli.json("order", "list", "--type", "password")}  # type: ignore[attr-defined,index]
+    # Every order the CLI made, password orders included, oldest first (the server lists those only by type).
+    listed = [o["id"] for o in cli.json("order", "list")]  # type: ignore[attr-defined]
+    assert listed == [key["id"], pair["id"], pw["id"]]  # type: ignore[index]
+    assert [o["id"] for o in cli.json("order", "list", "--type", "password")] == [pw["id"]]  # type: ignore[attr-defined,index]
     cli.run("order", "delete", key["id"])  # type: ignore[index]
     cli.run("order", "get", key["id"], code=4)  # type: ignore[index]
     cli.run("order", "create", "key", "-b", "100", code=6)
@@ -175,6 +177,73 @@ def test_bad_input_and_exit_codes(cli: Cli, tmp_path: Path) -> None:
     cli.run("secret", "list", "--client-config", str(tmp_path / "nope.toml"), code=3)
     result = cli.run("secret", "get", "x", "--file", "y", code=2)  # --file needs --payload
     assert b"--payload" in result.stderr
+
+
+def test_store_with_payload_flag_as_barbican_does(cli: Cli) -> None:
+    secret_id = str(cli.json("secret", "store", "-n", "flag", "-p", "s3cr3t words")["id"])  # type: ignore[index]
+    assert cli.json("secret", "get", secret_id)["content_types"] == {"default": "text/plain"}  # type: ignore[index]
+    assert cli.run("secret", "get", secret_id, "--payload").stdout == b"s3cr3t words"
+    binary = str(cli.json("secret", "store", "--payload", "x", "--content-type", "application/octet-stream")["id"])  # type: ignore[index]
+    assert cli.json("secret", "get", binary)["content_types"] == {"default": "application/octet-stream"}  # type: ignore[index]
+    assert b"one of --payload" in cli.run("secret", "store", "-p", "x", "--file", "-", input=b"y", code=2).stderr
+    cli.run("secret", "store", "-p", "", code=6)
+
+
+def test_payloads_in_json_and_yaml(cli: Cli) -> None:
+    text = cli.store(b"plain words", "--content-type", "text/plain")
+    got = cli.json("secret", "get", text, "--payload", "--accept", "text/plain")
+    assert got == {"content_type": "text/plain", "payload": "plain words"}
+    binary = cli.store(b"\x00\xff\x10bin")
+    got = cli.json("secret", "get", binary, "--payload")
+    assert got == {
+        "content_type": "application/octet-stream",
+        "payload": "AP8QYmlu",
+        "payload_content_encoding": "base64",
+    }
+    yaml = cli.run("secret", "get", text, "--payload", "-f", "yaml").stdout.decode()
+    assert 'payload: "plain words"' in yaml
+    assert cli.run("secret", "get", binary, "--payload", "-f", "value").stdout == b"\x00\xff\x10bin"
+
+
+def _on_a_terminal(cli: Cli, *args: str) -> tuple[int, bytes, bytes]:
+    """Run with stdout on a pseudo-terminal, as in an interactive shell: (exit code, what the terminal got, stderr)."""
+    master, slave = pty.openpty()
+    try:
+        done = subprocess.run([DONJON, *args], stdout=slave, stderr=subprocess.PIPE, env=cli.env, timeout=120)
+    finally:
+        os.close(slave)
+    shown = b""
+    while True:
+        try:
+            chunk = os.read(master, 4096)
+        except OSError:  # EIO: the terminal is closed and drained
+            break
+        if not chunk:
+            break
+        shown += chunk
+    os.close(master)
+    return done.returncode, shown, done.stderr
+
+
+def test_a_binary_payload_is_not_written_to_a_terminal(cli: Cli) -> None:
+    binary = cli.store(b"\x1b]0;pwned\x07\x00\xff")
+    code, shown, err = _on_a_terminal(cli, "secret", "get", binary, "--payload")
+    assert code == 6 and shown == b""
+    assert b"binary" in err and b"--file" in err
+    text = cli.store(b"fine to show", "--content-type", "text/plain")
+    code, shown, _ = _on_a_terminal(cli, "secret", "get", text, "--payload")
+    assert code == 0 and shown == b"fine to show"
+    # Piped, the bytes go through untouched.
+    assert cli.run("secret", "get", binary, "--payload").stdout == b"\x1b]0;pwned\x07\x00\xff"
+
+
+def test_errors_name_the_command_that_failed(cli: Cli) -> None:
+    missing = str(uuid.uuid4())
+    # delete first reads the secret (for its consumers): the error still says delete.
+    err = cli.run("secret", "delete", missing, code=4).stderr.decode()
+    assert err.startswith(f"error: secret delete: secrets/{missing}: 404") and "GET" not in err
+    err = cli.run("order", "get", missing, code=4).stderr.decode()
+    assert err.startswith(f"error: order get: orders/{missing}: 404")
 
 
 def test_config_file_profile(cli: Cli, tmp_path: Path) -> None:

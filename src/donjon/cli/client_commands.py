@@ -1,7 +1,8 @@
 """``donjon secret|order|container|acl|consumer``: the Barbican v1 API from the shell, on the SDK.
 
-Resources are named by id or by their full ref. Payloads come from ``--file PATH``, ``--file -`` (stdin), or a
-hidden prompt on a terminal, and go to stdout or a 0600 ``--file``: never through a flag, never echoed.
+Resources are named by id or by their full ref. Payloads come from ``--file PATH``, ``--file -`` (stdin), a
+hidden prompt on a terminal, or ``secret store -p TEXT`` as Barbican's CLI has it; they go to stdout (never
+binary to a terminal), a 0600 ``--file``, or a ``-f json`` record (base64 when not text).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from donjon.cli.client_common import (
     Connection,
     connection_options,
     emit,
+    emit_payload,
     read_payload,
     write_payload,
 )
@@ -50,9 +52,13 @@ def secret() -> None:
 @click.option(
     "--content-type",
     type=click.Choice(["application/octet-stream", "text/plain"]),
-    default="application/octet-stream",
-    show_default=True,
-    help="How the payload is stored and served by default.",
+    help="How the payload is stored and served by default (text/plain with --payload, else octet-stream).",
+)
+@click.option(
+    "-p",
+    "--payload",
+    "payload_text",
+    help="The payload, as barbican secret store -p (it shows in ps and shell history: prefer --file or stdin).",
 )
 @click.option("-F", "--file", "path", help="Read the payload from this file ('-': stdin). Default: stdin or a prompt.")
 @click.option("--no-payload", is_flag=True, help="Create the secret without a payload (add it with 'secret update').")
@@ -64,18 +70,28 @@ def secret_store(
     bit_length: int | None,
     mode: str | None,
     expiration: str | None,
-    content_type: str,
+    content_type: str | None,
+    payload_text: str | None,
     path: str | None,
     no_payload: bool,
 ) -> None:
     """Store a secret; print its id and ref."""
+    if sum((payload_text is not None, path is not None, no_payload)) > 1:
+        raise click.UsageError("give one of --payload, --file and --no-payload")
     api = conn.api()
     if no_payload:
         body = {"secret_type": secret_type, "name": name, "algorithm": algorithm, "bit_length": bit_length}
         body.update(mode=mode, expiration=expiration)
         ref = api.create_secret({k: v for k, v in body.items() if v is not None})
     else:
-        data = read_payload(path)
+        if payload_text is not None:
+            if not payload_text:
+                raise CommandError("the payload is empty", EXIT_INVALID)
+            data = payload_text.encode("utf-8")
+            content_type = content_type or "text/plain"
+        else:
+            data = read_payload(path)
+        content_type = content_type or "application/octet-stream"
         if content_type == "text/plain":
             try:
                 data.decode("utf-8")
@@ -109,7 +125,11 @@ def secret_get(conn: Connection, secret_id: str, payload: bool, path: str | None
     """Show a secret's metadata, or with --payload its payload."""
     api = conn.api()
     if payload:
-        write_payload(api.get_payload(secret_id, accept).data, path)
+        got = api.get_payload(secret_id, accept)
+        if path is None and conn.output in ("json", "yaml"):
+            emit_payload(got.data, got.content_type, conn.output)  # -f json: text as is, binary in base64
+        else:
+            write_payload(got.data, path)
         return
     if path is not None:
         raise click.UsageError("--file needs --payload")
@@ -235,10 +255,18 @@ def order_get(conn: Connection, order_id: str) -> None:
 
 @order.command("list")
 @connection_options
-@click.option("--type", "order_type", help="Only this type (password orders are listed only with --type password).")
+@click.option("--type", "order_type", type=click.Choice(["key", "asymmetric", "password"]), help="Only this type.")
 def order_list(conn: Connection, order_type: str | None) -> None:
-    """List orders (all pages)."""
-    emit([_order_row(o) for o in conn.api().list_orders(type=order_type)], conn.output, ORDER_COLUMNS)
+    """List orders (all pages), password orders included."""
+    api = conn.api()
+    if order_type is not None:
+        orders = list(api.list_orders(type=order_type))
+    else:
+        # The server lists password orders only when asked by type: Barbican's clients do not know the type
+        # and would fail on it. This CLI made them, so it shows them with the others, oldest first.
+        orders = [*api.list_orders(), *api.list_orders(type="password")]
+        orders.sort(key=lambda o: (str(o.get("created") or ""), o["order_ref"]))
+    emit([_order_row(o) for o in orders], conn.output, ORDER_COLUMNS)
 
 
 @order.command("delete")
