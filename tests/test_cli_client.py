@@ -10,6 +10,7 @@ import subprocess
 import sys
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -244,6 +245,50 @@ def test_errors_name_the_command_that_failed(cli: Cli) -> None:
     assert err.startswith(f"error: secret delete: secrets/{missing}: 404") and "GET" not in err
     err = cli.run("order", "get", missing, code=4).stderr.decode()
     assert err.startswith(f"error: order get: orders/{missing}: 404")
+
+
+def test_max_reads_and_relative_expiration(cli: Cli) -> None:
+    secret_id = str(cli.json("secret", "store", "-p", "once", "--max-reads", "1", "-x", "+1h")["id"])  # type: ignore[index]
+    meta = cli.json("secret", "get", secret_id)
+    expires = datetime.fromisoformat(str(meta["expiration"])).replace(tzinfo=UTC)  # type: ignore[index]
+    assert timedelta(minutes=59) < expires - datetime.now(UTC) <= timedelta(hours=1)
+    assert cli.json("secret", "lifecycle", secret_id)["reads_left"] == 1  # type: ignore[index]
+    assert cli.run("secret", "get", secret_id, "--payload").stdout == b"once"
+    cli.run("secret", "get", secret_id, "--payload", code=4)  # burnt after reading
+    order = cli.json("order", "create", "key", "-x", "+2d")
+    key_meta = cli.json("secret", "get", order["secret_ref"])  # type: ignore[index]
+    key_expires = datetime.fromisoformat(str(key_meta["expiration"])).replace(tzinfo=UTC)  # type: ignore[index]
+    assert key_expires > datetime.now(UTC) + timedelta(days=1)
+    assert b"not a duration" in cli.run("secret", "store", "-p", "x", "-x", "+1y", code=2).stderr
+
+
+def test_wrap_and_unwrap(cli: Cli) -> None:
+    secret_id = cli.store(b"hand me over")
+    wrapped = cli.json("secret", "wrap", secret_id, "--ttl", "5m")
+    token = str(wrapped["wrap_token"])  # type: ignore[index]
+    # The receiver has no credential, only the token (here on stdin, so it is not in ps).
+    receiver = {"DONJON_PROJECT_ID": ""}
+    got = cli.run("secret", "unwrap", input=token.encode(), env=receiver)
+    assert got.stdout == b"hand me over"
+    cli.run("secret", "unwrap", token, env=receiver, code=4)  # single use
+
+
+def test_versions_and_metadata_by_name(cli: Cli) -> None:
+    name = f"db-{uuid.uuid4().hex[:8]}"
+    cli.run("secret", "store", "-n", name, "-p", "v1")
+    # The secret is named by its unique name in the project, in every secret command.
+    assert cli.json("secret", "rotate", name, "-p", "v2")["version"] == 2  # type: ignore[index]
+    assert cli.run("secret", "get", name, "--payload").stdout == b"v2"
+    assert cli.run("secret", "get", name, "--payload", "--version", "1").stdout == b"v1"
+    versions = cli.json("secret", "lifecycle", name)["versions"]  # type: ignore[index]
+    assert [v["version"] for v in versions] == [1, 2]
+    assert cli.json("secret", "metadata", name, "env=prod", "owner=db") == {"env": "prod", "owner": "db"}
+    assert cli.json("secret", "metadata", name, "--remove", "owner") == {"env": "prod"}
+    assert cli.json("secret", "metadata", name) == {"env": "prod"}
+    cli.run("secret", "get", f"{name}-missing", code=4)
+    cli.run("secret", "store", "-n", name, "-p", "twin")
+    assert b"2 secrets are named" in cli.run("secret", "get", name, code=7).stderr
+    cli.run("secret", "delete", f"{name}_", code=4)  # '_' is a LIKE wildcard on the server: not a match here
 
 
 def test_config_file_profile(cli: Cli, tmp_path: Path) -> None:

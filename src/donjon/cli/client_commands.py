@@ -11,6 +11,7 @@ from typing import Any
 
 import click
 
+from donjon.cli import client_lifecycle as lifecycle
 from donjon.cli.client_common import (
     EXIT_INVALID,
     CommandError,
@@ -48,7 +49,8 @@ def secret() -> None:
 @click.option("-a", "--algorithm", help="Algorithm (informational, e.g. aes).")
 @click.option("-b", "--bit-length", type=click.IntRange(1, 32767), help="Bit length.")
 @click.option("-m", "--mode", help="Mode (informational, e.g. cbc).")
-@click.option("-x", "--expiration", help="Expiration (ISO 8601).")
+@click.option("-x", "--expiration", help="Expiration: ISO 8601, or from now: +90s, +15m, +1h, +30d.")
+@click.option("--max-reads", type=click.IntRange(1, 1_000_000), help="Serve the payload N times, then delete it.")
 @click.option(
     "--content-type",
     type=click.Choice(["application/octet-stream", "text/plain"]),
@@ -70,6 +72,7 @@ def secret_store(
     bit_length: int | None,
     mode: str | None,
     expiration: str | None,
+    max_reads: int | None,
     content_type: str | None,
     payload_text: str | None,
     path: str | None,
@@ -78,6 +81,9 @@ def secret_store(
     """Store a secret; print its id and ref."""
     if sum((payload_text is not None, path is not None, no_payload)) > 1:
         raise click.UsageError("give one of --payload, --file and --no-payload")
+    if no_payload and max_reads is not None:
+        raise click.UsageError("--max-reads needs a payload")
+    expiration = lifecycle.expiration(expiration)
     api = conn.api()
     if no_payload:
         body = {"secret_type": secret_type, "name": name, "algorithm": algorithm, "bit_length": bit_length}
@@ -106,6 +112,7 @@ def secret_store(
             mode=mode,
             expiration=expiration,
             content_type=content_type,
+            max_reads=max_reads,
         )
     emit({"id": ref_id(ref), "secret_ref": ref}, conn.output)
 
@@ -121,18 +128,22 @@ def secret_store(
     show_default=True,
     help="With --payload: the content type to ask for (text/plain needs UTF-8 text).",
 )
-def secret_get(conn: Connection, secret_id: str, payload: bool, path: str | None, accept: str) -> None:
-    """Show a secret's metadata, or with --payload its payload."""
+@click.option("--version", "version", type=click.IntRange(1), help="With --payload: a previous version (rotate).")
+def secret_get(
+    conn: Connection, secret_id: str, payload: bool, path: str | None, accept: str, version: int | None
+) -> None:
+    """Show a secret's metadata, or with --payload its payload. SECRET_ID: an id, a ref or a unique name."""
+    if not payload and (path is not None or version is not None):
+        raise click.UsageError(f"{'--file' if path is not None else '--version'} needs --payload")
     api = conn.api()
+    secret_id = lifecycle.resolve_secret(api, secret_id)
     if payload:
-        got = api.get_payload(secret_id, accept)
+        got = api.get_payload(secret_id, accept, version=version)
         if path is None and conn.output in ("json", "yaml"):
             emit_payload(got.data, got.content_type, conn.output)  # -f json: text as is, binary in base64
         else:
             write_payload(got.data, path)
         return
-    if path is not None:
-        raise click.UsageError("--file needs --payload")
     emit(_secret_row(api.get_secret(secret_id)), conn.output, (*SECRET_COLUMNS, "status", "content_types"))
 
 
@@ -171,8 +182,9 @@ def secret_list(
     show_default=True,
 )
 def secret_update(conn: Connection, secret_id: str, path: str | None, content_type: str) -> None:
-    """Give a secret created without a payload its payload (secrets are otherwise immutable)."""
+    """Give a secret created without a payload its payload (later payloads: secret rotate)."""
     api = conn.api()
+    secret_id = lifecycle.resolve_secret(api, secret_id)
     api.put_payload(secret_id, read_payload(path), content_type)
     click.echo(f"updated {ref_id(secret_id)}", err=True)
 
@@ -182,9 +194,9 @@ def secret_update(conn: Connection, secret_id: str, path: str | None, content_ty
 @click.argument("secret_ids", nargs=-1, required=True)
 @click.option("--force", is_flag=True, help="Delete even if consumers are registered.")
 def secret_delete(conn: Connection, secret_ids: tuple[str, ...], force: bool) -> None:
-    """Delete secrets."""
+    """Delete secrets (by id, ref or unique name)."""
     api = conn.api()
-    for secret_id in secret_ids:
+    for secret_id in [lifecycle.resolve_secret(api, ident) for ident in secret_ids]:
         if not force:
             consumers = api.get_secret(secret_id).get("consumers") or []
             if consumers:
@@ -194,6 +206,9 @@ def secret_delete(conn: Connection, secret_ids: tuple[str, ...], force: bool) ->
         api.delete_secret(secret_id, force=force)
         click.echo(f"deleted {ref_id(secret_id)}", err=True)
 
+
+for _command in lifecycle.COMMANDS:
+    secret.add_command(_command)
 
 # ------------------------------------------------------------------------------------------ orders
 
@@ -217,7 +232,7 @@ def order() -> None:
 @click.option("-b", "--bit-length", type=int, help="Bits (key: 256; asymmetric: 2048).")
 @click.option("-m", "--mode", help="key: mode (e.g. cbc, xts).")
 @click.option("--length", type=click.IntRange(1), help="password: characters (default 32).")
-@click.option("-x", "--expiration", help="Expiration of the secret(s), ISO 8601.")
+@click.option("-x", "--expiration", help="Expiration of the secret(s): ISO 8601, or +90s, +15m, +1h, +30d.")
 @click.option("--wait/--no-wait", default=True, show_default=True, help="Wait until the order is ACTIVE or ERROR.")
 def order_create(
     conn: Connection,
@@ -231,7 +246,7 @@ def order_create(
     wait: bool,
 ) -> None:
     """Create an order (key, asymmetric, or donjon's password)."""
-    meta: dict[str, Any] = {"name": name, "expiration": expiration}
+    meta: dict[str, Any] = {"name": name, "expiration": lifecycle.expiration(expiration)}
     if order_type == "key":
         meta.update(algorithm=algorithm or "aes", bit_length=bit_length or 256, mode=mode)
     elif order_type == "asymmetric":
