@@ -23,7 +23,9 @@ from donjon.storage.database import Database
 
 @click.command()
 @config_option
-@click.option("--dev", is_flag=True, help="Embedded default: SQLite + key file in the data dir, dev auth, loopback.")
+@click.option(
+    "--dev", is_flag=True, help="Dev auth (X-Project-Id), loopback only: the default; an error if auth says otherwise."
+)
 @click.option("--host", help="Address to listen on (default 127.0.0.1).")
 @click.option("--port", type=int, help="Port to listen on (default 9311).")
 @click.option("--workers", type=click.IntRange(1, 64), help="Worker processes (default 2).")
