@@ -15,6 +15,7 @@ from donjon.config import KeystoreConfig, LifecycleConfig, Settings
 from donjon.storage import migrate
 from donjon.storage.database import Database
 from tests import databases
+from tests.components import NO_RABBITMQ, rabbitmq_wanted
 
 BASE = "http://localhost:9311"
 
@@ -22,6 +23,14 @@ pytest_plugins = ["tests.live_server", "tests.components.keystone"]
 
 # Payloads that tests send and that must never be written to a log: checked after the whole run.
 LEAK_SENTINELS = (b"audit-sentinel-", b"s3cr3t")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if rabbitmq_wanted():
+        return
+    for item in items:
+        if "rabbitmq" in item.keywords:
+            item.add_marker(pytest.mark.skip(reason=NO_RABBITMQ))
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:

@@ -742,6 +742,7 @@ def test_audit_can_be_disabled(database_url: str, tmp_path: Path) -> None:
 
 
 @pytest.mark.live
+@pytest.mark.rabbitmq
 def test_a_live_server_publishes_events_as_oslo_messaging_notifications(tmp_path: Path) -> None:
     # In a server process: oslo.messaging imports eventlet, which is better kept out of the test process.
     # The machine's RabbitMQ (scripts/test starts it): not reachable is a failure, not a skip.

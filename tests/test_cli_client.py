@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 import os
+import pty
 import stat
 import subprocess
 import sys
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -113,9 +115,10 @@ def test_orders(cli: Cli) -> None:
     pw = cli.json("order", "create", "password", "--length", "24")
     assert pw["status"] == "ACTIVE"  # type: ignore[index]
     assert cli.json("order", "get", key["id"])["meta"]["bit_length"] == 128  # type: ignore[index]
-    listed = {o["id"] for o in cli.json("order", "list")}  # type: ignore[attr-defined]
-    assert {key["id"], pair["id"]} <= listed and pw["id"] not in listed  # type: ignore[index]
-    assert pw["id"] in {o["id"] for o in cli.json("order", "list", "--type", "password")}  # type: ignore[attr-defined,index]
+    # Every order the CLI made, password orders included, oldest first (the server lists those only by type).
+    listed = [o["id"] for o in cli.json("order", "list")]  # type: ignore[attr-defined]
+    assert listed == [key["id"], pair["id"], pw["id"]]  # type: ignore[index]
+    assert [o["id"] for o in cli.json("order", "list", "--type", "password")] == [pw["id"]]  # type: ignore[attr-defined,index]
     cli.run("order", "delete", key["id"])  # type: ignore[index]
     cli.run("order", "get", key["id"], code=4)  # type: ignore[index]
     cli.run("order", "create", "key", "-b", "100", code=6)
@@ -175,6 +178,117 @@ def test_bad_input_and_exit_codes(cli: Cli, tmp_path: Path) -> None:
     cli.run("secret", "list", "--client-config", str(tmp_path / "nope.toml"), code=3)
     result = cli.run("secret", "get", "x", "--file", "y", code=2)  # --file needs --payload
     assert b"--payload" in result.stderr
+
+
+def test_store_with_payload_flag_as_barbican_does(cli: Cli) -> None:
+    secret_id = str(cli.json("secret", "store", "-n", "flag", "-p", "s3cr3t words")["id"])  # type: ignore[index]
+    assert cli.json("secret", "get", secret_id)["content_types"] == {"default": "text/plain"}  # type: ignore[index]
+    assert cli.run("secret", "get", secret_id, "--payload").stdout == b"s3cr3t words"
+    binary = str(cli.json("secret", "store", "--payload", "x", "--content-type", "application/octet-stream")["id"])  # type: ignore[index]
+    assert cli.json("secret", "get", binary)["content_types"] == {"default": "application/octet-stream"}  # type: ignore[index]
+    assert b"one of --payload" in cli.run("secret", "store", "-p", "x", "--file", "-", input=b"y", code=2).stderr
+    cli.run("secret", "store", "-p", "", code=6)
+
+
+def test_payloads_in_json_and_yaml(cli: Cli) -> None:
+    text = cli.store(b"plain words", "--content-type", "text/plain")
+    got = cli.json("secret", "get", text, "--payload", "--accept", "text/plain")
+    assert got == {"content_type": "text/plain", "payload": "plain words"}
+    binary = cli.store(b"\x00\xff\x10bin")
+    got = cli.json("secret", "get", binary, "--payload")
+    assert got == {
+        "content_type": "application/octet-stream",
+        "payload": "AP8QYmlu",
+        "payload_content_encoding": "base64",
+    }
+    yaml = cli.run("secret", "get", text, "--payload", "-f", "yaml").stdout.decode()
+    assert 'payload: "plain words"' in yaml
+    assert cli.run("secret", "get", binary, "--payload", "-f", "value").stdout == b"\x00\xff\x10bin"
+
+
+def _on_a_terminal(cli: Cli, *args: str) -> tuple[int, bytes, bytes]:
+    """Run with stdout on a pseudo-terminal, as in an interactive shell: (exit code, what the terminal got, stderr)."""
+    master, slave = pty.openpty()
+    try:
+        done = subprocess.run([DONJON, *args], stdout=slave, stderr=subprocess.PIPE, env=cli.env, timeout=120)
+    finally:
+        os.close(slave)
+    shown = b""
+    while True:
+        try:
+            chunk = os.read(master, 4096)
+        except OSError:  # EIO: the terminal is closed and drained
+            break
+        if not chunk:
+            break
+        shown += chunk
+    os.close(master)
+    return done.returncode, shown, done.stderr
+
+
+def test_a_binary_payload_is_not_written_to_a_terminal(cli: Cli) -> None:
+    binary = cli.store(b"\x1b]0;pwned\x07\x00\xff")
+    code, shown, err = _on_a_terminal(cli, "secret", "get", binary, "--payload")
+    assert code == 6 and shown == b""
+    assert b"binary" in err and b"--file" in err
+    text = cli.store(b"fine to show", "--content-type", "text/plain")
+    code, shown, _ = _on_a_terminal(cli, "secret", "get", text, "--payload")
+    assert code == 0 and shown == b"fine to show"
+    # Piped, the bytes go through untouched.
+    assert cli.run("secret", "get", binary, "--payload").stdout == b"\x1b]0;pwned\x07\x00\xff"
+
+
+def test_errors_name_the_command_that_failed(cli: Cli) -> None:
+    missing = str(uuid.uuid4())
+    # delete first reads the secret (for its consumers): the error still says delete.
+    err = cli.run("secret", "delete", missing, code=4).stderr.decode()
+    assert err.startswith(f"error: secret delete: secrets/{missing}: 404") and "GET" not in err
+    err = cli.run("order", "get", missing, code=4).stderr.decode()
+    assert err.startswith(f"error: order get: orders/{missing}: 404")
+
+
+def test_max_reads_and_relative_expiration(cli: Cli) -> None:
+    secret_id = str(cli.json("secret", "store", "-p", "once", "--max-reads", "1", "-x", "+1h")["id"])  # type: ignore[index]
+    meta = cli.json("secret", "get", secret_id)
+    expires = datetime.fromisoformat(str(meta["expiration"])).replace(tzinfo=UTC)  # type: ignore[index]
+    assert timedelta(minutes=59) < expires - datetime.now(UTC) <= timedelta(hours=1)
+    assert cli.json("secret", "lifecycle", secret_id)["reads_left"] == 1  # type: ignore[index]
+    assert cli.run("secret", "get", secret_id, "--payload").stdout == b"once"
+    cli.run("secret", "get", secret_id, "--payload", code=4)  # burnt after reading
+    order = cli.json("order", "create", "key", "-x", "+2d")
+    key_meta = cli.json("secret", "get", order["secret_ref"])  # type: ignore[index]
+    key_expires = datetime.fromisoformat(str(key_meta["expiration"])).replace(tzinfo=UTC)  # type: ignore[index]
+    assert key_expires > datetime.now(UTC) + timedelta(days=1)
+    assert b"not a duration" in cli.run("secret", "store", "-p", "x", "-x", "+1y", code=2).stderr
+
+
+def test_wrap_and_unwrap(cli: Cli) -> None:
+    secret_id = cli.store(b"hand me over")
+    wrapped = cli.json("secret", "wrap", secret_id, "--ttl", "5m")
+    token = str(wrapped["wrap_token"])  # type: ignore[index]
+    # The receiver has no credential, only the token (here on stdin, so it is not in ps).
+    receiver = {"DONJON_PROJECT_ID": ""}
+    got = cli.run("secret", "unwrap", input=token.encode(), env=receiver)
+    assert got.stdout == b"hand me over"
+    cli.run("secret", "unwrap", token, env=receiver, code=4)  # single use
+
+
+def test_versions_and_metadata_by_name(cli: Cli) -> None:
+    name = f"db-{uuid.uuid4().hex[:8]}"
+    cli.run("secret", "store", "-n", name, "-p", "v1")
+    # The secret is named by its unique name in the project, in every secret command.
+    assert cli.json("secret", "rotate", name, "-p", "v2")["version"] == 2  # type: ignore[index]
+    assert cli.run("secret", "get", name, "--payload").stdout == b"v2"
+    assert cli.run("secret", "get", name, "--payload", "--version", "1").stdout == b"v1"
+    versions = cli.json("secret", "lifecycle", name)["versions"]  # type: ignore[index]
+    assert [v["version"] for v in versions] == [1, 2]
+    assert cli.json("secret", "metadata", name, "env=prod", "owner=db") == {"env": "prod", "owner": "db"}
+    assert cli.json("secret", "metadata", name, "--remove", "owner") == {"env": "prod"}
+    assert cli.json("secret", "metadata", name) == {"env": "prod"}
+    cli.run("secret", "get", f"{name}-missing", code=4)
+    cli.run("secret", "store", "-n", name, "-p", "twin")
+    assert b"2 secrets are named" in cli.run("secret", "get", name, code=7).stderr
+    cli.run("secret", "delete", f"{name}_", code=4)  # '_' is a LIKE wildcard on the server: not a match here
 
 
 def test_config_file_profile(cli: Cli, tmp_path: Path) -> None:

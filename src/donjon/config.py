@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, PrivateAttr, SecretStr, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, SecretStr, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -24,26 +24,32 @@ from donjon.options import ConfiguredOptions, Origin
 CONFIG_ENV = "DONJON_CONFIG"
 
 
+class Section(BaseModel):
+    """A table of the settings: a key it does not have is an error (config_errors.py names the closest one)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
 def default_data_dir() -> Path:
     base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
     return Path(base) / "donjon"
 
 
-class StoreConfig(BaseModel):
+class StoreConfig(Section):
     """An external secret store (where payloads live): a store ``type`` ("kmip", "vault") and its ``options``."""
 
     type: str
     options: dict[str, Any] = Field(default_factory=dict)
 
 
-class KeystoreConfig(BaseModel):
+class KeystoreConfig(Section):
     """Where the root key lives: a plugin ``type`` and that plugin's own ``options``."""
 
     type: str = "file"
     options: dict[str, Any] = Field(default_factory=dict)
 
 
-class LimitsConfig(BaseModel):
+class LimitsConfig(Section):
     # Barbican's defaults (max_allowed_request_size_in_bytes, max_allowed_secret_in_bytes, paging).
     max_request_bytes: int = 25_000
     max_secret_bytes: int = 20_000
@@ -55,7 +61,7 @@ class LimitsConfig(BaseModel):
     max_request_head_bytes: int = Field(default=32768, ge=1024)
 
 
-class QuotaConfig(BaseModel):
+class QuotaConfig(Section):
     """Default quotas per project (Barbican's [quotas] quota_*): negative = unlimited, 0 = disabled."""
 
     secrets: int = -1
@@ -65,7 +71,7 @@ class QuotaConfig(BaseModel):
     cas: int = -1
 
 
-class OrderConfig(BaseModel):
+class OrderConfig(Section):
     # How often an idle order worker looks for orders queued by other nodes.
     poll_seconds: float = 1.0
     # How long a claimed order stays with its worker before another may take it over (the worker died).
@@ -81,7 +87,7 @@ class OrderConfig(BaseModel):
     max_waiting_answers: int = Field(default=100, ge=0)
 
 
-class LifecycleConfig(BaseModel):
+class LifecycleConfig(Section):
     """The life of secrets after creation (donjon extensions): expiry reaping, versions, wrapped hand-off."""
 
     # The reaper deletes a secret's ciphertext this long after its expiration (0: at the next pass).
@@ -103,7 +109,7 @@ class LifecycleConfig(BaseModel):
     wrap_max_outstanding: int = Field(default=20, ge=1)
 
 
-class KeystoneConfig(BaseModel):
+class KeystoneConfig(Section):
     """Keystone mode: tokens are validated against this Keystone with donjon's own service credentials.
 
     The service user needs a role that lets it validate other users' tokens (Keystone's default policy:
@@ -130,7 +136,7 @@ class KeystoneConfig(BaseModel):
     cafile: Path | None = None
 
 
-class AuditConfig(BaseModel):
+class AuditConfig(Section):
     """CADF audit events (docs/security.md, "Audit"): a hash-chained, HMAC-sealed JSON-lines file, and
     oslo.messaging notifications where configured."""
 
@@ -151,7 +157,7 @@ class AuditConfig(BaseModel):
     topic: str = "notifications"
 
 
-class KeystoneNotificationsConfig(BaseModel):
+class KeystoneNotificationsConfig(Section):
     """``donjon manage keystone-listener``: a project deleted in Keystone has its donjon data purged
     (crypto-shredded) as ``donjon manage purge-project`` does. Needs oslo.messaging (the `audit` extra)."""
 
@@ -166,7 +172,7 @@ class KeystoneNotificationsConfig(BaseModel):
     allow_requeue: bool = True
 
 
-class UiConfig(BaseModel):
+class UiConfig(Section):
     """The web console at ``/ui`` (docs/console.md): a client of the API, served from the same origin."""
 
     enabled: bool = True
@@ -174,7 +180,7 @@ class UiConfig(BaseModel):
     reveal_seconds: float = Field(default=30.0, gt=0, le=600)
 
 
-class TlsConfig(BaseModel):
+class TlsConfig(Section):
     """HTTPS on ``donjon server``'s own listener (docs/operations.md): TLS 1.2 or later."""
 
     # PEM: the server's certificate, then its intermediates. Re-read with key_file on SIGHUP.

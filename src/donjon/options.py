@@ -30,9 +30,10 @@ _TRUE = ("true", "1", "yes", "on")
 _FALSE = ("false", "0", "no", "off")
 
 
-def closest(name: str, candidates: Iterable[str]) -> str | None:
-    """The candidate most like ``name`` (a likely typo of it), or None if none is close."""
-    matches = difflib.get_close_matches(name, sorted(candidates), n=1, cutoff=0.6)
+def closest(name: str, candidates: Iterable[str], cutoff: float = 0.6) -> str | None:
+    """The candidate most like ``name`` (a likely typo of it), or None if none is close (by difflib's ratio:
+    0.6 finds likely intents, 0.8 only near-identical spellings)."""
+    matches = difflib.get_close_matches(name, sorted(candidates), n=1, cutoff=cutoff)
     return matches[0] if matches else None
 
 
@@ -114,7 +115,8 @@ class Origin:
         if variable is not None:
             return f"environment variable {variable}"
         if self.file is not None and self._in_file(key):
-            return f"in {self.file}, {self.describe()}"
+            section = self.describe()
+            return f"in {self.file}, {section}" if section else f"in {self.file}"
         return None
 
     def _variable(self, key: str) -> str | None:
@@ -175,7 +177,7 @@ def _problem(error: ErrorDetails, model: type[PluginOptions], origin: Origin | N
         guess = closest(key, valid)
         hint = f"did you mean {guess!r}?" if guess else f"the options are {', '.join(valid)}"
         return f"unknown option {key!r} ({where + '; ' if where else ''}{hint})"
-    complaint = _complaint(error)
+    complaint = complaint_for(error)
     if not error["loc"]:
         return complaint  # a rule about several options: the message names them
     return f"option {key!r}{f' ({where})' if where else ''} {complaint}"
@@ -197,7 +199,8 @@ _COMPLAINTS = {
 }
 
 
-def _complaint(error: ErrorDetails) -> str:
+def complaint_for(error: ErrorDetails) -> str:
+    """What is wrong with a value, in words (echoing it only when it cannot be private)."""
     kind, context = error["type"], error.get("ctx") or {}
     if kind == "greater_than" and context.get("gt") == 0:
         text = "must be more than 0"

@@ -37,6 +37,7 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.components import NO_RABBITMQ, rabbitmq_wanted
 from tests.live_server import LiveServer, free_port
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -410,6 +411,8 @@ def _provision(ks: Keystone) -> None:
 
 @pytest.fixture(scope="session")
 def keystone(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Keystone]:
+    if not rabbitmq_wanted():  # Keystone's notifications (keystone.conf transport_url) go to RabbitMQ
+        pytest.skip(NO_RABBITMQ)
     t0 = time.monotonic()
     venv = _venv()
     ks = Keystone(

@@ -69,7 +69,11 @@ class OpenStackMiddleware:
         except (ValueError, LookupError) as exc:
             status = 406 if isinstance(exc, LookupError) else 400
             extra += [(b"openstack-api-version", b"key-manager 1.0"), (b"vary", b"OpenStack-API-Version")]
-            response = error_response(status, f"Invalid API version requested: {exc.args[0]!r}")
+            description = f"Invalid API version requested: {exc.args[0]!r}"
+            if status == 406:  # what would have worked
+                low, high = (f"{v[0]}.{v[1]}" for v in (MIN_VERSION, MAX_VERSION))
+                description += f"; this server serves key-manager {low} to {high} (or 'latest')"
+            response = error_response(status, description)
             response.raw_headers.extend(extra)
             await response(scope, receive, send)
             return

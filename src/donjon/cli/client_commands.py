@@ -1,7 +1,8 @@
 """``donjon secret|order|container|acl|consumer``: the Barbican v1 API from the shell, on the SDK.
 
-Resources are named by id or by their full ref. Payloads come from ``--file PATH``, ``--file -`` (stdin), or a
-hidden prompt on a terminal, and go to stdout or a 0600 ``--file``: never through a flag, never echoed.
+Resources are named by id or by their full ref. Payloads come from ``--file PATH``, ``--file -`` (stdin), a
+hidden prompt on a terminal, or ``secret store -p TEXT`` as Barbican's CLI has it; they go to stdout (never
+binary to a terminal), a 0600 ``--file``, or a ``-f json`` record (base64 when not text).
 """
 
 from __future__ import annotations
@@ -10,12 +11,14 @@ from typing import Any
 
 import click
 
+from donjon.cli import client_lifecycle as lifecycle
 from donjon.cli.client_common import (
     EXIT_INVALID,
     CommandError,
     Connection,
     connection_options,
     emit,
+    emit_payload,
     read_payload,
     write_payload,
 )
@@ -46,13 +49,18 @@ def secret() -> None:
 @click.option("-a", "--algorithm", help="Algorithm (informational, e.g. aes).")
 @click.option("-b", "--bit-length", type=click.IntRange(1, 32767), help="Bit length.")
 @click.option("-m", "--mode", help="Mode (informational, e.g. cbc).")
-@click.option("-x", "--expiration", help="Expiration (ISO 8601).")
+@click.option("-x", "--expiration", help="Expiration: ISO 8601, or from now: +90s, +15m, +1h, +30d.")
+@click.option("--max-reads", type=click.IntRange(1, 1_000_000), help="Serve the payload N times, then delete it.")
 @click.option(
     "--content-type",
     type=click.Choice(["application/octet-stream", "text/plain"]),
-    default="application/octet-stream",
-    show_default=True,
-    help="How the payload is stored and served by default.",
+    help="How the payload is stored and served by default (text/plain with --payload, else octet-stream).",
+)
+@click.option(
+    "-p",
+    "--payload",
+    "payload_text",
+    help="The payload, as barbican secret store -p (it shows in ps and shell history: prefer --file or stdin).",
 )
 @click.option("-F", "--file", "path", help="Read the payload from this file ('-': stdin). Default: stdin or a prompt.")
 @click.option("--no-payload", is_flag=True, help="Create the secret without a payload (add it with 'secret update').")
@@ -64,18 +72,32 @@ def secret_store(
     bit_length: int | None,
     mode: str | None,
     expiration: str | None,
-    content_type: str,
+    max_reads: int | None,
+    content_type: str | None,
+    payload_text: str | None,
     path: str | None,
     no_payload: bool,
 ) -> None:
     """Store a secret; print its id and ref."""
+    if sum((payload_text is not None, path is not None, no_payload)) > 1:
+        raise click.UsageError("give one of --payload, --file and --no-payload")
+    if no_payload and max_reads is not None:
+        raise click.UsageError("--max-reads needs a payload")
+    expiration = lifecycle.expiration(expiration)
     api = conn.api()
     if no_payload:
         body = {"secret_type": secret_type, "name": name, "algorithm": algorithm, "bit_length": bit_length}
         body.update(mode=mode, expiration=expiration)
         ref = api.create_secret({k: v for k, v in body.items() if v is not None})
     else:
-        data = read_payload(path)
+        if payload_text is not None:
+            if not payload_text:
+                raise CommandError("the payload is empty", EXIT_INVALID)
+            data = payload_text.encode("utf-8")
+            content_type = content_type or "text/plain"
+        else:
+            data = read_payload(path)
+        content_type = content_type or "application/octet-stream"
         if content_type == "text/plain":
             try:
                 data.decode("utf-8")
@@ -90,6 +112,7 @@ def secret_store(
             mode=mode,
             expiration=expiration,
             content_type=content_type,
+            max_reads=max_reads,
         )
     emit({"id": ref_id(ref), "secret_ref": ref}, conn.output)
 
@@ -105,14 +128,22 @@ def secret_store(
     show_default=True,
     help="With --payload: the content type to ask for (text/plain needs UTF-8 text).",
 )
-def secret_get(conn: Connection, secret_id: str, payload: bool, path: str | None, accept: str) -> None:
-    """Show a secret's metadata, or with --payload its payload."""
+@click.option("--version", "version", type=click.IntRange(1), help="With --payload: a previous version (rotate).")
+def secret_get(
+    conn: Connection, secret_id: str, payload: bool, path: str | None, accept: str, version: int | None
+) -> None:
+    """Show a secret's metadata, or with --payload its payload. SECRET_ID: an id, a ref or a unique name."""
+    if not payload and (path is not None or version is not None):
+        raise click.UsageError(f"{'--file' if path is not None else '--version'} needs --payload")
     api = conn.api()
+    secret_id = lifecycle.resolve_secret(api, secret_id)
     if payload:
-        write_payload(api.get_payload(secret_id, accept).data, path)
+        got = api.get_payload(secret_id, accept, version=version)
+        if path is None and conn.output in ("json", "yaml"):
+            emit_payload(got.data, got.content_type, conn.output)  # -f json: text as is, binary in base64
+        else:
+            write_payload(got.data, path)
         return
-    if path is not None:
-        raise click.UsageError("--file needs --payload")
     emit(_secret_row(api.get_secret(secret_id)), conn.output, (*SECRET_COLUMNS, "status", "content_types"))
 
 
@@ -151,8 +182,9 @@ def secret_list(
     show_default=True,
 )
 def secret_update(conn: Connection, secret_id: str, path: str | None, content_type: str) -> None:
-    """Give a secret created without a payload its payload (secrets are otherwise immutable)."""
+    """Give a secret created without a payload its payload (later payloads: secret rotate)."""
     api = conn.api()
+    secret_id = lifecycle.resolve_secret(api, secret_id)
     api.put_payload(secret_id, read_payload(path), content_type)
     click.echo(f"updated {ref_id(secret_id)}", err=True)
 
@@ -162,9 +194,9 @@ def secret_update(conn: Connection, secret_id: str, path: str | None, content_ty
 @click.argument("secret_ids", nargs=-1, required=True)
 @click.option("--force", is_flag=True, help="Delete even if consumers are registered.")
 def secret_delete(conn: Connection, secret_ids: tuple[str, ...], force: bool) -> None:
-    """Delete secrets."""
+    """Delete secrets (by id, ref or unique name)."""
     api = conn.api()
-    for secret_id in secret_ids:
+    for secret_id in [lifecycle.resolve_secret(api, ident) for ident in secret_ids]:
         if not force:
             consumers = api.get_secret(secret_id).get("consumers") or []
             if consumers:
@@ -174,6 +206,9 @@ def secret_delete(conn: Connection, secret_ids: tuple[str, ...], force: bool) ->
         api.delete_secret(secret_id, force=force)
         click.echo(f"deleted {ref_id(secret_id)}", err=True)
 
+
+for _command in lifecycle.COMMANDS:
+    secret.add_command(_command)
 
 # ------------------------------------------------------------------------------------------ orders
 
@@ -197,7 +232,7 @@ def order() -> None:
 @click.option("-b", "--bit-length", type=int, help="Bits (key: 256; asymmetric: 2048).")
 @click.option("-m", "--mode", help="key: mode (e.g. cbc, xts).")
 @click.option("--length", type=click.IntRange(1), help="password: characters (default 32).")
-@click.option("-x", "--expiration", help="Expiration of the secret(s), ISO 8601.")
+@click.option("-x", "--expiration", help="Expiration of the secret(s): ISO 8601, or +90s, +15m, +1h, +30d.")
 @click.option("--wait/--no-wait", default=True, show_default=True, help="Wait until the order is ACTIVE or ERROR.")
 def order_create(
     conn: Connection,
@@ -211,7 +246,7 @@ def order_create(
     wait: bool,
 ) -> None:
     """Create an order (key, asymmetric, or donjon's password)."""
-    meta: dict[str, Any] = {"name": name, "expiration": expiration}
+    meta: dict[str, Any] = {"name": name, "expiration": lifecycle.expiration(expiration)}
     if order_type == "key":
         meta.update(algorithm=algorithm or "aes", bit_length=bit_length or 256, mode=mode)
     elif order_type == "asymmetric":
@@ -235,10 +270,18 @@ def order_get(conn: Connection, order_id: str) -> None:
 
 @order.command("list")
 @connection_options
-@click.option("--type", "order_type", help="Only this type (password orders are listed only with --type password).")
+@click.option("--type", "order_type", type=click.Choice(["key", "asymmetric", "password"]), help="Only this type.")
 def order_list(conn: Connection, order_type: str | None) -> None:
-    """List orders (all pages)."""
-    emit([_order_row(o) for o in conn.api().list_orders(type=order_type)], conn.output, ORDER_COLUMNS)
+    """List orders (all pages), password orders included."""
+    api = conn.api()
+    if order_type is not None:
+        orders = list(api.list_orders(type=order_type))
+    else:
+        # The server lists password orders only when asked by type: Barbican's clients do not know the type
+        # and would fail on it. This CLI made them, so it shows them with the others, oldest first.
+        orders = [*api.list_orders(), *api.list_orders(type="password")]
+        orders.sort(key=lambda o: (str(o.get("created") or ""), o["order_ref"]))
+    emit([_order_row(o) for o in orders], conn.output, ORDER_COLUMNS)
 
 
 @order.command("delete")

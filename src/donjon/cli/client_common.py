@@ -24,9 +24,11 @@ Exit codes: 0 success, 1 unexpected error, 2 bad usage (click), 3 configuration,
 
 from __future__ import annotations
 
+import base64
 import functools
 import json
 import os
+import re
 import sys
 import tomllib
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -81,15 +83,24 @@ def exit_code_for(exc: ClientError) -> int:
     return 1
 
 
+# The SDK's messages start with the HTTP call ("GET secrets/<id>: 404 ..."); a command names itself instead.
+_HTTP_METHOD = re.compile(r"^(GET|POST|PUT|PATCH|DELETE|HEAD) (?=\S+: )")
+
+
 def handle_errors(fn: F) -> F:
-    """The SDK's errors as ``CommandError`` with their exit code."""
+    """The SDK's errors as ``CommandError`` with their exit code, named by the command that failed: a failed
+    ``secret delete`` says ``secret delete: secrets/<id>: 404 ...`` even when the call that failed was the
+    GET before the DELETE."""
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return fn(*args, **kwargs)
         except ClientError as exc:
-            raise CommandError(exc.message, exit_code_for(exc)) from None
+            ctx = click.get_current_context(silent=True)
+            operation = " ".join(ctx.command_path.split()[1:]) if ctx is not None else ""
+            message = _HTTP_METHOD.sub("", exc.message)
+            raise CommandError(f"{operation}: {message}" if operation else message, exit_code_for(exc)) from None
 
     return wrapper  # type: ignore[return-value]
 
@@ -345,9 +356,37 @@ def read_payload(path: str | None, prompt: str = "Payload") -> bytes:
     return data
 
 
+def is_text(data: bytes) -> bool:
+    """UTF-8 without control characters other than tab and line ends: safe to show on a terminal."""
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return all(c.isprintable() or c in "\t\r\n" for c in text)
+
+
+def emit_payload(data: bytes, content_type: str, output: str) -> None:
+    """A payload in a structured format (``-f json|yaml|value``): text as is, anything else in base64."""
+    if output == "value":
+        write_payload(data, None)
+        return
+    record: dict[str, Any] = {"content_type": content_type}
+    if is_text(data):
+        record["payload"] = data.decode("utf-8")
+    else:
+        record.update(payload=base64.b64encode(data).decode("ascii"), payload_content_encoding="base64")
+    emit(record, output)
+
+
 def write_payload(data: bytes, path: str | None) -> None:
-    """The payload to a new 0600 file, or raw to stdout (``-`` or no path)."""
+    """The payload to a new 0600 file, or raw to stdout (``-`` or no path); never binary to a terminal."""
     if path is None or path == "-":
+        if path is None and sys.stdout.isatty() and not is_text(data):
+            raise CommandError(
+                f"the payload is binary ({len(data)} bytes) and stdout is a terminal: write it to a file "
+                "(--file PATH), pipe it (| xxd), or show it in base64 (-f json)",
+                EXIT_INVALID,
+            )
         sys.stdout.buffer.write(data)
         sys.stdout.buffer.flush()
         return

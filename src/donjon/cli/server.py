@@ -12,7 +12,8 @@ from donjon import listener
 from donjon.audit import prepare_audit
 from donjon.auth.dev import require_loopback
 from donjon.auth.tokens import load_token_key
-from donjon.cli.common import config_option, load_settings
+from donjon.cli.banner import next_steps
+from donjon.cli.common import apply_flags, config_option, load_settings
 from donjon.config import Settings
 from donjon.errors import ConfigurationError
 from donjon.keystores.keyring import open_chain
@@ -23,13 +24,12 @@ from donjon.storage.database import Database
 
 @click.command()
 @config_option
-@click.option("--dev", is_flag=True, help="Embedded default: SQLite + key file in the data dir, dev auth, loopback.")
+@click.option(
+    "--dev", is_flag=True, help="Dev auth (X-Project-Id), loopback only: the default; an error if auth says otherwise."
+)
 @click.option("--host", help="Address to listen on (default 127.0.0.1).")
 @click.option("--port", type=int, help="Port to listen on (default 9311).")
 @click.option("--workers", type=click.IntRange(1, 64), help="Worker processes (default 2).")
-@click.option(
-    "--data-dir", type=click.Path(file_okay=False, path_type=Path), help="Where SQLite and the key file live."
-)
 @click.option("--no-migrate", is_flag=True, help="Do not upgrade the database schema before serving.")
 @click.option("--access-log/--no-access-log", default=False, help="Log one line per request.")
 def server(
@@ -38,19 +38,16 @@ def server(
     host: str | None,
     port: int | None,
     workers: int | None,
-    data_dir: Path | None,
     no_migrate: bool,
     access_log: bool,
 ) -> None:
     """Serve the API (Barbican v1) until interrupted."""
-    # Flags become environment variables so that every worker process builds the same settings.
-    for name, value in (("HOST", host), ("PORT", port), ("WORKERS", workers), ("DATA_DIR", data_dir)):
-        if value is not None:
-            os.environ[f"DONJON_{name}"] = str(value)
+    # Flags become environment variables so that every worker process builds the same settings; --dev with
+    # DONJON_AUTH=token (or auth = "token" in the file) is refused, not silently dev.
+    flags = [("--host", "host", host), ("--port", "port", port), ("--workers", "workers", workers)]
+    apply_flags(config, [*flags, ("--dev", "auth", "dev" if dev else None)])
     if no_migrate:
         os.environ["DONJON_MIGRATE_ON_START"] = "false"
-    if dev:
-        os.environ["DONJON_AUTH"] = "dev"
     settings = load_settings(config)
     try:
         if settings.auth == "dev":
@@ -62,13 +59,15 @@ def server(
         raise click.ClickException(exc.message) from None
 
     scheme = "https" if settings.tls.enabled else "http"
+    url = f"{scheme}://{settings.host}:{settings.port}"
     click.echo(
-        f"donjon {donjon.__version__} serving on {scheme}://{settings.host}:{settings.port} "
+        f"donjon {donjon.__version__} serving on {url} "
         f"({settings.workers} workers, auth={settings.auth}, data dir {settings.data_dir})",
         err=True,
     )
     if transport_note:
         click.echo(transport_note, err=True)
+    click.echo(next_steps(settings, _client_url(url)), err=True)
     listener.serve(settings, sock, access_log=access_log)
 
 
@@ -94,3 +93,10 @@ def prepare(settings: Settings) -> None:
             migrate.upgrade(db)
         finally:
             db.dispose()
+
+
+def _client_url(url: str) -> str:
+    """The URL a client on this host uses: a wildcard listen address is reached on loopback."""
+    for wildcard in ("://0.0.0.0:", "://[::]:", "://:::"):
+        url = url.replace(wildcard, "://127.0.0.1:")
+    return url

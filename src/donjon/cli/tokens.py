@@ -62,6 +62,7 @@ def create(
     config: Path | None, project: str, user: str | None, roles: tuple[str, ...], ttl: str, description: str | None
 ) -> None:
     """Issue a token for PROJECT with ROLEs. Prints it once."""
+    _check_roles(roles, load_settings(config).policy_file)
     with _service(config) as tokens:
         lifetime = None if ttl == "never" else parse_ttl(ttl)
         user_id = user or f"token-user-{uuid.uuid4().hex[:12]}"
@@ -70,6 +71,19 @@ def create(
         )
     click.echo(issued.token)
     click.echo(f"token {issued.record.id} (user {issued.record.user_id}): store it now, it is not kept", err=True)
+
+
+def _check_roles(roles: tuple[str, ...], policy_file: Path | None) -> None:
+    """A role no policy rule checks would make a token that can do nothing: refused, with the closest name."""
+    from donjon.options import closest
+    from donjon.policy.rules import known_roles
+
+    known = known_roles(policy_file)
+    for role in roles:
+        if role.strip().lower() not in known:
+            guess = closest(role.strip().lower(), known)
+            hint = f"did you mean {guess!r}?" if guess else f"the roles are {', '.join(sorted(known))}"
+            raise click.BadParameter(f"unknown role {role!r}: {hint}", param_hint="--role")
 
 
 @token.command("list")

@@ -220,22 +220,18 @@ class BarbicanAPI:
         mode: str | None = None,
         expiration: str | None = None,
         content_type: str = "application/octet-stream",
+        max_reads: int | None = None,
     ) -> str:
-        """Store ``data`` exactly: base64 octet-stream (or, with ``content_type="text/plain"``, UTF-8 text)."""
-        body: dict[str, Any] = {"secret_type": secret_type}
-        if content_type.startswith("text/plain"):
-            body["payload"] = data.decode("utf-8")
-            body["payload_content_type"] = "text/plain"
-        else:
-            body["payload"] = base64.b64encode(data).decode("ascii")
-            body["payload_content_type"] = content_type
-            body["payload_content_encoding"] = "base64"
+        """Store ``data`` exactly: base64 octet-stream (or, with ``content_type="text/plain"``, UTF-8 text).
+        ``max_reads`` (a donjon extension): the payload is served that many times, then deleted."""
+        body: dict[str, Any] = {"secret_type": secret_type, **_payload_body(data, content_type)}
         for key, value in (
             ("name", name),
             ("algorithm", algorithm),
             ("bit_length", bit_length),
             ("mode", mode),
             ("expiration", expiration),
+            ("max_reads", max_reads),
         ):
             if value is not None:
                 body[key] = value
@@ -244,8 +240,33 @@ class BarbicanAPI:
     def get_secret(self, secret: str) -> dict[str, Any]:
         return dict(self._json("GET", f"secrets/{ref_id(secret)}", headers={"Accept": "application/json"}))
 
-    def get_payload(self, secret: str, accept: str = "application/octet-stream") -> Payload:
-        response = self.request("GET", f"secrets/{ref_id(secret)}/payload", headers={"Accept": accept})
+    def get_payload(
+        self, secret: str, accept: str = "application/octet-stream", *, version: int | None = None
+    ) -> Payload:
+        """The payload; ``version``: a previous version within its grace period (a donjon extension)."""
+        params = {"version": str(version)} if version is not None else None
+        response = self.request("GET", f"secrets/{ref_id(secret)}/payload", headers={"Accept": accept}, params=params)
+        return Payload(response.content, response.headers.get("content-type", accept).split(";")[0])
+
+    # donjon's lifecycle extensions (docs/api-compatibility.md, "Lifecycle"); a Barbican answers them 404.
+
+    def create_version(self, secret: str, data: bytes, content_type: str = "application/octet-stream") -> int:
+        """POST /v1/secrets/{id}/versions: ``data`` becomes the current version; its number."""
+        body = _payload_body(data, content_type)
+        return int(self._json("POST", f"secrets/{ref_id(secret)}/versions", json=body)["version"])
+
+    def lifecycle(self, secret: str) -> dict[str, Any]:
+        """max_reads, reads_left, current_version and the readable versions."""
+        return dict(self._json("GET", f"secrets/{ref_id(secret)}/lifecycle"))
+
+    def wrap_secret(self, secret: str, ttl: int | None = None) -> dict[str, Any]:
+        """A single-use token that fetches the payload once (``wrap_token``, ``expires``)."""
+        body = {"ttl": ttl} if ttl is not None else {}
+        return dict(self._json("POST", f"secrets/{ref_id(secret)}/wrap", json=body))
+
+    def unwrap(self, token: str, accept: str = "application/octet-stream") -> Payload:
+        """The payload for a wrap token; the token is the only credential, sent in a header (never the URL)."""
+        response = self.request("POST", "unwrap", headers={"X-Wrap-Token": token, "Accept": accept})
         return Payload(response.content, response.headers.get("content-type", accept).split(";")[0])
 
     def put_payload(self, secret: str, data: bytes, content_type: str = "application/octet-stream") -> None:
@@ -360,6 +381,17 @@ class BarbicanAPI:
 
     def delete_acl(self, kind: str, ident: str) -> None:
         self.request("DELETE", f"{kind}/{ref_id(ident)}/acl")
+
+
+def _payload_body(data: bytes, content_type: str) -> dict[str, str]:
+    """The payload fields of a JSON body: UTF-8 text for text/plain, else base64."""
+    if content_type.startswith("text/plain"):
+        return {"payload": data.decode("utf-8"), "payload_content_type": "text/plain"}
+    return {
+        "payload": base64.b64encode(data).decode("ascii"),
+        "payload_content_type": content_type,
+        "payload_content_encoding": "base64",
+    }
 
 
 def _describe(response: httpx.Response) -> str:

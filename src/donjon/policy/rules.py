@@ -2,7 +2,7 @@
 oslo.policy deprecated rules, so operators who set ``enforce_new_defaults = false`` get the legacy roles
 (creator, observer, audit, key-manager:service-admin) ORed in exactly as Barbican's operators do.
 
-Deliberate differences from Barbican (``barbican-internals.md`` §8):
+Deliberate differences from Barbican (docs/api-compatibility.md, "Who may do what"):
 - ``secret:get``, ``secret:delete`` and ``consumer:get`` do not grant a bare ``role:admin``: an admin of
   one project is not an admin of every project's secrets. Project admins still pass through
   ``secret_project_admin``.
@@ -13,6 +13,9 @@ Deliberate differences from Barbican (``barbican-internals.md`` §8):
 """
 
 from __future__ import annotations
+
+import re
+from pathlib import Path
 
 from oslo_policy import policy
 
@@ -177,3 +180,19 @@ ENDPOINTS = [
 ]
 
 ALL = [*BASE, *ENDPOINTS]
+
+
+_ROLE_CHECK = re.compile(r"role:([\w.:-]+)")
+
+
+def known_roles(policy_file: Path | None = None) -> set[str]:
+    """Every role a rule checks: the defaults (new and legacy) and the operator's policy file, if any. A token
+    given any other role could do nothing, so ``donjon token create`` refuses one."""
+    checks = [rule.check_str for rule in ALL]
+    checks += [rule.deprecated_rule.check_str for rule in ALL if rule.deprecated_rule is not None]
+    if policy_file is not None:
+        try:
+            checks.append(policy_file.read_text(encoding="utf-8"))
+        except OSError:
+            pass  # the server reports an unreadable policy file; its roles are then unknown here
+    return {match.lower() for check in checks for match in _ROLE_CHECK.findall(check)}

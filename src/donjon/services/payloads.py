@@ -14,6 +14,8 @@ PKCS8 = "application/pkcs8"
 
 # Barbican's accepted spellings; the Accept header of a payload GET must be one of these exactly.
 SUPPORTED = ("text/plain", "text/plain;charset=utf-8", "text/plain; charset=utf-8", OCTET_STREAM, PKCS8)
+# What a 406 lists: the spellings that work, without the charset variants of text/plain.
+ACCEPTABLE = (OCTET_STREAM, TEXT, PKCS8, "*/*")
 
 
 def normalize_content_type(value: str, schema: str = "Secret") -> str:
@@ -75,7 +77,8 @@ def negotiate(accept: str | None, stored: str) -> str:
         return stored
     if accept in SUPPORTED:
         return accept
-    raise NotAcceptable("Wrong payload content-type")
+    # Barbican's words first (clients may match them), then what would have worked.
+    raise NotAcceptable(f"Wrong payload content-type: Accept one of {', '.join(ACCEPTABLE)}")
 
 
 def render(payload: bytes, chosen: str) -> bytes:
@@ -84,5 +87,7 @@ def render(payload: bytes, chosen: str) -> bytes:
         try:
             payload.decode("utf-8")
         except UnicodeDecodeError:
-            raise NotAcceptable("Wrong payload content-type") from None
+            raise NotAcceptable(
+                "Wrong payload content-type: the payload is not UTF-8 text; Accept application/octet-stream"
+            ) from None
     return payload

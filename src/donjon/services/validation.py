@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from donjon.errors import InvalidInput, TooLarge
+from donjon.options import closest
 from donjon.services import payloads
 from donjon.timeutil import parse_iso8601, utcnow
 
@@ -16,6 +17,7 @@ INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
 SECRET_TYPES = ("symmetric", "public", "private", "passphrase", "certificate", "opaque")
 _UUID4 = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
 _META_KEY = re.compile(r"^[A-Za-z0-9_-]*$")
+_CAMEL_HUMP = re.compile(r"(?<=[a-z0-9])([A-Z])")
 
 
 def is_canonical_uuid4(value: str) -> bool:
@@ -67,6 +69,39 @@ class NewSecret:
 
 
 MAX_READS_LIMIT = 1_000_000
+
+# The properties of Barbican 23's secret schema (barbican/common/validators.py, NewSecretValidator), which is
+# what python-barbicanclient, Castellan and the openstack CLI send. Barbican ignores any other property, and so
+# does donjon, except a near spelling of one of donjon's own extensions: its effect (burn after reading)
+# would silently be lost, so it is refused with the right name.
+BARBICAN_SECRET_PROPERTIES = frozenset(
+    {
+        "name",
+        "algorithm",
+        "mode",
+        "bit_length",
+        "expiration",
+        "payload",
+        "secret_type",
+        "payload_content_type",
+        "payload_content_encoding",
+        "transport_key_needed",
+        "transport_key_id",
+    }
+)
+SECRET_EXTENSIONS = ("max_reads",)
+
+
+def refuse_near_misses(body: dict[str, Any], known: frozenset[str], extensions: tuple[str, ...], schema: str) -> None:
+    """400 for a property that Barbican does not know and that is a near spelling (``max_read``, ``maxReads``,
+    ``max-reads``) of a donjon extension; every other unknown property is ignored, as Barbican does."""
+    for key in body:
+        if not isinstance(key, str) or key in known or key in extensions:
+            continue
+        spelled = _CAMEL_HUMP.sub(r"_\1", key).lower().replace("-", "_")  # maxReads, MAX-READS: max_reads
+        guess = closest(spelled, extensions, cutoff=0.8)
+        if guess is not None:
+            raise schema_error(schema, f"unknown property {key!r}: did you mean {guess!r}?", key)
 
 
 def parse_max_reads(body: dict[str, Any], schema: str = "Secret") -> int | None:
@@ -121,6 +156,7 @@ def parse_expiration(body: dict[str, Any], schema: str) -> datetime | None:
 def new_secret(body: Any, max_secret_bytes: int) -> NewSecret:
     if not isinstance(body, dict):
         raise schema_error("Secret", "the body is not a JSON object")
+    refuse_near_misses(body, BARBICAN_SECRET_PROPERTIES, SECRET_EXTENSIONS, "Secret")
     attrs = secret_attributes(body)
     attrs["max_reads"] = parse_max_reads(body)
     if str(body.get("transport_key_needed", "false")).lower() == "true" or body.get("transport_key_id"):
