@@ -19,7 +19,7 @@ from donjon.api.common import (
     query_text,
     read_json,
 )
-from donjon.api.representations import secret_ref
+from donjon.api.representations import consumer_location, secret_ref
 from donjon.services.containers import (
     ContainerView,
     consumer_fields,
@@ -138,7 +138,9 @@ async def add_consumer(request: Request) -> Response:
     view = await run_in_threadpool(
         ctx(request).containers.add_consumer, caller, request.path_params["container_id"], name, url
     )
-    return json_response(container_body(base_url(request), view))
+    base = base_url(request)
+    location = consumer_location(base, view.container.id)
+    return json_response(container_body(base, view), headers={"Location": location})
 
 
 @operation("Container consumer deletion")

@@ -284,6 +284,12 @@ def _json(description: str, schema: str) -> Schema:
     return {"description": description, "content": {JSON: {"schema": _ref(schema)}}}
 
 
+def _with_location(response: Schema) -> Schema:
+    """A consumer registration's answer: Barbican's ``Location``, ``{host_href}/v1/consumers/{id}/consumers``."""
+    location = {"description": "Barbican's consumer href (names no resource)", "schema": {"type": "string"}}
+    return {**response, "headers": {"Location": location}}
+
+
 def _param(name: str, where: str, description: str, schema: Schema | None = None, required: bool = False) -> Schema:
     return {
         "name": name,
@@ -517,7 +523,7 @@ def _paths() -> dict[str, Schema]:
         "/v1/secrets/{secret_id}/consumers": {
             "parameters": [secret],
             "get": _op("Consumers", {"200": _json("a page", "ConsumerList")}, params=_PAGING),
-            "post": _op("Register a consumer", {"200": _json("the secret", "Secret")}, body="Consumer"),
+            "post": _op("Register a consumer", {"200": _with_location(_json("the secret", "Secret"))}, body="Consumer"),
             "delete": _op("Remove a consumer", {"200": _json("the secret", "Secret")}, body="Consumer"),
         },
         "/v1/secrets/{secret_id}/acl": {"parameters": [secret], **_ACL},
@@ -546,7 +552,11 @@ def _paths() -> dict[str, Schema]:
         "/v1/containers/{container_id}/consumers": {
             "parameters": [container],
             "get": _op("Consumers", {"200": _json("a page", "ConsumerList")}, params=_PAGING),
-            "post": _op("Register a consumer", {"200": _json("the container", "Container")}, body="ContainerConsumer"),
+            "post": _op(
+                "Register a consumer",
+                {"200": _with_location(_json("the container", "Container"))},
+                body="ContainerConsumer",
+            ),
             "delete": _op("Remove a consumer", {"200": _json("the container", "Container")}, body="ContainerConsumer"),
         },
         "/v1/containers/{container_id}/acl": {"parameters": [container], **_ACL},
