@@ -103,7 +103,8 @@ MATRIX: list[tuple[str, str | None, str, str]] = [
     ("GET /v1/secrets/{s}/consumers",        "B",  f"{_} | ok ok 404",      f"{_} | 403 403 404"),
     ("POST /v1/secrets/{s}/consumers",       "A",  f"{M} | 404 ok 404",     f"{LR} | 404 ok 404"),
     ("POST /v1/secrets/{s}/consumers",       "B",  f"{_} | ok ok 404",      f"{_} | 403 403 404"),
-    ("DELETE /v1/secrets/{s}/consumers",     "A",  f"{M} | 404 ok 404",     f"{LR} | 404 ok 404"),
+    # acl: the consumer was registered by project A's owner, not B's to remove (Barbican: 403)
+    ("DELETE /v1/secrets/{s}/consumers",     "A",  f"{M} | 404 403 404",    f"{LR} | 404 403 404"),
     ("DELETE /v1/secrets/{s}/consumers",     "B",  f"{_} | ok ok 404",      f"{_} | 403 403 404"),
     ("GET /v1/secrets/{s}/acl",              "A",  f"{M} | 404 403 404",    f"{LD} | 404 403 404"),
     ("GET /v1/secrets/{s}/acl",              "B",  f"{_} | ok ok 404",      f"{_} | 403 403 404"),
@@ -127,7 +128,8 @@ MATRIX: list[tuple[str, str | None, str, str]] = [
     ("GET /v1/containers/{c}/consumers",     "B",  f"{_} | ok ok 404",      f"{_} | 403 403 404"),
     ("POST /v1/containers/{c}/consumers",    "A",  f"{M} | 404 ok 404",     f"{LR} | 404 ok 404"),
     ("POST /v1/containers/{c}/consumers",    "B",  f"{_} | ok ok 404",      f"{_} | 403 403 404"),
-    ("DELETE /v1/containers/{c}/consumers",  "A",  f"{M} | 404 ok 404",     f"{LR} | 404 ok 404"),
+    # acl: the consumer was registered by project A's owner, not B's to remove (Barbican: 403)
+    ("DELETE /v1/containers/{c}/consumers",  "A",  f"{M} | 404 403 404",    f"{LR} | 404 403 404"),
     ("DELETE /v1/containers/{c}/consumers",  "B",  f"{_} | ok ok 404",      f"{_} | 403 403 404"),
     ("GET /v1/containers/{c}/acl",           "A",  f"{M} | 404 403 404",    f"{LD} | 404 403 404"),
     ("GET /v1/containers/{c}/acl",           "B",  f"{_} | ok ok 404",      f"{_} | 403 403 404"),

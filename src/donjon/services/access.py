@@ -69,6 +69,14 @@ def container_for(
     raise denied(operation)
 
 
+def may_remove_consumer(caller: Caller, entity_project_id: str, consumer_project_id: str) -> None:
+    """A consumer belongs to the project that registered it: that project, or the secret's or container's own
+    project, may remove it; a user of another project who may register consumers (through the read ACL) may
+    not remove theirs. Barbican's controllers/consumers.py, word for word."""
+    if caller.project_id not in (consumer_project_id, entity_project_id):
+        raise Forbidden("Not Allowed. Sorry, only the creator of a consumer can delete it.")
+
+
 # The stand-in for an id that does not exist: never returned, only decided on (the decision is discarded).
 # One per kind, so that its decision is cached like the one on another project's resource.
 _ABSENT = repo.AccessFacts(project_access=True, listed=False)
