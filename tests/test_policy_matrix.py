@@ -397,3 +397,48 @@ def test_policy_matrix(backend: Backend, row: tuple[str, str | None, str, str], 
 def _diff(endpoint: str, project: str | None, want: dict[str, str], got: dict[str, str]) -> str:
     wrong = {c: f"want {want[c]}, got {got[c]}" for c in want if want[c] != got.get(c)}
     return f"{endpoint} on {project or '-'}: {wrong}"
+
+
+# ---- authorisation before validation (issue 15, item 7) ----
+
+
+def _sends_body(endpoint: str) -> bool:
+    method, path = endpoint.split()
+    return method in ("POST", "PUT", "PATCH") or (method == "DELETE" and path.endswith(("/consumers", "/secrets")))
+
+
+BODY_ROWS = [row for row in MATRIX if _sends_body(row[0])]
+# Refused after the policy passed, by what only a valid body names: the ACL user's DELETE of A's consumer.
+_DECIDED_ON_THE_BODY = {
+    ("DELETE /v1/secrets/{s}/consumers", "A", "acl"),
+    ("DELETE /v1/containers/{c}/consumers", "A", "acl"),
+}
+
+
+def _bad_request(b: Backend, who: str, endpoint: str, ids: dict[str, str]) -> httpx.Response:
+    """The row's request with a body every endpoint refuses: a JSON array (the raw PUT: a JSON content type)."""
+    method, template = endpoint.split()
+    path = template.format(**ids) if "{" in template else template
+    if template == "/v1/secrets/{s}" and method == "PUT":
+        return b.call(who, method, path, content=b"[]", headers={"Content-Type": "application/json"})
+    return b.call(who, method, path, json=[])
+
+
+@pytest.mark.parametrize("row", BODY_ROWS, ids=[f"{e} [{r or '-'}]" for e, r, *_ in BODY_ROWS])
+def test_policy_is_decided_before_the_body(
+    backend: Backend, row: tuple[str, str | None, str, str], request: pytest.FixtureRequest
+) -> None:
+    """A caller who may not act gets the 403/404 a valid body gets, never a validation message (Barbican:
+    policy, then content type, then the body); a caller who may act gets the refusal (400 or 415)."""
+    endpoint, project, *_ = row
+    legacy = request.node.callspec.params["backend"].endswith("-legacy")
+    want = expected(row, legacy)
+    wrong = {}
+    for column in COLUMNS:
+        if column == "sys" and not backend.has_system:
+            continue
+        status = _bad_request(backend, column, endpoint, _setup(backend, endpoint, project)).status_code
+        allowed = want[column] == "ok" or (endpoint, project, column) in _DECIDED_ON_THE_BODY
+        if (status not in (400, 415)) if allowed else (str(status) != want[column]):
+            wrong[column] = f"valid body: {want[column]}, bad body: {status}"
+    assert not wrong, f"{endpoint} on {project or '-'}: {wrong}"

@@ -40,6 +40,7 @@ from donjon.config import Settings
 from donjon.crypto.keys import ProjectKeys
 from donjon.keystores.keyring import open_chain
 from donjon.policy import Policy
+from donjon.services.access import AccessCheck
 from donjon.services.acls import AclService
 from donjon.services.containers import ContainerService
 from donjon.services.lifecycle import LifecycleService, wrap_key
@@ -175,6 +176,7 @@ def build_context(settings: Settings) -> tuple[AppContext, Database]:
         acls=AclService(db, policy),
         quota_admin=QuotaAdmin(db, policy, quotas),
         secret_stores=stores,
+        access=AccessCheck(db, policy),
         tokens=(
             TokenService(
                 db,
