@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
 
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import create_engine, inspect
+from sqlalchemy import create_engine, inspect, text
 
 from donjon.storage import migrate
 from donjon.storage.database import Database
@@ -55,3 +56,38 @@ def test_binary_collation_round_trip_keeps_every_foreign_key(tmp_path: Path) -> 
     finally:
         db.dispose()
         databases.drop_database("mariadb", url)
+
+
+@pytest.mark.parametrize("kind", databases.selected())
+def test_transport_keys_arrive_on_a_0007_database_with_rows(kind: str, tmp_path: Path) -> None:
+    """0008 adds the transport_keys table to a database at 0007 that holds data: the data stays, the table
+    takes rows (a key of the longest length accepted; text compared byte for byte), the schema is the code's."""
+    url = databases.fresh_database(kind, tmp_path)
+    db = Database(url, pool_size=1)
+    try:
+        migrate.upgrade(db, "0007")
+        with db.write() as conn:
+            conn.execute(
+                text(
+                    "INSERT INTO project_quotas (project_id, secrets, created_at, updated_at) VALUES ('p', 5, :t, :t)"
+                ),
+                {"t": datetime(2026, 12, 1)},
+            )
+        migrate.upgrade(db)
+        with db.write() as conn:
+            assert conn.exec_driver_sql("SELECT secrets FROM project_quotas WHERE project_id = 'p'").scalar() == 5
+            conn.execute(
+                text(
+                    "INSERT INTO transport_keys (id, plugin_name, transport_key, created_at, updated_at) "
+                    "VALUES ('k', 'Kmip', :key, :t, :t)"
+                ),
+                {"key": "x" * 65535, "t": datetime(2026, 12, 1)},
+            )
+            assert conn.exec_driver_sql("SELECT count(*) FROM transport_keys WHERE plugin_name = 'kmip'").scalar() == 0
+        engine = create_engine(url)
+        with engine.connect() as conn:
+            assert compare_metadata(MigrationContext.configure(conn, opts={"compare_type": True}), metadata) == []
+        engine.dispose()
+    finally:
+        db.dispose()
+        databases.drop_database(kind, url)

@@ -156,6 +156,11 @@ MATRIX: list[tuple[str, str | None, str, str]] = [
     # donjon extension: the project's audit records and the chain's verdict (project admins; legacy: audit)
     ("GET /v1/audit/records",                None, f"{Q} | 403 403 403",    "ok 403 403 403 403 ok 403 | 403 403 403"),
     ("GET /v1/audit/verify",                 None, f"{Q} | 403 403 403",    "ok 403 403 403 403 ok 403 | 403 403 403"),
+    # transport keys: cloud-wide rows (no project), written by admins (legacy: key-manager:service-admin)
+    ("GET /v1/transport_keys",               None, f"{RD} | ok ok 403",     f"{LR} | 403 403 403"),
+    ("POST /v1/transport_keys",              None, f"{Q} | 403 403 403",    f"{N} | 403 403 403"),
+    ("GET /v1/transport_keys/{t}",           "A",  f"{RD} | ok ok 403",     f"{LR} | 403 403 403"),
+    ("DELETE /v1/transport_keys/{t}",        "A",  f"{Q} | 403 403 403",    f"{N} | 403 403 403"),
     # passes policy (reader / legacy all_users), then 404: "multiple backends support is not enabled"
     ("GET /v1/secret-stores",                None, f"{RD} | ok ok ok",      f"{LR} | 403 403 ok"),
 ]
@@ -169,12 +174,12 @@ def expected(row: tuple[str, str | None, str, str], legacy: bool) -> dict[str, s
 
 
 def test_the_table_covers_every_route(tmp_path: Path) -> None:
-    """Every API route that takes a token has a row (transport keys are vestigial and refused)."""
+    """Every API route that takes a token has a row."""
     app = create_app(Settings(data_dir=tmp_path, database_url="sqlite://"))
     rows = {(e.split()[0], e.split()[1]) for e, *_ in MATRIX}
     tested = {(m, p.replace("{s}", "{secret_id}").replace("{c}", "{container_id}")) for m, p in rows}
     tested |= {(m, p.replace("{o}", "{order_id}").replace("{p}", "{project_id}")) for m, p in tested}
-    tested |= {(m, p.replace("/metadata/k", "/metadata/{key}")) for m, p in tested}
+    tested |= {(m, p.replace("/metadata/k", "/metadata/{key}").replace("{t}", "{transport_key_id}")) for m, p in tested}
     # /v1/unwrap takes no token: the wrap token is its only credential (tests/test_lifecycle.py).
     skipped = {"/", "/healthcheck", "/openapi.json", "/v1", "/v1/secret-stores/{path:path}", "/v1/unwrap"}
     # The web console's pages and helpers (tests/test_console*.py): they only call the API.
@@ -183,7 +188,7 @@ def test_the_table_covers_every_route(tmp_path: Path) -> None:
     missing = []
     for route in app.routes:
         path = getattr(route, "path", "")
-        if path in skipped or path.startswith("/v1/transport_keys"):
+        if path in skipped:
             continue
         for method in getattr(route, "methods", None) or ():
             if method == "HEAD":
@@ -246,6 +251,7 @@ def _token_backend(data_dir: Path, legacy: bool) -> Iterator[Backend]:
             # Owners are also Barbican's legacy creators, so they create in either policy mode.
             "owner-A": ("A", "a-owner", ["member", "creator"]),
             "owner-B": ("B", "b-owner", ["member", "creator"]),
+            "svc-admin": ("A", "a-service-admin", ["key-manager:service-admin"]),
         }
         tokens, user_ids = {}, {}
         for name, (project, user, roles) in who.items():
@@ -263,6 +269,7 @@ def _keystone_backend(keystone: Keystone, server: LiveServer, legacy: bool) -> I
         "acl": "acl-user",
         "owner-A": "a-owner",
         "owner-B": "b-owner",
+        "svc-admin": "a-service-admin",
     }
     tokens = {name: keystone.token(user) for name, user in who.items()}
     tokens["sys"] = keystone.token("sys-admin", "system")
@@ -331,6 +338,9 @@ def _setup(b: Backend, endpoint: str, project: str | None) -> dict[str, str]:
     if "{o}" in path:
         order = {"type": "key", "meta": {"algorithm": "aes", "bit_length": 256, "name": "m"}}
         ids["o"] = _id(b.ok(owner, "POST", "/v1/orders", json=order)["order_ref"])
+    if "{t}" in path:  # cloud-wide: made by an admin (legacy: Barbican's key-manager:service-admin)
+        made = b.ok("svc-admin" if b.legacy else "admin", "POST", "/v1/transport_keys", json=TRANSPORT_KEY)
+        ids["t"] = _id(made["transport_key_ref"])
     if "{p}" in path and method in ("GET", "DELETE") and not b.legacy:  # legacy: nobody here may set them
         b.ok("admin", "PUT", f"/v1/project-quotas/{ids['p']}", json=UNLIMITED)
     return ids
@@ -338,6 +348,7 @@ def _setup(b: Backend, endpoint: str, project: str | None) -> dict[str, str]:
 
 SECRET_CONSUMER = {"service": "image", "resource_type": "image", "resource_id": "img-1"}
 CONTAINER_CONSUMER = {"name": "lb", "URL": "http://lb/1"}
+TRANSPORT_KEY = {"plugin_name": "matrix", "transport_key": "-----BEGIN PUBLIC KEY-----"}
 UNLIMITED = {"project_quotas": {"secrets": -1, "orders": -1, "containers": -1, "consumers": -1}}
 
 
@@ -367,6 +378,8 @@ def _request(b: Backend, who: str, endpoint: str, ids: dict[str, str]) -> httpx.
         kw["json"] = {"read": {"users": [b.user_ids["acl"]]}}
     elif template == "/v1/orders":
         kw["json"] = {"type": "key", "meta": {"algorithm": "aes", "bit_length": 256}}
+    elif template == "/v1/transport_keys" and method == "POST":
+        kw["json"] = TRANSPORT_KEY
     elif template == "/v1/project-quotas/{p}" and method == "PUT":
         kw["json"] = UNLIMITED
     return b.call(who, method, path, **kw)

@@ -214,6 +214,11 @@ SCHEMAS: dict[str, Schema] = {
         "required": ["secret_ref"],
         "properties": {"name": _str(255, nullable=True), "secret_ref": {"type": "string", "format": "uri"}},
     },
+    "NewTransportKey": {
+        "type": "object",
+        "required": ["plugin_name", "transport_key"],
+        "properties": {"plugin_name": _str(255), "transport_key": {"type": "string"}},
+    },
     "ContainerConsumer": {
         "type": "object",
         "required": ["name", "URL"],
@@ -611,13 +616,20 @@ def _paths() -> dict[str, Schema]:
             )
         },
         "/v1/transport_keys": {
-            "get": _op("Always empty: no transport keys", {"200": {"description": "empty list"}}),
-            "post": _op("Refused: transport keys are not supported", {"400": _error("not supported")}),
+            "get": _op(
+                "Transport key refs (cloud-wide)",
+                {"200": {"description": "a page of refs", "content": {JSON: {"schema": {"type": "object"}}}}},
+                params=[*_PAGING, _param("plugin_name", "query", "exact")],
+            ),
+            "post": _op("Register a transport key (admin)", _CREATED, body="NewTransportKey"),
         },
         "/v1/transport_keys/{transport_key_id}": {
             "parameters": [_path_param("transport_key_id")],
-            "get": _op("Not found", {"404": _error("none")}),
-            "delete": _op("Not found", {"404": _error("none")}),
+            "get": _op(
+                "A transport key, as Barbican's row",
+                {"200": {"description": "the row", "content": {JSON: {"schema": {"type": "object"}}}}},
+            ),
+            "delete": _op("Delete a transport key (admin)", _NO_CONTENT),
         },
     }
 
