@@ -19,6 +19,7 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from donjon.observability.settings import LogConfig, MetricsConfig
 from donjon.options import ConfiguredOptions, Origin
 
 CONFIG_ENV = "DONJON_CONFIG"
@@ -205,6 +206,9 @@ class Settings(BaseSettings):
     audit: AuditConfig = Field(default_factory=AuditConfig)
     keystone_notifications: KeystoneNotificationsConfig = Field(default_factory=KeystoneNotificationsConfig)
     ui: UiConfig = Field(default_factory=UiConfig)
+    # /metrics and the server log (docs/operations.md, "Metrics" and "Logs").
+    metrics: MetricsConfig = Field(default_factory=MetricsConfig)
+    log: LogConfig = Field(default_factory=LogConfig)
     # How long an unwrapped project KEK stays in a worker's memory before it is unwrapped again.
     kek_cache_seconds: float = 900.0
     migrate_on_start: bool = True

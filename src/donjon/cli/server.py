@@ -30,7 +30,7 @@ from donjon.storage.database import Database
     "--data-dir", type=click.Path(file_okay=False, path_type=Path), help="Where SQLite and the key file live."
 )
 @click.option("--no-migrate", is_flag=True, help="Do not upgrade the database schema before serving.")
-@click.option("--access-log/--no-access-log", default=False, help="Log one line per request.")
+@click.option("--access-log/--no-access-log", default=None, help="Log one line per request (default: log.access).")
 def server(
     config: Path | None,
     dev: bool,
@@ -39,7 +39,7 @@ def server(
     workers: int | None,
     data_dir: Path | None,
     no_migrate: bool,
-    access_log: bool,
+    access_log: bool | None,
 ) -> None:
     """Serve the API (Barbican v1) until interrupted."""
     # Flags become environment variables so that every worker process builds the same settings.
@@ -50,6 +50,8 @@ def server(
         os.environ["DONJON_MIGRATE_ON_START"] = "false"
     if dev:
         os.environ["DONJON_AUTH"] = "dev"
+    if access_log is not None:
+        os.environ["DONJON_LOG__ACCESS"] = str(access_log).lower()
     settings = load_settings(config)
     try:
         if settings.auth == "dev":
@@ -59,6 +61,13 @@ def server(
         raise click.ClickException(exc.message) from None
 
     import uvicorn
+
+    from donjon.observability.logs import logging_config
+    from donjon.observability.metrics import prepare_multiprocess_dir
+
+    if settings.workers > 1:
+        # Each worker counts in files here and /metrics sums them; emptied so that counters start at zero.
+        prepare_multiprocess_dir(settings.data_dir / "run" / "prometheus")
 
     click.echo(
         f"donjon {donjon.__version__} serving on http://{settings.host}:{settings.port} "
@@ -72,7 +81,9 @@ def server(
         port=settings.port,
         workers=settings.workers,
         log_level=settings.log_level,
-        access_log=access_log,
+        log_config=logging_config(settings.log, settings.log_level),
+        # donjon.access logs each request instead (route templates, not paths with ids: docs/operations.md).
+        access_log=False,
         server_header=False,
         proxy_headers=False,
         # Bounded request heads: 431 past limits.max_header_bytes / max_request_head_bytes (http_protocol.py).

@@ -15,6 +15,7 @@ from sqlalchemy.exc import IntegrityError
 
 from donjon.crypto.envelope import kek_context, new_kek
 from donjon.keystores import Keystore, WrappedKey
+from donjon.observability import metrics
 from donjon.storage import keks
 from donjon.storage.database import Database
 from donjon.timeutil import utcnow
@@ -85,7 +86,9 @@ class ProjectKeys:
     def _cached(self, kek_id: str) -> bytes | None:
         entry = self._keys.get(kek_id)
         if entry is None or entry[1] < time.monotonic():
+            metrics.KEK_CACHE.labels("miss").inc()
             return None
+        metrics.KEK_CACHE.labels("hit").inc()
         return entry[0]
 
     def _remember(self, kek_id: str, key: bytes) -> bytes:

@@ -1,0 +1,239 @@
+"""Metrics and access logs of a real ``donjon server`` with two worker processes (docs/operations.md).
+
+/metrics is parsed with prometheus-client's own text parser; the server's log is read as it wrote it.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import shutil
+import time
+import uuid
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from prometheus_client import REGISTRY, CollectorRegistry, generate_latest, multiprocess
+from prometheus_client.parser import text_string_to_metric_families
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+from starlette.testclient import TestClient
+
+from donjon.auth import Caller
+from donjon.observability import LogConfig, MetricsConfig
+from donjon.observability.http import ObservabilityMiddleware
+from tests.live_server import LiveServer
+
+REQUESTS = "donjon_http_requests_total"
+
+
+def samples(text: str, name: str, **labels: str) -> float:
+    """The sum of the samples called ``name`` whose labels include ``labels``."""
+    return sum(
+        sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if sample.name == name and labels.items() <= sample.labels.items()
+    )
+
+
+@pytest.fixture(scope="module")
+def metrics_server(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    server = LiveServer(tmp_path_factory.mktemp("metrics"), env={"DONJON_DATABASE_URL": database_url})
+    yield server.start()
+    server.stop()
+
+
+def _store(http: httpx.Client, payload: str) -> str:
+    body = {"payload": payload, "payload_content_type": "text/plain"}
+    response = http.post("/v1/secrets", json=body)
+    assert response.status_code == 201, response.text
+    return str(response.json()["secret_ref"]).rsplit("/", 1)[-1]
+
+
+def _per_worker_requests(run_dir: Path, tmp_path: Path, **labels: str) -> dict[str, float]:
+    """Each worker process's own count, read from its file alone (the files /metrics sums)."""
+    counts = {}
+    for path in run_dir.glob("counter_*.db"):
+        alone = tmp_path / path.stem
+        alone.mkdir()
+        shutil.copy(path, alone / path.name)
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry, path=str(alone))
+        counts[path.stem] = samples(generate_latest(registry).decode(), REQUESTS, **labels)
+    return counts
+
+
+def test_metrics_add_up_across_workers_and_name_no_secret(metrics_server: LiveServer, tmp_path: Path) -> None:
+    project = f"obs-{uuid.uuid4()}"
+    payloads = [f"s3cr3t-metrics-{uuid.uuid4()}" for _ in range(40)]
+    # A new connection per request, so that both workers' accept loops get some of them.
+    headers = {"X-Project-Id": project, "Connection": "close"}
+    with httpx.Client(base_url=metrics_server.url, headers=headers, timeout=30) as http:
+        with ThreadPoolExecutor(8) as pool:
+            ids = list(pool.map(lambda p: _store(http, p), payloads))
+            reads = list(
+                pool.map(lambda i: http.get(f"/v1/secrets/{i}/payload", headers={"Accept": "text/plain"}), ids)
+            )
+            missing = list(pool.map(lambda _: http.get(f"/v1/secrets/{uuid.uuid4()}"), range(10)))
+        assert [r.text for r in reads] == payloads
+        assert {r.status_code for r in missing} == {404}
+        order = {"type": "key", "meta": {"algorithm": "aes", "bit_length": 256, "mode": "cbc"}}
+        refs = [http.post("/v1/orders", json=order).json()["order_ref"] for _ in range(2)]
+        deadline = time.monotonic() + 20
+        while any(http.get(ref).json()["status"] != "ACTIVE" for ref in refs):
+            assert time.monotonic() < deadline, "orders not processed"
+            time.sleep(0.2)
+        text = http.get("/metrics").text
+
+        # Counted once each, whichever worker served them, and whichever worker answers the scrape.
+        assert samples(text, REQUESTS, method="POST", route="/v1/secrets", status="201") == 40
+        assert samples(text, REQUESTS, method="GET", route="/v1/secrets/{secret_id}/payload", status="200") == 40
+        assert samples(text, REQUESTS, method="GET", route="/v1/secrets/{secret_id}", status="404") == 10
+        assert samples(text, "donjon_http_request_duration_seconds_count", method="POST", route="/v1/secrets") == 40
+        # Every POST and payload read is audited twice (pending, then outcome) and each wrote its record.
+        assert samples(text, "donjon_audit_write_seconds_count") >= 160
+        assert samples(text, "donjon_audit_write_failures_total") == 0
+        assert samples(text, "donjon_orders_queued_total") == 2
+        assert samples(text, "donjon_orders_claimed_total") == 2
+        assert samples(text, "donjon_orders_completed_total") == 2
+        assert samples(text, "donjon_kek_cache_lookups_total", result="hit") > 0
+        assert samples(text, "donjon_keystore_call_seconds_count", keystore="file", operation="wrap") >= 1
+        assert samples(text, "donjon_keystore_call_seconds_count", keystore="file", operation="unwrap") >= 1
+        assert samples(text, "donjon_db_pool_wait_seconds_count") > 0
+        # Each worker's reaper makes a pass when it starts: two workers, two passes at least.
+        assert samples(text, "donjon_reaper_runs_total", outcome="ok") >= 2
+        if metrics_server.env["DONJON_DATABASE_URL"].startswith("sqlite"):
+            assert samples(text, "donjon_db_write_lock_wait_seconds_count") > 0
+
+        for leak in [*ids, *payloads, project]:
+            assert leak not in text
+        per_worker = _per_worker_requests(
+            metrics_server.data_dir / "run" / "prometheus", tmp_path, method="POST", route="/v1/secrets"
+        )
+        assert sum(per_worker.values()) == 40
+        assert len([n for n in per_worker.values() if n > 0]) == 2, per_worker
+
+        # Behind a proxy on this host, every client connects from loopback: not a local scraper.
+        refused = http.get("/metrics", headers={"X-Forwarded-For": "203.0.113.9"})
+        assert refused.status_code == 403
+        assert set(refused.json()) == {"code", "title", "description"}
+
+
+def test_the_default_log_has_one_text_access_line_per_request(metrics_server: LiveServer) -> None:
+    project = f"obs-{uuid.uuid4()}"
+    with httpx.Client(base_url=metrics_server.url, headers={"X-Project-Id": project}) as http:
+        response = http.post("/v1/secrets", json={"payload": "s3cr3t-text-log", "payload_content_type": "text/plain"})
+    request_id = response.headers["x-openstack-request-id"]
+    secret_id = response.json()["secret_ref"].rsplit("/", 1)[-1]
+    deadline = time.monotonic() + 5
+    while request_id not in metrics_server.log.read_text():
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    [line] = [line for line in metrics_server.log.read_text().splitlines() if request_id in line]
+    assert " INFO donjon.access: POST /v1/secrets 201 " in line
+    assert line.endswith(f"ms {request_id} project={project} client=127.0.0.1")
+    assert secret_id not in metrics_server.log.read_text()
+
+
+@pytest.fixture(scope="module")
+def json_log_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    server = LiveServer(tmp_path_factory.mktemp("jsonlog"), env={"DONJON_LOG__FORMAT": "json"})
+    yield server.start()
+    server.stop()
+
+
+def test_json_access_lines_carry_the_fields_and_nothing_sent(json_log_server: LiveServer) -> None:
+    project = f"obs-{uuid.uuid4()}"
+    marker = uuid.uuid4().hex
+    payload, token, query = f"s3cr3t-json-log-{marker}", f"token-{marker}", f"name-{marker}"
+    sent: list[httpx.Response] = []
+    headers = {"X-Project-Id": project, "X-Auth-Token": token}
+    with httpx.Client(base_url=json_log_server.url, headers=headers, timeout=30) as http:
+        body = {
+            "payload": base64.b64encode(payload.encode()).decode(),
+            "payload_content_type": "application/octet-stream",
+            "payload_content_encoding": "base64",
+            "name": query,
+        }
+        sent.append(http.post("/v1/secrets", json=body))
+        secret_id = sent[0].json()["secret_ref"].rsplit("/", 1)[-1]
+        sent.append(http.get(f"/v1/secrets/{secret_id}/payload", headers={"Accept": "application/octet-stream"}))
+        sent.append(http.get("/v1/secrets", params={"name": query}))
+        sent.append(http.post(f"/v1/secrets/{secret_id}/wrap", json={"ttl": 60}))
+        wrap_token = sent[-1].json()["wrap_token"]
+        sent.append(http.post("/v1/unwrap", headers={"X-Wrap-Token": wrap_token}))
+        sent.append(http.get(f"/v1/no-such-thing/{marker}"))
+    assert [r.status_code for r in sent] == [201, 200, 200, 201, 200, 404]
+    assert sent[1].content == sent[4].content == payload.encode()
+    json_log_server.stop()  # every line written and flushed
+
+    text = json_log_server.log.read_text()
+    records = [json.loads(line) for line in text.splitlines() if line.startswith("{")]
+    access: dict[str, dict[str, Any]] = {r["request_id"]: r for r in records if r["logger"] == "donjon.access"}
+    # An unwrap's caller is whoever holds the wrap token: no project. An unknown path is not authenticated.
+    expected = [
+        ("POST", "/v1/secrets", 201, project),
+        ("GET", "/v1/secrets/{secret_id}/payload", 200, project),
+        ("GET", "/v1/secrets", 200, project),
+        ("POST", "/v1/secrets/{secret_id}/wrap", 201, project),
+        ("POST", "/v1/unwrap", 200, ""),
+        ("GET", "unmatched", 404, ""),
+    ]
+    for response, fields in zip(sent, expected, strict=True):
+        record = access[response.headers["x-openstack-request-id"]]
+        assert (record["method"], record["route"], record["status"], record["project"]) == fields
+        assert record["client"] == "127.0.0.1"
+        assert record["level"] == "INFO"
+        assert isinstance(record["duration_ms"], float) and record["duration_ms"] >= 0
+        assert record["time"].endswith("+00:00")
+    for leak in (payload, base64.b64encode(payload.encode()).decode(), token, wrap_token, query, marker, secret_id):
+        assert leak not in text
+
+
+def test_metrics_are_refused_to_a_client_off_the_allowed_networks(app_client: TestClient) -> None:
+    # Starlette's test client connects as "testclient", no address: not on metrics.allow_from.
+    response = app_client.get("/metrics")
+    assert response.status_code == 403
+    assert response.json()["code"] == 403
+
+
+def _by_project(project: str) -> float:
+    return (
+        REGISTRY.get_sample_value(
+            "donjon_http_requests_by_project_total", {"project": project, "method": "GET", "status": "200"}
+        )
+        or 0.0
+    )
+
+
+@pytest.mark.parametrize("enabled", [True, False])
+def test_requests_are_counted_per_project_only_when_the_operator_asks(enabled: bool) -> None:
+    async def endpoint(request: Request) -> Response:
+        request.state.caller = Caller(project_id=project)
+        return Response("ok")
+
+    project = f"obs-{uuid.uuid4()}"
+    routes = [Route("/v1/things/{thing_id}", endpoint)]
+    app = Starlette(
+        routes=routes,
+        middleware=[
+            Middleware(
+                ObservabilityMiddleware,
+                routes=routes,
+                log_config=LogConfig(),
+                metrics=MetricsConfig(project_label=enabled),
+            )
+        ],
+    )
+    with TestClient(app) as client:
+        assert client.get(f"/v1/things/{uuid.uuid4()}").status_code == 200
+    assert _by_project(project) == (1.0 if enabled else 0.0)
+    assert REGISTRY.get_sample_value(REQUESTS, {"method": "GET", "route": "/v1/things/{thing_id}", "status": "200"})
