@@ -41,6 +41,11 @@ class ObservabilityMiddleware:
 
     def route_of(self, scope: Scope) -> str:
         """The template of the route serving ``scope`` (a path with another method: its template too)."""
+        # The router left the route it matched (fully, or the path only: 405) in the scope.
+        served = getattr(scope.get("route"), "path", None)
+        if isinstance(served, str):
+            return served
+        # Answered before routing (a bad microversion: 400/406), or no route has that path (404).
         partial = None
         for route in self.routes:
             match, _ = route.matches(scope)
@@ -108,7 +113,7 @@ class ObservabilityMiddleware:
 
 def metrics_route(config: MetricsConfig) -> Route:
     """``GET /metrics``: the Prometheus text exposition, for the clients ``metrics.allow_from`` names."""
-    networks = [ipaddress.ip_network(n) for n in config.allow_from]
+    networks = list(config.allow_from)
 
     async def endpoint(request: Request) -> Response:
         if not _allowed(request, networks):

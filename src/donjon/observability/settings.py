@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from ipaddress import ip_network
 from typing import Literal
 
 from pydantic import BaseModel, Field, IPvAnyNetwork
@@ -14,7 +15,7 @@ class MetricsConfig(BaseModel):
     # Clients that may scrape /metrics, by the address that connects to donjon. Loopback only by default:
     # the metrics name no secret, but their routes, rates and errors are an operator's business. A request
     # that came through a proxy (Forwarded / X-Forwarded-For / X-Real-IP) is refused whatever the address.
-    allow_from: list[IPvAnyNetwork] = Field(default_factory=lambda: ["127.0.0.0/8", "::1/128"])  # type: ignore[arg-type]
+    allow_from: list[IPvAnyNetwork] = Field(default_factory=lambda: [ip_network("127.0.0.0/8"), ip_network("::1/128")])
     # Also count requests per project (donjon_http_requests_by_project_total). Off by default: a project
     # id may be a customer's name, and in dev mode any caller chooses it (one series per value).
     project_label: bool = False
