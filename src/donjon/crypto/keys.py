@@ -86,12 +86,12 @@ class ProjectKeys:
     def _cached(self, kek_id: str) -> bytes | None:
         entry = self._keys.get(kek_id)
         if entry is None or entry[1] < time.monotonic():
-            metrics.KEK_CACHE.labels("miss").inc()
             return None
         metrics.KEK_CACHE.labels("hit").inc()
         return entry[0]
 
     def _remember(self, kek_id: str, key: bytes) -> bytes:
+        metrics.KEK_CACHE.labels("miss").inc()  # a KEK that had to be unwrapped: first use, or its TTL ran out
         with self._lock:
             self._keys[kek_id] = (key, time.monotonic() + self._ttl)
         return key

@@ -22,11 +22,15 @@ from prometheus_client import (
     Counter,
     Gauge,
     Histogram,
+    disable_created_metrics,
     generate_latest,
     multiprocess,
     values,
 )
 
+# The *_created samples (one per series, the time it was created) are left out: multiprocess mode has none,
+# and one process's start time says nothing about the server's.
+disable_created_metrics()  # type: ignore[no-untyped-call]
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 CONTENT_TYPE = CONTENT_TYPE_LATEST
 
