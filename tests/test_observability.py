@@ -239,3 +239,28 @@ def test_requests_are_counted_per_project_only_when_the_operator_asks(enabled: b
         assert client.get(f"/v1/things/{uuid.uuid4()}").status_code == 200
     assert _by_project(project) == (1.0 if enabled else 0.0)
     assert REGISTRY.get_sample_value(REQUESTS, {"method": "GET", "route": "/v1/things/{thing_id}", "status": "200"})
+
+
+def test_a_restart_starts_counting_from_zero_and_no_access_log_silences_it(tmp_path: Path) -> None:
+    server = LiveServer(tmp_path / "restart")
+    body = {"payload": "s3cr3t-restart", "payload_content_type": "text/plain"}
+    created = {"method": "POST", "route": "/v1/secrets", "status": "201"}
+    try:
+        server.start()
+        with httpx.Client(base_url=server.url, headers={"X-Project-Id": f"obs-{uuid.uuid4()}"}) as http:
+            for _ in range(3):
+                assert http.post("/v1/secrets", json=body).status_code == 201
+            assert samples(http.get("/metrics").text, REQUESTS, **created) == 3
+        server.stop()
+        lines_before = len(server.log.read_text().splitlines())
+        # The previous run's files are removed at start: their counts would be added to this run's.
+        server.args = ["--no-access-log"]
+        server.start()
+        with httpx.Client(base_url=server.url, headers={"X-Project-Id": f"obs-{uuid.uuid4()}"}) as http:
+            assert samples(http.get("/metrics").text, REQUESTS, **created) == 0
+            assert http.post("/v1/secrets", json=body).status_code == 201
+            assert samples(http.get("/metrics").text, REQUESTS, **created) == 1
+    finally:
+        server.stop()
+    after = server.log.read_text().splitlines()[lines_before:]
+    assert after and not [line for line in after if "donjon.access" in line]
