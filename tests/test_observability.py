@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import shutil
@@ -26,12 +27,20 @@ from starlette.responses import Response
 from starlette.routing import Route
 from starlette.testclient import TestClient
 
+from donjon.audit.auditor import Auditor
+from donjon.audit.chain import load_audit_key
+from donjon.audit.events import build_event, target_of
+from donjon.audit.sinks import FileSink
 from donjon.auth import Caller
+from donjon.crypto import DecryptionFailed
+from donjon.keystores import open_keystore
 from donjon.observability import LogConfig, MetricsConfig
 from donjon.observability.http import ObservabilityMiddleware
+from donjon.observability.keystore import InstrumentedKeystore
 from tests.live_server import LiveServer
 
 REQUESTS = "donjon_http_requests_total"
+KEYSTORE_ERRORS = "donjon_keystore_errors_total"
 
 
 def samples(text: str, name: str, **labels: str) -> float:
@@ -264,3 +273,33 @@ def test_a_restart_starts_counting_from_zero_and_no_access_log_silences_it(tmp_p
         server.stop()
     after = server.log.read_text().splitlines()[lines_before:]
     assert after and not [line for line in after if "donjon.access" in line]
+
+
+def _value(name: str, labels: dict[str, str] | None = None) -> float:
+    return REGISTRY.get_sample_value(name, labels or {}) or 0.0
+
+
+def test_keystore_calls_are_timed_and_their_errors_counted_by_class(tmp_path: Path) -> None:
+    keystore = InstrumentedKeystore(open_keystore("file", {"path": str(tmp_path / "root.key")}), "file")
+    unwraps = {"keystore": "file", "operation": "unwrap"}
+    refused = {**unwraps, "error": "DecryptionFailed"}
+    calls, errors = _value("donjon_keystore_call_seconds_count", unwraps), _value(KEYSTORE_ERRORS, refused)
+    wrapped = keystore.wrap(b"k" * 32, b"project-a")
+    assert keystore.unwrap(wrapped, b"project-a") == b"k" * 32
+    with pytest.raises(DecryptionFailed):
+        keystore.unwrap(wrapped, b"project-b")  # bound to another context
+    assert _value("donjon_keystore_call_seconds_count", unwraps) == calls + 2
+    assert _value(KEYSTORE_ERRORS, refused) == errors + 1
+    keystore.close()
+
+
+def test_audit_writes_that_the_log_refuses_are_counted(tmp_path: Path) -> None:
+    blocker = tmp_path / "not-a-directory"  # root ignores file modes: nothing can be created under a file
+    blocker.write_text("")
+    key = load_audit_key(tmp_path / "audit.key", create=True)
+    auditor = Auditor(FileSink(blocker / "audit.log", key, fsync=False), None, fail_closed=True)
+    failures, writes = _value("donjon_audit_write_failures_total"), _value("donjon_audit_write_seconds_count")
+    event = build_event(target_of("GET", "/v1/secrets", {}, "/v1/secrets"), None, 200, "req-1")
+    assert asyncio.run(auditor.record(event)) is False
+    assert _value("donjon_audit_write_failures_total") == failures + 1
+    assert _value("donjon_audit_write_seconds_count") == writes + 1
