@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import logging
 import shutil
 import time
 import uuid
@@ -303,3 +304,20 @@ def test_audit_writes_that_the_log_refuses_are_counted(tmp_path: Path) -> None:
     assert asyncio.run(auditor.record(event)) is False
     assert _value("donjon_audit_write_failures_total") == failures + 1
     assert _value("donjon_audit_write_seconds_count") == writes + 1
+
+
+def test_a_project_name_cannot_forge_log_lines_or_escape_sequences(caplog: pytest.LogCaptureFixture) -> None:
+    async def endpoint(request: Request) -> Response:
+        request.state.caller = Caller(project_id="p\x1b[2J\nforged INFO donjon.access: GET / 200")
+        return Response("ok")
+
+    routes = [Route("/v1/things", endpoint)]
+    middleware = Middleware(ObservabilityMiddleware, routes=routes, log_config=LogConfig(), metrics=MetricsConfig())
+    with (
+        caplog.at_level(logging.INFO, logger="donjon.access"),
+        TestClient(Starlette(routes=routes, middleware=[middleware])) as client,
+    ):
+        client.get("/v1/things")
+    [record] = [r for r in caplog.records if r.name == "donjon.access"]
+    assert "\n" not in record.getMessage() and "\x1b" not in record.getMessage()
+    assert "project=p\\x1b[2J\\nforged" in record.getMessage()

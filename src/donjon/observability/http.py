@@ -82,7 +82,7 @@ class ObservabilityMiddleware:
         method = scope["method"] if scope["method"] in _METHODS else "other"
         route = self.route_of(scope)
         caller = scope.get("state", {}).get("caller")
-        project = getattr(caller, "project_id", "") or ""
+        project = _printable(getattr(caller, "project_id", "") or "")
         metrics.HTTP_REQUESTS.labels(method, route, str(status)).inc()
         metrics.HTTP_DURATION.labels(method, route).observe(seconds)
         if self.by_project and project:
@@ -109,6 +109,11 @@ class ObservabilityMiddleware:
                 fields["client"] or "-",
                 extra=fields,
             )
+
+
+def _printable(value: str) -> str:
+    # In dev mode the project is a header the client chose: no terminal escape or line break reaches the log.
+    return value if value.isprintable() else value.encode("unicode_escape").decode("ascii")
 
 
 def metrics_route(config: MetricsConfig) -> Route:
