@@ -19,6 +19,7 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from donjon.observability.settings import LogConfig, MetricsConfig
 from donjon.options import ConfiguredOptions, Origin
 
 CONFIG_ENV = "DONJON_CONFIG"
@@ -241,6 +242,9 @@ class Settings(BaseSettings):
     keystone_notifications: KeystoneNotificationsConfig = Field(default_factory=KeystoneNotificationsConfig)
     ui: UiConfig = Field(default_factory=UiConfig)
     tls: TlsConfig = Field(default_factory=TlsConfig)
+    # /metrics and the server log (docs/operations.md, "Metrics" and "Logs").
+    metrics: MetricsConfig = Field(default_factory=MetricsConfig)
+    log: LogConfig = Field(default_factory=LogConfig)
     # How long an unwrapped project KEK stays in a worker's memory before it is unwrapped again.
     kek_cache_seconds: float = 900.0
     # At most this many unwrapped KEKs per worker (about one per active project); past it the least recently

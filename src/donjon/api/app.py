@@ -33,12 +33,15 @@ from donjon.api.audit_middleware import EXEMPT, AuditMiddleware
 from donjon.api.common import AppContext, json_response
 from donjon.api.errors import error_response
 from donjon.api.middleware import OpenStackMiddleware
+from donjon.api.observability_middleware import ObservabilityMiddleware, metrics_route
 from donjon.api.openapi import openapi_document
 from donjon.audit import audit_paths, build_auditor
 from donjon.audit.reader import AuditLog
 from donjon.auth.tokens import TokenService, load_token_key
 from donjon.config import Settings
 from donjon.keystores.keyring import open_chain
+from donjon.observability import metrics as observed
+from donjon.observability.keystore import InstrumentedKeystore
 from donjon.policy import Policy
 from donjon.services.access import AccessCheck
 from donjon.services.acls import AclService
@@ -163,7 +166,7 @@ def _methods_of(request: Request) -> list[str]:
 
 def build_context(settings: Settings) -> tuple[AppContext, Database]:
     db = Database(settings.effective_database_url)
-    keystore = open_chain(settings.keystore_chain())
+    keystore = InstrumentedKeystore(open_chain(settings.keystore_chain()), settings.keystore.type)
     keys = ProjectKeys(db, keystore, settings.kek_cache_seconds, max_projects=settings.kek_cache_max_projects)
     policy = Policy(policy_file=settings.policy_file, enforce_new_defaults=settings.enforce_new_defaults)
     quotas = Quotas(settings.quotas)
@@ -227,6 +230,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
     settings = settings or Settings()
     context, db = build_context(settings)
     routes, auditor = [*_routes(), *(ui_routes() if settings.ui.enabled else [])], build_auditor(settings)
+    if settings.metrics.enabled:
+        routes.append(metrics_route(settings.metrics))
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -243,10 +248,13 @@ def create_app(settings: Settings | None = None) -> Starlette:
         db.dispose()
         if auditor is not None:
             auditor.close()
+        observed.process_exited()
 
     app = Starlette(
         routes=routes,
         middleware=[
+            # Outermost: it times and logs every answer, the audit record's wait and a bad microversion too.
+            Middleware(ObservabilityMiddleware, routes=routes, log_config=settings.log, metrics=settings.metrics),
             Middleware(OpenStackMiddleware),
             # Inside: it sees the request id and the final status of every request, denials included.
             *(

@@ -27,8 +27,8 @@ from donjon.api.middleware import ASGIApp, Message, Receive, Scope, Send
 from donjon.audit.auditor import Auditor
 from donjon.audit.events import Target, build_event, target_of
 
-# Discovery and liveness: no caller, no resource, polled by load balancers.
-EXEMPT = frozenset({"/", "/v1", "/healthcheck", "/livez", "/readyz", "/openapi.json"})
+# Discovery and liveness: no caller, no resource, polled by load balancers (and /metrics, by Prometheus).
+EXEMPT = frozenset({"/", "/v1", "/healthcheck", "/livez", "/readyz", "/openapi.json", "/metrics"})
 SAFE_METHODS = frozenset({"GET", "HEAD"})
 UNAVAILABLE = "The audit log is unavailable. Please try again later."
 

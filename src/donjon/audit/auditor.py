@@ -11,6 +11,7 @@ from donjon.audit.chain import load_audit_key
 from donjon.audit.sinks import FileSink, NotificationSink
 from donjon.config import Settings
 from donjon.errors import ConfigurationError
+from donjon.observability import metrics
 
 log = logging.getLogger("donjon.audit")
 
@@ -25,16 +26,19 @@ class Auditor:
     async def record(self, event: dict[str, Any]) -> bool:
         """Write ``event``; True if the log accepted it. Never raises."""
         accepted = True
+        started = time.perf_counter()
         try:
             # With fsync, a group commit: waits for its batch's fdatasync on a future, not in a thread.
             await self.file.append_async(event)
         except Exception as exc:  # noqa: BLE001 - whatever went wrong, the event is not on record
             accepted = False
+            metrics.AUDIT_FAILURES.inc()
             now = time.monotonic()
             if now - self._last_error > 10.0:  # a full disk must not also flood the server log
                 self._last_error = now
                 reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else type(exc).__name__
                 log.error("audit: cannot write %s: %s", self.file.path, reason)
+        metrics.AUDIT_WRITE.observe(time.perf_counter() - started)
         if self.notifications is not None:
             self.notifications.publish(event)
         return accepted

@@ -31,7 +31,7 @@ from donjon.storage.database import Database
 @click.option("--port", type=int, help="Port to listen on (default 9311).")
 @click.option("--workers", type=click.IntRange(1, 64), help="Worker processes (default 2).")
 @click.option("--no-migrate", is_flag=True, help="Do not upgrade the database schema before serving.")
-@click.option("--access-log/--no-access-log", default=False, help="Log one line per request.")
+@click.option("--access-log/--no-access-log", default=None, help="Log one line per request (default: log.access).")
 def server(
     config: Path | None,
     dev: bool,
@@ -39,7 +39,7 @@ def server(
     port: int | None,
     workers: int | None,
     no_migrate: bool,
-    access_log: bool,
+    access_log: bool | None,
 ) -> None:
     """Serve the API (Barbican v1) until interrupted."""
     # Flags become environment variables so that every worker process builds the same settings; --dev with
@@ -48,6 +48,8 @@ def server(
     apply_flags(config, [*flags, ("--dev", "auth", "dev" if dev else None)])
     if no_migrate:
         os.environ["DONJON_MIGRATE_ON_START"] = "false"
+    if access_log is not None:
+        os.environ["DONJON_LOG__ACCESS"] = str(access_log).lower()
     settings = load_settings(config)
     try:
         if settings.auth == "dev":
@@ -57,6 +59,12 @@ def server(
         prepare(settings)
     except ConfigurationError as exc:
         raise click.ClickException(exc.message) from None
+
+    from donjon.observability.metrics import prepare_multiprocess_dir
+
+    if settings.workers > 1:
+        # Each worker counts in files here and /metrics sums them; emptied so that counters start at zero.
+        prepare_multiprocess_dir(settings.data_dir / "run" / "prometheus")
 
     scheme = "https" if settings.tls.enabled else "http"
     url = f"{scheme}://{settings.host}:{settings.port}"
@@ -68,7 +76,7 @@ def server(
     if transport_note:
         click.echo(transport_note, err=True)
     click.echo(next_steps(settings, _client_url(url)), err=True)
-    listener.serve(settings, sock, access_log=access_log)
+    listener.serve(settings, sock)
 
 
 def prepare(settings: Settings) -> None:

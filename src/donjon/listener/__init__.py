@@ -13,14 +13,12 @@
 
 from __future__ import annotations
 
-import copy
 import errno
 import ipaddress
 import logging
 import os
 import signal
 import socket
-from typing import Any
 
 from donjon.config import Settings
 from donjon.errors import ConfigurationError
@@ -78,25 +76,13 @@ def bind(host: str, port: int) -> socket.socket:
     return sock
 
 
-def log_config(level: str) -> dict[str, Any]:
-    """uvicorn's logging, plus the ``donjon`` loggers on the same stderr handler at the server's level.
-
-    Without it only their warnings reached stderr (Python's last-resort handler), so a certificate reload
-    or a reaper pass left no line.
-    """
-    from uvicorn.config import LOGGING_CONFIG
-
-    config = copy.deepcopy(LOGGING_CONFIG)
-    config["loggers"]["donjon"] = {"handlers": ["default"], "level": level.upper(), "propagate": False}
-    return config
-
-
-def serve(settings: Settings, sock: socket.socket, *, access_log: bool) -> None:
+def serve(settings: Settings, sock: socket.socket) -> None:
     """Serve ``donjon.asgi:create`` on ``sock`` until SIGINT or SIGTERM."""
     import uvicorn
     from uvicorn.supervisors.multiprocess import Multiprocess
 
     from donjon.listener.tls import uvicorn_factory
+    from donjon.observability.logs import logging_config
 
     tls = settings.tls
     config = uvicorn.Config(
@@ -106,7 +92,8 @@ def serve(settings: Settings, sock: socket.socket, *, access_log: bool) -> None:
         port=settings.port,
         workers=settings.workers,
         log_level=settings.log_level,
-        access_log=access_log,
+        # donjon.access logs each request instead (route templates, not paths with ids: docs/operations.md).
+        access_log=False,
         server_header=False,
         proxy_headers=False,
         # Bounded request heads: 431 past limits.max_header_bytes / max_request_head_bytes (http_protocol.py).
@@ -114,7 +101,7 @@ def serve(settings: Settings, sock: socket.socket, *, access_log: bool) -> None:
         if tls.enabled
         else "donjon.listener.plain:PlainHttpProtocol",
         backlog=2048,
-        log_config=log_config(settings.log_level),
+        log_config=logging_config(settings.log, settings.log_level),
         ssl_context_factory=uvicorn_factory(tls) if tls.enabled else None,
     )
 

@@ -22,6 +22,7 @@ from donjon.auth import Caller
 from donjon.crypto import generation
 from donjon.crypto.envelope import open_order_params, seal_order_params
 from donjon.errors import InvalidInput, NotFound
+from donjon.observability import metrics
 from donjon.policy import Policy, Target
 from donjon.services import payloads
 from donjon.services.project_keys import ProjectKeys
@@ -161,6 +162,7 @@ class OrderService:
                 kek_id=kek_id,
                 sealed_params=sealed,
             )
+        metrics.ORDERS_QUEUED.inc()
         return order_id
 
     def _find(self, caller: Caller, order_id: str, rule: str, operation: str) -> repo.OrderRecord:
@@ -207,6 +209,7 @@ class OrderProcessor:
         try:
             secrets, container = self._generate(order)
         except generation.UnsupportedGeneration as exc:
+            metrics.ORDERS_FAILED.labels("refused").inc()
             with self._db.write() as conn:
                 return repo.fail(
                     conn,
@@ -238,9 +241,11 @@ class OrderProcessor:
                 for record in secrets:  # payloads put in an external store for rows that were not kept
                     self._stores.registry.discard(record)
             raise
+        metrics.ORDERS_COMPLETED.inc()
         return True
 
     def fail(self, order: repo.OrderRecord, worker: str) -> None:
+        metrics.ORDERS_FAILED.labels("error").inc()
         with self._db.write() as conn:
             repo.fail(
                 conn,

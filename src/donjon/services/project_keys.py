@@ -20,6 +20,7 @@ from sqlalchemy.exc import IntegrityError
 from donjon.cache import ExpiringCache
 from donjon.crypto.envelope import kek_context, new_kek
 from donjon.keystores import Keystore, WrappedKey
+from donjon.observability import metrics
 from donjon.storage import keks
 from donjon.storage.database import Database
 from donjon.timeutil import utcnow
@@ -52,7 +53,7 @@ class ProjectKeys:
         """The KEK new payloads of this project are sealed with; created on first use."""
         kek_id = self._active.get(project_id)
         if kek_id is not None:
-            key = self._keys.get(kek_id)
+            key = self._cached(kek_id)
             if key is not None:
                 return Kek(kek_id, key)
         with self._db.read() as conn:
@@ -66,7 +67,7 @@ class ProjectKeys:
 
     def get(self, project_id: str, kek_id: str) -> bytes:
         """The KEK that sealed an existing payload."""
-        key = self._keys.get(kek_id)
+        key = self._cached(kek_id)
         if key is not None:
             return key
         with self._db.read() as conn:
@@ -103,6 +104,13 @@ class ProjectKeys:
                 raise
             return found
 
+    def _cached(self, kek_id: str) -> bytes | None:
+        key = self._keys.get(kek_id)
+        if key is not None:
+            metrics.KEK_CACHE.labels("hit").inc()
+        return key
+
     def _remember(self, kek_id: str, key: bytes) -> bytes:
+        metrics.KEK_CACHE.labels("miss").inc()  # a KEK that had to be unwrapped: first use, or its TTL ran out
         self._keys.put(kek_id, key)
         return key

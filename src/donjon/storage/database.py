@@ -15,6 +15,7 @@ from __future__ import annotations
 import fcntl
 import os
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -25,6 +26,7 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import make_url
 
 from donjon.errors import Unavailable
+from donjon.observability import metrics
 
 # What "not now" looks like per driver, as opposed to a statement the database refuses (a bug: 500).
 # SQLite's primary result codes: BUSY, LOCKED, NOMEM, IOERR, FULL, CANTOPEN, PROTOCOL.
@@ -85,6 +87,7 @@ def _reachable() -> Iterator[None]:
         cause = unavailable_cause(exc)
         if cause is None:
             raise
+        metrics.DB_UNAVAILABLE.inc()
         # from None: the driver's error text quotes the statement and its parameters.
         raise DatabaseUnavailable(cause) from None
 
@@ -120,11 +123,20 @@ class Database:
         self.engine: Engine = create_engine(url, **kwargs)
         if self.dialect == "sqlite":
             _configure_sqlite(self.engine)
+        _count_checkouts(self.engine)
 
     @contextmanager
     def read(self) -> Iterator[Connection]:
-        with _reachable(), self.engine.connect() as conn:
+        with _reachable(), self._connect() as conn:
             yield conn
+
+    def _connect(self) -> Connection:
+        # connect() checks a connection out of the pool (waiting for one, pre-pinging it) right away.
+        started = time.perf_counter()
+        try:
+            return self.engine.connect()
+        finally:
+            metrics.DB_POOL_WAIT.observe(time.perf_counter() - started)
 
     @contextmanager
     def write(self) -> Iterator[Connection]:
@@ -133,11 +145,13 @@ class Database:
             with _reachable(), self._transaction() as conn:
                 yield conn
             return
+        waiting = time.perf_counter()
         with self._thread_lock:
             fd = self._lock_fd
             if fd is None:
                 fd = self._lock_fd = os.open(self._lock_path, os.O_RDWR | os.O_CREAT, 0o600)
             fcntl.flock(fd, fcntl.LOCK_EX)
+            metrics.DB_WRITE_LOCK_WAIT.observe(time.perf_counter() - waiting)
             try:
                 with _reachable(), self._transaction() as conn:
                     yield conn
@@ -146,13 +160,23 @@ class Database:
 
     @contextmanager
     def _transaction(self) -> Iterator[Connection]:
-        with self.engine.connect() as conn:
+        with self._connect() as conn:
             conn.execution_options(donjon_write=True)  # SQLite: emit a real BEGIN (see _on_begin)
             with conn.begin():
                 yield conn
 
     def dispose(self) -> None:
         self.engine.dispose()
+
+
+def _count_checkouts(engine: Engine) -> None:
+    @event.listens_for(engine, "checkout")
+    def _on_checkout(*_: Any) -> None:
+        metrics.DB_CONNECTIONS_IN_USE.inc()
+
+    @event.listens_for(engine, "checkin")
+    def _on_checkin(*_: Any) -> None:
+        metrics.DB_CONNECTIONS_IN_USE.dec()
 
 
 def _configure_sqlite(engine: Engine) -> None:

@@ -25,6 +25,7 @@ from datetime import timedelta
 import anyio.to_thread
 
 from donjon.config import OrderConfig
+from donjon.observability import metrics
 from donjon.services.orders import ClaimLost, OrderProcessor
 from donjon.storage import orders as repo
 from donjon.storage.database import Database
@@ -172,12 +173,14 @@ class OrderWorker:
             order = self._claim(None)
         if order is None:
             return False
+        metrics.ORDERS_CLAIMED.inc()
         try:
             self._processor.process(order, self.name)
             self._finish(order.id)
         except ClaimLost:
             log.warning("order %s was taken over by another worker", order.id)
         except Exception as exc:  # noqa: BLE001 - recorded on the order, never raised to a client
+            metrics.ORDER_ATTEMPT_ERRORS.inc()
             attempts = self._attempts(order.id)
             log.error("order %s: %s (attempt %d)", order.id, type(exc).__name__, attempts)
             if attempts >= self._config.max_attempts:

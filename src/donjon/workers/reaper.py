@@ -11,6 +11,7 @@ import logging
 import threading
 
 from donjon.config import LifecycleConfig
+from donjon.observability import metrics
 from donjon.services.lifecycle import LifecycleService, ReapReport
 
 log = logging.getLogger("donjon.workers.reaper")
@@ -41,7 +42,15 @@ class ExpiryReaper:
             self._stop.wait(self._config.reap_interval_seconds)
 
     def run_once(self) -> ReapReport:
-        report = self._service.reap_once()
+        try:
+            report = self._service.reap_once()
+        except Exception:
+            metrics.REAPER_RUNS.labels("error").inc()
+            raise
+        metrics.REAPER_RUNS.labels("ok").inc()
+        for kind in ("expired", "versions", "wraps", "tombstones"):
+            if count := getattr(report, kind):
+                metrics.REAPED.labels(kind).inc(count)
         for store in sorted(report.unavailable_stores):
             log.warning("expiry reaper: secret store %r unavailable; its expired secrets wait for a later pass", store)
         if report.total:
