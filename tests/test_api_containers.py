@@ -155,6 +155,7 @@ def test_container_consumers(api: Api) -> None:
     one, two = {"name": "lb", "URL": "http://lb/1"}, {"name": "app", "URL": "http://app/2"}
     r = api.post(f"/v1/containers/{cid}/consumers", json=one)
     assert (r.status_code, r.json()["consumers"]) == (200, [one])
+    assert r.headers["location"] == f"{BASE}/v1/consumers/{cid}/consumers"  # Barbican's, from host_href
     assert api.post(f"/v1/containers/{cid}/consumers", json=one).json()["consumers"] == [one]
     api.post(f"/v1/containers/{cid}/consumers", json=two)
     listed = api.get(f"/v1/containers/{cid}/consumers").json()

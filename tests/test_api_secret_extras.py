@@ -62,6 +62,8 @@ def test_consumers(api: Api) -> None:
     two = {"service": "volume", "resource_type": "volume", "resource_id": "vol-9"}
     r = api.post(f"/v1/secrets/{sid}/consumers", json=one)
     assert r.status_code == 200
+    # Barbican's Location for a consumer (hrefs.convert_consumer_to_href), from host_href: it names no resource.
+    assert r.headers["location"] == f"{BASE}/v1/consumers/{sid}/consumers"
     assert r.json()["secret_ref"] == f"{BASE}/v1/secrets/{sid}"
     assert r.json()["consumers"] == [one]
     assert api.post(f"/v1/secrets/{sid}/consumers", json=one).json()["consumers"] == [one], "idempotent"

@@ -83,3 +83,38 @@ def test_0008_gives_rotated_secrets_their_last_update_as_version_start(kind: str
     finally:
         db.dispose()
         databases.drop_database(kind, url)
+
+
+@pytest.mark.parametrize("kind", databases.selected())
+def test_transport_keys_arrive_on_a_0008_database_with_rows(kind: str, tmp_path: Path) -> None:
+    """0009 adds the transport_keys table to a database at 0008 that holds data: the data stays, the table
+    takes rows (a key of the longest length accepted; text compared byte for byte), the schema is the code's."""
+    url = databases.fresh_database(kind, tmp_path)
+    db = Database(url, pool_size=1)
+    try:
+        migrate.upgrade(db, "0008")
+        with db.write() as conn:
+            conn.execute(
+                text(
+                    "INSERT INTO project_quotas (project_id, secrets, created_at, updated_at) VALUES ('p', 5, :t, :t)"
+                ),
+                {"t": datetime(2026, 12, 1)},
+            )
+        migrate.upgrade(db)
+        with db.write() as conn:
+            assert conn.exec_driver_sql("SELECT secrets FROM project_quotas WHERE project_id = 'p'").scalar() == 5
+            conn.execute(
+                text(
+                    "INSERT INTO transport_keys (id, plugin_name, transport_key, created_at, updated_at) "
+                    "VALUES ('k', 'Kmip', :key, :t, :t)"
+                ),
+                {"key": "x" * 65535, "t": datetime(2026, 12, 1)},
+            )
+            assert conn.exec_driver_sql("SELECT count(*) FROM transport_keys WHERE plugin_name = 'kmip'").scalar() == 0
+        engine = create_engine(url)
+        with engine.connect() as conn:
+            assert compare_metadata(MigrationContext.configure(conn, opts={"compare_type": True}), metadata) == []
+        engine.dispose()
+    finally:
+        db.dispose()
+        databases.drop_database(kind, url)

@@ -8,8 +8,9 @@ token cache, so a revocation is seen at once) and provisions over Keystone's RES
 
 - projects ``A`` and ``B`` (names suffixed per session) with one user per role: ``a-admin``, ``a-member``,
   ``a-reader``, ``a-creator``, ``a-observer``, ``a-audit``, ``a-guest`` (a role donjon's policy does not
-  know), ``a-owner`` (member; creates the resources under test), ``b-member``, ``b-owner``, ``acl-user``
-  (member of B, put in A's ACLs by the tests);
+  know), ``a-owner`` (member and legacy creator; creates the resources under test in either policy mode),
+  ``b-member``, ``b-owner`` (as ``a-owner``), ``acl-user`` (member of B, put in A's ACLs by the tests);
+- ``a-service-admin`` (``key-manager:service-admin`` on A, Barbican's legacy cloud-wide admin);
 - ``nobody`` (no role anywhere: only an unscoped token), ``domain-reader`` (reader on domain Default);
 - ``sys-admin`` (admin on system ``all``);
 - donjon's service user (``service`` role on project ``service``) and the ``key-manager`` catalog entry
@@ -44,7 +45,7 @@ RABBITMQ_URL = "rabbit://guest:guest@127.0.0.1:5672/"  # the machine's RabbitMQ 
 ADMIN_PASSWORD = "admin-pw"  # noqa: S105 - a throwaway Keystone on loopback
 SERVICE_PASSWORD = "donjon-svc-pw"  # noqa: S105
 PROJECT_ROLES = ("admin", "member", "reader", "creator", "observer", "audit", "guest")
-LEGACY_ROLES = ("creator", "observer", "audit", "guest")
+LEGACY_ROLES = ("creator", "observer", "audit", "guest", "key-manager:service-admin")
 
 
 @dataclass
@@ -385,6 +386,10 @@ def _provision(ks: Keystone) -> None:
     for key, pid, name in (("a-owner", a, "A"), ("b-member", b, "B"), ("b-owner", b, "B"), ("acl-user", b, "B")):
         u = admin.user(key, ks.project(name))
         assignments.append(f"/projects/{pid}/users/{u.id}/roles/{admin.role('member')}")
+        if key.endswith("-owner"):  # also Barbican's legacy creator: with enforce_new_defaults = false too
+            assignments.append(f"/projects/{pid}/users/{u.id}/roles/{admin.role('creator')}")
+    u = admin.user("a-service-admin", ks.project("A"))  # Barbican's legacy cloud admin (transport keys, quotas)
+    assignments.append(f"/projects/{a}/users/{u.id}/roles/{admin.role('key-manager:service-admin')}")
     admin.user("nobody", None)
     u = admin.user("domain-reader", None)
     assignments.append(f"/domains/default/users/{u.id}/roles/{admin.role('reader')}")

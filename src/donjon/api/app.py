@@ -25,7 +25,7 @@ from donjon.api import (
     secret_metadata,
     secret_stores,
     secrets,
-    unsupported,
+    transport_keys,
     versions,
 )
 from donjon.api.common import AppContext, json_response
@@ -40,6 +40,7 @@ from donjon.config import Settings
 from donjon.crypto.keys import ProjectKeys
 from donjon.keystores.keyring import open_chain
 from donjon.policy import Policy
+from donjon.services.access import AccessCheck
 from donjon.services.acls import AclService
 from donjon.services.containers import ContainerService
 from donjon.services.lifecycle import LifecycleService, wrap_key
@@ -47,6 +48,7 @@ from donjon.services.orders import OrderProcessor, OrderService
 from donjon.services.quotas import QuotaAdmin, Quotas
 from donjon.services.secrets import SecretService
 from donjon.services.stores import SecretStoreService, StoreRegistry
+from donjon.services.transport_keys import TransportKeyService
 from donjon.storage.database import Database
 from donjon.ui import UNAUDITED, ui_routes
 from donjon.workers.orders import OrderWorker
@@ -60,7 +62,7 @@ log = logging.getLogger("donjon")
 
 def _routes() -> list[Route]:
     s, m, c = secrets, secret_metadata, secret_consumers
-    k, o, q, u = containers, orders, quotas, unsupported
+    k, o, q, t = containers, orders, quotas, transport_keys
     return [
         Route("/", versions.root, methods=["GET"]),
         Route("/healthcheck", _healthcheck, methods=["GET"]),
@@ -110,9 +112,10 @@ def _routes() -> list[Route]:
         Route("/v1/secret-stores/{path:path}", secret_stores.secret_stores, methods=["GET", "POST", "DELETE"]),
         Route("/v1/audit/records", audit.list_records, methods=["GET"]),
         Route("/v1/audit/verify", audit.verify_chain, methods=["GET"]),
-        Route("/v1/transport_keys", u.list_transport_keys, methods=["GET"]),
-        Route("/v1/transport_keys", u.create_transport_key, methods=["POST"]),
-        Route("/v1/transport_keys/{transport_key_id}", u.transport_key, methods=["GET", "DELETE"]),
+        Route("/v1/transport_keys", t.list_transport_keys, methods=["GET"]),
+        Route("/v1/transport_keys", t.create_transport_key, methods=["POST"]),
+        Route("/v1/transport_keys/{transport_key_id}", t.get_transport_key, methods=["GET"]),
+        Route("/v1/transport_keys/{transport_key_id}", t.delete_transport_key, methods=["DELETE"]),
     ]
 
 
@@ -175,6 +178,8 @@ def build_context(settings: Settings) -> tuple[AppContext, Database]:
         acls=AclService(db, policy),
         quota_admin=QuotaAdmin(db, policy, quotas),
         secret_stores=stores,
+        access=AccessCheck(db, policy),
+        transport_keys=TransportKeyService(db, policy),
         tokens=(
             TokenService(
                 db,

@@ -21,6 +21,7 @@ from donjon.auth.tokens import TokenService
 from donjon.config import Settings
 from donjon.errors import InvalidInput, TooLarge, Unauthorized, UnsupportedMediaType
 from donjon.policy import Policy
+from donjon.services.access import AccessCheck
 from donjon.services.acls import AclService
 from donjon.services.containers import ContainerService
 from donjon.services.lifecycle import LifecycleService
@@ -28,6 +29,7 @@ from donjon.services.orders import OrderService
 from donjon.services.quotas import QuotaAdmin
 from donjon.services.secrets import SecretService
 from donjon.services.stores import SecretStoreService
+from donjon.services.transport_keys import TransportKeyService
 from donjon.services.validation import has_nul
 from donjon.workers.orders import OrderWorker
 from donjon.workers.reaper import ExpiryReaper
@@ -50,6 +52,9 @@ class AppContext:
     acls: AclService
     quota_admin: QuotaAdmin
     secret_stores: SecretStoreService
+    # Policy decisions alone, for authorising a request before its body is validated (api/guard.py).
+    access: AccessCheck
+    transport_keys: TransportKeyService
     # Set in token mode: validates bearer tokens. None in dev mode (headers name the caller).
     tokens: TokenService | None
     # The order worker of this process, woken when an order is queued here (None: workers run elsewhere).

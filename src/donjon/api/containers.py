@@ -19,7 +19,8 @@ from donjon.api.common import (
     query_text,
     read_json,
 )
-from donjon.api.representations import secret_ref
+from donjon.api.guard import container_first, rule_first
+from donjon.api.representations import consumer_location, secret_ref
 from donjon.services.containers import (
     ContainerView,
     consumer_fields,
@@ -52,7 +53,8 @@ def container_body(base: str, view: ContainerView) -> dict[str, Any]:
 async def create_container(request: Request) -> Response:
     caller = await authenticate(request)
     base = base_url(request)
-    new = parse_container(await read_json(request), base)
+    async with rule_first(request, caller, "containers:post", "Container creation"):
+        new = parse_container(await read_json(request), base)
     container_id = await run_in_threadpool(ctx(request).containers.create, caller, new)
     ref = container_ref(base, container_id)
     return json_response({"container_ref": ref}, status=201, headers={"Location": ref})
@@ -93,7 +95,8 @@ async def delete_container(request: Request) -> Response:
 async def add_secret(request: Request) -> Response:
     caller = await authenticate(request)
     base = base_url(request)
-    ref = container_secret_ref(await read_json(request), base)
+    async with container_first(request, caller, "container_secret:post", "Container Secret creation"):
+        ref = container_secret_ref(await read_json(request), base)
     container_id = request.path_params["container_id"]
     await run_in_threadpool(ctx(request).containers.add_secret, caller, container_id, ref)
     location = container_ref(base, container_id)
@@ -103,7 +106,8 @@ async def add_secret(request: Request) -> Response:
 @operation("Container Secret deletion")
 async def remove_secret(request: Request) -> Response:
     caller = await authenticate(request)
-    ref = container_secret_ref(await read_json(request), base_url(request))
+    async with container_first(request, caller, "container_secret:delete", "Container Secret deletion"):
+        ref = container_secret_ref(await read_json(request), base_url(request))
     await run_in_threadpool(ctx(request).containers.remove_secret, caller, request.path_params["container_id"], ref)
     return Response(status_code=204)
 
@@ -134,17 +138,21 @@ async def list_consumers(request: Request) -> Response:
 @operation("Container consumer creation")
 async def add_consumer(request: Request) -> Response:
     caller = await authenticate(request)
-    name, url = consumer_fields(await read_json(request))
+    async with container_first(request, caller, "container_consumers:post", "Container consumer creation"):
+        name, url = consumer_fields(await read_json(request))
     view = await run_in_threadpool(
         ctx(request).containers.add_consumer, caller, request.path_params["container_id"], name, url
     )
-    return json_response(container_body(base_url(request), view))
+    base = base_url(request)
+    location = consumer_location(base, view.container.id)
+    return json_response(container_body(base, view), headers={"Location": location})
 
 
 @operation("Container consumer deletion")
 async def remove_consumer(request: Request) -> Response:
     caller = await authenticate(request)
-    name, url = consumer_fields(await read_json(request))
+    async with container_first(request, caller, "container_consumers:delete", "Container consumer deletion"):
+        name, url = consumer_fields(await read_json(request))
     view = await run_in_threadpool(
         ctx(request).containers.remove_consumer, caller, request.path_params["container_id"], name, url
     )

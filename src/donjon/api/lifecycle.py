@@ -19,6 +19,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from donjon.api.common import authenticate, base_url, ctx, json_response, operation, read_body, read_json
+from donjon.api.guard import secret_first
 from donjon.api.representations import secret_ref
 from donjon.errors import InvalidInput, UnsupportedMediaType
 from donjon.services.lifecycle import LifecycleService
@@ -36,9 +37,11 @@ def _service(request: Request) -> LifecycleService:
 @operation("Secret version creation")
 async def create_version(request: Request) -> Response:
     caller = await authenticate(request)
-    body = await read_json(request)
     secret_id = request.path_params["secret_id"]
-    version = await run_in_threadpool(_service(request).rotate, caller, secret_id, body)
+    # The service validates the new payload before its policy check: guard the whole call.
+    async with secret_first(request, caller, "secret:put", "Secret update"):
+        body = await read_json(request)
+        version = await run_in_threadpool(_service(request).rotate, caller, secret_id, body)
     return json_response({"secret_ref": secret_ref(base_url(request), secret_id), "version": version}, status=201)
 
 
@@ -64,7 +67,8 @@ async def get_lifecycle(request: Request) -> Response:
 @operation("Secret wrapping")
 async def wrap_secret(request: Request) -> Response:
     caller = await authenticate(request)
-    ttl = await _ttl(request)
+    async with secret_first(request, caller, "secret:decrypt", "Secret wrapping"):
+        ttl = await _ttl(request)
     wrapped = await run_in_threadpool(_service(request).wrap, caller, request.path_params["secret_id"], ttl)
     return json_response({"wrap_token": wrapped.token, "expires": isoformat(wrapped.expires)}, status=201)
 

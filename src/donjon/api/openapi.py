@@ -214,6 +214,11 @@ SCHEMAS: dict[str, Schema] = {
         "required": ["secret_ref"],
         "properties": {"name": _str(255, nullable=True), "secret_ref": {"type": "string", "format": "uri"}},
     },
+    "NewTransportKey": {
+        "type": "object",
+        "required": ["plugin_name", "transport_key"],
+        "properties": {"plugin_name": _str(255), "transport_key": {"type": "string"}},
+    },
     "ContainerConsumer": {
         "type": "object",
         "required": ["name", "URL"],
@@ -282,6 +287,12 @@ def _error(description: str) -> Schema:
 
 def _json(description: str, schema: str) -> Schema:
     return {"description": description, "content": {JSON: {"schema": _ref(schema)}}}
+
+
+def _with_location(response: Schema) -> Schema:
+    """A consumer registration's answer: Barbican's ``Location``, ``{host_href}/v1/consumers/{id}/consumers``."""
+    location = {"description": "Barbican's consumer href (names no resource)", "schema": {"type": "string"}}
+    return {**response, "headers": {"Location": location}}
 
 
 def _param(name: str, where: str, description: str, schema: Schema | None = None, required: bool = False) -> Schema:
@@ -517,7 +528,7 @@ def _paths() -> dict[str, Schema]:
         "/v1/secrets/{secret_id}/consumers": {
             "parameters": [secret],
             "get": _op("Consumers", {"200": _json("a page", "ConsumerList")}, params=_PAGING),
-            "post": _op("Register a consumer", {"200": _json("the secret", "Secret")}, body="Consumer"),
+            "post": _op("Register a consumer", {"200": _with_location(_json("the secret", "Secret"))}, body="Consumer"),
             "delete": _op("Remove a consumer", {"200": _json("the secret", "Secret")}, body="Consumer"),
         },
         "/v1/secrets/{secret_id}/acl": {"parameters": [secret], **_ACL},
@@ -546,7 +557,11 @@ def _paths() -> dict[str, Schema]:
         "/v1/containers/{container_id}/consumers": {
             "parameters": [container],
             "get": _op("Consumers", {"200": _json("a page", "ConsumerList")}, params=_PAGING),
-            "post": _op("Register a consumer", {"200": _json("the container", "Container")}, body="ContainerConsumer"),
+            "post": _op(
+                "Register a consumer",
+                {"200": _with_location(_json("the container", "Container"))},
+                body="ContainerConsumer",
+            ),
             "delete": _op("Remove a consumer", {"200": _json("the container", "Container")}, body="ContainerConsumer"),
         },
         "/v1/containers/{container_id}/acl": {"parameters": [container], **_ACL},
@@ -601,13 +616,20 @@ def _paths() -> dict[str, Schema]:
             )
         },
         "/v1/transport_keys": {
-            "get": _op("Always empty: no transport keys", {"200": {"description": "empty list"}}),
-            "post": _op("Refused: transport keys are not supported", {"400": _error("not supported")}),
+            "get": _op(
+                "Transport key refs (cloud-wide)",
+                {"200": {"description": "a page of refs", "content": {JSON: {"schema": {"type": "object"}}}}},
+                params=[*_PAGING, _param("plugin_name", "query", "exact")],
+            ),
+            "post": _op("Register a transport key (admin)", _CREATED, body="NewTransportKey"),
         },
         "/v1/transport_keys/{transport_key_id}": {
             "parameters": [_path_param("transport_key_id")],
-            "get": _op("Not found", {"404": _error("none")}),
-            "delete": _op("Not found", {"404": _error("none")}),
+            "get": _op(
+                "A transport key, as Barbican's row",
+                {"200": {"description": "the row", "content": {JSON: {"schema": {"type": "object"}}}}},
+            ),
+            "delete": _op("Delete a transport key (admin)", _NO_CONTENT),
         },
     }
 

@@ -20,6 +20,7 @@ from donjon.api.common import (
     read_json,
 )
 from donjon.api.containers import container_ref
+from donjon.api.guard import rule_first
 from donjon.api.representations import secret_ref
 from donjon.errors import MethodNotAllowed
 from donjon.services.orders import parse_order
@@ -60,7 +61,8 @@ def order_body(base: str, order: OrderRecord) -> dict[str, Any]:
 async def create_order(request: Request) -> Response:
     caller = await authenticate(request)
     context = ctx(request)
-    order = parse_order(await read_json(request))
+    async with rule_first(request, caller, "orders:post", "Order creation"):
+        order = parse_order(await read_json(request))
     order_id = await run_in_threadpool(context.orders.create, caller, order)
     worker = context.order_worker
     if worker is not None:

@@ -7,6 +7,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from donjon.api.common import authenticate, ctx, decode_json, json_response, operation, paged_body, paging, read_body
+from donjon.api.guard import rule_first
 from donjon.services.quotas import parse_project_quotas
 
 
@@ -38,8 +39,9 @@ async def get_project_quotas(request: Request) -> Response:
 async def put_project_quotas(request: Request) -> Response:
     caller = await authenticate(request)
     # Read within the limit (request.body() would take any size), then parsed unless empty.
-    body = await read_body(request, ctx(request).settings.limits.max_request_bytes)
-    values = parse_project_quotas(decode_json(request, body) if body.strip() else None)
+    async with rule_first(request, caller, "project_quotas:put", "Project Quotas update"):
+        body = await read_body(request, ctx(request).settings.limits.max_request_bytes)
+        values = parse_project_quotas(decode_json(request, body) if body.strip() else None)
     await run_in_threadpool(ctx(request).quota_admin.set_override, caller, request.path_params["project_id"], values)
     return Response(status_code=204)
 

@@ -13,6 +13,13 @@ def secret_ref(base: str, secret_id: str) -> str:
     return f"{base}/v1/secrets/{secret_id}"
 
 
+def consumer_location(base: str, entity_id: str) -> str:
+    """The ``Location`` of a consumer registration, as Barbican builds it (``hrefs.convert_consumer_to_href``
+    of the secret's or container's id): ``{host_href}/v1/consumers/{id}/consumers``. It names no resource, in
+    Barbican either; it is sent because Barbican's clients and tests may read it."""
+    return f"{base}/v1/consumers/{entity_id}/consumers"
+
+
 def consumer_brief(c: ConsumerRecord) -> dict[str, str]:
     return {"service": c.service, "resource_type": c.resource_type, "resource_id": c.resource_id}
 

@@ -7,7 +7,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from donjon.api.common import authenticate, base_url, ctx, json_response, operation, paged_body, paging, read_json
-from donjon.api.representations import consumer_full, secret_body
+from donjon.api.guard import secret_first
+from donjon.api.representations import consumer_full, consumer_location, secret_body
 from donjon.services.validation import consumer_fields
 
 
@@ -25,15 +26,19 @@ async def list_consumers(request: Request) -> Response:
 @operation("Secret consumer creation")
 async def add_consumer(request: Request) -> Response:
     caller = await authenticate(request)
-    fields = consumer_fields(await read_json(request))
+    async with secret_first(request, caller, "secret_consumers:post", "Secret consumer creation"):
+        fields = consumer_fields(await read_json(request))
     view = await run_in_threadpool(ctx(request).secrets.add_consumer, caller, request.path_params["secret_id"], *fields)
-    return json_response(secret_body(base_url(request), view, with_consumers=True))
+    base = base_url(request)
+    location = consumer_location(base, view.secret.id)
+    return json_response(secret_body(base, view, with_consumers=True), headers={"Location": location})
 
 
 @operation("Secret consumer deletion")
 async def remove_consumer(request: Request) -> Response:
     caller = await authenticate(request)
-    fields = consumer_fields(await read_json(request))
+    async with secret_first(request, caller, "secret_consumers:delete", "Secret consumer deletion"):
+        fields = consumer_fields(await read_json(request))
     view = await run_in_threadpool(
         ctx(request).secrets.remove_consumer, caller, request.path_params["secret_id"], *fields
     )

@@ -20,6 +20,7 @@ from donjon.api.common import (
     read_body,
     read_json,
 )
+from donjon.api.guard import rule_first, secret_first
 from donjon.api.representations import secret_body, secret_ref
 from donjon.errors import InvalidInput
 from donjon.services.validation import INT32_MAX, INT32_MIN, SECRET_TYPES, new_secret
@@ -44,7 +45,8 @@ def _json_branch(accept: str | None) -> bool:
 async def create_secret(request: Request) -> Response:
     caller = await authenticate(request)
     context = ctx(request)
-    new = new_secret(await read_json(request), context.settings.limits.max_secret_bytes)
+    async with rule_first(request, caller, "secrets:post", "Secret creation"):
+        new = new_secret(await read_json(request), context.settings.limits.max_secret_bytes)
     record = await run_in_threadpool(context.secrets.create, caller, new)
     ref = secret_ref(base_url(request), record.id)
     return json_response({"secret_ref": ref}, status=201, headers={"Location": ref})
@@ -99,15 +101,16 @@ def _version(request: Request) -> int | None:
 async def put_secret(request: Request) -> Response:
     caller = await authenticate(request)
     context = ctx(request)
-    body = await read_body(request, context.settings.limits.max_secret_bytes)
-    await run_in_threadpool(
-        context.secrets.put_payload,
-        caller,
-        request.path_params["secret_id"],
-        body,
-        request.headers.get("content-type"),
-        request.headers.get("content-encoding"),
-    )
+    async with secret_first(request, caller, "secret:put", "Secret update"):
+        body = await read_body(request, context.settings.limits.max_secret_bytes)
+        await run_in_threadpool(
+            context.secrets.put_payload,
+            caller,
+            request.path_params["secret_id"],
+            body,
+            request.headers.get("content-type"),
+            request.headers.get("content-encoding"),
+        )
     return Response(status_code=204)
 
 

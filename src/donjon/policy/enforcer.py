@@ -15,7 +15,7 @@ from oslo_policy import policy
 
 from donjon.auth import Caller
 from donjon.errors import ConfigurationError, Forbidden
-from donjon.policy.rules import ALL
+from donjon.policy.rules import defaults
 
 IMPLIED_ROLES = {"admin": ("member", "reader"), "member": ("reader",)}
 
@@ -63,9 +63,9 @@ class Policy:
             use_conf=True,
         )
         conf.set_override("enforce_new_defaults", enforce_new_defaults, group="oslo_policy")
-        # Operators who turn the new defaults off chose the legacy roles: no warning per rule at start-up.
-        self._enforcer.suppress_deprecation_warnings = True
-        self._enforcer.register_defaults(ALL)
+        self._enforce_new_defaults = enforce_new_defaults
+        # One set of defaults, the operator's choice (rules.py): Barbican's legacy rules alone, or its new ones.
+        self._enforcer.register_defaults(defaults(enforce_new_defaults))
         self._enforcer.load_rules()
         if policy_file is None:
             # Without a file, oslo.policy would search the config dirs for one on every check (~0.4 ms).
@@ -96,7 +96,12 @@ class Policy:
             # oslo.policy: a system-scoped caller only passes rules whose scope_types include "system",
             # and ``system_scope:all`` checks see it.
             creds["system_scope"] = caller.system_scope
-        result: bool = self._enforcer.enforce(rule, target.as_dict() if target else {}, creds, do_raise=False)
+        # Barbican puts its mode in every target, for its ``True:%(enforce_new_defaults)s and …`` rules: an
+        # operator's policy.yaml copied from Barbican decides the same here.
+        facts: dict[str, object] = {"enforce_new_defaults": self._enforce_new_defaults}
+        if target is not None:
+            facts.update(target.as_dict())
+        result: bool = self._enforcer.enforce(rule, facts, creds, do_raise=False)
         return result
 
     def enforce(self, rule: str, caller: Caller, target: Target | None = None, *, operation: str) -> None:

@@ -22,6 +22,7 @@ from donjon.policy import Policy, Target
 from donjon.services.validation import is_canonical_uuid4
 from donjon.storage import access as repo
 from donjon.storage.containers import ContainerRecord
+from donjon.storage.database import Database
 from donjon.storage.records import SecretRecord
 from donjon.timeutil import utcnow
 
@@ -67,6 +68,36 @@ def container_for(
     if found is None or (record.project_id != caller.project_id and not facts.listed):
         raise NotFound("Secrets container not found.")
     raise denied(operation)
+
+
+class AccessCheck:
+    """A policy decision alone, acting on nothing: what the request's own service call would decide first.
+
+    The API asks it when a body is refused, so that a caller who may not act gets the 403/404 a valid body
+    would get, never a validation message (api/guard.py). Read-only; the service call decides again."""
+
+    def __init__(self, db: Database, policy: Policy) -> None:
+        self._db = db
+        self._policy = policy
+
+    def rule(self, caller: Caller, rule: str, operation: str) -> None:
+        self._policy.enforce(rule, caller, operation=operation)
+
+    def secret(self, caller: Caller, secret_id: str, rule: str, operation: str) -> None:
+        with self._db.read() as conn:
+            secret_for(conn, self._policy, caller, secret_id, rule, operation)
+
+    def container(self, caller: Caller, container_id: str, rule: str, operation: str) -> None:
+        with self._db.read() as conn:
+            container_for(conn, self._policy, caller, container_id, rule, operation)
+
+
+def may_remove_consumer(caller: Caller, entity_project_id: str, consumer_project_id: str) -> None:
+    """A consumer belongs to the project that registered it: that project, or the secret's or container's own
+    project, may remove it; a user of another project who may register consumers (through the read ACL) may
+    not remove theirs. Barbican's controllers/consumers.py, word for word."""
+    if caller.project_id not in (consumer_project_id, entity_project_id):
+        raise Forbidden("Not Allowed. Sorry, only the creator of a consumer can delete it.")
 
 
 # The stand-in for an id that does not exist: never returned, only decided on (the decision is discarded).

@@ -188,6 +188,10 @@ class ContainerService:
             record = access.container_for(
                 conn, self._policy, caller, container_id, "container_consumers:delete", "Container consumer deletion"
             )
+            registered_by = repo.consumer_project(conn, record.id, name, url)
+            if registered_by is None:
+                raise NotFound("Consumer not found.")
+            access.may_remove_consumer(caller, record.project_id, registered_by)
             if not repo.remove_consumer(conn, record.id, name, url):
                 raise NotFound("Consumer not found.")
             return self._view(conn, record)

@@ -258,8 +258,11 @@ class SecretService:
     ) -> SecretView:
         with self._db.write() as conn:
             record = self._find(conn, caller, secret_id, "secret_consumers:delete", "Secret consumer deletion")
-            if not repo.remove_consumer(
-                conn, secret_id=record.id, service=service, resource_type=resource_type, resource_id=resource_id
-            ):
+            consumer = {"secret_id": record.id, "service": service, "resource_type": resource_type}
+            registered_by = repo.consumer_project(conn, **consumer, resource_id=resource_id)
+            if registered_by is None:
+                raise NotFound("Consumer not found.")
+            access.may_remove_consumer(caller, record.project_id, registered_by)
+            if not repo.remove_consumer(conn, **consumer, resource_id=resource_id):
                 raise NotFound("Consumer not found.")
             return SecretView(record, repo.consumers_of(conn, [record.id])[record.id])

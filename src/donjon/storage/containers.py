@@ -189,6 +189,14 @@ def add_consumer(conn: Connection, container_id: str, project_id: str, name: str
         )
 
 
+def consumer_project(conn: Connection, container_id: str, name: str, url: str) -> str | None:
+    """The project that registered the consumer, None when there is no such consumer."""
+    c = container_consumers.c
+    where = (c.container_id == container_id, c.name == name, c.url == url)
+    project: str | None = conn.execute(select(c.project_id).where(*where)).scalar_one_or_none()
+    return project
+
+
 def remove_consumer(conn: Connection, container_id: str, name: str, url: str) -> bool:
     return (
         conn.execute(

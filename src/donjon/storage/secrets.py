@@ -214,6 +214,15 @@ def add_consumer(
         )
 
 
+def consumer_project(
+    conn: Connection, *, secret_id: str, service: str, resource_type: str, resource_id: str
+) -> str | None:
+    """The project that registered the consumer, None when there is no such consumer."""
+    match = _consumer_match(secret_id, service, resource_type, resource_id)
+    project: str | None = conn.execute(select(secret_consumers.c.project_id).where(match)).scalar_one_or_none()
+    return project
+
+
 def remove_consumer(conn: Connection, *, secret_id: str, service: str, resource_type: str, resource_id: str) -> bool:
     match = _consumer_match(secret_id, service, resource_type, resource_id)
     return conn.execute(delete(secret_consumers).where(match)).rowcount > 0

@@ -320,3 +320,16 @@ secret_wraps = Table(
     Index(None, "secret_id"),
     Index(None, "expires_at"),
 )
+
+# --- transport keys (spec §10) ---------------------------------------------------------------------------
+# Barbican's cloud-wide rows of opaque public keys (no project): stored and listed, used by no secret store.
+transport_keys = Table(
+    "transport_keys",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("plugin_name", String(255), nullable=False),
+    Column("transport_key", Text, nullable=False),
+    Column("created_at", Timestamp, nullable=False),
+    Column("updated_at", Timestamp, nullable=False),
+    Index(None, "created_at", "id"),
+)

@@ -1,0 +1,74 @@
+"""``/v1/transport_keys`` (spec §10): Barbican's vestigial transport keys, served as Barbican 23 serves them
+(services/transport_keys.py). The list is of refs (URL strings), a single key is Barbican's raw row."""
+
+from __future__ import annotations
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import Response
+
+from donjon.api.common import (
+    authenticate,
+    base_url,
+    ctx,
+    json_response,
+    operation,
+    paged_body,
+    paging,
+    query_text,
+    read_json,
+)
+from donjon.api.guard import rule_first
+from donjon.services.transport_keys import parse_transport_key
+
+
+def transport_key_ref(base: str, key_id: str) -> str:
+    return f"{base}/v1/transport_keys/{key_id}"
+
+
+@operation("Transport Key(s) retrieval")
+async def list_transport_keys(request: Request) -> Response:
+    caller = await authenticate(request)
+    offset, limit = paging(request)
+    plugin_name = query_text(request, "plugin_name")
+    ids, total = await run_in_threadpool(ctx(request).transport_keys.list_ids, caller, plugin_name, offset, limit)
+    base = base_url(request)
+    refs = [transport_key_ref(base, key_id) for key_id in ids]
+    extra = [("plugin_name", plugin_name)] if plugin_name else []
+    return json_response(paged_body(request, "transport_keys", refs, total, offset, limit, "transport_keys", extra))
+
+
+@operation("Transport Key Creation")
+async def create_transport_key(request: Request) -> Response:
+    caller = await authenticate(request)
+    async with rule_first(request, caller, "transport_keys:post", "Transport Key Creation"):
+        plugin_name, key = parse_transport_key(await read_json(request))
+    key_id = await run_in_threadpool(ctx(request).transport_keys.create, caller, plugin_name, key)
+    ref = transport_key_ref(base_url(request), key_id)
+    return json_response({"transport_key_ref": ref}, status=201, headers={"Location": ref})
+
+
+@operation("Transport Key retrieval")
+async def get_transport_key(request: Request) -> Response:
+    caller = await authenticate(request)
+    record = await run_in_threadpool(ctx(request).transport_keys.get, caller, request.path_params["transport_key_id"])
+    # Barbican returns its model row as pecan serialises it: datetimes as str(), the soft-delete columns too.
+    return json_response(
+        {
+            "id": record.id,
+            "created_at": str(record.created_at),
+            "updated_at": str(record.updated_at),
+            "deleted_at": None,
+            "deleted": False,
+            "status": "ACTIVE",
+            "plugin_name": record.plugin_name,
+            "transport_key": record.transport_key,
+        }
+    )
+
+
+@operation("Transport Key deletion")
+async def delete_transport_key(request: Request) -> Response:
+    caller = await authenticate(request)
+    await run_in_threadpool(ctx(request).transport_keys.delete, caller, request.path_params["transport_key_id"])
+    return Response(status_code=204)

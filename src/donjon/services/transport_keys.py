@@ -1,0 +1,84 @@
+"""Transport keys (spec §10), served as Barbican 23 serves them: opaque cloud-wide rows that an admin
+registers and deletes and any reader lists and reads. No secret store of donjon (nor of Barbican today) uses
+them: ``transport_key_needed`` on a secret stays refused (validation.py).
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from donjon.auth import Caller
+from donjon.errors import NotFound
+from donjon.policy import Policy
+from donjon.services.validation import has_nul, is_canonical_uuid4, schema_error
+from donjon.storage import transport_keys as repo
+from donjon.storage.database import Database
+from donjon.timeutil import utcnow
+
+_SCHEMA = "Transport Key"
+MAX_KEY_BYTES = 65_535  # the TEXT column on MariaDB (a 500 there in Barbican)
+
+
+def parse_transport_key(body: Any) -> tuple[str, str]:
+    """Barbican's NewTransportKeyValidator: both strings, non-empty once stripped; donjon also bounds both to
+    their columns and refuses NUL characters (each a 500 from the database in Barbican)."""
+    if not isinstance(body, dict):
+        raise schema_error(_SCHEMA, "the body is not a JSON object")
+    values = []
+    for key in ("plugin_name", "transport_key"):
+        value = body.get(key, "")
+        if not isinstance(value, str):
+            raise schema_error(_SCHEMA, f"{value!r} is not of type 'string'", key)
+        value = value.strip()
+        if not value:
+            raise schema_error(_SCHEMA, f"{key} must be provided", key)
+        if has_nul(value):
+            raise schema_error(_SCHEMA, f"'{key}' must not contain NUL characters", key)
+        values.append(value)
+    if len(values[0]) > 255:
+        raise schema_error(_SCHEMA, "'plugin_name' is longer than 255 characters", "plugin_name")
+    if len(values[1].encode()) > MAX_KEY_BYTES:  # reachable when limits.max_request_bytes is raised
+        raise schema_error(_SCHEMA, f"'transport_key' is longer than {MAX_KEY_BYTES} bytes", "transport_key")
+    return values[0], values[1]
+
+
+class TransportKeyService:
+    def __init__(self, db: Database, policy: Policy) -> None:
+        self._db = db
+        self._policy = policy
+
+    def create(self, caller: Caller, plugin_name: str, transport_key: str) -> str:
+        self._policy.enforce("transport_keys:post", caller, operation="Transport Key Creation")
+        now = utcnow()
+        record = repo.TransportKeyRecord(str(uuid.uuid4()), plugin_name, transport_key, now, now)
+        with self._db.write() as conn:
+            repo.create(conn, record)
+        return record.id
+
+    def list_ids(self, caller: Caller, plugin_name: str | None, offset: int, limit: int) -> tuple[list[str], int]:
+        self._policy.enforce("transport_keys:get", caller, operation="Transport Key(s) retrieval")
+        with self._db.read() as conn:
+            return repo.list_ids(conn, plugin_name, offset, limit)
+
+    def get(self, caller: Caller, key_id: str) -> repo.TransportKeyRecord:
+        _check_id(key_id)
+        self._policy.enforce("transport_key:get", caller, operation="Transport Key retrieval")
+        with self._db.read() as conn:
+            record = repo.get(conn, key_id)
+        if record is None:
+            raise NotFound("Not Found. Transport Key not found.")
+        return record
+
+    def delete(self, caller: Caller, key_id: str) -> None:
+        _check_id(key_id)
+        self._policy.enforce("transport_key:delete", caller, operation="Transport Key deletion")
+        with self._db.write() as conn:
+            if not repo.remove(conn, key_id):
+                raise NotFound("Not Found. Transport Key not found.")
+
+
+def _check_id(key_id: str) -> None:
+    # Barbican's _lookup refuses a malformed id before any policy check.
+    if not is_canonical_uuid4(key_id):
+        raise NotFound("Not Found. Provided transport key id is invalid.")
