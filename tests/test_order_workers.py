@@ -81,7 +81,7 @@ def make_node(quiet_url: str, tmp_path: Path) -> Iterator[Any]:
 
 def queue(node: Node, project: str, body: dict[str, Any], count: int) -> list[str]:
     caller = Caller(project, "creator", ("member",))
-    return [node.orders.create(caller, parse_order(body)) for _ in range(count)]
+    return [node.orders.create(caller, parse_order(body, now=utcnow())) for _ in range(count)]
 
 
 def rows(node: Node, project: str) -> list[Any]:

@@ -28,6 +28,7 @@ from donjon.services.validation import new_secret
 from donjon.storage import migrate
 from donjon.storage.database import Database
 from donjon.storage.tables import project_keks, secrets
+from donjon.timeutil import utcnow
 from tests import databases
 from tests.live_server import DONJON, LiveServer
 
@@ -60,7 +61,7 @@ class Node:
 
     def store(self, project: str, payload: bytes) -> str:
         body = {"payload": payload.hex(), "payload_content_type": "text/plain"}
-        record = self.context.secrets.create(Caller(project, "u", ("admin",)), new_secret(body, 10_000))
+        record = self.context.secrets.create(Caller(project, "u", ("admin",)), new_secret(body, 10_000, now=utcnow()))
         return record.id
 
     def read(self, project: str, secret_id: str) -> bytes:

@@ -21,6 +21,7 @@ from donjon.config import KeystoreConfig, Settings
 from donjon.errors import InvalidInput, Unauthorized
 from donjon.storage.database import Database
 from donjon.storage.tables import api_tokens
+from tests.clock import MovableClock
 from tests.conftest import BASE
 
 
@@ -143,15 +144,15 @@ def test_cache_does_not_outlive_revocation_in_the_same_process(token_settings: S
 def test_a_revocation_elsewhere_takes_effect_when_the_cached_entry_expires(token_settings: Settings) -> None:
     db = Database(token_settings.effective_database_url)
     key = load_token_key(token_settings.effective_token_key_file, create=False)
-    now = [0.0]
-    node_a = TokenService(db, key, cache_seconds=10, timer=lambda: now[0])
+    clock = MovableClock(frozen=True)
+    node_a = TokenService(db, key, cache_seconds=10, clock=clock)
     node_b = TokenService(db, key, cache_seconds=10)
     issued = node_b.issue(project_id="tok-p7", user_id="grace", roles=["member"], ttl=None)
     assert node_a.authenticate(issued.token).user_id == "grace"
     node_b.revoke(issued.record.id)  # another node: node_a's cache does not hear of it
-    now[0] += 9.9
+    clock.advance(9.9)
     assert node_a.authenticate(issued.token).user_id == "grace"  # the documented revocation delay
-    now[0] += 0.1
+    clock.advance(0.1)
     with pytest.raises(Unauthorized):
         node_a.authenticate(issued.token)
     db.dispose()
