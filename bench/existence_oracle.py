@@ -129,8 +129,9 @@ class InProcess:
     def store(self, project: str) -> str:
         from donjon.auth import Caller
         from donjon.services.validation import new_secret
+        from donjon.timeutil import utcnow
 
-        new = new_secret({"name": "s", "payload": "p", "payload_content_type": "text/plain"}, 20000)
+        new = new_secret({"name": "s", "payload": "p", "payload_content_type": "text/plain"}, 20000, now=utcnow())
         return self.context.secrets.create(Caller(project, f"user-of-{project}", ("member",)), new).id
 
     def probe(self, project: str, secret_id: str) -> float:

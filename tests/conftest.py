@@ -15,6 +15,7 @@ from donjon.config import KeystoreConfig, LifecycleConfig, Settings
 from donjon.storage import migrate
 from donjon.storage.database import Database
 from tests import databases
+from tests.clock import MovableClock
 from tests.components import NO_RABBITMQ, rabbitmq_wanted
 
 BASE = "http://localhost:9311"
@@ -131,6 +132,24 @@ class Api:
 @pytest.fixture
 def api(app_client: TestClient) -> Api:
     return Api(app_client, f"project-{uuid.uuid4()}")
+
+
+@pytest.fixture
+def clock() -> MovableClock:
+    """The clock of ``clocked_client``: a test advances it instead of sleeping until a time has passed."""
+    return MovableClock()
+
+
+@pytest.fixture
+def clocked_client(settings: Settings, clock: MovableClock) -> Iterator[TestClient]:
+    """The app on the session's database with the test's own clock (the shared app keeps the machine's)."""
+    with TestClient(create_app(settings, clock=clock), base_url=BASE) as client:
+        yield client
+
+
+@pytest.fixture
+def clocked_api(clocked_client: TestClient) -> Api:
+    return Api(clocked_client, f"project-{uuid.uuid4()}")
 
 
 @pytest.fixture

@@ -12,9 +12,16 @@ import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from sqlalchemy import update
+
+from donjon.config import Settings
+from donjon.storage.database import Database
+from donjon.storage.tables import secrets
+from donjon.timeutil import utcnow
 
 DONJON = str(Path(sys.executable).with_name("donjon"))
 
@@ -93,6 +100,29 @@ class LiveServer:
     def kill(self) -> None:
         """A crash: SIGKILL to every process of the server, no chance to clean up."""
         self.stop(signal.SIGKILL)
+
+    @property
+    def database_url(self) -> str:
+        """The server's database: DONJON_DATABASE_URL when given, else the SQLite file in its data dir."""
+        # model_construct: the default path alone, not this test process's own DONJON_* environment.
+        default = Settings.model_construct(data_dir=self.data_dir).effective_database_url
+        return self.env.get("DONJON_DATABASE_URL") or default
+
+    def expire_now(self, secret_id: str) -> None:
+        """Move a secret's expiration to just past, in the server's database.
+
+        A server process reads the machine's clock, which a test cannot move: rather than sleep until an
+        expiration passes, the test brings the expiration to the clock. What the server does with an
+        expired secret (404, out of lists, reaped) is the same either way.
+        """
+        db = Database(self.database_url, pool_size=1)
+        try:
+            with db.write() as conn:
+                past = utcnow() - timedelta(seconds=1)
+                changed = conn.execute(update(secrets).where(secrets.c.id == secret_id).values(expiration=past))
+                assert changed.rowcount == 1, f"no secret {secret_id} in {self.database_url}"
+        finally:
+            db.dispose()
 
 
 @pytest.fixture(scope="session")

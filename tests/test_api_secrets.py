@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import base64
-import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from tests.clock import MovableClock
 from tests.conftest import BASE, Api
 
 SECRET_KEYS = {
@@ -313,12 +313,14 @@ def test_another_projects_secret_looks_missing(api: Api) -> None:
     assert api.get(f"/v1/secrets/{sid}/payload").content == b"p"
 
 
-def test_expired_secrets_are_gone_from_reads_and_lists(api: Api) -> None:
-    soon = (datetime.now(UTC) + timedelta(seconds=1.5)).isoformat()
-    sid = api.create_secret(name="brief", payload="p", payload_content_type="text/plain", expiration=soon)
+def test_expired_secrets_are_gone_from_reads_and_lists(clocked_api: Api, clock: MovableClock) -> None:
+    api = clocked_api
+    sid = api.create_secret(name="brief", payload="p", payload_content_type="text/plain", expiration=clock.iso_in(60))
     keep = api.create_secret(name="keep")
     assert api.get(f"/v1/secrets/{sid}/payload").status_code == 200
-    time.sleep(1.6)
+    clock.advance(59)
+    assert api.get(f"/v1/secrets/{sid}").status_code == 200
+    clock.advance(1)  # expiration <= now: expired
     assert api.get(f"/v1/secrets/{sid}").status_code == 404
     assert api.get(f"/v1/secrets/{sid}/payload").status_code == 404
     listed = api.get("/v1/secrets").json()

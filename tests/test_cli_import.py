@@ -64,7 +64,7 @@ def seed(url: str, project: str, count: int) -> tuple[dict[str, int], float]:
                 if r.status_code == 201:
                     break
                 assert r.status_code >= 500, r.text
-                time.sleep(0.2 * (attempt + 1))
+                time.sleep(0.2 * (attempt + 1))  # a back-off for the real Barbican's SQLite, not a clock
             else:
                 raise AssertionError(f"seeding secret {i} failed: {r.status_code}")
             secret_id = r.json()["secret_ref"].rsplit("/", 1)[1]

@@ -275,7 +275,7 @@ def test_closing_under_load_lets_calls_finish_then_refuses(softhsm: SoftHsmToken
     for worker in workers:
         worker.start()
     running.wait()
-    time.sleep(0.2)
+    time.sleep(0.2)  # not a clock: lets the threads get into their wrap/unwrap calls before the close
     keystore.close()  # the last user: sessions drain, then the module is finalised
     for worker in workers:
         worker.join(10)

@@ -4,7 +4,6 @@ limited secrets, tombstones and the expiry reaper, wrapped hand-off, versions, a
 from __future__ import annotations
 
 import base64
-import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -22,6 +21,8 @@ from donjon.services import lifecycle
 from donjon.services.project_keys import ProjectKeys
 from donjon.storage.database import Database
 from donjon.storage.tables import metadata, project_keks, secret_tombstones, secret_versions, secret_wraps, secrets
+from donjon.timeutil import SYSTEM_CLOCK, Clock
+from tests.clock import MovableClock
 from tests.conftest import Api
 
 # --- helpers ---------------------------------------------------------------------------------------------
@@ -57,10 +58,6 @@ def tables_holding(db: Database, needle: bytes) -> list[str]:
 def tombstone(db: Database, secret_id: str) -> Any:
     with db.read() as conn:
         return conn.execute(select(secret_tombstones).where(secret_tombstones.c.id == secret_id)).first()
-
-
-def in_seconds(seconds: float) -> str:
-    return (datetime.now(UTC) + timedelta(seconds=seconds)).isoformat()
 
 
 def lifecycle_service(client: TestClient) -> lifecycle.LifecycleService:
@@ -184,19 +181,20 @@ def test_limited_secrets_in_lists_keep_barbicans_keys(api: Api) -> None:
 
 
 def test_reaper_deletes_expired_ciphertext_and_leaves_a_tombstone(
-    api: Api, db: Database, app_client: TestClient
+    clocked_api: Api, db: Database, clocked_client: TestClient, clock: MovableClock
 ) -> None:
+    api = clocked_api
     sid = api.create_secret(
-        name="brief", payload="expiring", payload_content_type="text/plain", expiration=in_seconds(1)
+        name="brief", payload="expiring", payload_content_type="text/plain", expiration=clock.iso_in(10)
     )
     keep = api.create_secret(
-        name="keep", payload="staying", payload_content_type="text/plain", expiration=in_seconds(3600)
+        name="keep", payload="staying", payload_content_type="text/plain", expiration=clock.iso_in(3600)
     )
     blob = ciphertext_of(db, sid)
-    service = lifecycle_service(app_client)
+    service = lifecycle_service(clocked_client)
     service.reap_once()
     assert tables_holding(db, blob) == ["secrets.ciphertext"]  # not expired yet
-    time.sleep(1.1)
+    clock.advance(10)
     # The API hides it at once, before the reaper runs (as Barbican: expired secrets are 404).
     assert api.get(f"/v1/secrets/{sid}").status_code == 404
     assert api.get(f"/v1/secrets/{sid}/payload").status_code == 404
@@ -210,26 +208,35 @@ def test_reaper_deletes_expired_ciphertext_and_leaves_a_tombstone(
     assert tombstone(db, keep) is None
 
 
-def test_reap_delay_keeps_ciphertext_until_it_passes(api: Api, db: Database, settings: Settings) -> None:
-    sid = api.create_secret(name="d", payload="delayed", payload_content_type="text/plain", expiration=in_seconds(0.5))
+def test_reap_delay_keeps_ciphertext_until_it_passes(
+    clocked_api: Api, db: Database, settings: Settings, clock: MovableClock
+) -> None:
+    sid = clocked_api.create_secret(
+        name="d", payload="delayed", payload_content_type="text/plain", expiration=clock.iso_in(10)
+    )
     blob = ciphertext_of(db, sid)
-    time.sleep(0.6)
-    delayed = _service(db, settings, LifecycleConfig(reap_delay_seconds=3600))
+    clock.advance(10)
+    delayed = _service(db, settings, LifecycleConfig(reap_delay_seconds=3600), clock)
     delayed.reap_once()
     assert tables_holding(db, blob) == ["secrets.ciphertext"]
-    delayed.reap_once(now=datetime.now(UTC).replace(tzinfo=None) + timedelta(seconds=3601))
+    clock.advance(3600)
+    delayed.reap_once()
     assert tables_holding(db, blob) == []
 
 
-def test_reapers_on_several_nodes_reap_each_secret_once(api: Api, db: Database, settings: Settings) -> None:
+def test_reapers_on_several_nodes_reap_each_secret_once(
+    clocked_api: Api, db: Database, settings: Settings, clock: MovableClock
+) -> None:
     from concurrent.futures import ThreadPoolExecutor
 
+    soon = clock.iso_in(30)
     ids = [
-        api.create_secret(name=f"n{i}", payload=f"p{i}", payload_content_type="text/plain", expiration=in_seconds(0.5))
+        clocked_api.create_secret(name=f"n{i}", payload=f"p{i}", payload_content_type="text/plain", expiration=soon)
         for i in range(30)
     ]
-    time.sleep(0.6)
-    nodes = [_service(Database(db.url, pool_size=2), settings, LifecycleConfig(reap_batch_size=4)) for _ in range(4)]
+    clock.advance(30)
+    config = LifecycleConfig(reap_batch_size=4)
+    nodes = [_service(Database(db.url, pool_size=2), settings, config, clock) for _ in range(4)]
     with ThreadPoolExecutor(4) as pool:
         reports = list(pool.map(lambda s: s.reap_once(), nodes))
     with db.read() as conn:
@@ -243,12 +250,16 @@ def test_reapers_on_several_nodes_reap_each_secret_once(api: Api, db: Database, 
     assert sum(r.expired for r in reports) >= 30  # other tests' expired secrets may be reaped too
 
 
-def _service(db: Database, settings: Settings, config: LifecycleConfig) -> lifecycle.LifecycleService:
+def _service(
+    db: Database, settings: Settings, config: LifecycleConfig, clock: Clock = SYSTEM_CLOCK
+) -> lifecycle.LifecycleService:
     keystore = open_keystore(settings.keystore.type, settings.keystore_options())
-    keys = ProjectKeys(db, keystore, 60)
+    keys = ProjectKeys(db, keystore, 60, clock=clock)
     from donjon.policy import Policy
 
-    return lifecycle.LifecycleService(db, keys, Policy(), config, wrap_key=b"k" * 32, max_secret_bytes=20000)
+    return lifecycle.LifecycleService(
+        db, keys, Policy(), config, wrap_key=b"k" * 32, max_secret_bytes=20000, clock=clock
+    )
 
 
 # --- wrapped hand-off ----------------------------------------------------------------------------------
@@ -292,10 +303,13 @@ def test_wrap_token_refusals_all_look_alike(api: Api, app_client: TestClient) ->
     assert app_client.post("/v1/unwrap", headers={"X-Wrap-Token": token}).content == b"wrapped"
 
 
-def test_expired_wrap_token_is_refused(api: Api, app_client: TestClient, db: Database) -> None:
+def test_expired_wrap_token_is_refused(
+    clocked_api: Api, clocked_client: TestClient, db: Database, clock: MovableClock
+) -> None:
+    api, app_client = clocked_api, clocked_client
     sid = api.create_secret(name="w", payload="short-lived", payload_content_type="text/plain")
-    token = api.post(f"/v1/secrets/{sid}/wrap", json={"ttl": 1}).json()["wrap_token"]
-    time.sleep(1.1)
+    token = api.post(f"/v1/secrets/{sid}/wrap", json={"ttl": 60}).json()["wrap_token"]
+    clock.advance(60)
     assert app_client.post("/v1/unwrap", headers={"X-Wrap-Token": token}).status_code == 404
     lifecycle_service(app_client).reap_once()
     with db.read() as conn:

@@ -35,6 +35,7 @@ from donjon.storage.tables import container_secrets, containers, orders, secrets
 from donjon.timeutil import utcnow
 from donjon.workers.orders import OrderWorker
 from tests import databases
+from tests.clock import MovableClock
 from tests.live_server import LiveServer
 
 
@@ -60,16 +61,17 @@ class Node:
 
 
 @pytest.fixture
-def make_node(quiet_url: str, tmp_path: Path) -> Iterator[Any]:
+def make_node(quiet_url: str, tmp_path: Path, clock: MovableClock) -> Iterator[Any]:
+    """Nodes (database pool, services, worker) on one database, sharing the test's clock."""
     made: list[Node] = []
     key_file = tmp_path / "root.key"
 
     def make(**config: Any) -> Node:
         db = Database(quiet_url, pool_size=4)
-        keys = ProjectKeys(db, open_keystore("file", {"path": str(key_file)}), 300)
-        processor = OrderProcessor(db, keys)
-        service = OrderService(db, keys, Policy(), Quotas(QuotaConfig()))
-        node = Node(db, service, processor, OrderWorker(db, processor, OrderConfig(**config)))
+        keys = ProjectKeys(db, open_keystore("file", {"path": str(key_file)}), 300, clock=clock)
+        processor = OrderProcessor(db, keys, clock=clock)
+        service = OrderService(db, keys, Policy(), Quotas(QuotaConfig()), clock=clock)
+        node = Node(db, service, processor, OrderWorker(db, processor, OrderConfig(**config), clock=clock))
         made.append(node)
         return node
 
@@ -81,7 +83,7 @@ def make_node(quiet_url: str, tmp_path: Path) -> Iterator[Any]:
 
 def queue(node: Node, project: str, body: dict[str, Any], count: int) -> list[str]:
     caller = Caller(project, "creator", ("member",))
-    return [node.orders.create(caller, parse_order(body)) for _ in range(count)]
+    return [node.orders.create(caller, parse_order(body, now=utcnow())) for _ in range(count)]
 
 
 def rows(node: Node, project: str) -> list[Any]:
@@ -148,20 +150,24 @@ def test_key_pair_orders_across_nodes_make_one_container_each(make_node: Any) ->
     assert links is not None and links >= 36
 
 
-def test_an_expired_lease_is_taken_over_and_the_late_worker_changes_nothing(make_node: Any) -> None:
-    dead, alive = make_node(lease_seconds=1.0), make_node(lease_seconds=1.0)
+def test_an_expired_lease_is_taken_over_and_the_late_worker_changes_nothing(
+    make_node: Any, clock: MovableClock
+) -> None:
+    dead, alive = make_node(lease_seconds=60.0), make_node(lease_seconds=60.0)
     project = f"p-{uuid.uuid4()}"
     [order_id] = queue(dead, project, {"type": "key", "meta": {"algorithm": "aes", "bit_length": 128}}, 1)
 
     # The first node claims the order and then stops answering (a crash, a long GC pause).
     with dead.db.write() as conn:
         claimed = order_repo.claim_next(
-            conn, worker=dead.worker.name, now=utcnow(), lease=timedelta(seconds=1), skip_locked=False
+            conn, worker=dead.worker.name, now=clock.now(), lease=timedelta(seconds=60), skip_locked=False
         )
     assert claimed is not None and claimed.id == order_id
     assert not alive.worker.run_once(), "a leased order was claimed before its lease ran out"
+    clock.advance(50)
+    assert not alive.worker.run_once(), "a leased order was claimed before its lease ran out"
 
-    time.sleep(1.2)
+    clock.advance(10)
     assert alive.worker.run_once()
     [row] = rows(alive, project)
     assert (row.status, row.claimed_by, row.attempts) == ("ACTIVE", alive.worker.name, 2)
@@ -174,7 +180,7 @@ def test_an_expired_lease_is_taken_over_and_the_late_worker_changes_nothing(make
     assert after.secret_id == row.secret_id
 
 
-def test_an_order_that_keeps_failing_ends_in_error_after_max_attempts(make_node: Any) -> None:
+def test_an_order_that_keeps_failing_ends_in_error_after_max_attempts(make_node: Any, clock: MovableClock) -> None:
     node = make_node(max_attempts=2)
     project = f"p-{uuid.uuid4()}"
     [order_id] = queue(node, project, {"type": "key", "meta": {"algorithm": "aes", "bit_length": 128}}, 1)
@@ -185,7 +191,7 @@ def test_an_order_that_keeps_failing_ends_in_error_after_max_attempts(make_node:
     assert node.worker.run_once()
     [row] = rows(node, project)
     assert (row.status, row.attempts) == ("PENDING", 1), "a failed attempt must leave the order for a retry"
-    time.sleep(1.1)  # the failed claim is released for one second
+    clock.advance(1)  # the failed claim is released for one second
     assert node.worker.run_once()
     [row] = rows(node, project)
     assert row.status == "ERROR"
@@ -241,7 +247,6 @@ def test_the_waited_for_order_is_claimed_before_older_ones(make_node: Any) -> No
 
 def test_an_order_another_node_holds_is_followed_in_the_database(make_node: Any) -> None:
     waiting, other = make_node(poll_seconds=30.0), make_node()
-    waiting.worker.start()
     project = f"p-{uuid.uuid4()}"
     [order_id] = queue(waiting, project, AES, 1)
     with other.db.write() as conn:  # the other node claimed it first
@@ -249,6 +254,9 @@ def test_an_order_another_node_holds_is_followed_in_the_database(make_node: Any)
             conn, worker=other.worker.name, now=utcnow(), lease=timedelta(seconds=60), skip_locked=False
         )
     assert claimed is not None and claimed.id == order_id
+    # Started only now: a worker thread started before the claim could take the order first (its first poll
+    # may come after the insert), and this test would fail for a reason that is not its subject.
+    waiting.worker.start()
 
     async def wait_while_the_other_node_works() -> bool:
         waiter = asyncio.ensure_future(waiting.worker.wait_finished(order_id, 30.0))

@@ -15,6 +15,7 @@ from donjon.keystores import Keystore, WrappedKey, open_keystore
 from donjon.services.project_keys import ProjectKeys
 from donjon.storage.database import Database
 from donjon.storage.tables import project_active_kek, project_keks
+from tests.clock import MovableClock
 
 
 def _keys(settings: Settings, db: Database) -> ProjectKeys:
@@ -65,14 +66,6 @@ def test_kek_is_found_again_by_a_fresh_process(settings: Settings) -> None:
     db.dispose()
 
 
-class _Clock:
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 class _CountingKeystore:
     """The file keystore, counting its unwraps (each one is an HSM or KMIP round trip in production)."""
 
@@ -90,16 +83,16 @@ class _CountingKeystore:
 
 def test_kek_bytes_leave_the_cache_when_their_ttl_ends(settings: Settings) -> None:
     db = Database(settings.effective_database_url)
-    clock = _Clock()
+    clock = MovableClock(frozen=True)
     keystore = _CountingKeystore(open_keystore("file", settings.keystore_options()))
-    keys = ProjectKeys(db, keystore, cache_seconds=60, timer=clock)  # type: ignore[arg-type]
+    keys = ProjectKeys(db, keystore, cache_seconds=60, clock=clock)
     project = f"p-{uuid.uuid4()}"
     kek = keys.active(project)
     assert keys.get(project, kek.id) == kek.key and keys.cached_count() == 1
     unwraps = keystore.unwraps
-    clock.now += 59
+    clock.advance(59)
     assert keys.active(project) == kek and keystore.unwraps == unwraps  # served from memory
-    clock.now += 1
+    clock.advance(1)
     keys.expire()  # the order worker's sweep: nothing else touches the cache in an idle process
     assert keys.cached_count() == 0
     assert keys.get(project, kek.id) == kek.key and keystore.unwraps == unwraps + 1  # unwrapped again
@@ -108,7 +101,9 @@ def test_kek_bytes_leave_the_cache_when_their_ttl_ends(settings: Settings) -> No
 
 def test_kek_cache_is_bounded_by_projects(settings: Settings) -> None:
     db = Database(settings.effective_database_url)
-    keys = ProjectKeys(db, open_keystore("file", settings.keystore_options()), 60, max_projects=3, timer=_Clock())
+    keys = ProjectKeys(
+        db, open_keystore("file", settings.keystore_options()), 60, max_projects=3, clock=MovableClock(frozen=True)
+    )
     projects = [f"p-{uuid.uuid4()}" for _ in range(5)]
     keks = [keys.active(p) for p in projects]
     assert keys.cached_count() == 3

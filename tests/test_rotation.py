@@ -28,6 +28,7 @@ from donjon.services.validation import new_secret
 from donjon.storage import migrate
 from donjon.storage.database import Database
 from donjon.storage.tables import project_keks, secrets
+from donjon.timeutil import utcnow
 from tests import databases
 from tests.live_server import DONJON, LiveServer
 
@@ -60,7 +61,7 @@ class Node:
 
     def store(self, project: str, payload: bytes) -> str:
         body = {"payload": payload.hex(), "payload_content_type": "text/plain"}
-        record = self.context.secrets.create(Caller(project, "u", ("admin",)), new_secret(body, 10_000))
+        record = self.context.secrets.create(Caller(project, "u", ("admin",)), new_secret(body, 10_000, now=utcnow()))
         return record.id
 
     def read(self, project: str, secret_id: str) -> bytes:
@@ -262,7 +263,7 @@ def test_rotation_under_concurrent_reads_and_writes(live_url: str, tmp_path: Pat
     cli_env = {k: v for k, v in os.environ.items() if not k.startswith("DONJON_")}
     cli_env |= env | {"DONJON_DATA_DIR": str(data_dir)}
     try:
-        time.sleep(1.5)
+        time.sleep(1.5)  # not a clock: lets the writers and readers put secrets in place before the rotations
         root = subprocess.run(
             [DONJON, "manage", "rotate-root", "--add-file-key"], env=cli_env, capture_output=True, timeout=120
         )
@@ -284,7 +285,7 @@ def test_rotation_under_concurrent_reads_and_writes(live_url: str, tmp_path: Pat
                 timeout=300,
             )
         assert kek.returncode == 0, kek.stderr.decode()
-        time.sleep(1.0)
+        time.sleep(1.0)  # not a clock: traffic goes on for a while on the rotated keys before the threads stop
     finally:
         stop.set()
         for t in threads:

@@ -24,6 +24,7 @@ from donjon.services.stores import StoreRegistry
 from donjon.storage.database import Database
 from donjon.storage.tables import secrets
 from donjon.stores import PayloadInfo, PayloadMissing
+from tests.clock import MovableClock
 from tests.components.kmip import KmipServer, kmip_server_fixture  # noqa: F401  (the session fixture)
 from tests.components.openbao import OpenBao, openbao  # noqa: F401  (the session fixture)
 from tests.conftest import BASE, Api
@@ -38,6 +39,7 @@ def client(
     database_url: str,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
+    clock: MovableClock,
 ) -> Iterator[TestClient]:
     monkeypatch.setenv("DONJON_VAULT_TOKEN", openbao.token)
     settings = Settings(
@@ -52,7 +54,7 @@ def client(
         orders={"poll_seconds": 0.1},
         lifecycle={"run_in_server": False},
     )
-    with TestClient(create_app(settings), base_url=BASE) as test_client:
+    with TestClient(create_app(settings, clock=clock), base_url=BASE) as test_client:
         yield test_client
 
 
@@ -164,13 +166,14 @@ def test_the_reaper_and_purge_destroy_external_objects(
     client: TestClient,
     openbao: OpenBao,  # noqa: F811
     database_url: str,
+    clock: MovableClock,
 ) -> None:
     api = project_in(client, "vault-kv")
-    soon = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(time.time() + 2))
+    soon = clock.iso_in(10)
     expiring = api.create_secret(payload="short-lived", payload_content_type="text/plain", expiration=soon)
     kept = api.create_secret(payload="kept", payload_content_type="text/plain")
     expiring_ref, kept_ref = row(database_url, expiring).store_ref, row(database_url, kept).store_ref
-    time.sleep(2.5)
+    clock.advance(10)
     context = client.app.state.ctx  # type: ignore[attr-defined]
     assert context.lifecycle.reap_once().expired >= 1
     assert not openbao.kv_has(expiring_ref)
@@ -189,13 +192,14 @@ def test_a_store_outage_does_not_hold_back_the_reaper(
     client: TestClient,
     openbao: OpenBao,  # noqa: F811
     database_url: str,
+    clock: MovableClock,
 ) -> None:
     in_vault, in_database = project_in(client, "vault-kv"), project_in(client, "database")
-    soon = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(time.time() + 2))
+    soon = clock.iso_in(10)
     vault_secret = in_vault.create_secret(payload="v", payload_content_type="text/plain", expiration=soon)
     database_secret = in_database.create_secret(payload="d", payload_content_type="text/plain", expiration=soon)
     vault_ref = row(database_url, vault_secret).store_ref
-    time.sleep(2.5)
+    clock.advance(10)
     context = client.app.state.ctx  # type: ignore[attr-defined]
     context.secret_stores.registry.store("vault-kv").close()  # the store goes down
 

@@ -6,7 +6,6 @@ import os
 import stat
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -21,6 +20,7 @@ from donjon.config import KeystoreConfig, Settings
 from donjon.errors import InvalidInput, Unauthorized
 from donjon.storage.database import Database
 from donjon.storage.tables import api_tokens
+from tests.clock import MovableClock
 from tests.conftest import BASE
 
 
@@ -105,16 +105,25 @@ def test_a_token_with_a_wrong_secret_is_refused(client: TestClient, service: Tok
     assert client.get("/v1/secrets", headers={"X-Auth-Token": issued.token}).status_code == 200
 
 
-def test_revoked_and_expired_tokens_are_refused(client: TestClient, service: TokenService) -> None:
+def test_revoked_tokens_are_refused(client: TestClient, service: TokenService) -> None:
     issued = service.issue(project_id="tok-p4", user_id="dave", roles=["member"], ttl=timedelta(hours=1))
     assert client.get("/v1/secrets", headers={"X-Auth-Token": issued.token}).status_code == 200
     assert service.revoke(issued.record.id)
     assert client.get("/v1/secrets", headers={"X-Auth-Token": issued.token}).status_code == 401
     assert not service.revoke(issued.record.id)
-    short = service.issue(project_id="tok-p4", user_id="dave", roles=["member"], ttl=timedelta(seconds=1))
-    assert client.get("/v1/secrets", headers={"X-Auth-Token": short.token}).status_code == 200
-    time.sleep(1.1)
-    assert client.get("/v1/secrets", headers={"X-Auth-Token": short.token}).status_code == 401
+
+
+def test_expired_tokens_are_refused(token_settings: Settings, clock: MovableClock) -> None:
+    db = Database(token_settings.effective_database_url)
+    service = TokenService(db, load_token_key(token_settings.effective_token_key_file, create=False), clock=clock)
+    short = service.issue(project_id="tok-p4", user_id="dave", roles=["member"], ttl=timedelta(seconds=60))
+    with TestClient(create_app(token_settings, clock=clock), base_url=BASE) as client:
+        assert client.get("/v1/secrets", headers={"X-Auth-Token": short.token}).status_code == 200
+        clock.advance(59)
+        assert client.get("/v1/secrets", headers={"X-Auth-Token": short.token}).status_code == 200
+        clock.advance(1)  # expires_at <= now
+        assert client.get("/v1/secrets", headers={"X-Auth-Token": short.token}).status_code == 401
+    db.dispose()
 
 
 def test_only_a_keyed_hash_is_stored(token_settings: Settings, service: TokenService) -> None:
@@ -143,15 +152,15 @@ def test_cache_does_not_outlive_revocation_in_the_same_process(token_settings: S
 def test_a_revocation_elsewhere_takes_effect_when_the_cached_entry_expires(token_settings: Settings) -> None:
     db = Database(token_settings.effective_database_url)
     key = load_token_key(token_settings.effective_token_key_file, create=False)
-    now = [0.0]
-    node_a = TokenService(db, key, cache_seconds=10, timer=lambda: now[0])
+    clock = MovableClock(frozen=True)
+    node_a = TokenService(db, key, cache_seconds=10, clock=clock)
     node_b = TokenService(db, key, cache_seconds=10)
     issued = node_b.issue(project_id="tok-p7", user_id="grace", roles=["member"], ttl=None)
     assert node_a.authenticate(issued.token).user_id == "grace"
     node_b.revoke(issued.record.id)  # another node: node_a's cache does not hear of it
-    now[0] += 9.9
+    clock.advance(9.9)
     assert node_a.authenticate(issued.token).user_id == "grace"  # the documented revocation delay
-    now[0] += 0.1
+    clock.advance(0.1)
     with pytest.raises(Unauthorized):
         node_a.authenticate(issued.token)
     db.dispose()

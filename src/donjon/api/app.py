@@ -55,6 +55,7 @@ from donjon.services.secrets import SecretService
 from donjon.services.stores import SecretStoreService, StoreRegistry
 from donjon.services.transport_keys import TransportKeyService
 from donjon.storage.database import Database
+from donjon.timeutil import SYSTEM_CLOCK, Clock
 from donjon.ui import UNAUDITED, ui_routes
 from donjon.workers.orders import OrderWorker
 from donjon.workers.reaper import ExpiryReaper
@@ -164,42 +165,47 @@ def _methods_of(request: Request) -> list[str]:
     return sorted(methods)
 
 
-def build_context(settings: Settings) -> tuple[AppContext, Database]:
+def build_context(settings: Settings, clock: Clock = SYSTEM_CLOCK) -> tuple[AppContext, Database]:
+    """Every service of the application, each given the same ``clock`` (the machine's, unless a test moves it)."""
     db = Database(settings.effective_database_url)
     keystore = InstrumentedKeystore(open_chain(settings.keystore_chain()), settings.keystore.type)
-    keys = ProjectKeys(db, keystore, settings.kek_cache_seconds, max_projects=settings.kek_cache_max_projects)
+    keys = ProjectKeys(
+        db, keystore, settings.kek_cache_seconds, max_projects=settings.kek_cache_max_projects, clock=clock
+    )
     policy = Policy(policy_file=settings.policy_file, enforce_new_defaults=settings.enforce_new_defaults)
     quotas = Quotas(settings.quotas)
-    registry = StoreRegistry.open(settings.configured_stores(), settings.default_store)
-    stores = SecretStoreService(db, policy, registry)
-    processor = OrderProcessor(db, keys, stores)
+    registry = StoreRegistry.open(settings.configured_stores(), settings.default_store, clock=clock)
+    stores = SecretStoreService(db, policy, registry, clock=clock)
+    processor = OrderProcessor(db, keys, stores, clock=clock)
     worker = None
     if settings.orders.run_in_server:
-        worker = OrderWorker(db, processor, settings.orders, housekeeping=keys.expire)
+        worker = OrderWorker(db, processor, settings.orders, housekeeping=keys.expire, clock=clock)
     context = AppContext(
         settings=settings,
         policy=policy,
         secrets=SecretService(
-            db, keys, policy, quotas, max_secret_bytes=settings.limits.max_secret_bytes, stores=stores
+            db, keys, policy, quotas, max_secret_bytes=settings.limits.max_secret_bytes, stores=stores, clock=clock
         ),
-        containers=ContainerService(db, policy, quotas),
-        orders=OrderService(db, keys, policy, quotas),
-        acls=AclService(db, policy),
-        quota_admin=QuotaAdmin(db, policy, quotas),
+        containers=ContainerService(db, policy, quotas, clock=clock),
+        orders=OrderService(db, keys, policy, quotas, clock=clock),
+        acls=AclService(db, policy, clock=clock),
+        quota_admin=QuotaAdmin(db, policy, quotas, clock=clock),
         secret_stores=stores,
-        access=AccessCheck(db, policy),
-        transport_keys=TransportKeyService(db, policy),
+        access=AccessCheck(db, policy, clock=clock),
+        transport_keys=TransportKeyService(db, policy, clock=clock),
         tokens=(
             TokenService(
                 db,
                 load_token_key(settings.effective_token_key_file, create=True),
                 cache_seconds=settings.token_cache_seconds,
+                clock=clock,
             )
             if settings.auth == "token"
             else None
         ),
         order_worker=worker,
-        keystone=_keystone(settings),
+        keystone=_keystone(settings, clock),
+        clock=clock,
     )
     context.lifecycle = LifecycleService(
         db,
@@ -209,6 +215,7 @@ def build_context(settings: Settings) -> tuple[AppContext, Database]:
         wrap_key=wrap_key(load_token_key(settings.effective_token_key_file, create=True)),
         max_secret_bytes=settings.limits.max_secret_bytes,
         stores=registry,
+        clock=clock,
     )
     if settings.audit.enabled:
         context.audit_log = AuditLog(*audit_paths(settings))
@@ -218,17 +225,17 @@ def build_context(settings: Settings) -> tuple[AppContext, Database]:
     return context, db
 
 
-def _keystone(settings: Settings) -> KeystoneTokens | None:
+def _keystone(settings: Settings, clock: Clock) -> KeystoneTokens | None:
     if settings.auth != "keystone":
         return None
     from donjon.auth.keystone import KeystoneTokens  # the keystone extra: only imported when used
 
-    return KeystoneTokens(settings.keystone)
+    return KeystoneTokens(settings.keystone, clock=clock)
 
 
-def create_app(settings: Settings | None = None) -> Starlette:
+def create_app(settings: Settings | None = None, *, clock: Clock = SYSTEM_CLOCK) -> Starlette:
     settings = settings or Settings()
-    context, db = build_context(settings)
+    context, db = build_context(settings, clock)
     routes, auditor = [*_routes(), *(ui_routes() if settings.ui.enabled else [])], build_auditor(settings)
     if settings.metrics.enabled:
         routes.append(metrics_route(settings.metrics))

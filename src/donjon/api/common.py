@@ -31,6 +31,7 @@ from donjon.services.secrets import SecretService
 from donjon.services.stores import SecretStoreService
 from donjon.services.transport_keys import TransportKeyService
 from donjon.services.validation import has_nul
+from donjon.timeutil import SYSTEM_CLOCK, Clock
 from donjon.workers.orders import OrderWorker
 from donjon.workers.reaper import ExpiryReaper
 
@@ -69,6 +70,9 @@ class AppContext:
     audit_log: AuditLog | None = None
     # What /readyz checks (api/health.py).
     readiness: Readiness | None = None
+    # Where the handlers' "now" comes from (an expiration in the past, the list's expired secrets), as the
+    # services' own: tests move it instead of sleeping.
+    clock: Clock = SYSTEM_CLOCK
 
 
 def ctx(request: Request) -> AppContext:

@@ -61,7 +61,7 @@ async def create_order(request: Request) -> Response:
     caller = await authenticate(request)
     context = ctx(request)
     async with rule_first(request, caller, "orders:post", "Order creation"):
-        order = parse_order(await read_json(request))
+        order = parse_order(await read_json(request), now=context.clock.now())
     order_id = await run_in_threadpool(context.orders.create, caller, order)
     worker = context.order_worker
     if worker is not None:

@@ -25,7 +25,7 @@ from donjon.api.representations import secret_body, secret_ref
 from donjon.errors import InvalidInput
 from donjon.services.secrets import SecretQuery, TimeBound
 from donjon.services.validation import INT32_MAX, INT32_MIN, SECRET_TYPES, new_secret
-from donjon.timeutil import parse_iso8601, utcnow
+from donjon.timeutil import parse_iso8601
 
 _SORT_KEYS = ("algorithm", "bit_length", "created", "expiration", "mode", "name", "secret_type", "status", "updated")
 _SORT_COLUMNS = {"created": "created_at", "updated": "updated_at", "status": None}
@@ -46,7 +46,7 @@ async def create_secret(request: Request) -> Response:
     caller = await authenticate(request)
     context = ctx(request)
     async with rule_first(request, caller, "secrets:post", "Secret creation"):
-        new = new_secret(await read_json(request), context.settings.limits.max_secret_bytes)
+        new = new_secret(await read_json(request), context.settings.limits.max_secret_bytes, now=context.clock.now())
     record = await run_in_threadpool(context.secrets.create, caller, new)
     ref = secret_ref(base_url(request), record.id)
     return json_response({"secret_ref": ref}, status=201, headers={"Location": ref})
@@ -149,7 +149,7 @@ async def list_secrets(request: Request) -> Response:
 
 def _list_query(request: Request, project_id: str, offset: int, limit: int) -> SecretQuery:
     params = request.query_params
-    query = SecretQuery(project_id=project_id, now=utcnow(), offset=offset, limit=limit)
+    query = SecretQuery(project_id=project_id, now=ctx(request).clock.now(), offset=offset, limit=limit)
     query.name = query_text(request, "name")
     query.algorithm = query_text(request, "alg")
     query.mode = query_text(request, "mode")

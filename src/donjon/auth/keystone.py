@@ -20,9 +20,8 @@ import hashlib
 import hmac
 import logging
 import os
-import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from keystoneauth1 import exceptions as ks_exceptions
@@ -34,7 +33,7 @@ from donjon.cache import ExpiringCache
 from donjon.config import KeystoneConfig
 from donjon.errors import ConfigurationError, Unauthorized, Unavailable
 from donjon.files import read_private
-from donjon.timeutil import parse_iso8601, utcnow
+from donjon.timeutil import SYSTEM_CLOCK, Clock, parse_iso8601
 
 log = logging.getLogger("donjon.auth.keystone")
 
@@ -121,19 +120,20 @@ def caller_from_token(body: dict[str, Any]) -> Caller:
     raise Unauthorized(NOT_AUTHENTICATED)
 
 
-def _seconds_left(body: dict[str, Any]) -> float | None:
+def _seconds_left(body: dict[str, Any], now: datetime) -> float | None:
     raw = body.get("token", {}).get("expires_at")
     if not isinstance(raw, str):
         return None
     try:
-        return (parse_iso8601(raw) - utcnow()).total_seconds()
+        return (parse_iso8601(raw) - now).total_seconds()
     except ValueError:
         return None
 
 
 class KeystoneTokens:
-    def __init__(self, config: KeystoneConfig, *, timer: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, config: KeystoneConfig, *, clock: Clock = SYSTEM_CLOCK) -> None:
         check_config(config)
+        self._clock = clock
         self._url = identity_url(config.auth_url)
         auth = v3.Password(
             auth_url=self._url,
@@ -151,7 +151,7 @@ class KeystoneTokens:
         )
         # HMAC(token) -> caller; never past the token's own expiry
         self._cache: ExpiringCache[bytes, Caller] = ExpiringCache(
-            maxsize=_MAX_CACHE_ENTRIES, ttl=config.cache_seconds, timer=timer
+            maxsize=_MAX_CACHE_ENTRIES, ttl=config.cache_seconds, timer=clock.monotonic
         )
         self._cache_key = os.urandom(32)
         uri = config.www_authenticate_uri or config.auth_url
@@ -211,7 +211,7 @@ class KeystoneTokens:
         return caller, body
 
     def _remember(self, key: bytes, caller: Caller, body: dict[str, Any]) -> None:
-        self._cache.put(key, caller, _seconds_left(body))
+        self._cache.put(key, caller, _seconds_left(body, self._clock.now()))
 
     def sign_in(self, credentials: PasswordCredentials) -> SignedIn:
         """A project-scoped token for a user's password (blocking): the web console's Keystone sign-in.

@@ -15,9 +15,7 @@ import hashlib
 import hmac
 import os
 import re
-import time
 import uuid
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -28,7 +26,7 @@ from donjon.errors import ConfigurationError, InvalidInput, Unauthorized
 from donjon.files import read_private, write_private_once
 from donjon.storage import tokens as repo
 from donjon.storage.database import Database
-from donjon.timeutil import utcnow
+from donjon.timeutil import SYSTEM_CLOCK, Clock
 
 _TOKEN = re.compile(r"^djt_([0-9a-f]{32})_([A-Za-z0-9_-]{43})$")
 _KEY_BYTES = 32
@@ -63,14 +61,13 @@ class IssuedToken:
 
 
 class TokenService:
-    def __init__(
-        self, db: Database, key: bytes, *, cache_seconds: float = 10.0, timer: Callable[[], float] = time.monotonic
-    ) -> None:
+    def __init__(self, db: Database, key: bytes, *, cache_seconds: float = 10.0, clock: Clock = SYSTEM_CLOCK) -> None:
         self._db = db
+        self._clock = clock
         self._key = key
         # digest -> caller; never past the token's own expiry
         self._cache: ExpiringCache[str, Caller] = ExpiringCache(
-            maxsize=_MAX_CACHE_ENTRIES, ttl=cache_seconds, timer=timer
+            maxsize=_MAX_CACHE_ENTRIES, ttl=cache_seconds, timer=clock.monotonic
         )
 
     def issue(
@@ -80,7 +77,7 @@ class TokenService:
             raise InvalidInput("a token needs a project, a user and at least one role")
         token_uuid = uuid.uuid4()
         secret = base64.urlsafe_b64encode(os.urandom(32)).rstrip(b"=").decode()
-        now = utcnow()
+        now = self._clock.now()
         record = repo.TokenRecord(
             id=str(token_uuid),
             digest=_digest(self._key, str(token_uuid), secret),
@@ -114,7 +111,7 @@ class TokenService:
             return cached
         with self._db.read() as conn:
             record = repo.get_token(conn, token_id)
-        now = utcnow()
+        now = self._clock.now()
         if (
             record is None
             or not hmac.compare_digest(record.digest, digest)
@@ -133,7 +130,7 @@ class TokenService:
 
     def revoke(self, token_id: str) -> bool:
         with self._db.write() as conn:
-            revoked = repo.revoke(conn, token_id, utcnow())
+            revoked = repo.revoke(conn, token_id, self._clock.now())
         self._cache.clear()
         return revoked
 

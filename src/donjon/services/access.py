@@ -24,7 +24,7 @@ from donjon.storage import access as repo
 from donjon.storage.containers import ContainerRecord
 from donjon.storage.database import Database
 from donjon.storage.records import SecretRecord
-from donjon.timeutil import utcnow
+from donjon.timeutil import SYSTEM_CLOCK, Clock
 
 
 def denied(operation: str) -> Forbidden:
@@ -39,11 +39,13 @@ def secret_for(
     rule: str,
     operation: str,
     *,
+    now: datetime,
     with_payload: bool = False,
 ) -> SecretRecord:
+    """The secret if ``caller`` may act on it; an expired one (``now`` is past its expiration) is not found."""
     if not is_canonical_uuid4(secret_id):
         raise NotFound("Not Found. Provided secret id is invalid.")
-    found = repo.secret_with_access(conn, secret_id, caller.user_id, utcnow(), with_payload=with_payload)
+    found = repo.secret_with_access(conn, secret_id, caller.user_id, now, with_payload=with_payload)
     record, facts = found if found is not None else (_ABSENT_SECRET, _ABSENT)
     target = Target("secret", record.project_id, record.creator_id, facts.project_access, facts.listed)
     allowed = policy.allowed(rule, caller, target)
@@ -76,8 +78,9 @@ class AccessCheck:
     The API asks it when a body is refused, so that a caller who may not act gets the 403/404 a valid body
     would get, never a validation message (api/guard.py). Read-only; the service call decides again."""
 
-    def __init__(self, db: Database, policy: Policy) -> None:
+    def __init__(self, db: Database, policy: Policy, *, clock: Clock = SYSTEM_CLOCK) -> None:
         self._db = db
+        self._clock = clock
         self._policy = policy
 
     def rule(self, caller: Caller, rule: str, operation: str) -> None:
@@ -85,7 +88,7 @@ class AccessCheck:
 
     def secret(self, caller: Caller, secret_id: str, rule: str, operation: str) -> None:
         with self._db.read() as conn:
-            secret_for(conn, self._policy, caller, secret_id, rule, operation)
+            secret_for(conn, self._policy, caller, secret_id, rule, operation, now=self._clock.now())
 
     def container(self, caller: Caller, container_id: str, rule: str, operation: str) -> None:
         with self._db.read() as conn:

@@ -13,7 +13,7 @@ from donjon.services import access
 from donjon.services.validation import has_nul
 from donjon.storage import acls as repo
 from donjon.storage.database import Database
-from donjon.timeutil import isoformat, utcnow
+from donjon.timeutil import SYSTEM_CLOCK, Clock, isoformat
 
 
 @dataclass(frozen=True)
@@ -45,13 +45,16 @@ def parse_acl(body: Any) -> AclChange:
 
 
 class AclService:
-    def __init__(self, db: Database, policy: Policy) -> None:
+    def __init__(self, db: Database, policy: Policy, *, clock: Clock = SYSTEM_CLOCK) -> None:
         self._db = db
+        self._clock = clock
         self._policy = policy
 
     def _entity(self, conn: Any, caller: Caller, kind: str, entity_id: str, rule: str, operation: str) -> str:
         if kind == "secret":
-            return access.secret_for(conn, self._policy, caller, entity_id, f"secret_acls:{rule}", operation).id
+            return access.secret_for(
+                conn, self._policy, caller, entity_id, f"secret_acls:{rule}", operation, now=self._clock.now()
+            ).id
         return access.container_for(conn, self._policy, caller, entity_id, f"container_acls:{rule}", operation).id
 
     @staticmethod
@@ -80,7 +83,9 @@ class AclService:
             if replace:
                 project_access = True if change.project_access is None else change.project_access
                 users = change.users if change.users is not None else []
-                repo.put(conn, self._tables(kind), eid, project_access=project_access, users=users, now=utcnow())
+                repo.put(
+                    conn, self._tables(kind), eid, project_access=project_access, users=users, now=self._clock.now()
+                )
             else:
                 repo.put(
                     conn,
@@ -88,7 +93,7 @@ class AclService:
                     eid,
                     project_access=change.project_access,
                     users=change.users,
-                    now=utcnow(),
+                    now=self._clock.now(),
                 )
 
     def delete(self, caller: Caller, kind: str, entity_id: str) -> None:

@@ -15,7 +15,7 @@ from donjon.services.validation import has_nul, is_canonical_uuid4, optional_str
 from donjon.storage import containers as repo
 from donjon.storage import secrets as secret_repo
 from donjon.storage.database import Database
-from donjon.timeutil import utcnow
+from donjon.timeutil import SYSTEM_CLOCK, Clock
 
 TYPES = ("generic", "rsa", "certificate")
 _ALLOWED_NAMES = {
@@ -84,14 +84,15 @@ def parse_container(body: Any, base_url: str) -> NewContainer:
 
 
 class ContainerService:
-    def __init__(self, db: Database, policy: Policy, quotas: Quotas) -> None:
+    def __init__(self, db: Database, policy: Policy, quotas: Quotas, *, clock: Clock = SYSTEM_CLOCK) -> None:
         self._db = db
+        self._clock = clock
         self._policy = policy
         self._quotas = quotas
 
     def create(self, caller: Caller, new: NewContainer) -> str:
         self._policy.enforce("containers:post", caller, operation="Container creation")
-        now = utcnow()
+        now = self._clock.now()
         record = repo.ContainerRecord(
             str(uuid.uuid4()), caller.project_id, new.name, new.type, caller.user_id, now, now
         )
@@ -138,7 +139,7 @@ class ContainerService:
             repo.delete_container(conn, record.id)
 
     def add_secret(self, caller: Caller, container_id: str, ref: repo.ContainerSecret) -> None:
-        now = utcnow()
+        now = self._clock.now()
         with self._db.write() as conn:
             record = access.container_for(
                 conn, self._policy, caller, container_id, "container_secret:post", "Container Secret creation"
@@ -153,7 +154,7 @@ class ContainerService:
                 raise Conflict("Secret already exists in the container.")
 
     def remove_secret(self, caller: Caller, container_id: str, ref: repo.ContainerSecret) -> None:
-        now = utcnow()
+        now = self._clock.now()
         with self._db.write() as conn:
             record = access.container_for(
                 conn, self._policy, caller, container_id, "container_secret:delete", "Container Secret deletion"
@@ -180,7 +181,7 @@ class ContainerService:
                 conn, self._policy, caller, container_id, "container_consumers:post", "Container consumer creation"
             )
             self._quotas.check(conn, caller.project_id, "consumers", repo.count_consumers)
-            repo.add_consumer(conn, record.id, caller.project_id, name, url, utcnow())
+            repo.add_consumer(conn, record.id, caller.project_id, name, url, self._clock.now())
             return self._view(conn, record)
 
     def remove_consumer(self, caller: Caller, container_id: str, name: str, url: str) -> ContainerView:

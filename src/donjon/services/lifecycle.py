@@ -38,7 +38,7 @@ from donjon.services.validation import optional_string, schema_error
 from donjon.storage import lifecycle as repo
 from donjon.storage.database import Database
 from donjon.storage.records import SecretRecord
-from donjon.timeutil import utcnow
+from donjon.timeutil import SYSTEM_CLOCK, Clock
 
 _WRAP_TOKEN = re.compile(r"^djw_([0-9a-f]{32})_([A-Za-z0-9_-]{43})$")
 _WRAP_NOT_FOUND = "Wrap token not found."
@@ -92,10 +92,12 @@ def _serve_current(
     return body
 
 
-def read_limited(db: Database, keys: ProjectKeys, secret_id: str, accept: str | None) -> tuple[bytes, str]:
+def read_limited(
+    db: Database, keys: ProjectKeys, secret_id: str, accept: str | None, now: datetime
+) -> tuple[bytes, str]:
     """Serve a limited secret's payload once, spending one read atomically."""
     with db.write() as conn:
-        return _serve_current(conn, keys, secret_id, accept, utcnow())
+        return _serve_current(conn, keys, secret_id, accept, now)
 
 
 def wrap_key(token_key: bytes) -> bytes:
@@ -165,8 +167,10 @@ class LifecycleService:
         wrap_key: bytes,
         max_secret_bytes: int,
         stores: StoreRegistry | None = None,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         self._stores = stores
+        self._clock = clock
         self._db = db
         self._keys = keys
         self._policy = policy
@@ -178,8 +182,10 @@ class LifecycleService:
 
     def describe(self, caller: Caller, secret_id: str) -> LifecycleView:
         with self._db.read() as conn:
-            record = access.secret_for(conn, self._policy, caller, secret_id, "secret:get", "Secret retrieval")
-            previous = repo.previous_versions(conn, record.id, utcnow())
+            record = access.secret_for(
+                conn, self._policy, caller, secret_id, "secret:get", "Secret retrieval", now=self._clock.now()
+            )
+            previous = repo.previous_versions(conn, record.id, self._clock.now())
             started = repo.version_started(conn, record.id, record.version) or record.created_at
         return LifecycleView(record.max_reads, record.reads_left, record.version, started, previous)
 
@@ -187,7 +193,9 @@ class LifecycleService:
         """Store a new payload as the current version; the previous one stays readable for the grace period."""
         content_type, data = self._new_payload(body)
         with self._db.read() as conn:
-            record = access.secret_for(conn, self._policy, caller, secret_id, "secret:put", "Secret update")
+            record = access.secret_for(
+                conn, self._policy, caller, secret_id, "secret:put", "Secret update", now=self._clock.now()
+            )
         if not record.has_payload:
             raise Conflict("Secret has no payload to rotate: store the first one with PUT.")
         if record.max_reads is not None:
@@ -195,7 +203,7 @@ class LifecycleService:
         if record.store_ref is not None:
             raise Conflict("Versions are kept for secrets in the database store only.")
         kek = self._keys.active(record.project_id)
-        now = utcnow()
+        now = self._clock.now()
         with self._db.write() as conn:
             found = repo.current_payload(conn, record.id)
             if found is None or found[1] is None:
@@ -240,15 +248,21 @@ class LifecycleService:
     def payload_version(self, caller: Caller, secret_id: str, version: int, accept: str | None) -> tuple[bytes, str]:
         with self._db.read() as conn:
             record = access.secret_for(
-                conn, self._policy, caller, secret_id, "secret:decrypt", "Secret payload retrieval"
+                conn,
+                self._policy,
+                caller,
+                secret_id,
+                "secret:decrypt",
+                "Secret payload retrieval",
+                now=self._clock.now(),
             )
             if version != record.version:
-                payload = repo.previous_payload(conn, record.id, version, utcnow())
+                payload = repo.previous_payload(conn, record.id, version, self._clock.now())
                 if payload is None:
                     raise NotFound("Secret version not found.")
                 return _open(self._keys, payload, accept)
         with self._db.write() as conn:
-            return _serve_current(conn, self._keys, record.id, accept, utcnow(), self._stores)
+            return _serve_current(conn, self._keys, record.id, accept, self._clock.now(), self._stores)
 
     # --- wrapped hand-off -----------------------------------------------------------------------------
 
@@ -259,12 +273,14 @@ class LifecycleService:
             raise InvalidInput(f"'ttl' must be 1 to {self._config.wrap_max_ttl_seconds} seconds")
         with self._db.read() as conn:
             # Wrapping hands the payload on: it needs the right to read the payload.
-            record = access.secret_for(conn, self._policy, caller, secret_id, "secret:decrypt", "Secret wrapping")
+            record = access.secret_for(
+                conn, self._policy, caller, secret_id, "secret:decrypt", "Secret wrapping", now=self._clock.now()
+            )
         if not record.has_payload:
             raise NotFound("Not Found. Sorry but your secret has no payload.")
         token_uuid = uuid.uuid4()
         secret = base64.urlsafe_b64encode(os.urandom(32)).rstrip(b"=").decode()
-        now = utcnow()
+        now = self._clock.now()
         expires = now + timedelta(seconds=ttl)
         limit = self._config.wrap_max_outstanding
         with self._db.write() as conn:
@@ -301,7 +317,7 @@ class LifecycleService:
             raise NotFound(_WRAP_NOT_FOUND)
         wrap_id, secret = str(uuid.UUID(m.group(1))), m.group(2)
         digest = self._digest(wrap_id, secret)
-        now = utcnow()
+        now = self._clock.now()
         with self._db.write() as conn:
             found = repo.find_wrap(conn, wrap_id)
             if found is None:
@@ -319,7 +335,15 @@ class LifecycleService:
     def _creator_may_read(self, conn: Connection, wrap: repo.Wrap) -> bool:
         creator = _creator_from_json(wrap.creator)
         try:
-            access.secret_for(conn, self._policy, creator, wrap.secret_id, "secret:decrypt", "Secret unwrapping")
+            access.secret_for(
+                conn,
+                self._policy,
+                creator,
+                wrap.secret_id,
+                "secret:decrypt",
+                "Secret unwrapping",
+                now=self._clock.now(),
+            )
         except (NotFound, Forbidden):
             return False
         return True
@@ -346,7 +370,7 @@ class LifecycleService:
 
     def reap_once(self, now: datetime | None = None) -> ReapReport:
         """One pass: expired secrets, versions past grace, expired wrap tokens, old tombstones."""
-        now = now or utcnow()
+        now = now or self._clock.now()
         report = ReapReport()
         batch = self._config.reap_batch_size
         skip_locked = self._db.dialect != "sqlite"

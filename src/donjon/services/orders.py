@@ -16,6 +16,7 @@ import json
 import logging
 import uuid
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from donjon.auth import Caller
@@ -40,7 +41,7 @@ from donjon.storage.orders import ACTIVE as ACTIVE
 from donjon.storage.orders import OrderRecord as OrderRecord
 from donjon.storage.records import SecretRecord
 from donjon.stores import DATABASE
-from donjon.timeutil import isoformat, utcnow
+from donjon.timeutil import SYSTEM_CLOCK, Clock, isoformat
 
 log = logging.getLogger("donjon.orders")
 
@@ -56,7 +57,7 @@ class NewOrder:
     passphrase: str | None = None
 
 
-def parse_order(body: Any) -> NewOrder:
+def parse_order(body: Any, *, now: datetime) -> NewOrder:
     if not isinstance(body, dict):
         raise schema_error("Order", "the body is not a JSON object")
     type_ = body.get("type")
@@ -66,10 +67,10 @@ def parse_order(body: Any) -> NewOrder:
     if not isinstance(meta, dict):
         raise schema_error("Order", "'meta' is a required property", "meta")
     if type_ == "password":
-        return NewOrder(type_, _password_meta(meta))
+        return NewOrder(type_, _password_meta(meta, now))
     if "payload" in meta:
         raise schema_error("Order", "'payload' is not allowed in an order", "payload")
-    attrs = secret_attributes(meta, "Order")
+    attrs = secret_attributes(meta, "Order", now=now)
     if not attrs["algorithm"]:
         raise schema_error("Order", "'algorithm' is a required property", "algorithm")
     if attrs["bit_length"] is None:
@@ -100,7 +101,7 @@ def parse_order(body: Any) -> NewOrder:
     return NewOrder(type_, stored, passphrase)
 
 
-def _password_meta(meta: dict[str, Any]) -> dict[str, Any]:
+def _password_meta(meta: dict[str, Any], now: datetime) -> dict[str, Any]:
     name = optional_string(meta, "name", "Order", nullable=True)
     length = meta.get("length", 32)
     if isinstance(length, bool) or not isinstance(length, int) or not 8 <= length <= 4096:
@@ -123,7 +124,7 @@ def _password_meta(meta: dict[str, Any]) -> dict[str, Any]:
         policy.alphabets()
     except generation.UnsupportedGeneration as exc:
         raise InvalidInput(f"Provided field value is not supported: {exc}") from None
-    attrs = secret_attributes({k: meta[k] for k in ("expiration",) if k in meta}, "Order")
+    attrs = secret_attributes({k: meta[k] for k in ("expiration",) if k in meta}, "Order", now=now)
     return {
         "name": name,
         "length": length,
@@ -134,8 +135,11 @@ def _password_meta(meta: dict[str, Any]) -> dict[str, Any]:
 
 
 class OrderService:
-    def __init__(self, db: Database, keys: ProjectKeys, policy: Policy, quotas: Quotas) -> None:
+    def __init__(
+        self, db: Database, keys: ProjectKeys, policy: Policy, quotas: Quotas, *, clock: Clock = SYSTEM_CLOCK
+    ) -> None:
         self._db = db
+        self._clock = clock
         self._keys = keys
         self._policy = policy
         self._quotas = quotas
@@ -158,7 +162,7 @@ class OrderService:
                 type_=order.type,
                 meta=order.meta,
                 creator_id=caller.user_id,
-                now=utcnow(),
+                now=self._clock.now(),
                 kek_id=kek_id,
                 sealed_params=sealed,
             )
@@ -198,14 +202,17 @@ class OrderService:
 class OrderProcessor:
     """Does the work of one claimed order. Used by ``donjon.workers.orders.OrderWorker``."""
 
-    def __init__(self, db: Database, keys: ProjectKeys, stores: SecretStoreService | None = None) -> None:
+    def __init__(
+        self, db: Database, keys: ProjectKeys, stores: SecretStoreService | None = None, *, clock: Clock = SYSTEM_CLOCK
+    ) -> None:
         self._db = db
+        self._clock = clock
         self._keys = keys
         self._stores = stores
 
     def process(self, order: repo.OrderRecord, worker: str) -> bool:
         """Generate, store and complete; False if the claim was lost (another worker owns the order)."""
-        now = utcnow()
+        now = self._clock.now()
         try:
             secrets, container = self._generate(order)
         except generation.UnsupportedGeneration as exc:
@@ -251,7 +258,7 @@ class OrderProcessor:
                 conn,
                 order.id,
                 worker=worker,
-                now=utcnow(),
+                now=self._clock.now(),
                 status_code=500,
                 reason="Process TypeOrder failure seen - please contact site administrator.",
             )
@@ -263,7 +270,7 @@ class OrderProcessor:
             new,
             project_id=order.project_id,
             creator_id=order.creator_id,
-            now=utcnow(),
+            now=self._clock.now(),
             stores=stores.registry if stores is not None else None,
             store=stores.store_for_new(order.project_id) if stores is not None else DATABASE,
         )
@@ -314,7 +321,7 @@ class OrderProcessor:
             )
             secrets.append(pass_secret)
             refs.append(container_repo.ContainerSecret("private_key_passphrase", pass_secret.id))
-        now = utcnow()
+        now = self._clock.now()
         container = container_repo.ContainerRecord(
             id=str(uuid.uuid4()),
             project_id=order.project_id,

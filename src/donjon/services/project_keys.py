@@ -10,9 +10,7 @@ project's key bytes leave memory once their TTL is over (donjon.cache drops expi
 
 from __future__ import annotations
 
-import time
 import uuid
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from sqlalchemy.exc import IntegrityError
@@ -23,7 +21,7 @@ from donjon.keystores import Keystore, WrappedKey
 from donjon.observability import metrics
 from donjon.storage import keks
 from donjon.storage.database import Database
-from donjon.timeutil import utcnow
+from donjon.timeutil import SYSTEM_CLOCK, Clock
 
 
 @dataclass(frozen=True)
@@ -40,14 +38,19 @@ class ProjectKeys:
         cache_seconds: float,
         *,
         max_projects: int = 10_000,
-        timer: Callable[[], float] = time.monotonic,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         self._db = db
+        self._clock = clock
         self._keystore = keystore
         # kek id -> unwrapped key; a project has one active KEK, and more only for a while after a rotation.
-        self._keys: ExpiringCache[str, bytes] = ExpiringCache(maxsize=max_projects, ttl=cache_seconds, timer=timer)
+        self._keys: ExpiringCache[str, bytes] = ExpiringCache(
+            maxsize=max_projects, ttl=cache_seconds, timer=clock.monotonic
+        )
         # project id -> its active kek id, trusted for the same TTL (a rotate-kek settles within it).
-        self._active: ExpiringCache[str, str] = ExpiringCache(maxsize=max_projects, ttl=cache_seconds, timer=timer)
+        self._active: ExpiringCache[str, str] = ExpiringCache(
+            maxsize=max_projects, ttl=cache_seconds, timer=clock.monotonic
+        )
 
     def active(self, project_id: str) -> Kek:
         """The KEK new payloads of this project are sealed with; created on first use."""
@@ -94,7 +97,7 @@ class ProjectKeys:
         wrapped = self._keystore.wrap(new_kek(), kek_context(kek_id=kek_id, project_id=project_id))
         try:
             with self._db.write() as conn:
-                keks.create_active(conn, kek_id=kek_id, project_id=project_id, wrapped=wrapped, now=utcnow())
+                keks.create_active(conn, kek_id=kek_id, project_id=project_id, wrapped=wrapped, now=self._clock.now())
             return kek_id, wrapped
         except IntegrityError:
             # Another request or node created the project's KEK first: use theirs.

@@ -17,7 +17,7 @@ from donjon.policy import Policy
 from donjon.services.validation import INT32_MAX, INT32_MIN, has_nul
 from donjon.storage import quotas as repo
 from donjon.storage.database import Database
-from donjon.timeutil import utcnow
+from donjon.timeutil import SYSTEM_CLOCK, Clock
 
 Counter = Callable[[Connection, str], int]
 
@@ -55,8 +55,9 @@ class Quotas:
 class QuotaAdmin:
     """``/v1/quotas`` and ``/v1/project-quotas``: reading the caller's quotas, and an admin's overrides."""
 
-    def __init__(self, db: Database, policy: Policy, quotas: Quotas) -> None:
+    def __init__(self, db: Database, policy: Policy, quotas: Quotas, *, clock: Clock = SYSTEM_CLOCK) -> None:
         self._db = db
+        self._clock = clock
         self._policy = policy
         self._quotas = quotas
 
@@ -85,7 +86,7 @@ class QuotaAdmin:
         if not _storable(project_id):
             raise InvalidInput("Invalid project id: at most 255 characters, and no NUL characters.")
         with self._db.write() as conn:
-            repo.put(conn, project_id, values, utcnow())
+            repo.put(conn, project_id, values, self._clock.now())
 
     def delete_override(self, caller: Caller, project_id: str) -> None:
         self._policy.enforce("project_quotas:delete", caller, operation="Project Quotas deletion")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import uuid
 from dataclasses import dataclass, replace
 
@@ -27,7 +28,7 @@ from donjon.storage.records import SecretRecord
 from donjon.storage.secrets import SecretQuery as SecretQuery
 from donjon.storage.secrets import TimeBound as TimeBound
 from donjon.stores import DATABASE
-from donjon.timeutil import utcnow
+from donjon.timeutil import SYSTEM_CLOCK, Clock
 
 
 @dataclass(frozen=True)
@@ -46,8 +47,10 @@ class SecretService:
         *,
         max_secret_bytes: int,
         stores: SecretStoreService | None = None,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         self._db = db
+        self._clock = clock
         self._keys = keys
         self._policy = policy
         self._quotas = quotas
@@ -66,24 +69,28 @@ class SecretService:
     def _find(
         self, conn: Connection, caller: Caller, secret_id: str, rule: str, operation: str, *, with_payload: bool = False
     ) -> SecretRecord:
-        return access.secret_for(conn, self._policy, caller, secret_id, rule, operation, with_payload=with_payload)
+        return access.secret_for(
+            conn, self._policy, caller, secret_id, rule, operation, now=self._clock.now(), with_payload=with_payload
+        )
 
     # --- secrets --------------------------------------------------------------------------------------
 
     def create(self, caller: Caller, new: NewSecret) -> SecretRecord:
         self._policy.enforce("secrets:post", caller, operation="Secret creation")
+        now = self._clock.now()
         record = new_secret_record(
             self._keys,
             new,
             project_id=caller.project_id,
             creator_id=caller.user_id,
-            now=utcnow(),
+            now=now,
             stores=self._stores.registry if self._stores is not None else None,
             store=self._store_for_new(caller.project_id),
         )
         try:
             with self._db.write() as conn:
-                self._quotas.check(conn, caller.project_id, "secrets", repo.count_live_secrets)
+                live = functools.partial(repo.count_live_secrets, now=now)  # expired secrets do not count
+                self._quotas.check(conn, caller.project_id, "secrets", live)
                 repo.insert_secret(conn, record)
         except BaseException:
             self._discard(record)  # an external object whose secret was never created must not stay
@@ -111,7 +118,7 @@ class SecretService:
             raise NotFound("Not Found. Sorry but your secret has no payload.")
         if record.max_reads is not None:
             # A limited secret: the read is spent and the payload opened in one transaction (donjon extension).
-            return lifecycle.read_limited(self._db, self._keys, record.id, accept)
+            return lifecycle.read_limited(self._db, self._keys, record.id, accept, self._clock.now())
         kek = self._keys.get(record.project_id, record.kek_id)
         plaintext = open_payload(
             kek, record.ciphertext, secret_id=record.id, project_id=record.project_id, version=record.version
@@ -158,7 +165,7 @@ class SecretService:
             try:
                 with self._db.write() as conn:
                     if not repo.set_payload(
-                        conn, record.id, content_type=main, now=utcnow(), store=store, store_ref=ref
+                        conn, record.id, content_type=main, now=self._clock.now(), store=store, store_ref=ref
                     ):
                         raise Conflict("Secret already has data, cannot modify it.")
             except BaseException:
@@ -167,8 +174,9 @@ class SecretService:
             return
         kek = self._keys.active(record.project_id)
         sealed = seal_payload(kek.key, body, secret_id=record.id, project_id=record.project_id)
+        now = self._clock.now()
         with self._db.write() as conn:
-            if not repo.set_payload(conn, record.id, content_type=main, kek_id=kek.id, ciphertext=sealed, now=utcnow()):
+            if not repo.set_payload(conn, record.id, content_type=main, kek_id=kek.id, ciphertext=sealed, now=now):
                 raise Conflict("Secret already has data, cannot modify it.")
 
     def delete(self, caller: Caller, secret_id: str, *, refuse_with_consumers: bool) -> None:
@@ -179,7 +187,7 @@ class SecretService:
             # An external object goes first: if its store is down, nothing is deleted (503) and a retry works.
             self._discard(record)
             # The row goes with its ciphertext (hard delete); a tombstone records when and why.
-            lifecycle_repo.remove_secret(conn, record, reason=lifecycle_repo.DELETED, now=utcnow())
+            lifecycle_repo.remove_secret(conn, record, reason=lifecycle_repo.DELETED, now=self._clock.now())
 
     def list_secrets(
         self, caller: Caller, query: repo.SecretQuery, *, with_consumers: bool
@@ -204,7 +212,7 @@ class SecretService:
         with self._db.write() as conn:
             record = self._find(conn, caller, secret_id, "secret_meta:put", "Secret metadata update")
             repo.replace_metadata(conn, record.id, items)
-            repo.touch_secret(conn, record.id, utcnow())
+            repo.touch_secret(conn, record.id, self._clock.now())
 
     def get_metadatum(self, caller: Caller, secret_id: str, key: str) -> str:
         with self._db.read() as conn:
@@ -254,7 +262,7 @@ class SecretService:
                 service=service,
                 resource_type=resource_type,
                 resource_id=resource_id,
-                now=utcnow(),
+                now=self._clock.now(),
             )
             return SecretView(record, repo.consumers_of(conn, [record.id])[record.id])
 

@@ -20,7 +20,7 @@ from donjon.storage import secret_stores as repo
 from donjon.storage.database import Database
 from donjon.storage.records import SecretRecord
 from donjon.stores import DATABASE, PayloadInfo, PayloadMissing, SecretStore, open_store
-from donjon.timeutil import utcnow
+from donjon.timeutil import SYSTEM_CLOCK, Clock
 
 # Barbican's plugin names, which clients may display: our stores map onto the closest of its plugins.
 _PLUGINS = {DATABASE: ("store_crypto", "simple_crypto"), "kmip": ("kmip_plugin", None), "vault": ("vault_plugin", None)}
@@ -59,12 +59,14 @@ class StoreRegistry:
         ]
 
     @classmethod
-    def open(cls, configured: Mapping[str, tuple[str, Mapping[str, object]]], default: str) -> StoreRegistry:
+    def open(
+        cls, configured: Mapping[str, tuple[str, Mapping[str, object]]], default: str, *, clock: Clock = SYSTEM_CLOCK
+    ) -> StoreRegistry:
         opened: dict[str, SecretStore] = {}
         try:
             for name, (type_, options) in configured.items():
                 opened[name] = open_store(type_, options)
-            return cls(opened, default, utcnow())
+            return cls(opened, default, clock.now())
         except BaseException:
             for store in opened.values():
                 store.close()
@@ -129,8 +131,9 @@ def payload_info(record: SecretRecord) -> PayloadInfo:
 class SecretStoreService:
     """``/v1/secret-stores``: list, global default, and the caller's project preference."""
 
-    def __init__(self, db: Database, policy: Policy, registry: StoreRegistry) -> None:
+    def __init__(self, db: Database, policy: Policy, registry: StoreRegistry, *, clock: Clock = SYSTEM_CLOCK) -> None:
         self._db = db
+        self._clock = clock
         self._policy = policy
         self.registry = registry
 
@@ -166,7 +169,7 @@ class SecretStoreService:
         self._enabled("secretstore_preferred:post", caller)
         info = self._find(store_id)
         with self._db.write() as conn:
-            repo.set_preferred(conn, caller.project_id, info.name, utcnow())
+            repo.set_preferred(conn, caller.project_id, info.name, self._clock.now())
 
     def clear_preferred(self, caller: Caller) -> None:
         self._enabled("secretstore_preferred:delete", caller)

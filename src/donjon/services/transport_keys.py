@@ -14,7 +14,7 @@ from donjon.policy import Policy
 from donjon.services.validation import has_nul, is_canonical_uuid4, schema_error
 from donjon.storage import transport_keys as repo
 from donjon.storage.database import Database
-from donjon.timeutil import utcnow
+from donjon.timeutil import SYSTEM_CLOCK, Clock
 
 _SCHEMA = "Transport Key"
 MAX_KEY_BYTES = 65_535  # the TEXT column on MariaDB (a 500 there in Barbican)
@@ -44,13 +44,14 @@ def parse_transport_key(body: Any) -> tuple[str, str]:
 
 
 class TransportKeyService:
-    def __init__(self, db: Database, policy: Policy) -> None:
+    def __init__(self, db: Database, policy: Policy, *, clock: Clock = SYSTEM_CLOCK) -> None:
         self._db = db
+        self._clock = clock
         self._policy = policy
 
     def create(self, caller: Caller, plugin_name: str, transport_key: str) -> str:
         self._policy.enforce("transport_keys:post", caller, operation="Transport Key Creation")
-        now = utcnow()
+        now = self._clock.now()
         record = repo.TransportKeyRecord(str(uuid.uuid4()), plugin_name, transport_key, now, now)
         with self._db.write() as conn:
             repo.create(conn, record)

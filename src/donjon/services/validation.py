@@ -10,7 +10,7 @@ from typing import Any
 from donjon.errors import InvalidInput, TooLarge
 from donjon.options import closest
 from donjon.services import payloads
-from donjon.timeutil import parse_iso8601, utcnow
+from donjon.timeutil import parse_iso8601
 
 # The range of the database's INTEGER columns (bit lengths, quotas): a value past it is refused, not sent.
 INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
@@ -116,7 +116,7 @@ def parse_max_reads(body: dict[str, Any], schema: str = "Secret") -> int | None:
     return value
 
 
-def secret_attributes(body: dict[str, Any], schema: str = "Secret") -> dict[str, Any]:
+def secret_attributes(body: dict[str, Any], schema: str = "Secret", *, now: datetime) -> dict[str, Any]:
     """The non-payload attributes of a secret (shared with order meta)."""
     attrs: dict[str, Any] = {
         "name": optional_string(body, "name", schema, nullable=True),
@@ -136,11 +136,12 @@ def secret_attributes(body: dict[str, Any], schema: str = "Secret") -> dict[str,
         attrs["bit_length"] = bits
     else:
         attrs["bit_length"] = None
-    attrs["expiration"] = parse_expiration(body, schema)
+    attrs["expiration"] = parse_expiration(body, schema, now=now)
     return attrs
 
 
-def parse_expiration(body: dict[str, Any], schema: str) -> datetime | None:
+def parse_expiration(body: dict[str, Any], schema: str, *, now: datetime) -> datetime | None:
+    """The body's expiration as naive UTC, refused unless after ``now`` (the caller's clock)."""
     raw = optional_string(body, "expiration", schema, nullable=False)
     if raw is None or raw == "":
         return None
@@ -148,16 +149,16 @@ def parse_expiration(body: dict[str, Any], schema: str) -> datetime | None:
         expiration = parse_iso8601(raw)
     except ValueError:
         raise schema_error(schema, "Invalid date for 'expiration'", "expiration") from None
-    if expiration <= utcnow():
+    if expiration <= now:
         raise InvalidInput("'expiration' is before current time")
     return expiration
 
 
-def new_secret(body: Any, max_secret_bytes: int) -> NewSecret:
+def new_secret(body: Any, max_secret_bytes: int, *, now: datetime) -> NewSecret:
     if not isinstance(body, dict):
         raise schema_error("Secret", "the body is not a JSON object")
     refuse_near_misses(body, BARBICAN_SECRET_PROPERTIES, SECRET_EXTENSIONS, "Secret")
-    attrs = secret_attributes(body)
+    attrs = secret_attributes(body, now=now)
     attrs["max_reads"] = parse_max_reads(body)
     if str(body.get("transport_key_needed", "false")).lower() == "true" or body.get("transport_key_id"):
         raise InvalidInput("Secret store supported plugin not found.")

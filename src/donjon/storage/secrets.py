@@ -13,7 +13,6 @@ from sqlalchemy.sql.elements import ColumnElement
 from donjon.storage.patterns import like
 from donjon.storage.records import ConsumerRecord, SecretRecord, secret_record
 from donjon.storage.tables import secret_acl_users, secret_acls, secret_consumers, secret_metadata, secrets
-from donjon.timeutil import utcnow
 
 _META_COLUMNS = [c for c in secrets.c if c.name != "ciphertext"]
 
@@ -284,10 +283,10 @@ def touch_secret(conn: Connection, secret_id: str, now: datetime) -> None:
     conn.execute(update(secrets).where(secrets.c.id == secret_id).values(updated_at=now))
 
 
-def count_live_secrets(conn: Connection, project_id: str) -> int:
+def count_live_secrets(conn: Connection, project_id: str, now: datetime) -> int:
     """Secrets that count against the project's quota: expired ones do not (as in Barbican)."""
     return conn.execute(
-        select(func.count()).select_from(secrets).where(secrets.c.project_id == project_id, _alive(utcnow()))
+        select(func.count()).select_from(secrets).where(secrets.c.project_id == project_id, _alive(now))
     ).scalar_one()
 
 

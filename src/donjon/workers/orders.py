@@ -29,7 +29,7 @@ from donjon.observability import metrics
 from donjon.services.orders import ClaimLost, OrderProcessor
 from donjon.storage import orders as repo
 from donjon.storage.database import Database
-from donjon.timeutil import utcnow
+from donjon.timeutil import SYSTEM_CLOCK, Clock
 
 log = logging.getLogger("donjon.workers.orders")
 
@@ -48,8 +48,10 @@ class OrderWorker:
         config: OrderConfig,
         *,
         housekeeping: Callable[[], None] | None = None,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         self._db = db
+        self._clock = clock  # leases and the retry delay are database times
         self._processor = processor
         self._config = config
         # Called between polls: the server drops expired KEKs from memory here, so an idle process does too.
@@ -195,7 +197,7 @@ class OrderWorker:
             return repo.claim_next(
                 conn,
                 worker=self.name,
-                now=utcnow(),
+                now=self._clock.now(),
                 lease=timedelta(seconds=self._config.lease_seconds),
                 skip_locked=self._db.dialect != "sqlite",
                 order_id=order_id,
@@ -208,7 +210,7 @@ class OrderWorker:
     def _release(self, order_id: str) -> None:
         """Let the order be claimed again soon (by any worker) after an unexpected failure."""
         with self._db.write() as conn:
-            repo.release(conn, order_id, worker=self.name, until=utcnow() + timedelta(seconds=1))
+            repo.release(conn, order_id, worker=self.name, until=self._clock.now() + timedelta(seconds=1))
 
 
 def _resolve(future: asyncio.Future[bool], here: bool) -> None:
