@@ -46,6 +46,12 @@ SCHEMAS: dict[str, Schema] = {
             },
         },
     },
+    "Build": {
+        "type": "object",
+        "required": ["build"],
+        "additionalProperties": False,
+        "properties": {"build": {"type": "string"}},
+    },
     "Error": {
         "type": "object",
         "required": ["code", "title", "description"],
@@ -204,13 +210,39 @@ SCHEMAS: dict[str, Schema] = {
         "required": ["key", "value"],
         "properties": {"key": {"type": "string", "pattern": "^[A-Za-z0-9_-]+$"}, "value": _str(255)},
     },
+    # What GET answers: the stored ACL, or Barbican's default when none is stored.
     "ACL": {
         "type": "object",
+        "required": ["read"],
+        "additionalProperties": False,
         "properties": {
             "read": {
                 "type": "object",
+                "required": ["project-access"],
+                "additionalProperties": False,
                 "properties": {
-                    "users": {"type": "array", "items": _str(255)},
+                    "project-access": {"type": "boolean"},
+                    "users": {"type": "array", "items": {"type": "string"}},
+                    "created": _TIMESTAMP,
+                    "updated": _TIMESTAMP,
+                },
+            }
+        },
+    },
+    # What PUT and PATCH take: Barbican's ACLValidator (only "read"; no other key at either level), each user
+    # id checked (Barbican's draft-4 tuple form checks only the first).
+    "NewACL": {
+        "type": "object",
+        "additionalProperties": False,
+        "properties": {
+            "read": {
+                "type": "object",
+                "additionalProperties": False,
+                "properties": {
+                    "users": {
+                        "type": "array",
+                        "items": {"type": "string", "maxLength": 255, "pattern": "\\S", "description": "no NUL"},
+                    },
                     "project-access": {"type": "boolean"},
                 },
             }
@@ -288,6 +320,36 @@ SCHEMAS: dict[str, Schema] = {
         },
     },
     "OrderList": {"allOf": [_ref("Page"), {"properties": {"orders": {"type": "array", "items": _ref("Order")}}}]},
+    "SecretStore": {
+        "type": "object",
+        "required": [
+            "secret_store_ref",
+            "name",
+            "secret_store_plugin",
+            "crypto_plugin",
+            "global_default",
+            "status",
+            "created",
+            "updated",
+        ],
+        "additionalProperties": False,
+        "properties": {
+            "secret_store_ref": {"type": "string", "format": "uri"},
+            "name": {"type": "string"},
+            "secret_store_plugin": {"type": "string"},
+            "crypto_plugin": _str(nullable=True),
+            "global_default": {"type": "boolean"},
+            "status": {"const": "ACTIVE"},
+            "created": _TIMESTAMP,
+            "updated": _TIMESTAMP,
+        },
+    },
+    "SecretStoreList": {
+        "type": "object",
+        "required": ["secret_stores"],
+        "additionalProperties": False,
+        "properties": {"secret_stores": {"type": "array", "items": _ref("SecretStore")}},
+    },
     "Quotas": {
         "type": "object",
         "properties": {
@@ -407,8 +469,8 @@ _CREATED = {"201": _json("created", "Ref")}
 _NO_CONTENT = {"204": {"description": "done"}}
 _ACL = {
     "get": _op("Read the ACL", {"200": _json("the read ACL", "ACL")}),
-    "put": _op("Replace the ACL", {"200": _json("acl_ref", "Ref")}, body="ACL"),
-    "patch": _op("Merge into the ACL", {"200": _json("acl_ref", "Ref")}, body="ACL"),
+    "put": _op("Replace the ACL", {"200": _json("acl_ref", "Ref")}, body="NewACL"),
+    "patch": _op("Merge into the ACL", {"200": _json("acl_ref", "Ref")}, body="NewACL"),
     "delete": _op("Remove the ACL (back to project access)", {"200": {"description": "JSON null"}}),
 }
 
@@ -425,7 +487,11 @@ def _paths() -> dict[str, Schema]:
                 "summary": "Version discovery",
                 "responses": {
                     "300": {"description": "the versions", "content": {JSON: {"schema": {"type": "object"}}}},
-                    "200": {"description": "?build: the server version"},
+                    "200": {"description": "?build: the server version", "content": {JSON: {"schema": _ref("Build")}}},
+                    "302": {
+                        "description": "Accept: application/json-home: to /v1/, as Barbican",
+                        "headers": {"Location": {"schema": {"type": "string", "format": "uri"}}},
+                    },
                     **_ANY_REQUEST,
                 },
             }
@@ -469,7 +535,12 @@ def _paths() -> dict[str, Schema]:
             "parameters": [secret],
             "get": _op(
                 "Metadata (Accept: application/json), else the payload (deprecated)",
-                {"200": _json("the secret", "Secret")},
+                {
+                    "200": {
+                        "description": "the secret's metadata, or its payload in the type Accept names",
+                        "content": {JSON: {"schema": _ref("Secret")}, **payload_types},
+                    }
+                },
             ),
             "put": _op(
                 "Second step: the payload of a secret created without one",
@@ -629,14 +700,35 @@ def _paths() -> dict[str, Schema]:
             "put": _op("Set overrides (given keys only)", _NO_CONTENT, body="Quotas"),
             "delete": _op("Remove the overrides", _NO_CONTENT),
         },
+        # One route serves the whole subtree, as Barbican's controllers do: {path} is "global-default",
+        # "preferred", a store id, or "{id}/preferred"; anything else is a 405. Without external stores
+        # (docs/configuration.md) every operation is Barbican's 404 "Multiple backends support is not enabled".
         "/v1/secret-stores": {
             "get": _op(
-                "Refused: one secret store (404, as Barbican without multiple stores)", {"404": _error("not enabled")}
+                "The configured secret stores (the database store first)",
+                {"200": _json("the stores", "SecretStoreList"), "404": _error("no external store configured")},
             )
         },
         "/v1/secret-stores/{path}": {
-            "parameters": [_path_param("path")],
-            **{m: _op("Refused: one secret store", {"404": _error("not enabled")}) for m in ("get", "post", "delete")},
+            "parameters": [
+                _param("path", "path", "global-default, preferred, {store id} or {store id}/preferred", required=True)
+            ],
+            "get": _op(
+                "global-default, preferred (the project's) or a store by id",
+                {
+                    "200": _json("the store", "SecretStore"),
+                    "404": _error("no external store configured, no such store, or no preferred store"),
+                    "405": _error("a path that names no store"),
+                },
+            ),
+            "post": _op(
+                "{store id}/preferred: make the store the project's preferred one (project admin)",
+                {**_NO_CONTENT, "405": _error("a path other than {store id}/preferred")},
+            ),
+            "delete": _op(
+                "{store id}/preferred: remove the project's preference, whatever store the path names, as Barbican",
+                {**_NO_CONTENT, "405": _error("a path other than {store id}/preferred")},
+            ),
         },
         "/v1/audit/records": {
             "get": _op(
