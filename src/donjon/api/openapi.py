@@ -26,6 +26,27 @@ def _str(max_length: int | None = None, nullable: bool = False) -> Schema:
     return schema
 
 
+def _page(key: str, item: Schema) -> Schema:
+    """A Barbican list: the items under ``key``, the total, and next/previous links where there are more."""
+    return {
+        "allOf": [_ref("Page")],
+        "required": [key, "total"],
+        "properties": {key: {"type": "array", "items": item}},
+        "unevaluatedProperties": False,
+    }
+
+
+def _listed(item: Schema) -> Schema:
+    """A consumer as its list shows it: the registered fields, and Barbican's created, updated and status."""
+    return {
+        "allOf": [item],
+        "required": ["created", "updated", "status"],
+        "properties": {"created": _TIMESTAMP, "updated": _TIMESTAMP, "status": {"const": "ACTIVE"}},
+        "unevaluatedProperties": False,
+    }
+
+
+_QUOTA_KEYS = ("secrets", "orders", "containers", "consumers", "cas")
 _TIMESTAMP = {"type": "string", "description": "naive UTC ISO-8601, e.g. 2026-11-25T06:39:59.040072"}
 _NULLABLE_TIMESTAMP = {"type": ["string", "null"], "description": _TIMESTAMP["description"]}
 
@@ -172,6 +193,20 @@ SCHEMAS: dict[str, Schema] = {
     },
     "Secret": {
         "type": "object",
+        "required": [
+            "secret_ref",
+            "name",
+            "secret_type",
+            "status",
+            "created",
+            "updated",
+            "expiration",
+            "algorithm",
+            "bit_length",
+            "mode",
+            "creator_id",
+        ],
+        "additionalProperties": False,
         "properties": {
             "secret_ref": {"type": "string", "format": "uri"},
             "name": _str(255, nullable=True),
@@ -188,7 +223,7 @@ SCHEMAS: dict[str, Schema] = {
             "content_types": {"type": "object", "description": "present only when a payload is stored"},
         },
     },
-    "SecretList": {"allOf": [_ref("Page"), {"properties": {"secrets": {"type": "array", "items": _ref("Secret")}}}]},
+    "SecretList": _page("secrets", _ref("Secret")),
     "Page": {
         "type": "object",
         "properties": {
@@ -197,9 +232,8 @@ SCHEMAS: dict[str, Schema] = {
             "previous": {"type": "string", "format": "uri"},
         },
     },
-    "ConsumerList": {
-        "allOf": [_ref("Page"), {"properties": {"consumers": {"type": "array", "items": {"type": "object"}}}}]
-    },
+    "SecretConsumerList": _page("consumers", _listed(_ref("Consumer"))),
+    "ContainerConsumerList": _page("consumers", _listed(_ref("ContainerConsumer"))),
     "Metadata": {
         "type": "object",
         "required": ["metadata"],
@@ -274,6 +308,8 @@ SCHEMAS: dict[str, Schema] = {
     },
     "Container": {
         "type": "object",
+        "required": ["container_ref", "name", "type", "status", "created", "updated", "creator_id", "secret_refs"],
+        "additionalProperties": False,
         "properties": {
             "container_ref": {"type": "string", "format": "uri"},
             "name": _str(nullable=True),
@@ -286,9 +322,7 @@ SCHEMAS: dict[str, Schema] = {
             "consumers": {"type": "array", "items": _ref("ContainerConsumer")},
         },
     },
-    "ContainerList": {
-        "allOf": [_ref("Page"), {"properties": {"containers": {"type": "array", "items": _ref("Container")}}}]
-    },
+    "ContainerList": _page("containers", _ref("Container")),
     "NewOrder": {
         "type": "object",
         "required": ["type", "meta"],
@@ -306,6 +340,8 @@ SCHEMAS: dict[str, Schema] = {
     },
     "Order": {
         "type": "object",
+        "required": ["order_ref", "type", "status", "meta", "created", "updated"],
+        "additionalProperties": False,
         "properties": {
             "order_ref": {"type": "string", "format": "uri"},
             "type": {"type": "string"},
@@ -315,11 +351,14 @@ SCHEMAS: dict[str, Schema] = {
             "container_ref": {"type": "string", "format": "uri"},
             "error_status_code": {"type": "string"},
             "error_reason": {"type": "string"},
+            "creator_id": _str(nullable=True),
+            "sub_status": {"type": "string", "description": "Barbican's; Unknown, once ACTIVE"},
+            "sub_status_message": {"type": "string"},
             "created": _TIMESTAMP,
             "updated": _TIMESTAMP,
         },
     },
-    "OrderList": {"allOf": [_ref("Page"), {"properties": {"orders": {"type": "array", "items": _ref("Order")}}}]},
+    "OrderList": _page("orders", _ref("Order")),
     "SecretStore": {
         "type": "object",
         "required": [
@@ -350,11 +389,37 @@ SCHEMAS: dict[str, Schema] = {
         "additionalProperties": False,
         "properties": {"secret_stores": {"type": "array", "items": _ref("SecretStore")}},
     },
+    "EffectiveQuotas": {
+        "type": "object",
+        "required": ["quotas"],
+        "additionalProperties": False,
+        "properties": {
+            "quotas": {
+                "type": "object",
+                "required": list(_QUOTA_KEYS),
+                "additionalProperties": False,
+                "properties": {k: {"type": "integer", "description": "-1: unlimited"} for k in _QUOTA_KEYS},
+            }
+        },
+    },
+    "ProjectQuotas": {
+        "type": "object",
+        "required": ["project_quotas"],
+        "additionalProperties": False,
+        "properties": {"project_quotas": _ref("Quotas")},
+    },
+    "ProjectQuotasList": _page(
+        "project_quotas",
+        {
+            "type": "object",
+            "required": ["project_id", "project_quotas"],
+            "additionalProperties": False,
+            "properties": {"project_id": {"type": "string"}, "project_quotas": _ref("Quotas")},
+        },
+    ),
     "Quotas": {
         "type": "object",
-        "properties": {
-            k: {"type": ["integer", "null"]} for k in ("secrets", "orders", "containers", "consumers", "cas")
-        },
+        "properties": {k: {"type": ["integer", "null"]} for k in _QUOTA_KEYS},
     },
 }
 
@@ -634,7 +699,7 @@ def _paths() -> dict[str, Schema]:
         },
         "/v1/secrets/{secret_id}/consumers": {
             "parameters": [secret],
-            "get": _op("Consumers", {"200": _json("a page", "ConsumerList")}, params=_PAGING),
+            "get": _op("Consumers", {"200": _json("a page", "SecretConsumerList")}, params=_PAGING),
             "post": _op("Register a consumer", {"200": _with_location(_json("the secret", "Secret"))}, body="Consumer"),
             "delete": _op("Remove a consumer", {"200": _json("the secret", "Secret")}, body="Consumer"),
         },
@@ -663,7 +728,7 @@ def _paths() -> dict[str, Schema]:
         },
         "/v1/containers/{container_id}/consumers": {
             "parameters": [container],
-            "get": _op("Consumers", {"200": _json("a page", "ConsumerList")}, params=_PAGING),
+            "get": _op("Consumers", {"200": _json("a page", "ContainerConsumerList")}, params=_PAGING),
             "post": _op(
                 "Register a consumer",
                 {"200": _with_location(_json("the container", "Container"))},
@@ -690,13 +755,13 @@ def _paths() -> dict[str, Schema]:
             "get": _op("An order", {"200": _json("the order", "Order")}),
             "delete": _op("Delete the order (its secrets stay)", _NO_CONTENT),
         },
-        "/v1/quotas": {"get": _op("The caller's effective quotas", {"200": {"description": "quotas"}})},
+        "/v1/quotas": {"get": _op("The caller's effective quotas", {"200": _json("quotas", "EffectiveQuotas")})},
         "/v1/project-quotas": {
-            "get": _op("Projects with quota overrides", {"200": {"description": "a page"}}, params=_PAGING)
+            "get": _op("Projects with quota overrides", {"200": _json("a page", "ProjectQuotasList")}, params=_PAGING)
         },
         "/v1/project-quotas/{project_id}": {
             "parameters": [_path_param("project_id")],
-            "get": _op("A project's overrides", {"200": {"description": "project_quotas"}}),
+            "get": _op("A project's overrides", {"200": _json("project_quotas", "ProjectQuotas")}),
             "put": _op("Set overrides (given keys only)", _NO_CONTENT, body="Quotas"),
             "delete": _op("Remove the overrides", _NO_CONTENT),
         },
