@@ -89,9 +89,9 @@ def test_the_response_check_reports_what_the_document_does_not_describe() -> Non
         "GET /v1/secrets/{secret_id} → 404: content type 'text/html' is not one of application/json"
     ]
     assert check("GET", secret, 404, "application/json", b'{"code": "404"}') == [
-        "GET /v1/secrets/{secret_id} → 404: body: 'title' is a required property",
-        "GET /v1/secrets/{secret_id} → 404: body: 'description' is a required property",
-        "GET /v1/secrets/{secret_id} → 404: code: '404' is not of type 'integer'",
+        'GET /v1/secrets/{secret_id} → 404: body: "title" is a required property',
+        'GET /v1/secrets/{secret_id} → 404: body: "description" is a required property',
+        'GET /v1/secrets/{secret_id} → 404: code: "404" is not of type "integer"',
     ]
     # The ACL path is its own operation, not a secret id with a suffix; undocumented paths are left alone.
     assert checker().operation("GET", f"{secret}/acl") == ("GET /v1/secrets/{secret_id}/acl", ANY)
