@@ -1,7 +1,9 @@
 """The OpenAPI 3.1 description served at ``/openapi.json``, written as data next to the routes it describes.
 
 ``tests/test_openapi.py`` checks that every route of the app is described and every described operation
-is served, and that the document is valid OpenAPI.
+is served, and that the document is valid OpenAPI; ``tests/openapi_conformance.py`` checks every response
+of the in-process API tests against it (status, content type, body), so a response schema lists the keys
+that are always there and forbids others.
 """
 
 from __future__ import annotations
@@ -74,6 +76,59 @@ _CONTAINER_CONSUMER: Schema = {
 }
 
 SCHEMAS: dict[str, Schema] = {
+    "Live": {
+        "type": "object",
+        "required": ["status"],
+        "additionalProperties": False,
+        "properties": {"status": {"const": "ok"}},
+    },
+    # 1.0 callers get the legacy shape (status "stable", media-types), 1.1 and later the version range.
+    "V1": {
+        "type": "object",
+        "required": ["version"],
+        "additionalProperties": False,
+        "properties": {
+            "version": {
+                "type": "object",
+                "required": ["id", "status", "links"],
+                "additionalProperties": False,
+                "properties": {
+                    "id": {"const": "v1"},
+                    "status": {"enum": ["stable", "CURRENT"]},
+                    "min_version": {"type": "string"},
+                    "max_version": {"type": "string"},
+                    "links": {"type": "array", "items": {"type": "object"}},
+                    "media-types": {"type": "array", "items": {"type": "object"}},
+                },
+            }
+        },
+    },
+    "TransportKeyList": _page("transport_keys", {"type": "string", "format": "uri"}),
+    # Barbican 23 serves the raw database row.
+    "TransportKey": {
+        "type": "object",
+        "required": [
+            "id",
+            "created_at",
+            "updated_at",
+            "deleted_at",
+            "deleted",
+            "status",
+            "plugin_name",
+            "transport_key",
+        ],
+        "additionalProperties": False,
+        "properties": {
+            "id": {"type": "string"},
+            "created_at": {"type": "string"},
+            "updated_at": {"type": "string"},
+            "deleted_at": {"type": "null"},
+            "deleted": {"const": False},
+            "status": {"const": "ACTIVE"},
+            "plugin_name": {"type": "string"},
+            "transport_key": {"type": "string"},
+        },
+    },
     "Readiness": {
         "type": "object",
         "required": ["status", "checks"],
@@ -151,6 +206,7 @@ SCHEMAS: dict[str, Schema] = {
     "VersionRef": {
         "type": "object",
         "required": ["secret_ref", "version"],
+        "additionalProperties": False,
         "properties": {"secret_ref": {"type": "string", "format": "uri"}, "version": {"type": "integer"}},
     },
     "AuditRecords": {
@@ -173,6 +229,7 @@ SCHEMAS: dict[str, Schema] = {
     "AuditVerdict": {
         "type": "object",
         "required": ["ok", "records", "line", "problem", "note"],
+        "additionalProperties": False,
         "properties": {
             "ok": {"type": "boolean"},
             "records": {"type": "integer", "description": "records checked good (before the first problem)"},
@@ -183,6 +240,8 @@ SCHEMAS: dict[str, Schema] = {
     },
     "Lifecycle": {
         "type": "object",
+        "required": ["max_reads", "reads_left", "current_version", "versions"],
+        "additionalProperties": False,
         "properties": {
             "max_reads": {"type": ["integer", "null"]},
             "reads_left": {"type": ["integer", "null"]},
@@ -191,6 +250,8 @@ SCHEMAS: dict[str, Schema] = {
                 "type": "array",
                 "items": {
                     "type": "object",
+                    "required": ["version", "created", "readable_until"],
+                    "additionalProperties": False,
                     "properties": {
                         "version": {"type": "integer"},
                         "created": _TIMESTAMP,
@@ -207,6 +268,7 @@ SCHEMAS: dict[str, Schema] = {
     "WrapToken": {
         "type": "object",
         "required": ["wrap_token", "expires"],
+        "additionalProperties": False,
         "properties": {"wrap_token": {"type": "string"}, "expires": _TIMESTAMP},
     },
     "Consumer": _CONSUMER,
@@ -543,7 +605,10 @@ _ACL = {
     "get": _op("Read the ACL", {"200": _json("the read ACL", "ACL")}),
     "put": _op("Replace the ACL", {"200": _json("acl_ref", "Ref")}, body="NewACL"),
     "patch": _op("Merge into the ACL", {"200": _json("acl_ref", "Ref")}, body="NewACL"),
-    "delete": _op("Remove the ACL (back to project access)", {"200": {"description": "JSON null"}}),
+    "delete": _op(
+        "Remove the ACL (back to project access)",
+        {"200": {"description": "JSON null, as Barbican", "content": {JSON: {"schema": {"type": "null"}}}}},
+    ),
 }
 
 
@@ -568,11 +633,19 @@ def _paths() -> dict[str, Schema]:
                 },
             }
         },
-        "/healthcheck": {"get": {"summary": "Liveness", "responses": {"200": {"description": "OK"}, **_ANY_REQUEST}}},
+        "/healthcheck": {
+            "get": {
+                "summary": "Liveness",
+                "responses": {
+                    "200": {"description": "OK", "content": {"text/plain": {"schema": {"const": "OK"}}}},
+                    **_ANY_REQUEST,
+                },
+            }
+        },
         "/livez": {
             "get": {
                 "summary": "Liveness probe: the process serves (no check of its dependencies)",
-                "responses": {"200": {"description": '{"status": "ok"}'}, **_ANY_REQUEST},
+                "responses": {"200": _json('{"status": "ok"}', "Live"), **_ANY_REQUEST},
             }
         },
         "/readyz": {
@@ -590,9 +663,15 @@ def _paths() -> dict[str, Schema]:
             }
         },
         "/openapi.json": {
-            "get": {"summary": "This document", "responses": {"200": {"description": "OpenAPI"}, **_ANY_REQUEST}}
+            "get": {
+                "summary": "This document",
+                "responses": {
+                    "200": {"description": "OpenAPI", "content": {JSON: {"schema": {"type": "object"}}}},
+                    **_ANY_REQUEST,
+                },
+            }
         },
-        "/v1": {"get": _op("The v1 version document", {"200": {"description": "version"}})},
+        "/v1": {"get": _op("The v1 version document", {"200": _json("version", "V1")})},
         "/v1/secrets": {
             "get": _op(
                 "List the project's secrets", {"200": _json("a page", "SecretList")}, params=[*_PAGING, *_LIST_FILTERS]
@@ -818,7 +897,7 @@ def _paths() -> dict[str, Schema]:
         "/v1/transport_keys": {
             "get": _op(
                 "Transport key refs (cloud-wide)",
-                {"200": {"description": "a page of refs", "content": {JSON: {"schema": {"type": "object"}}}}},
+                {"200": _json("a page of refs", "TransportKeyList")},
                 params=[*_PAGING, _param("plugin_name", "query", "exact")],
             ),
             "post": _op("Register a transport key (admin)", _CREATED, body="NewTransportKey"),
@@ -827,7 +906,7 @@ def _paths() -> dict[str, Schema]:
             "parameters": [_path_param("transport_key_id")],
             "get": _op(
                 "A transport key, as Barbican's row",
-                {"200": {"description": "the row", "content": {JSON: {"schema": {"type": "object"}}}}},
+                {"200": _json("the row", "TransportKey")},
             ),
             "delete": _op("Delete a transport key (admin)", _NO_CONTENT),
         },
