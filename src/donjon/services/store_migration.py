@@ -61,7 +61,9 @@ class StoreMigration:
         last = ""
         while True:
             with self._db.read() as conn:
-                batch = store_moves.secrets_in_store(conn, _column(source), project_id, after=last, limit=self._batch)
+                batch = store_moves.secrets_in_store(
+                    conn, _column(source), project_id, after=last, limit=self._batch
+                )
             if not batch:
                 return report
             for record in batch:
