@@ -17,6 +17,7 @@ from donjon.storage.database import Database
 from tests import databases
 from tests.clock import MovableClock
 from tests.components import NO_RABBITMQ, rabbitmq_wanted
+from tests.openapi_conformance import check_responses
 
 BASE = "http://localhost:9311"
 
@@ -82,7 +83,7 @@ def settings(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Set
 @pytest.fixture(scope="session")
 def app_client(settings: Settings) -> Iterator[TestClient]:
     with TestClient(create_app(settings), base_url=BASE) as client:
-        yield client
+        yield check_responses(client)
 
 
 class Api:

@@ -15,6 +15,7 @@ from donjon.api.app import create_app
 from donjon.audit.reader import AuditLog
 from donjon.config import AuditConfig, KeystoreConfig, Settings
 from tests.conftest import BASE
+from tests.openapi_conformance import check_responses
 
 SENTINEL = "audit-sentinel-console"
 
@@ -32,7 +33,7 @@ def _settings(database_url: str, data_dir: Path, *, enabled: bool = True) -> Set
 @pytest.fixture
 def audited(database_url: str, tmp_path: Path) -> Iterator[tuple[TestClient, Path]]:
     with TestClient(create_app(_settings(database_url, tmp_path)), base_url=BASE) as client:
-        yield client, tmp_path
+        yield check_responses(client), tmp_path
 
 
 def _as(project: str, user: str = "alice", roles: str = "admin") -> dict[str, str]:
@@ -118,6 +119,7 @@ def test_verify_answers_the_chain_verdict_and_names_a_tampered_line(audited: tup
 
 def test_without_auditing_the_audit_api_is_404(database_url: str, tmp_path: Path) -> None:
     with TestClient(create_app(_settings(database_url, tmp_path, enabled=False)), base_url=BASE) as client:
+        check_responses(client)
         for path in ("/v1/audit/records", "/v1/audit/verify"):
             r = client.get(path, headers=_as("p"))
             assert r.status_code == 404

@@ -13,6 +13,7 @@ from donjon.api.app import create_app
 from donjon.config import KeystoreConfig, Settings, StoreConfig
 from tests.components.openbao import OpenBao, openbao  # noqa: F401  (the session fixture)
 from tests.conftest import BASE, Api
+from tests.openapi_conformance import check_responses
 
 ADMIN = {"X-Roles": "admin"}
 
@@ -34,7 +35,7 @@ def stores_api(
         orders={"run_in_server": False},
     )
     with TestClient(create_app(settings), base_url=BASE) as client:
-        yield Api(client, f"project-{uuid.uuid4()}")
+        yield Api(check_responses(client), f"project-{uuid.uuid4()}")
 
 
 def test_without_external_stores_every_route_is_disabled(api: Api) -> None:

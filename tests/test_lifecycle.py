@@ -24,6 +24,7 @@ from donjon.storage.tables import metadata, project_keks, secret_tombstones, sec
 from donjon.timeutil import SYSTEM_CLOCK, Clock
 from tests.clock import MovableClock
 from tests.conftest import Api
+from tests.openapi_conformance import check_responses
 
 # --- helpers ---------------------------------------------------------------------------------------------
 
@@ -101,7 +102,7 @@ def test_sqlite_file_holds_no_deleted_ciphertext(db: Database, settings: Setting
     migrate.upgrade(own)
     update = {"database_url": f"sqlite:///{path}", "lifecycle": LifecycleConfig(run_in_server=False)}
     with TestClient(create_app(settings.model_copy(update=update)), base_url="http://localhost:9311") as client:
-        api = Api(client, f"file-{datetime.now(UTC).timestamp()}")
+        api = Api(check_responses(client), f"file-{datetime.now(UTC).timestamp()}")
         sid = api.create_secret(name="f", payload="file-level", payload_content_type="text/plain")
         blob = ciphertext_of(own, sid)
         assert api.delete(f"/v1/secrets/{sid}").status_code == 204
@@ -580,7 +581,7 @@ def test_purge_interrupted_after_the_key_step_leaves_nothing_decryptable(
     assert all(tables_holding(db, b) == ["secrets.ciphertext"] for b in blobs)  # bytes remain, but are noise
     # Through a fresh server (no cached KEK): no payload is served, and nothing is a 500.
     with TestClient(_fresh_app(settings), base_url="http://localhost:9311") as fresh:
-        other = Api(fresh, api.project_id)
+        other = Api(check_responses(fresh), api.project_id)
         for sid in ids:
             assert other.get(f"/v1/secrets/{sid}/payload").status_code == 404
             assert other.get(f"/v1/secrets/{sid}/payload?version=1").status_code == 404

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from unittest.mock import ANY
 
 from openapi_spec_validator import validate
 from starlette.routing import Route
@@ -10,6 +11,7 @@ from starlette.testclient import TestClient
 
 from donjon.api.app import _routes
 from donjon.api.openapi import openapi_document
+from tests.openapi_conformance import checker
 
 _DOC_METHODS = {"get", "put", "post", "delete", "patch"}
 
@@ -72,3 +74,29 @@ def test_every_operation_documents_the_statuses_any_request_may_get() -> None:
                     assert "401" in statuses, (method, path)
             if "requestBody" in operation:
                 assert {"413", "415"} <= statuses, (method, path)
+
+
+def test_the_response_check_reports_what_the_document_does_not_describe() -> None:
+    """tests/openapi_conformance.py, which every in-process response of the suite goes through, can fail."""
+    check = checker().problems
+    secret = "/v1/secrets/0d6d1b43-5c5d-4a3f-9d8c-2f1f7b0b1a11"
+    error = b'{"code": 404, "title": "Not Found", "description": "Not Found"}'
+    assert check("GET", secret, 404, "application/json", error) == []
+    assert check("GET", secret, 418, "application/json", error) == [
+        f"GET /v1/secrets/{{secret_id}}: status 418 is not documented (documented: {_statuses()})"
+    ]
+    assert check("GET", secret, 404, "text/html", b"<p>") == [
+        "GET /v1/secrets/{secret_id} → 404: content type 'text/html' is not one of application/json"
+    ]
+    assert check("GET", secret, 404, "application/json", b'{"code": "404"}') == [
+        'GET /v1/secrets/{secret_id} → 404: body: "title" is a required property',
+        'GET /v1/secrets/{secret_id} → 404: body: "description" is a required property',
+        'GET /v1/secrets/{secret_id} → 404: code: "404" is not of type "integer"',
+    ]
+    # The ACL path is its own operation, not a secret id with a suffix; undocumented paths are left alone.
+    assert checker().operation("GET", f"{secret}/acl") == ("GET /v1/secrets/{secret_id}/acl", ANY)
+    assert check("GET", "/no/such/path", 404, "text/plain", b"") == []
+
+
+def _statuses() -> str:
+    return ", ".join(sorted(openapi_document()["paths"]["/v1/secrets/{secret_id}"]["get"]["responses"]))

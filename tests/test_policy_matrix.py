@@ -52,6 +52,7 @@ from donjon.storage import migrate
 from donjon.storage.database import Database
 from tests.conftest import BASE
 from tests.live_server import LiveServer
+from tests.openapi_conformance import check_responses
 
 if TYPE_CHECKING:
     from tests.components.keystone import Keystone
@@ -242,6 +243,7 @@ def _token_backend(data_dir: Path, legacy: bool) -> Iterator[Backend]:
     )
     app = create_app(settings)
     with TestClient(app, base_url=BASE) as client:
+        check_responses(client)
         service = app.state.ctx.tokens
         run = uuid.uuid4().hex[:8]
         projects = {"A": f"proj-a-{run}", "B": f"proj-b-{run}"}

@@ -22,6 +22,7 @@ from donjon.storage.database import Database
 from donjon.storage.tables import api_tokens
 from tests.clock import MovableClock
 from tests.conftest import BASE
+from tests.openapi_conformance import check_responses
 
 
 @pytest.fixture(scope="module")
@@ -47,7 +48,7 @@ def service(token_settings: Settings) -> Iterator[TokenService]:
 @pytest.fixture(scope="module")
 def client(token_settings: Settings) -> Iterator[TestClient]:
     with TestClient(create_app(token_settings), base_url=BASE) as c:
-        yield c
+        yield check_responses(c)
 
 
 def test_token_key_file_is_private(token_settings: Settings, service: TokenService) -> None:
