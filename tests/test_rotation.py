@@ -47,8 +47,11 @@ def fresh_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathF
 class Node:
     """One donjon process's services over the test database, as a server would build them."""
 
-    def __init__(self, url: str, key_file: Path, previous: list[Path] | None = None) -> None:
+    def __init__(
+        self, url: str, key_file: Path, previous: list[Path] | None = None, kek_cache_seconds: float = 900.0
+    ) -> None:
         self.settings = Settings(
+            kek_cache_seconds=kek_cache_seconds,
             database_url=url,
             data_dir=key_file.parent,
             keystore=KeystoreConfig(type="file", options={"path": str(key_file)}),
@@ -75,8 +78,8 @@ class Node:
 def nodes(fresh_url: str) -> Iterator[Any]:
     made: list[Node] = []
 
-    def make(key_file: Path, previous: list[Path] | None = None) -> Node:
-        node = Node(fresh_url, key_file, previous)
+    def make(key_file: Path, previous: list[Path] | None = None, kek_cache_seconds: float = 900.0) -> Node:
+        node = Node(fresh_url, key_file, previous, kek_cache_seconds)
         made.append(node)
         return node
 
@@ -202,6 +205,84 @@ def test_an_interrupted_kek_rotation_keeps_the_old_kek_and_finishes_later(
     assert finish.new_kek_id is None and finish.resealed == 4 and len(finish.retired) == 1
     fresh = nodes(key_file)
     assert [fresh.read(project, i) for i in ids] == [f"v{i}".encode() for i in range(4)]
+
+
+def test_a_write_sealed_under_a_kek_retired_meanwhile_is_sealed_again_under_the_new_one(
+    nodes: Any, tmp_path: Path
+) -> None:
+    # A node keeps the project's KEK cached as active while a rotation elsewhere (no settle wait: the
+    # in-flight request of a loaded node outlives any wait) re-seals and retires it. Its next writes seal
+    # under the retired KEK; the insert used to hit the foreign key (a 500). They must land under the new KEK.
+    key_file = tmp_path / "root.key"
+    server = nodes(key_file)
+    project = f"p-{uuid.uuid4()}"
+    first = server.store(project, b"before")
+    empty = server.context.secrets.create(Caller(project, "u", ("admin",)), new_secret({"name": "two-step"}, 10_000))
+    keystore = open_chain([("file", {"path": str(key_file)})])
+    report = KekRotation(nodes(key_file).db, keystore).rotate(project, settle_seconds=0)
+    assert len(report.retired) == 1 and report.new_kek_id is not None
+
+    created = server.store(project, b"after")
+    server.context.secrets.put_payload(Caller(project, "u", ("admin",)), empty.id, b"put after", "text/plain", None)
+    with server.db.read() as conn:
+        rows = conn.execute(select(secrets.c.id, secrets.c.kek_id).where(secrets.c.project_id == project))
+        assert {r.id: r.kek_id for r in rows} == dict.fromkeys((first, empty.id, created), report.new_kek_id)
+    fresh = nodes(key_file)
+    assert [fresh.read(project, i) for i in (first, created)] == [b"before", b"after"]
+    payload, _ = fresh.context.secrets.get_payload(Caller(project, "u", ("admin",)), empty.id, "text/plain")
+    assert payload == b"put after"
+
+
+def test_kek_rotations_racing_creates_lose_nothing(nodes: Any, tmp_path: Path) -> None:
+    # Writers create secrets for as long as rotations (no settle wait) run back to back on another node; every
+    # create succeeds, every row names a KEK that still exists, and everything reads back. The writers' node
+    # caches no KEK: each create reads the active one, so the window is the create itself, not a cache TTL.
+    key_file = tmp_path / "root.key"
+    server = nodes(key_file, kek_cache_seconds=0)
+    rotator = KekRotation(nodes(key_file).db, open_chain([("file", {"path": str(key_file)})]), batch=5)
+    project = f"p-{uuid.uuid4()}"
+    server.store(project, b"first")
+    written: dict[str, bytes] = {}
+    failures: list[str] = []
+    done = threading.Event()
+
+    def writer(n: int) -> None:
+        i = 0
+        while not done.is_set():
+            value = f"{n}-{i}".encode()
+            try:
+                secret_id = server.store(project, value)
+                if i % 20:
+                    # Most go again at once: each rotation re-seals every row, and the rows must not pile up.
+                    server.context.secrets.delete(
+                        Caller(project, "u", ("admin",)), secret_id, refuse_with_consumers=False
+                    )
+                else:
+                    written[secret_id] = value
+            except Exception as exc:  # noqa: BLE001 (the failure is the finding)
+                failures.append(repr(exc))
+            i += 1
+
+    threads = [threading.Thread(target=writer, args=(n,)) for n in range(3)]
+    for t in threads:
+        t.start()
+    retired = 0
+    try:
+        while retired < 40 and not failures:
+            retired += len(rotator.rotate(project, settle_seconds=0).retired)
+    finally:
+        done.set()
+        for t in threads:
+            t.join(60)
+    assert not failures, failures[:3]
+    assert retired >= 40 and len(written) > 2
+    rotator.rotate(project, settle_seconds=0, new_key=False)  # what `rotate-kek --finish` does
+    with server.db.read() as conn:
+        existing = {r.id for r in conn.execute(select(project_keks.c.id).where(project_keks.c.project_id == project))}
+        used = {r.kek_id for r in conn.execute(select(secrets.c.kek_id).where(secrets.c.project_id == project))}
+    assert used <= existing and len(existing) == 1
+    fresh = nodes(key_file)
+    assert {i: fresh.read(project, i) for i in written} == written
 
 
 # --- under load, against live servers, with the real CLI ----------------------------------------------------

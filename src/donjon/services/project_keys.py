@@ -14,15 +14,31 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TypeVar
 
+from sqlalchemy import Connection
 from sqlalchemy.exc import IntegrityError
 
 from donjon.cache import ExpiringCache
 from donjon.crypto.envelope import kek_context, new_kek
+from donjon.errors import Unavailable
 from donjon.keystores import Keystore, WrappedKey
 from donjon.storage import keks
 from donjon.storage.database import Database
 from donjon.timeutil import utcnow
+
+R = TypeVar("R")
+
+
+class KekRetired(Unavailable):
+    """A KEK rotation retired the KEK a payload was sealed under before the payload's row was written.
+
+    Raised inside that write's transaction (so nothing of it is kept); ``ProjectKeys.retry_if_retired`` seals again
+    under the new active KEK. Only a second rotation within the same request reaches the client, as a 503.
+    """
+
+    def __init__(self) -> None:
+        super().__init__("The project's encryption key was rotated during the request; please retry it.")
 
 
 @dataclass(frozen=True)
@@ -74,6 +90,29 @@ class ProjectKeys:
         if wrapped is None:
             raise LookupError("KEK row missing")
         return self._remember(kek_id, self._keystore.unwrap(wrapped, kek_context(kek_id=kek_id, project_id=project_id)))
+
+    def hold(self, conn: Connection, project_id: str, kek_id: str) -> None:
+        """In the write transaction storing a payload sealed under ``kek_id``: keep the KEK from being retired
+        until it commits, or raise KekRetired (and forget the KEK) if a rotation retired it already.
+
+        Sealing happens before the transaction (a keystore unwrap must not hold database locks), with the KEK
+        this process has cached as active; a rotation may retire that KEK in between (its settle wait covers
+        the cache TTL, not a request still in flight, nor a node whose cache outlives the wait).
+        """
+        if keks.hold(conn, project_id, kek_id):
+            return
+        self._active.pop(project_id)
+        self._keys.pop(kek_id)
+        raise KekRetired
+
+    @staticmethod
+    def retry_if_retired(attempt: Callable[[], R]) -> R:
+        """Run ``attempt``, which seals under ``active()`` and writes in a transaction that calls ``hold``; if
+        a rotation retired that KEK meanwhile (``hold`` forgot it), run it once more: it seals under the new one."""
+        try:
+            return attempt()
+        except KekRetired:
+            return attempt()
 
     def forget(self) -> None:
         self._keys.clear()

@@ -72,6 +72,9 @@ class SecretService:
 
     def create(self, caller: Caller, new: NewSecret) -> SecretRecord:
         self._policy.enforce("secrets:post", caller, operation="Secret creation")
+        return self._keys.retry_if_retired(lambda: self._create(caller, new))
+
+    def _create(self, caller: Caller, new: NewSecret) -> SecretRecord:
         record = new_secret_record(
             self._keys,
             new,
@@ -84,6 +87,8 @@ class SecretService:
         try:
             with self._db.write() as conn:
                 self._quotas.check(conn, caller.project_id, "secrets", repo.count_live_secrets)
+                if record.kek_id is not None:
+                    self._keys.hold(conn, record.project_id, record.kek_id)
                 repo.insert_secret(conn, record)
         except BaseException:
             self._discard(record)  # an external object whose secret was never created must not stay
@@ -165,10 +170,16 @@ class SecretService:
                 self._discard(stored)
                 raise
             return
+        self._keys.retry_if_retired(lambda: self._seal_payload(record, main, body))
+
+    def _seal_payload(self, record: SecretRecord, content_type: str, body: bytes) -> None:
         kek = self._keys.active(record.project_id)
         sealed = seal_payload(kek.key, body, secret_id=record.id, project_id=record.project_id)
         with self._db.write() as conn:
-            if not repo.set_payload(conn, record.id, content_type=main, kek_id=kek.id, ciphertext=sealed, now=utcnow()):
+            self._keys.hold(conn, record.project_id, kek.id)
+            if not repo.set_payload(
+                conn, record.id, content_type=content_type, kek_id=kek.id, ciphertext=sealed, now=utcnow()
+            ):
                 raise Conflict("Secret already has data, cannot modify it.")
 
     def delete(self, caller: Caller, secret_id: str, *, refuse_with_consumers: bool) -> None:
