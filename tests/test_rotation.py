@@ -23,11 +23,12 @@ from donjon.auth import Caller
 from donjon.config import KeystoreConfig, Settings
 from donjon.keystores.file import add_root_key, retire_root_keys
 from donjon.keystores.keyring import open_chain
+from donjon.services.orders import parse_order
 from donjon.services.rotation import KekRotation, RootRotation
 from donjon.services.validation import new_secret
 from donjon.storage import migrate
 from donjon.storage.database import Database
-from donjon.storage.tables import project_keks, secrets
+from donjon.storage.tables import orders, project_keks, secrets
 from tests import databases
 from tests.live_server import DONJON, LiveServer
 
@@ -211,26 +212,44 @@ def test_a_write_sealed_under_a_kek_retired_meanwhile_is_sealed_again_under_the_
     nodes: Any, tmp_path: Path
 ) -> None:
     # A node keeps the project's KEK cached as active while a rotation elsewhere (no settle wait: the
-    # in-flight request of a loaded node outlives any wait) re-seals and retires it. Its next writes seal
-    # under the retired KEK; the insert used to hit the foreign key (a 500). They must land under the new KEK.
+    # in-flight request of a loaded node outlives any wait) re-seals and retires it. Its next write seals
+    # under the retired KEK; the insert used to hit the foreign key (a 500). Each kind of write must land
+    # under the new KEK: before each one, another node's rotation makes the server's cached KEK stale again.
     key_file = tmp_path / "root.key"
     server = nodes(key_file)
     project = f"p-{uuid.uuid4()}"
+    caller = Caller(project, "u", ("admin",))
     first = server.store(project, b"before")
-    empty = server.context.secrets.create(Caller(project, "u", ("admin",)), new_secret({"name": "two-step"}, 10_000))
-    keystore = open_chain([("file", {"path": str(key_file)})])
-    report = KekRotation(nodes(key_file).db, keystore).rotate(project, settle_seconds=0)
-    assert len(report.retired) == 1 and report.new_kek_id is not None
+    empty = server.context.secrets.create(caller, new_secret({"name": "two-step"}, 10_000))
+    rotation = KekRotation(nodes(key_file).db, open_chain([("file", {"path": str(key_file)})]))
 
+    def retire() -> str:
+        report = rotation.rotate(project, settle_seconds=0)
+        assert len(report.retired) == 1 and report.new_kek_id is not None
+        return report.new_kek_id
+
+    def kek_of(table: Any, row_id: str) -> str:
+        with server.db.read() as conn:
+            return str(conn.execute(select(table.c.kek_id).where(table.c.id == row_id)).scalar())
+
+    kek = retire()
     created = server.store(project, b"after")
-    server.context.secrets.put_payload(Caller(project, "u", ("admin",)), empty.id, b"put after", "text/plain", None)
-    with server.db.read() as conn:
-        rows = conn.execute(select(secrets.c.id, secrets.c.kek_id).where(secrets.c.project_id == project))
-        assert {r.id: r.kek_id for r in rows} == dict.fromkeys((first, empty.id, created), report.new_kek_id)
+    assert kek_of(secrets, created) == kek
+    kek = retire()
+    server.context.secrets.put_payload(caller, empty.id, b"put after", "text/plain", None)
+    assert kek_of(secrets, empty.id) == kek
+    kek = retire()
+    assert server.context.lifecycle is not None
+    body = {"payload": b"v2".hex(), "payload_content_type": "text/plain"}
+    assert server.context.lifecycle.rotate(caller, first, body) == 2
+    assert kek_of(secrets, first) == kek
+    kek = retire()
+    order = parse_order({"type": "asymmetric", "meta": {"algorithm": "rsa", "bit_length": 2048, "passphrase": "pw"}})
+    assert kek_of(orders, server.context.orders.create(caller, order)) == kek
+
     fresh = nodes(key_file)
-    assert [fresh.read(project, i) for i in (first, created)] == [b"before", b"after"]
-    payload, _ = fresh.context.secrets.get_payload(Caller(project, "u", ("admin",)), empty.id, "text/plain")
-    assert payload == b"put after"
+    assert [fresh.read(project, i) for i in (first, created)] == [b"v2", b"after"]
+    assert fresh.context.secrets.get_payload(caller, empty.id, "text/plain")[0] == b"put after"
 
 
 def test_kek_rotations_racing_creates_lose_nothing(nodes: Any, tmp_path: Path) -> None:
