@@ -24,11 +24,15 @@ from donjon.config import KeystoreConfig, Settings
 from donjon.keystores.file import add_root_key, retire_root_keys
 from donjon.keystores.keyring import open_chain
 from donjon.services.orders import parse_order
+from donjon.services.project_keys import ProjectKeys
 from donjon.services.rotation import KekRotation, RootRotation
+from donjon.services.sealing import new_secret_record
 from donjon.services.validation import new_secret
 from donjon.storage import migrate
+from donjon.storage import secrets as secret_repo
 from donjon.storage.database import Database
 from donjon.storage.tables import orders, project_keks, secrets
+from donjon.timeutil import utcnow
 from tests import databases
 from tests.live_server import DONJON, LiveServer
 
@@ -406,3 +410,37 @@ def test_rotation_under_concurrent_reads_and_writes(live_url: str, tmp_path: Pat
             db.dispose()
     finally:
         server.stop()
+
+
+def test_a_retirement_between_the_kek_check_and_the_insert_is_retried(nodes: Any, tmp_path: Path) -> None:
+    # hold() checks the KEK without a row lock; a retirement that commits right after that check fails the
+    # insert's foreign key instead, and retry_if_retired seals again under the new KEK. SQLite serializes
+    # writers (the rotation could not run inside the write), so there the check is exact and this cannot happen.
+    key_file = tmp_path / "root.key"
+    server = nodes(key_file)
+    if server.db.dialect == "sqlite":
+        pytest.skip("SQLite's writers are serialized")
+    project = f"p-{uuid.uuid4()}"
+    server.store(project, b"first")
+    rotation = KekRotation(nodes(key_file).db, open_chain([("file", {"path": str(key_file)})]))
+    keys: ProjectKeys = server.context.secrets._keys  # type: ignore[attr-defined]
+    body = new_secret({"payload": "after", "payload_content_type": "text/plain"}, 10_000)
+    attempts: list[str] = []
+
+    def attempt() -> str:
+        record = new_secret_record(keys, body, project_id=project, creator_id="u", now=utcnow())
+        assert record.kek_id is not None
+        attempts.append(record.kek_id)
+        with server.db.write() as conn:
+            keys.hold(conn, project, record.kek_id)
+            if len(attempts) == 1:
+                assert rotation.rotate(project, settle_seconds=0).retired == [record.kek_id]
+            secret_repo.insert_secret(conn, record)
+        return record.id
+
+    secret_id = keys.retry_if_retired(attempt)
+    assert len(attempts) == 2 and attempts[0] != attempts[1]
+    with server.db.read() as conn:
+        assert conn.execute(select(secrets.c.kek_id).where(secrets.c.id == secret_id)).scalar() == attempts[1]
+    payload, _ = server.context.secrets.get_payload(Caller(project, "u", ("admin",)), secret_id, "text/plain")
+    assert payload == b"after"

@@ -44,17 +44,10 @@ def create_active(conn: Connection, *, kek_id: str, project_id: str, wrapped: Wr
     conn.execute(insert(project_active_kek).values(project_id=project_id, kek_id=kek_id))
 
 
-def hold(conn: Connection, project_id: str, kek_id: str) -> bool:
-    """Whether the KEK still exists, share-locking its row until the transaction ends (False: retired).
-
-    A write that stores something sealed under ``kek_id`` calls it first: a KEK rotation's retirement then
-    either ran before (False here) or waits for this transaction and finds the new row referencing the KEK.
-    SQLite renders no lock clause; its writers are serialized (donjon.storage.database) so the answer holds.
-    """
+def exists(conn: Connection, project_id: str, kek_id: str) -> bool:
+    """Whether the project's KEK ``kek_id`` is still there (a KEK rotation deletes retired ones)."""
     row = conn.execute(
-        select(project_keks.c.id)
-        .where(project_keks.c.id == kek_id, project_keks.c.project_id == project_id)
-        .with_for_update(read=True)
+        select(project_keks.c.id).where(project_keks.c.id == kek_id, project_keks.c.project_id == project_id)
     ).first()
     return row is not None
 
