@@ -4,15 +4,17 @@ from __future__ import annotations
 
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import create_engine, inspect, select, text
+from sqlalchemy import create_engine, insert, inspect, select, text
+from sqlalchemy.exc import IntegrityError, OperationalError
 
 from donjon.storage import migrate
 from donjon.storage.database import Database
-from donjon.storage.tables import metadata, secrets
+from donjon.storage.tables import metadata, secret_metadata, secrets
 from tests import databases
 
 
@@ -115,6 +117,93 @@ def test_transport_keys_arrive_on_a_0008_database_with_rows(kind: str, tmp_path:
         with engine.connect() as conn:
             assert compare_metadata(MigrationContext.configure(conn, opts={"compare_type": True}), metadata) == []
         engine.dispose()
+    finally:
+        db.dispose()
+        databases.drop_database(kind, url)
+
+
+def _insert_secret(conn: Any, secret_id: str, **payload: Any) -> None:
+    values = {"kek_id": None, "ciphertext": None, "store": None, "store_ref": None, **payload}
+    conn.execute(
+        text(
+            "INSERT INTO secrets (id, project_id, secret_type, created_at, updated_at, version, kek_id, ciphertext,"
+            " store, store_ref) VALUES (:id, 'p', 'opaque', :t, :t, 1, :kek_id, :ciphertext, :store, :store_ref)"
+        ),
+        {"id": secret_id, "t": datetime(2026, 12, 1), **values},
+    )
+
+
+@pytest.mark.parametrize("kind", databases.selected())
+def test_0010_refuses_a_payload_in_two_stores_and_keeps_every_row(kind: str, tmp_path: Path) -> None:
+    """0010's CHECK constraints, on a database at 0009 with a secret in each legitimate state and child rows
+    (SQLite rebuilds the secrets table: nothing may cascade away); afterwards the database refuses a row with
+    both a ciphertext and an external reference, or a store without its reference."""
+    url = databases.fresh_database(kind, tmp_path)
+    db = Database(url, pool_size=1)
+    try:
+        migrate.upgrade(db, "0009")
+        with db.write() as conn:
+            conn.execute(
+                text(
+                    "INSERT INTO project_keks (id, project_id, root_key_id, wrapped_key, created_at)"
+                    " VALUES ('k', 'p', 'root', :w, :t)"
+                ),
+                {"w": b"wrapped", "t": datetime(2026, 12, 1)},
+            )
+            _insert_secret(conn, "s-empty")
+            _insert_secret(conn, "s-sealed", kek_id="k", ciphertext=b"sealed")
+            _insert_secret(conn, "s-external", store="vault", store_ref="ref")
+            for secret_id in ("s-empty", "s-sealed", "s-external"):
+                conn.execute(insert(secret_metadata).values(secret_id=secret_id, key="k", value="v"))
+        migrate.upgrade(db)
+        with db.read() as conn:
+            rows = conn.execute(select(secrets.c.id, secrets.c.kek_id, secrets.c.ciphertext, secrets.c.store_ref))
+            assert {r.id: (r.kek_id, r.ciphertext, r.store_ref) for r in rows} == {
+                "s-empty": (None, None, None),
+                "s-sealed": ("k", b"sealed", None),
+                "s-external": (None, None, "ref"),
+            }
+            assert conn.exec_driver_sql("SELECT count(*) FROM secret_metadata").scalar() == 3
+            if kind == "sqlite":  # the pooled connection the migration ran on enforces foreign keys again
+                assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+        # The database's own refusal names the constraint (MariaDB's error 4025 reaches PyMySQL as an
+        # OperationalError, the others' as an IntegrityError).
+        refusal = (IntegrityError, OperationalError)
+        refused = [
+            ({"kek_id": "k", "ciphertext": b"sealed", "store": "vault", "store_ref": "ref"}, "payload_in_one_store"),
+            ({"store": "vault"}, "store_with_ref"),
+            ({"store_ref": "ref"}, "store_with_ref"),
+        ]
+        for i, (payload, constraint) in enumerate(refused):
+            with pytest.raises(refusal, match=f"ck_secrets_{constraint}"), db.write() as conn:
+                _insert_secret(conn, f"s-bad-{i}", **payload)
+        with pytest.raises(refusal, match="ck_secrets_payload_in_one_store"), db.write() as conn:
+            conn.execute(text("UPDATE secrets SET store = 'vault', store_ref = 'ref' WHERE id = 's-sealed'"))
+        with db.read() as conn:
+            assert conn.exec_driver_sql("SELECT count(*) FROM secrets").scalar() == 3
+        engine = create_engine(url)
+        with engine.connect() as conn:
+            assert compare_metadata(MigrationContext.configure(conn, opts={"compare_type": True}), metadata) == []
+            # SQLite: the rebuild kept every foreign key enforced and intact.
+            if kind == "sqlite":
+                assert conn.exec_driver_sql("PRAGMA foreign_key_check").first() is None
+        engine.dispose()
+    finally:
+        db.dispose()
+        databases.drop_database(kind, url)
+
+
+@pytest.mark.parametrize("kind", databases.selected())
+def test_0010_stops_on_a_row_with_both_and_changes_nothing(kind: str, tmp_path: Path) -> None:
+    url = databases.fresh_database(kind, tmp_path)
+    db = Database(url, pool_size=1)
+    try:
+        migrate.upgrade(db, "0009")
+        with db.write() as conn:
+            _insert_secret(conn, "s-both", ciphertext=b"sealed", store="vault", store_ref="ref")
+        with pytest.raises(RuntimeError, match="1 secret row"):
+            migrate.upgrade(db)
+        assert migrate.current_revision(db) == "0009"
     finally:
         db.dispose()
         databases.drop_database(kind, url)

@@ -28,6 +28,7 @@ from donjon.policy import Policy
 from donjon.services.orders import ClaimLost, OrderProcessor, OrderService, parse_order
 from donjon.services.project_keys import ProjectKeys
 from donjon.services.quotas import Quotas
+from donjon.services.rotation import KekRotation
 from donjon.storage import migrate
 from donjon.storage import orders as order_repo
 from donjon.storage.database import Database
@@ -365,3 +366,27 @@ def test_orders_pending_at_a_crash_complete_once_after_restart(quiet_url: str, t
             assert len({o.get("secret_ref") or o["container_ref"] for o in listed}) == 30
     finally:
         server.stop()
+
+
+def test_an_order_processed_with_a_retired_kek_cached_lands_under_the_new_one(make_node: Any, tmp_path: Path) -> None:
+    # The worker's node caches the project's KEK as active; another node's rotation (no settle wait) retires
+    # it. The next order's key was sealed under the retired KEK and its insert hit the foreign key (the order
+    # ended in ERROR); the worker now generates it again under the new KEK.
+    node = make_node()
+    project = f"p-{uuid.uuid4()}"
+    body = {"type": "key", "meta": {"algorithm": "aes", "bit_length": 256}}
+    queue(node, project, body, 1)
+    while node.worker.run_once():
+        pass
+    keystore = open_keystore("file", {"path": str(tmp_path / "root.key")})
+    report = KekRotation(make_node().db, keystore).rotate(project, settle_seconds=0)
+    assert len(report.retired) == 1 and report.new_kek_id is not None
+    [order_id] = queue(node, project, body, 1)
+    while node.worker.run_once():
+        pass
+    with node.db.read() as conn:
+        row = conn.execute(select(orders.c.status, orders.c.secret_id).where(orders.c.id == order_id)).one()
+        assert row.status == "ACTIVE"
+        assert conn.execute(select(secrets.c.kek_id).where(secrets.c.id == row.secret_id)).scalar() == (
+            report.new_kek_id
+        )

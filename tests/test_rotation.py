@@ -23,11 +23,15 @@ from donjon.auth import Caller
 from donjon.config import KeystoreConfig, Settings
 from donjon.keystores.file import add_root_key, retire_root_keys
 from donjon.keystores.keyring import open_chain
+from donjon.services.orders import parse_order
+from donjon.services.project_keys import ProjectKeys
 from donjon.services.rotation import KekRotation, RootRotation
+from donjon.services.sealing import new_secret_record
 from donjon.services.validation import new_secret
 from donjon.storage import migrate
+from donjon.storage import secrets as secret_repo
 from donjon.storage.database import Database
-from donjon.storage.tables import project_keks, secrets
+from donjon.storage.tables import orders, project_keks, secrets
 from donjon.timeutil import utcnow
 from tests import databases
 from tests.live_server import DONJON, LiveServer
@@ -48,8 +52,11 @@ def fresh_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathF
 class Node:
     """One donjon process's services over the test database, as a server would build them."""
 
-    def __init__(self, url: str, key_file: Path, previous: list[Path] | None = None) -> None:
+    def __init__(
+        self, url: str, key_file: Path, previous: list[Path] | None = None, kek_cache_seconds: float = 900.0
+    ) -> None:
         self.settings = Settings(
+            kek_cache_seconds=kek_cache_seconds,
             database_url=url,
             data_dir=key_file.parent,
             keystore=KeystoreConfig(type="file", options={"path": str(key_file)}),
@@ -76,8 +83,8 @@ class Node:
 def nodes(fresh_url: str) -> Iterator[Any]:
     made: list[Node] = []
 
-    def make(key_file: Path, previous: list[Path] | None = None) -> Node:
-        node = Node(fresh_url, key_file, previous)
+    def make(key_file: Path, previous: list[Path] | None = None, kek_cache_seconds: float = 900.0) -> Node:
+        node = Node(fresh_url, key_file, previous, kek_cache_seconds)
         made.append(node)
         return node
 
@@ -205,6 +212,102 @@ def test_an_interrupted_kek_rotation_keeps_the_old_kek_and_finishes_later(
     assert [fresh.read(project, i) for i in ids] == [f"v{i}".encode() for i in range(4)]
 
 
+def test_a_write_sealed_under_a_kek_retired_meanwhile_is_sealed_again_under_the_new_one(
+    nodes: Any, tmp_path: Path
+) -> None:
+    # A node keeps the project's KEK cached as active while a rotation elsewhere (no settle wait: the
+    # in-flight request of a loaded node outlives any wait) re-seals and retires it. Its next write seals
+    # under the retired KEK; the insert used to hit the foreign key (a 500). Each kind of write must land
+    # under the new KEK: before each one, another node's rotation makes the server's cached KEK stale again.
+    key_file = tmp_path / "root.key"
+    server = nodes(key_file)
+    project = f"p-{uuid.uuid4()}"
+    caller = Caller(project, "u", ("admin",))
+    first = server.store(project, b"before")
+    empty = server.context.secrets.create(caller, new_secret({"name": "two-step"}, 10_000))
+    rotation = KekRotation(nodes(key_file).db, open_chain([("file", {"path": str(key_file)})]))
+
+    def retire() -> str:
+        report = rotation.rotate(project, settle_seconds=0)
+        assert len(report.retired) == 1 and report.new_kek_id is not None
+        return report.new_kek_id
+
+    def kek_of(table: Any, row_id: str) -> str:
+        with server.db.read() as conn:
+            return str(conn.execute(select(table.c.kek_id).where(table.c.id == row_id)).scalar())
+
+    kek = retire()
+    created = server.store(project, b"after")
+    assert kek_of(secrets, created) == kek
+    kek = retire()
+    server.context.secrets.put_payload(caller, empty.id, b"put after", "text/plain", None)
+    assert kek_of(secrets, empty.id) == kek
+    kek = retire()
+    assert server.context.lifecycle is not None
+    body = {"payload": b"v2".hex(), "payload_content_type": "text/plain"}
+    assert server.context.lifecycle.rotate(caller, first, body) == 2
+    assert kek_of(secrets, first) == kek
+    kek = retire()
+    order = parse_order({"type": "asymmetric", "meta": {"algorithm": "rsa", "bit_length": 2048, "passphrase": "pw"}})
+    assert kek_of(orders, server.context.orders.create(caller, order)) == kek
+
+    fresh = nodes(key_file)
+    assert [fresh.read(project, i) for i in (first, created)] == [b"v2", b"after"]
+    assert fresh.context.secrets.get_payload(caller, empty.id, "text/plain")[0] == b"put after"
+
+
+def test_kek_rotations_racing_creates_lose_nothing(nodes: Any, tmp_path: Path) -> None:
+    # Writers create secrets for as long as rotations (no settle wait) run back to back on another node; every
+    # create succeeds, every row names a KEK that still exists, and everything reads back. The writers' node
+    # caches no KEK: each create reads the active one, so the window is the create itself, not a cache TTL.
+    key_file = tmp_path / "root.key"
+    server = nodes(key_file, kek_cache_seconds=0)
+    rotator = KekRotation(nodes(key_file).db, open_chain([("file", {"path": str(key_file)})]), batch=5)
+    project = f"p-{uuid.uuid4()}"
+    server.store(project, b"first")
+    written: dict[str, bytes] = {}
+    failures: list[str] = []
+    done = threading.Event()
+
+    def writer(n: int) -> None:
+        i = 0
+        while not done.is_set():
+            value = f"{n}-{i}".encode()
+            try:
+                secret_id = server.store(project, value)
+                if i % 20:
+                    # Most go again at once: each rotation re-seals every row, and the rows must not pile up.
+                    server.context.secrets.delete(
+                        Caller(project, "u", ("admin",)), secret_id, refuse_with_consumers=False
+                    )
+                else:
+                    written[secret_id] = value
+            except Exception as exc:  # noqa: BLE001 (the failure is the finding)
+                failures.append(repr(exc))
+            i += 1
+
+    threads = [threading.Thread(target=writer, args=(n,)) for n in range(3)]
+    for t in threads:
+        t.start()
+    retired = 0
+    try:
+        while retired < 40 and not failures:
+            retired += len(rotator.rotate(project, settle_seconds=0).retired)
+    finally:
+        done.set()
+        for t in threads:
+            t.join(60)
+    assert not failures, failures[:3]
+    assert retired >= 40 and len(written) > 2
+    rotator.rotate(project, settle_seconds=0, new_key=False)  # what `rotate-kek --finish` does
+    with server.db.read() as conn:
+        existing = {r.id for r in conn.execute(select(project_keks.c.id).where(project_keks.c.project_id == project))}
+        used = {r.kek_id for r in conn.execute(select(secrets.c.kek_id).where(secrets.c.project_id == project))}
+    assert used <= existing and len(existing) == 1
+    fresh = nodes(key_file)
+    assert {i: fresh.read(project, i) for i in written} == written
+
+
 # --- under load, against live servers, with the real CLI ----------------------------------------------------
 
 
@@ -307,3 +410,37 @@ def test_rotation_under_concurrent_reads_and_writes(live_url: str, tmp_path: Pat
             db.dispose()
     finally:
         server.stop()
+
+
+def test_a_retirement_between_the_kek_check_and_the_insert_is_retried(nodes: Any, tmp_path: Path) -> None:
+    # hold() checks the KEK without a row lock; a retirement that commits right after that check fails the
+    # insert's foreign key instead, and retry_if_retired seals again under the new KEK. SQLite serializes
+    # writers (the rotation could not run inside the write), so there the check is exact and this cannot happen.
+    key_file = tmp_path / "root.key"
+    server = nodes(key_file)
+    if server.db.dialect == "sqlite":
+        pytest.skip("SQLite's writers are serialized")
+    project = f"p-{uuid.uuid4()}"
+    server.store(project, b"first")
+    rotation = KekRotation(nodes(key_file).db, open_chain([("file", {"path": str(key_file)})]))
+    keys: ProjectKeys = server.context.secrets._keys  # type: ignore[attr-defined]
+    body = new_secret({"payload": "after", "payload_content_type": "text/plain"}, 10_000)
+    attempts: list[str] = []
+
+    def attempt() -> str:
+        record = new_secret_record(keys, body, project_id=project, creator_id="u", now=utcnow())
+        assert record.kek_id is not None
+        attempts.append(record.kek_id)
+        with server.db.write() as conn:
+            keys.hold(conn, project, record.kek_id)
+            if len(attempts) == 1:
+                assert rotation.rotate(project, settle_seconds=0).retired == [record.kek_id]
+            secret_repo.insert_secret(conn, record)
+        return record.id
+
+    secret_id = keys.retry_if_retired(attempt)
+    assert len(attempts) == 2 and attempts[0] != attempts[1]
+    with server.db.read() as conn:
+        assert conn.execute(select(secrets.c.kek_id).where(secrets.c.id == secret_id)).scalar() == attempts[1]
+    payload, _ = server.context.secrets.get_payload(Caller(project, "u", ("admin",)), secret_id, "text/plain")
+    assert payload == b"after"

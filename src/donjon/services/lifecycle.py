@@ -202,9 +202,13 @@ class LifecycleService:
             raise Conflict("A secret with max_reads cannot have versions.")
         if record.store_ref is not None:
             raise Conflict("Versions are kept for secrets in the database store only.")
+        return self._keys.retry_if_retired(lambda: self._rotate(record, content_type, data))
+
+    def _rotate(self, record: SecretRecord, content_type: str, data: bytes) -> int:
         kek = self._keys.active(record.project_id)
         now = self._clock.now()
         with self._db.write() as conn:
+            self._keys.hold(conn, record.project_id, kek.id)
             found = repo.current_payload(conn, record.id)
             if found is None or found[1] is None:
                 raise NotFound("Secret not found.")

@@ -26,7 +26,7 @@ from donjon.errors import InvalidInput, NotFound
 from donjon.observability import metrics
 from donjon.policy import Policy, Target
 from donjon.services import payloads
-from donjon.services.project_keys import ProjectKeys
+from donjon.services.project_keys import KekRetired, ProjectKeys
 from donjon.services.quotas import Quotas
 from donjon.services.sealing import new_secret_record
 from donjon.services.stores import SecretStoreService
@@ -146,6 +146,9 @@ class OrderService:
 
     def create(self, caller: Caller, order: NewOrder) -> str:
         self._policy.enforce("orders:post", caller, operation="Order creation")
+        return self._keys.retry_if_retired(lambda: self._create(caller, order))
+
+    def _create(self, caller: Caller, order: NewOrder) -> str:
         order_id = str(uuid.uuid4())
         kek_id = sealed = None
         if order.passphrase is not None:
@@ -155,6 +158,8 @@ class OrderService:
             sealed = seal_order_params(kek.key, params, order_id=order_id, project_id=caller.project_id)
         with self._db.write() as conn:
             self._quotas.check(conn, caller.project_id, "orders", repo.count_orders)
+            if kek_id is not None:
+                self._keys.hold(conn, caller.project_id, kek_id)
             repo.insert_order(
                 conn,
                 order_id=order_id,
@@ -227,8 +232,25 @@ class OrderProcessor:
                     reason=f"Process TypeOrder issue seen - {exc}.",
                 )
         try:
+            return self._store(order, worker, secrets, container)
+        except KekRetired:
+            # A KEK rotation retired the KEK the payloads were sealed under: generate afresh under the new one.
+            secrets, container = self._generate(order)
+            return self._store(order, worker, secrets, container)
+
+    def _store(
+        self,
+        order: repo.OrderRecord,
+        worker: str,
+        secrets: list[SecretRecord],
+        container: tuple[container_repo.ContainerRecord, list[container_repo.ContainerSecret]] | None,
+    ) -> bool:
+        now = self._clock.now()
+        try:
             with self._db.write() as conn:
                 for record in secrets:
+                    if record.kek_id is not None:
+                        self._keys.hold(conn, record.project_id, record.kek_id)
                     secret_repo.insert_secret(conn, record)
                 if container is not None:
                     container_repo.insert_container(conn, *container)

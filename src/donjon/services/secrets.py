@@ -77,6 +77,9 @@ class SecretService:
 
     def create(self, caller: Caller, new: NewSecret) -> SecretRecord:
         self._policy.enforce("secrets:post", caller, operation="Secret creation")
+        return self._keys.retry_if_retired(lambda: self._create(caller, new))
+
+    def _create(self, caller: Caller, new: NewSecret) -> SecretRecord:
         now = self._clock.now()
         record = new_secret_record(
             self._keys,
@@ -91,6 +94,8 @@ class SecretService:
             with self._db.write() as conn:
                 live = functools.partial(repo.count_live_secrets, now=now)  # expired secrets do not count
                 self._quotas.check(conn, caller.project_id, "secrets", live)
+                if record.kek_id is not None:
+                    self._keys.hold(conn, record.project_id, record.kek_id)
                 repo.insert_secret(conn, record)
         except BaseException:
             self._discard(record)  # an external object whose secret was never created must not stay
@@ -172,11 +177,17 @@ class SecretService:
                 self._discard(stored)
                 raise
             return
+        self._keys.retry_if_retired(lambda: self._seal_payload(record, main, body))
+
+    def _seal_payload(self, record: SecretRecord, content_type: str, body: bytes) -> None:
         kek = self._keys.active(record.project_id)
         sealed = seal_payload(kek.key, body, secret_id=record.id, project_id=record.project_id)
         now = self._clock.now()
         with self._db.write() as conn:
-            if not repo.set_payload(conn, record.id, content_type=main, kek_id=kek.id, ciphertext=sealed, now=now):
+            self._keys.hold(conn, record.project_id, kek.id)
+            if not repo.set_payload(
+                conn, record.id, content_type=content_type, kek_id=kek.id, ciphertext=sealed, now=now
+            ):
                 raise Conflict("Secret already has data, cannot modify it.")
 
     def delete(self, caller: Caller, secret_id: str, *, refuse_with_consumers: bool) -> None:

@@ -61,13 +61,11 @@ class StoreMigration:
         last = ""
         while True:
             with self._db.read() as conn:
-                batch = store_moves.secrets_in_store(
-                    conn, _column(source), project_id, after=last, limit=self._batch
-                )
+                batch = store_moves.secrets_in_store(conn, _column(source), project_id, after=last, limit=self._batch)
             if not batch:
                 return report
             for record in batch:
-                self._move(record, target, report)
+                self._keys.retry_if_retired(lambda: self._move(record, target, report))  # noqa: B023 (called now)
                 on_progress(1)
             last = batch[-1].id
 
@@ -86,6 +84,8 @@ class StoreMigration:
             moved = replace(record, store=target, store_ref=ref, kek_id=None, ciphertext=None)
         try:
             with self._db.write() as conn:
+                if moved.kek_id is not None:
+                    self._keys.hold(conn, record.project_id, moved.kek_id)
                 switched = store_moves.move(conn, record, moved)
         except BaseException:
             self._registry.discard(moved)

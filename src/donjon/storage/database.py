@@ -139,10 +139,16 @@ class Database:
             metrics.DB_POOL_WAIT.observe(time.perf_counter() - started)
 
     @contextmanager
-    def write(self) -> Iterator[Connection]:
-        """A transaction that commits on success and rolls back on any exception."""
+    def write(self, *, foreign_keys: bool = True) -> Iterator[Connection]:
+        """A transaction that commits on success and rolls back on any exception.
+
+        ``foreign_keys=False`` is for migrations that rebuild a SQLite table (the only way SQLite adds a
+        CHECK constraint): dropping the old table with enforcement on would cascade-delete every child row.
+        Enforcement is off for that transaction only, and ``PRAGMA foreign_key_check`` must pass before it
+        commits (SQLite's own 12-step procedure). Other databases ignore it.
+        """
         if self._lock_path is None:
-            with _reachable(), self._transaction() as conn:
+            with _reachable(), self._transaction(foreign_keys) as conn:
                 yield conn
             return
         waiting = time.perf_counter()
@@ -153,17 +159,31 @@ class Database:
             fcntl.flock(fd, fcntl.LOCK_EX)
             metrics.DB_WRITE_LOCK_WAIT.observe(time.perf_counter() - waiting)
             try:
-                with _reachable(), self._transaction() as conn:
+                with _reachable(), self._transaction(foreign_keys) as conn:
                     yield conn
             finally:
                 fcntl.flock(fd, fcntl.LOCK_UN)
 
     @contextmanager
-    def _transaction(self) -> Iterator[Connection]:
+    def _transaction(self, foreign_keys: bool = True) -> Iterator[Connection]:
+        unchecked = not foreign_keys and self.dialect == "sqlite"
         with self._connect() as conn:
-            conn.execution_options(donjon_write=True)  # SQLite: emit a real BEGIN (see _on_begin)
-            with conn.begin():
-                yield conn
+            if unchecked:
+                # Before BEGIN: SQLite ignores this pragma inside a transaction.
+                conn.exec_driver_sql("PRAGMA foreign_keys=OFF")
+                conn.commit()
+            try:
+                conn.execution_options(donjon_write=True)  # SQLite: emit a real BEGIN (see _on_begin)
+                with conn.begin():
+                    yield conn
+                    if unchecked and conn.exec_driver_sql("PRAGMA foreign_key_check").first() is not None:
+                        raise sa_exc.IntegrityError("PRAGMA foreign_key_check", None, Exception("dangling row"))
+            finally:
+                if unchecked:
+                    # The pooled connection goes back enforcing again (outside a transaction, so no BEGIN).
+                    conn.execution_options(donjon_write=False)
+                    conn.exec_driver_sql("PRAGMA foreign_keys=ON")
+                    conn.commit()
 
     def dispose(self) -> None:
         self.engine.dispose()

@@ -44,6 +44,14 @@ def create_active(conn: Connection, *, kek_id: str, project_id: str, wrapped: Wr
     conn.execute(insert(project_active_kek).values(project_id=project_id, kek_id=kek_id))
 
 
+def exists(conn: Connection, project_id: str, kek_id: str) -> bool:
+    """Whether the project's KEK ``kek_id`` is still there (a KEK rotation deletes retired ones)."""
+    row = conn.execute(
+        select(project_keks.c.id).where(project_keks.c.id == kek_id, project_keks.c.project_id == project_id)
+    ).first()
+    return row is not None
+
+
 def ids_not_under(conn: Connection, root_key_id: str, limit: int, *, after: str = "") -> list[str]:
     """KEKs still wrapped by another root than ``root_key_id`` (what a root rotation has left), by id."""
     rows = conn.execute(

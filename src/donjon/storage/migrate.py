@@ -20,7 +20,8 @@ def _config(db: Database) -> Config:
 
 def upgrade(db: Database, revision: str = "head") -> None:
     cfg = _config(db)
-    with db.write() as conn:
+    # SQLite rebuilds a table to change its constraints: see Database.write.
+    with db.write(foreign_keys=False) as conn:
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, revision)
 

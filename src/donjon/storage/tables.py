@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from sqlalchemy import (
     Boolean,
+    CheckConstraint,
     Column,
     DateTime,
     ForeignKey,
@@ -83,6 +84,12 @@ secrets = Table(
     # to the object. NULL store: the payload is the ciphertext above (the built-in "database" store).
     Column("store", String(64)),
     Column("store_ref", String(255)),
+    # At most one store holds the payload, and a store name comes with its reference (migration 0010).
+    CheckConstraint("ciphertext IS NULL OR store_ref IS NULL", name="ck_secrets_payload_in_one_store"),
+    CheckConstraint(
+        "(store IS NULL AND store_ref IS NULL) OR (store IS NOT NULL AND store_ref IS NOT NULL)",
+        name="ck_secrets_store_with_ref",
+    ),
     Index(None, "project_id", "created_at", "id"),
     Index(None, "expiration"),
     Index(None, "store"),
