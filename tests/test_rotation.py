@@ -224,7 +224,7 @@ def test_a_write_sealed_under_a_kek_retired_meanwhile_is_sealed_again_under_the_
     project = f"p-{uuid.uuid4()}"
     caller = Caller(project, "u", ("admin",))
     first = server.store(project, b"before")
-    empty = server.context.secrets.create(caller, new_secret({"name": "two-step"}, 10_000))
+    empty = server.context.secrets.create(caller, new_secret({"name": "two-step"}, 10_000, now=utcnow()))
     rotation = KekRotation(nodes(key_file).db, open_chain([("file", {"path": str(key_file)})]))
 
     def retire() -> str:
@@ -248,7 +248,9 @@ def test_a_write_sealed_under_a_kek_retired_meanwhile_is_sealed_again_under_the_
     assert server.context.lifecycle.rotate(caller, first, body) == 2
     assert kek_of(secrets, first) == kek
     kek = retire()
-    order = parse_order({"type": "asymmetric", "meta": {"algorithm": "rsa", "bit_length": 2048, "passphrase": "pw"}})
+    order = parse_order(
+        {"type": "asymmetric", "meta": {"algorithm": "rsa", "bit_length": 2048, "passphrase": "pw"}}, now=utcnow()
+    )
     assert kek_of(orders, server.context.orders.create(caller, order)) == kek
 
     fresh = nodes(key_file)
@@ -424,7 +426,7 @@ def test_a_retirement_between_the_kek_check_and_the_insert_is_retried(nodes: Any
     server.store(project, b"first")
     rotation = KekRotation(nodes(key_file).db, open_chain([("file", {"path": str(key_file)})]))
     keys: ProjectKeys = server.context.secrets._keys  # type: ignore[attr-defined]
-    body = new_secret({"payload": "after", "payload_content_type": "text/plain"}, 10_000)
+    body = new_secret({"payload": "after", "payload_content_type": "text/plain"}, 10_000, now=utcnow())
     attempts: list[str] = []
 
     def attempt() -> str:
