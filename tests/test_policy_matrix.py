@@ -184,6 +184,8 @@ def test_the_table_covers_every_route(tmp_path: Path) -> None:
     # /v1/unwrap takes no token: the wrap token is its only credential (tests/test_lifecycle.py).
     skipped = {"/", "/healthcheck", "/livez", "/readyz", "/openapi.json", "/v1", "/v1/secret-stores/{path:path}"}
     skipped |= {"/v1/unwrap"}
+    # Prometheus scrapes /metrics without a token, from metrics.allow_from only (tests/test_observability.py).
+    skipped |= {"/metrics"}
     # The web console's pages and helpers (tests/test_console*.py): they only call the API.
     skipped |= {"/ui", "/ui/unwrap", "/ui/assets/{path:path}", "/ui/api/config", "/ui/api/whoami"}
     skipped |= {"/ui/api/keystone/tokens"}
