@@ -24,13 +24,18 @@ def caller_from_headers(headers: Mapping[str, str]) -> Caller:
     return Caller(project_id=project_id, user_id=user_id, roles=roles)
 
 
+def is_loopback(host: str) -> bool:
+    """Whether a listen address is reachable from this machine only (``localhost`` or a loopback IP)."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 def require_loopback(host: str) -> None:
     """Dev mode trusts headers, so it must never be reachable from another machine."""
-    if host == "localhost":
+    if is_loopback(host):
         return
-    try:
-        if ipaddress.ip_address(host).is_loopback:
-            return
-    except ValueError:
-        pass
     raise ConfigurationError(f"dev auth trusts X-Project-Id and may only listen on a loopback address, not {host!r}")

@@ -14,25 +14,16 @@
 from __future__ import annotations
 
 import errno
-import ipaddress
 import logging
 import os
 import signal
 import socket
 
+from donjon.auth.dev import is_loopback
 from donjon.config import Settings
 from donjon.errors import ConfigurationError
 
 log = logging.getLogger("donjon.listener")
-
-
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def check_transport(settings: Settings) -> str | None:
