@@ -72,6 +72,11 @@ DB_WRITE_LOCK_WAIT = Histogram(
     "SQLite: time a write transaction waited for the host-wide writer lock.",
     buckets=_FAST_BUCKETS,
 )
+DB_GROUP_COMMIT_SIZE = Histogram(
+    "donjon_db_group_commit_writes",
+    "SQLite: writes that shared one transaction and one fsync (group commit).",
+    buckets=(1, 2, 4, 8, 16, 32, 64),
+)
 DB_UNAVAILABLE = Counter("donjon_db_unavailable", "Database operations that failed as unavailable (503).")
 KEYSTORE_CALL = Histogram(
     "donjon_keystore_call_seconds",

@@ -90,13 +90,17 @@ class SecretService:
             stores=self._stores.registry if self._stores is not None else None,
             store=self._store_for_new(caller.project_id),
         )
+
+        def insert(conn: Connection) -> None:
+            live = functools.partial(repo.count_live_secrets, now=now)  # expired secrets do not count
+            self._quotas.check(conn, caller.project_id, "secrets", live)
+            if record.kek_id is not None:
+                self._keys.hold(conn, record.project_id, record.kek_id)
+            repo.insert_secret(conn, record)
+
         try:
-            with self._db.write() as conn:
-                live = functools.partial(repo.count_live_secrets, now=now)  # expired secrets do not count
-                self._quotas.check(conn, caller.project_id, "secrets", live)
-                if record.kek_id is not None:
-                    self._keys.hold(conn, record.project_id, record.kek_id)
-                repo.insert_secret(conn, record)
+            # Concurrent creates share a transaction and its fsync (group commit); answered once durable.
+            self._db.write_grouped(insert)
         except BaseException:
             self._discard(record)  # an external object whose secret was never created must not stay
             raise

@@ -16,10 +16,10 @@ import fcntl
 import os
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy import exc as sa_exc
@@ -27,6 +27,9 @@ from sqlalchemy.engine import make_url
 
 from donjon.errors import Unavailable
 from donjon.observability import metrics
+from donjon.storage.group_commit import GroupCommit
+
+T = TypeVar("T")
 
 # What "not now" looks like per driver, as opposed to a statement the database refuses (a bug: 500).
 # SQLite's primary result codes: BUSY, LOCKED, NOMEM, IOERR, FULL, CANTOPEN, PROTOCOL.
@@ -124,6 +127,9 @@ class Database:
         if self.dialect == "sqlite":
             _configure_sqlite(self.engine)
         _count_checkouts(self.engine)
+        # SQLite alone: its writers are serialized host-wide, each commit an fsync. PostgreSQL and MariaDB
+        # run concurrent transactions and already flush the commits that wait together in one WAL write.
+        self._group_commit = GroupCommit(self.write) if self._lock_path is not None else None
 
     @contextmanager
     def read(self) -> Iterator[Connection]:
@@ -163,6 +169,18 @@ class Database:
                     yield conn
             finally:
                 fcntl.flock(fd, fcntl.LOCK_UN)
+
+    def write_grouped(self, work: Callable[[Connection], T]) -> T:
+        """Run ``work`` in a write transaction and return its result once that transaction is committed.
+
+        On SQLite, writes from concurrent callers share one transaction (each in its own savepoint) and one
+        fsync: see ``group_commit``. ``work`` may then run on another caller's thread, and must not rely on
+        thread-local state. Its exception is raised here, and nothing it wrote is kept.
+        """
+        if self._group_commit is None:
+            with self.write() as conn:
+                return work(conn)
+        return self._group_commit.run(work)
 
     @contextmanager
     def _transaction(self, foreign_keys: bool = True) -> Iterator[Connection]:

@@ -1,0 +1,115 @@
+"""Group commit: concurrent writes share a transaction on SQLite, and each keeps its own outcome."""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+from sqlalchemy import Column, Connection, Integer, MetaData, String, Table, event, insert, select
+
+from donjon.storage.database import Database
+
+WRITERS = 24
+
+
+@pytest.fixture
+def db(database_url: str) -> Iterator[Database]:
+    database = Database(database_url)
+    yield database
+    database.dispose()
+
+
+@pytest.fixture
+def table(db: Database) -> Iterator[Table]:
+    metadata = MetaData()
+    probe = Table(
+        f"group_commit_probe_{uuid.uuid4().hex[:8]}",
+        metadata,
+        Column("id", Integer, primary_key=True, autoincrement=False),
+        Column("writer", String(40), nullable=False),
+    )
+    with db.write() as conn:
+        metadata.create_all(conn)
+    yield probe
+    with db.write() as conn:
+        metadata.drop_all(conn)
+
+
+def _rows(db: Database, table: Table) -> set[int]:
+    with db.read() as conn:
+        return set(conn.scalars(select(table.c.id)))
+
+
+def _wait_until(condition: object, seconds: float = 10) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():  # type: ignore[operator]
+        assert time.monotonic() < deadline, "the writers never queued up"
+        time.sleep(0.005)
+
+
+def test_concurrent_sqlite_writes_share_one_commit(db: Database, table: Table) -> None:
+    if db.dialect != "sqlite":
+        pytest.skip("PostgreSQL and MariaDB run concurrent transactions; only SQLite groups them")
+    group = db._group_commit
+    assert group is not None
+    commits: list[int] = []
+    event.listen(db.engine, "commit", lambda _conn: commits.append(1))
+
+    def write(n: int) -> int:
+        def work(conn: Connection) -> int:
+            if n == 0:  # the first leader holds its transaction until every other writer has queued
+                _wait_until(lambda: group.queued == WRITERS - 1)
+            conn.execute(insert(table).values(id=n, writer=f"w{n}"))
+            return n * 10
+
+        return db.write_grouped(work)
+
+    with ThreadPoolExecutor(WRITERS) as pool:
+        first = pool.submit(write, 0)
+        _wait_until(lambda: group.queued == 0 and group._leading)
+        rest = [pool.submit(write, n) for n in range(1, WRITERS)]
+        results = [first.result(timeout=30)] + [f.result(timeout=30) for f in rest]
+
+    assert results == [n * 10 for n in range(WRITERS)]
+    assert _rows(db, table) == set(range(WRITERS))
+    assert len(commits) == 2  # the first writer's batch, then the 23 that queued behind it, together
+
+
+def test_a_failing_write_is_rolled_back_alone(db: Database, table: Table) -> None:
+    start = threading.Barrier(WRITERS)
+
+    def write(n: int) -> str:
+        def work(conn: Connection) -> str:
+            conn.execute(insert(table).values(id=n, writer=f"w{n}"))
+            if n % 3 == 0:
+                raise ValueError(f"writer {n} refuses")
+            return f"w{n}"
+
+        start.wait()
+        try:
+            return db.write_grouped(work)
+        except ValueError as exc:
+            return str(exc)
+
+    with ThreadPoolExecutor(WRITERS) as pool:
+        results = list(pool.map(write, range(WRITERS)))
+
+    assert results == [f"writer {n} refuses" if n % 3 == 0 else f"w{n}" for n in range(WRITERS)]
+    assert _rows(db, table) == {n for n in range(WRITERS) if n % 3}
+
+
+def test_a_write_is_visible_to_others_when_it_returns(db: Database, table: Table) -> None:
+    def work(conn: Connection) -> None:
+        conn.execute(insert(table).values(id=1, writer="only"))
+
+    db.write_grouped(work)
+    other = Database(db.url)
+    try:
+        with other.read() as conn:
+            assert conn.scalar(select(table.c.writer).where(table.c.id == 1)) == "only"
+    finally:
+        other.dispose()
