@@ -17,14 +17,11 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 from alembic import op
-from sqlalchemy.dialects import mysql
+
+from donjon.storage.migrations.columns import Timestamp
 
 revision = "0008"
 down_revision = "0007"
-branch_labels = None
-depends_on = None
-
-Timestamp = sa.DateTime().with_variant(mysql.DATETIME(fsp=6), "mysql", "mariadb")
 
 
 def upgrade() -> None:

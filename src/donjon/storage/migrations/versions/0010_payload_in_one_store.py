@@ -30,8 +30,6 @@ from alembic import op
 
 revision = "0010"
 down_revision = "0009"
-branch_labels = None
-depends_on = None
 
 # Spelled as in donjon.storage.tables.
 PAYLOAD_IN_ONE_STORE = "ciphertext IS NULL OR store_ref IS NULL"
