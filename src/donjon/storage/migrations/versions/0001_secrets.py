@@ -1,6 +1,5 @@
 """Secrets, their metadata and consumers, and per-project KEKs.
 
-Revision ID: 0001
 Revises:
 Create Date: 2026-11-25
 """

@@ -1,7 +1,5 @@
 """Containers, orders (also the order job queue), ACLs, quotas and preferred secret stores.
 
-Revision ID: 0002
-Revises: 0001
 Create Date: 2026-11-25
 """
 

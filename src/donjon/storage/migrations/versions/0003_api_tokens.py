@@ -1,7 +1,5 @@
 """Standalone bearer tokens (auth = "token").
 
-Revision ID: 0003
-Revises: 0002
 Create Date: 2026-11-25
 """
 

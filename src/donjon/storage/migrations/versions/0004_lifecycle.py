@@ -1,7 +1,5 @@
 """Lifecycle: limited secrets (max_reads), payload versions, tombstones, wrapped hand-off tokens.
 
-Revision ID: 0004
-Revises: 0003
 Create Date: 2026-11-26
 """
 

@@ -1,7 +1,5 @@
 """Secret stores: which external store holds a secret's payload, and its reference there.
 
-Revision ID: 0005
-Revises: 0004
 Create Date: 2026-11-25
 """
 

@@ -8,8 +8,6 @@ the archived row that could hint at it is deleted after the grace period.
 Existing rotated secrets get ``updated_at``, the latest time their rotation can have happened (exact unless
 their metadata changed since). NULL means version 1, which started with the secret.
 
-Revision ID: 0008
-Revises: 0007
 Create Date: 2026-12-01
 """
 

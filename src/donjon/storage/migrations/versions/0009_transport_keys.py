@@ -1,7 +1,5 @@
 """Transport keys: Barbican's cloud-wide table of opaque keys, served as Barbican 23 serves them (issue 15).
 
-Revision ID: 0009
-Revises: 0008
 Create Date: 2026-12-01
 """
 
