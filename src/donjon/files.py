@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import os
 import stat
 import uuid
@@ -39,3 +40,20 @@ def read_private(path: Path) -> bytes:
     if mode & (stat.S_IRWXG | stat.S_IRWXO):
         raise ConfigurationError(f"key file {path} is readable by others (mode {oct(mode & 0o777)}); chmod 600")
     return path.read_bytes()
+
+
+def load_key_file(path: Path, *, create: bool, what: str, size: int = 32) -> bytes:
+    """A ``size``-byte key, base64 in a 0600 file, created (once, atomically) from urandom when ``create`` and
+    missing. ``what`` names the key in errors ("audit key", "token key"); the key itself never appears in one.
+    """
+    if not path.exists():
+        if not create:
+            raise ConfigurationError(f"{what} file {path} does not exist")
+        write_private_once(path, base64.b64encode(os.urandom(size)) + b"\n")
+    try:
+        key = base64.b64decode(read_private(path).strip(), validate=True)
+    except ValueError:
+        raise ConfigurationError(f"{what} file {path} is not base64") from None
+    if len(key) != size:
+        raise ConfigurationError(f"{what} file {path} does not hold a {size}-byte key")
+    return key

@@ -12,18 +12,15 @@ the head state (``<log>.head``: count, last hash, size, under its own HMAC) says
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import hmac
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import orjson
 
-from donjon.errors import ConfigurationError
-from donjon.files import read_private, write_private_once
+from donjon.files import load_key_file
 
 VERSION = 1
 GENESIS = "0" * 64
@@ -35,17 +32,7 @@ _HEAD = b"donjon-audit-head\x00"
 
 def load_audit_key(path: Path, *, create: bool) -> bytes:
     """The audit HMAC key from its 0600 file, created (once, atomically) when ``create`` and missing."""
-    if not path.exists():
-        if not create:
-            raise ConfigurationError(f"audit key file {path} does not exist")
-        write_private_once(path, base64.b64encode(os.urandom(_KEY_BYTES)) + b"\n")
-    try:
-        key = base64.b64decode(read_private(path).strip(), validate=True)
-    except ValueError:
-        raise ConfigurationError(f"audit key file {path} is not base64") from None
-    if len(key) != _KEY_BYTES:
-        raise ConfigurationError(f"audit key file {path} does not hold a 32-byte key")
-    return key
+    return load_key_file(path, create=create, what="audit key", size=_KEY_BYTES)
 
 
 def line_hash(line: bytes) -> str:
@@ -55,6 +42,26 @@ def line_hash(line: bytes) -> str:
 
 def _mac(key: bytes, domain: bytes, body: dict[str, Any]) -> str:
     return hmac.new(key, domain + orjson.dumps(body, option=orjson.OPT_SORT_KEYS), hashlib.sha256).hexdigest()
+
+
+# What BadRecord says when a record, or the head state, is not JSON / not of its shape / not under its MAC.
+_RECORD_ERRORS = ("not JSON", "not an audit record", "MAC mismatch (edited, or sealed under another key)")
+_HEAD_ERRORS = ("head state is not JSON", "not a head state", "head state MAC mismatch")
+
+
+def _verified(key: bytes, domain: bytes, raw: bytes, fields: set[str], errors: tuple[str, str, str]) -> dict[str, Any]:
+    """The body of ``raw``, a JSON object of ``fields`` and their ``mac`` (under ``domain``), if the MAC is right."""
+    not_json, wrong_shape, bad_mac = errors
+    try:
+        body = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        raise BadRecord(not_json) from None
+    if not isinstance(body, dict) or set(body) != {*fields, "mac"}:
+        raise BadRecord(wrong_shape)
+    mac = body.pop("mac")
+    if not isinstance(mac, str) or not hmac.compare_digest(mac, _mac(key, domain, body)):
+        raise BadRecord(bad_mac)
+    return body
 
 
 def seal(key: bytes, seq: int, prev: str, event: dict[str, Any]) -> bytes:
@@ -69,16 +76,7 @@ class BadRecord(ValueError):
 
 def open_record(key: bytes, line: bytes) -> dict[str, Any]:
     """The record of ``line`` if its MAC is right; raises BadRecord otherwise."""
-    try:
-        record = orjson.loads(line)
-    except orjson.JSONDecodeError:
-        raise BadRecord("not JSON") from None
-    if not isinstance(record, dict) or set(record) != {"v", "seq", "prev", "event", "mac"}:
-        raise BadRecord("not an audit record")
-    mac = record.pop("mac")
-    if not isinstance(mac, str) or not hmac.compare_digest(mac, _mac(key, _RECORD, record)):
-        raise BadRecord("MAC mismatch (edited, or sealed under another key)")
-    return dict(record)
+    return _verified(key, _RECORD, line, {"v", "seq", "prev", "event"}, _RECORD_ERRORS)
 
 
 @dataclass(frozen=True)
@@ -98,15 +96,7 @@ class Head:
     @classmethod
     def decode(cls, key: bytes, raw: bytes) -> Head:
         """Raises BadRecord if ``raw`` is not a head state sealed under ``key``."""
-        try:
-            body = orjson.loads(raw.strip() or b"null")
-        except orjson.JSONDecodeError:
-            raise BadRecord("head state is not JSON") from None
-        if not isinstance(body, dict) or set(body) != {"v", "count", "hash", "size", "mac"}:
-            raise BadRecord("not a head state")
-        mac = body.pop("mac")
-        if not isinstance(mac, str) or not hmac.compare_digest(mac, _mac(key, _HEAD, body)):
-            raise BadRecord("head state MAC mismatch")
+        body = _verified(key, _HEAD, raw.strip() or b"null", {"v", "count", "hash", "size"}, _HEAD_ERRORS)
         return cls(count=int(body["count"]), hash=str(body["hash"]), size=int(body["size"]))
 
 

@@ -22,8 +22,8 @@ from pathlib import Path
 
 from donjon.auth.context import Caller
 from donjon.cache import ExpiringCache
-from donjon.errors import ConfigurationError, InvalidInput, Unauthorized
-from donjon.files import read_private, write_private_once
+from donjon.errors import InvalidInput, Unauthorized
+from donjon.files import load_key_file
 from donjon.storage import tokens as repo
 from donjon.storage.database import Database
 from donjon.timeutil import SYSTEM_CLOCK, Clock
@@ -34,17 +34,7 @@ _MAX_CACHE_ENTRIES = 10_000
 
 
 def load_token_key(path: Path, *, create: bool) -> bytes:
-    if not path.exists():
-        if not create:
-            raise ConfigurationError(f"token key file {path} does not exist")
-        write_private_once(path, base64.b64encode(os.urandom(_KEY_BYTES)) + b"\n")
-    try:
-        key = base64.b64decode(read_private(path).strip(), validate=True)
-    except ValueError:
-        raise ConfigurationError(f"token key file {path} is not base64") from None
-    if len(key) != _KEY_BYTES:
-        raise ConfigurationError(f"token key file {path} does not hold a 32-byte key")
-    return key
+    return load_key_file(path, create=create, what="token key", size=_KEY_BYTES)
 
 
 def _digest(key: bytes, token_id: str, secret: str) -> str:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Sequence
 from pathlib import Path
 
 from prometheus_client import (
@@ -37,6 +38,12 @@ CONTENT_TYPE = CONTENT_TYPE_LATEST
 # Calls to a keystore, an audit fsync, a lock: from sub-millisecond to seconds.
 _FAST_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
+
+def _seconds(name: str, documentation: str, labels: Sequence[str] = ()) -> Histogram:
+    """A histogram of durations, in the buckets every donjon timing shares."""
+    return Histogram(name, documentation, labels, buckets=_FAST_BUCKETS)
+
+
 HTTP_REQUESTS = Counter(
     "donjon_http_requests",
     "HTTP requests answered, by route template, method and status.",
@@ -47,30 +54,23 @@ HTTP_REQUESTS_BY_PROJECT = Counter(
     "HTTP requests by the caller's project (only with metrics.project_label).",
     ["project", "method", "status"],
 )
-HTTP_DURATION = Histogram(
+HTTP_DURATION = _seconds(
     "donjon_http_request_duration_seconds",
     "Time from a request's arrival to the end of its response.",
     ["method", "route"],
-    buckets=_FAST_BUCKETS,
 )
-AUDIT_WRITE = Histogram(
-    "donjon_audit_write_seconds",
-    "Time to put one audit event on record (with fsync: its group commit).",
-    buckets=_FAST_BUCKETS,
+AUDIT_WRITE = _seconds(
+    "donjon_audit_write_seconds", "Time to put one audit event on record (with fsync: its group commit)."
 )
 AUDIT_FAILURES = Counter("donjon_audit_write_failures", "Audit events the audit log did not accept.")
-DB_POOL_WAIT = Histogram(
-    "donjon_db_pool_wait_seconds",
-    "Time to get a database connection from the pool (pre-ping included).",
-    buckets=_FAST_BUCKETS,
+DB_POOL_WAIT = _seconds(
+    "donjon_db_pool_wait_seconds", "Time to get a database connection from the pool (pre-ping included)."
 )
 DB_CONNECTIONS_IN_USE = Gauge(
     "donjon_db_connections_in_use", "Database connections checked out of the pools.", multiprocess_mode="livesum"
 )
-DB_WRITE_LOCK_WAIT = Histogram(
-    "donjon_db_write_lock_wait_seconds",
-    "SQLite: time a write transaction waited for the host-wide writer lock.",
-    buckets=_FAST_BUCKETS,
+DB_WRITE_LOCK_WAIT = _seconds(
+    "donjon_db_write_lock_wait_seconds", "SQLite: time a write transaction waited for the host-wide writer lock."
 )
 DB_GROUP_COMMIT_SIZE = Histogram(
     "donjon_db_group_commit_writes",
@@ -78,11 +78,10 @@ DB_GROUP_COMMIT_SIZE = Histogram(
     buckets=(1, 2, 4, 8, 16, 32, 64),
 )
 DB_UNAVAILABLE = Counter("donjon_db_unavailable", "Database operations that failed as unavailable (503).")
-KEYSTORE_CALL = Histogram(
+KEYSTORE_CALL = _seconds(
     "donjon_keystore_call_seconds",
     "Calls to the root keystore (wrap and unwrap of project KEKs).",
     ["keystore", "operation"],
-    buckets=_FAST_BUCKETS,
 )
 KEYSTORE_ERRORS = Counter(
     "donjon_keystore_errors",

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, delete, func, insert, select, update
 
+from donjon.storage.paging import count, page
 from donjon.storage.patterns import like
 from donjon.storage.tables import container_consumers, container_secrets, containers
 
@@ -44,17 +45,7 @@ def _record(row: Any) -> ContainerRecord:
 
 
 def insert_container(conn: Connection, record: ContainerRecord, refs: Sequence[ContainerSecret]) -> None:
-    conn.execute(
-        insert(containers).values(
-            id=record.id,
-            project_id=record.project_id,
-            name=record.name,
-            type=record.type,
-            creator_id=record.creator_id,
-            created_at=record.created_at,
-            updated_at=record.updated_at,
-        )
-    )
+    conn.execute(insert(containers).values(**asdict(record)))
     if refs:
         conn.execute(
             insert(container_secrets),
@@ -113,12 +104,7 @@ def list_containers(
         conds.append(like(containers.c.name, name))
     if type_:
         conds.append(containers.c.type == type_)
-    total = conn.execute(select(func.count()).select_from(containers).where(*conds)).scalar_one()
-    if total <= offset:  # also keeps an offset past the database's integer range out of the query
-        return [], total
-    rows = conn.execute(
-        select(containers).where(*conds).order_by(containers.c.created_at, containers.c.id).offset(offset).limit(limit)
-    )
+    rows, total = page(conn, containers, conds, (containers.c.created_at, containers.c.id), offset, limit)
     return [_record(r) for r in rows], total
 
 
@@ -130,9 +116,7 @@ def delete_container(conn: Connection, container_id: str) -> bool:
 
 
 def count_containers(conn: Connection, project_id: str) -> int:
-    return conn.execute(
-        select(func.count()).select_from(containers).where(containers.c.project_id == project_id)
-    ).scalar_one()
+    return count(conn, containers, containers.c.project_id == project_id)
 
 
 def add_secret(conn: Connection, container_id: str, ref: ContainerSecret, now: datetime) -> bool:
@@ -211,21 +195,10 @@ def remove_consumer(conn: Connection, container_id: str, name: str, url: str) ->
 
 
 def list_consumers(conn: Connection, container_id: str, offset: int, limit: int) -> tuple[list[ContainerConsumer], int]:
-    where = container_consumers.c.container_id == container_id
-    total = conn.execute(select(func.count()).select_from(container_consumers).where(where)).scalar_one()
-    if total <= offset:  # also keeps an offset past the database's integer range out of the query
-        return [], total
-    rows = conn.execute(
-        select(container_consumers)
-        .where(where)
-        .order_by(container_consumers.c.name, container_consumers.c.url)
-        .offset(offset)
-        .limit(limit)
-    )
+    c = container_consumers.c
+    rows, total = page(conn, container_consumers, [c.container_id == container_id], (c.name, c.url), offset, limit)
     return [ContainerConsumer(r.name, r.url, r.created_at, r.updated_at) for r in rows], total
 
 
 def count_consumers(conn: Connection, project_id: str) -> int:
-    return conn.execute(
-        select(func.count()).select_from(container_consumers).where(container_consumers.c.project_id == project_id)
-    ).scalar_one()
+    return count(conn, container_consumers, container_consumers.c.project_id == project_id)

@@ -30,8 +30,7 @@ def get_wrapped(conn: Connection, project_id: str, kek_id: str) -> WrappedKey | 
     return WrappedKey(row.root_key_id, row.wrapped_key) if row is not None else None
 
 
-def create_active(conn: Connection, *, kek_id: str, project_id: str, wrapped: WrappedKey, now: datetime) -> None:
-    """Insert a KEK and make it the project's first active one; raises IntegrityError if one already is."""
+def _insert(conn: Connection, kek_id: str, project_id: str, wrapped: WrappedKey, now: datetime) -> None:
     conn.execute(
         insert(project_keks).values(
             id=kek_id,
@@ -41,6 +40,11 @@ def create_active(conn: Connection, *, kek_id: str, project_id: str, wrapped: Wr
             created_at=now,
         )
     )
+
+
+def create_active(conn: Connection, *, kek_id: str, project_id: str, wrapped: WrappedKey, now: datetime) -> None:
+    """Insert a KEK and make it the project's first active one; raises IntegrityError if one already is."""
+    _insert(conn, kek_id, project_id, wrapped, now)
     conn.execute(insert(project_active_kek).values(project_id=project_id, kek_id=kek_id))
 
 
@@ -98,15 +102,7 @@ def add_and_activate(
     previous = conn.execute(
         select(project_active_kek.c.kek_id).where(project_active_kek.c.project_id == project_id)
     ).scalar_one_or_none()
-    conn.execute(
-        insert(project_keks).values(
-            id=kek_id,
-            project_id=project_id,
-            root_key_id=wrapped.root_key_id,
-            wrapped_key=wrapped.blob,
-            created_at=now,
-        )
-    )
+    _insert(conn, kek_id, project_id, wrapped, now)
     if previous is None:
         conn.execute(insert(project_active_kek).values(project_id=project_id, kek_id=kek_id))
     else:

@@ -14,8 +14,9 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, and_, delete, func, insert, or_, select, update
+from sqlalchemy import Connection, and_, delete, insert, or_, select, update
 
+from donjon.storage.paging import count, page
 from donjon.storage.patterns import like
 from donjon.storage.tables import orders
 
@@ -99,12 +100,7 @@ def list_orders(
     conds = [orders.c.project_id == project_id, orders.c.type.in_(types)]
     if meta_like:
         conds.append(like(orders.c.meta, f"%{meta_like}%"))
-    total = conn.execute(select(func.count()).select_from(orders).where(*conds)).scalar_one()
-    if total <= offset:  # also keeps an offset past the database's integer range out of the query
-        return [], total
-    rows = conn.execute(
-        select(orders).where(*conds).order_by(orders.c.created_at, orders.c.id).offset(offset).limit(limit)
-    )
+    rows, total = page(conn, orders, conds, (orders.c.created_at, orders.c.id), offset, limit)
     return [_record(r) for r in rows], total
 
 
@@ -113,7 +109,7 @@ def delete_order(conn: Connection, project_id: str, order_id: str) -> bool:
 
 
 def count_orders(conn: Connection, project_id: str) -> int:
-    return conn.execute(select(func.count()).select_from(orders).where(orders.c.project_id == project_id)).scalar_one()
+    return count(conn, orders, orders.c.project_id == project_id)
 
 
 def claim_next(

@@ -5,9 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Connection, delete, func, insert, select, update
+from sqlalchemy import Connection, delete, insert, select, update
 from sqlalchemy.dialects import mysql, postgresql
 
+from donjon.storage.paging import page
 from donjon.storage.tables import project_locks, project_quotas
 
 RESOURCES = ("secrets", "orders", "containers", "consumers", "cas")
@@ -27,15 +28,8 @@ def get(conn: Connection, project_id: str) -> ProjectQuotas | None:
 
 
 def list_all(conn: Connection, offset: int, limit: int) -> tuple[list[ProjectQuotas], int]:
-    total = conn.execute(select(func.count()).select_from(project_quotas)).scalar_one()
-    if total <= offset:  # also keeps an offset past the database's integer range out of the query
-        return [], total
-    rows = conn.execute(
-        select(project_quotas)
-        .order_by(project_quotas.c.created_at, project_quotas.c.project_id)
-        .offset(offset)
-        .limit(limit)
-    )
+    order = (project_quotas.c.created_at, project_quotas.c.project_id)
+    rows, total = page(conn, project_quotas, [], order, offset, limit)
     return [ProjectQuotas(r.project_id, {k: getattr(r, k) for k in RESOURCES}) for r in rows], total
 
 

@@ -6,9 +6,29 @@ payload written meanwhile) is left alone and picked up by the next pass.
 
 from __future__ import annotations
 
-from sqlalchemy import Connection, func, select, update
+from collections.abc import Sequence
+from typing import Any
 
+from sqlalchemy import Column, Connection, select, update
+from sqlalchemy.sql.elements import ColumnElement
+
+from donjon.storage.paging import count
 from donjon.storage.tables import orders, secret_versions, secrets
+
+
+def _swap(
+    conn: Connection,
+    sealed: Column[Any],
+    row: Sequence[ColumnElement[bool]],
+    old_kek: str,
+    old: bytes,
+    new_kek: str,
+    new: bytes,
+) -> bool:
+    """Compare-and-set: ``sealed`` becomes ``new`` only while the row still holds ``old`` under ``old_kek``."""
+    table = sealed.table
+    match = (*row, table.c.kek_id == old_kek, sealed == old)
+    return conn.execute(update(table).where(*match).values({"kek_id": new_kek, sealed.name: new})).rowcount == 1
 
 
 def secrets_sealed_under(conn: Connection, project_id: str, kek_id: str, limit: int) -> list[tuple[str, bytes, int]]:
@@ -23,12 +43,7 @@ def secrets_sealed_under(conn: Connection, project_id: str, kek_id: str, limit: 
 
 
 def swap_secret(conn: Connection, secret_id: str, *, old_kek: str, old: bytes, new_kek: str, new: bytes) -> bool:
-    result = conn.execute(
-        update(secrets)
-        .where(secrets.c.id == secret_id, secrets.c.kek_id == old_kek, secrets.c.ciphertext == old)
-        .values(kek_id=new_kek, ciphertext=new)
-    )
-    return result.rowcount == 1
+    return _swap(conn, secrets.c.ciphertext, [secrets.c.id == secret_id], old_kek, old, new_kek, new)
 
 
 def versions_sealed_under(conn: Connection, project_id: str, kek_id: str, limit: int) -> list[tuple[str, int, bytes]]:
@@ -46,12 +61,7 @@ def swap_version(
     conn: Connection, secret_id: str, version: int, *, old_kek: str, old: bytes, new_kek: str, new: bytes
 ) -> bool:
     v = secret_versions.c
-    result = conn.execute(
-        update(secret_versions)
-        .where(v.secret_id == secret_id, v.version == version, v.kek_id == old_kek, v.ciphertext == old)
-        .values(kek_id=new_kek, ciphertext=new)
-    )
-    return result.rowcount == 1
+    return _swap(conn, v.ciphertext, [v.secret_id == secret_id, v.version == version], old_kek, old, new_kek, new)
 
 
 def orders_sealed_under(conn: Connection, project_id: str, kek_id: str, limit: int) -> list[tuple[str, bytes]]:
@@ -65,19 +75,9 @@ def orders_sealed_under(conn: Connection, project_id: str, kek_id: str, limit: i
 
 
 def swap_order(conn: Connection, order_id: str, *, old_kek: str, old: bytes, new_kek: str, new: bytes) -> bool:
-    result = conn.execute(
-        update(orders)
-        .where(orders.c.id == order_id, orders.c.kek_id == old_kek, orders.c.sealed_params == old)
-        .values(kek_id=new_kek, sealed_params=new)
-    )
-    return result.rowcount == 1
+    return _swap(conn, orders.c.sealed_params, [orders.c.id == order_id], old_kek, old, new_kek, new)
 
 
 def references(conn: Connection, kek_id: str) -> int:
     """How many rows still need ``kek_id`` to be read."""
-    in_secrets = conn.execute(select(func.count()).select_from(secrets).where(secrets.c.kek_id == kek_id)).scalar()
-    in_orders = conn.execute(select(func.count()).select_from(orders).where(orders.c.kek_id == kek_id)).scalar()
-    in_versions = conn.execute(
-        select(func.count()).select_from(secret_versions).where(secret_versions.c.kek_id == kek_id)
-    ).scalar()
-    return int(in_secrets or 0) + int(in_orders or 0) + int(in_versions or 0)
+    return sum(count(conn, table, table.c.kek_id == kek_id) for table in (secrets, orders, secret_versions))

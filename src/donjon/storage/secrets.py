@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy import Connection, Select, and_, delete, func, insert, or_, select, update
 from sqlalchemy.sql.elements import ColumnElement
 
+from donjon.storage.paging import count, page
 from donjon.storage.patterns import like
 from donjon.storage.records import ConsumerRecord, SecretRecord, secret_record
 from donjon.storage.tables import secret_acl_users, secret_acls, secret_consumers, secret_metadata, secrets
@@ -163,17 +164,8 @@ def consumers_of(conn: Connection, secret_ids: Sequence[str]) -> dict[str, list[
 
 
 def list_consumers(conn: Connection, secret_id: str, offset: int, limit: int) -> tuple[list[ConsumerRecord], int]:
-    where = secret_consumers.c.secret_id == secret_id
-    total = conn.execute(select(func.count()).select_from(secret_consumers).where(where)).scalar_one()
-    if total <= offset:  # also keeps an offset past the database's integer range out of the query
-        return [], total
-    rows = conn.execute(
-        select(secret_consumers)
-        .where(where)
-        .order_by(secret_consumers.c.created_at, secret_consumers.c.id)
-        .offset(offset)
-        .limit(limit)
-    )
+    c = secret_consumers.c
+    rows, total = page(conn, secret_consumers, [c.secret_id == secret_id], (c.created_at, c.id), offset, limit)
     return [ConsumerRecord(r.service, r.resource_type, r.resource_id, r.created_at, r.updated_at) for r in rows], total
 
 
@@ -228,9 +220,7 @@ def remove_consumer(conn: Connection, *, secret_id: str, service: str, resource_
 
 
 def count_consumers(conn: Connection, secret_id: str) -> int:
-    return conn.execute(
-        select(func.count()).select_from(secret_consumers).where(secret_consumers.c.secret_id == secret_id)
-    ).scalar_one()
+    return count(conn, secret_consumers, secret_consumers.c.secret_id == secret_id)
 
 
 # --- user metadata -----------------------------------------------------------------------------------
@@ -285,12 +275,8 @@ def touch_secret(conn: Connection, secret_id: str, now: datetime) -> None:
 
 def count_live_secrets(conn: Connection, project_id: str, now: datetime) -> int:
     """Secrets that count against the project's quota: expired ones do not (as in Barbican)."""
-    return conn.execute(
-        select(func.count()).select_from(secrets).where(secrets.c.project_id == project_id, _alive(now))
-    ).scalar_one()
+    return count(conn, secrets, secrets.c.project_id == project_id, _alive(now))
 
 
 def count_project_consumers(conn: Connection, project_id: str) -> int:
-    return conn.execute(
-        select(func.count()).select_from(secret_consumers).where(secret_consumers.c.project_id == project_id)
-    ).scalar_one()
+    return count(conn, secret_consumers, secret_consumers.c.project_id == project_id)

@@ -6,6 +6,8 @@ Deletes are hard: when a secret goes, its ciphertext row goes with it.
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from sqlalchemy import (
     Boolean,
     CheckConstraint,
@@ -35,6 +37,31 @@ metadata = MetaData(
 Timestamp = DateTime().with_variant(mysql.DATETIME(fsp=6), "mysql", "mariadb")
 # Ciphertexts are at most max_secret_bytes + 29; MEDIUMBLOB leaves room for larger configured limits.
 Blob = LargeBinary().with_variant(mysql.MEDIUMBLOB(), "mysql", "mariadb")
+
+
+def _timestamps() -> tuple[Column[datetime], Column[datetime]]:
+    return Column("created_at", Timestamp, nullable=False), Column("updated_at", Timestamp, nullable=False)
+
+
+def _acl_tables(entity: str) -> tuple[Table, Table]:
+    """An entity's ACL (only the "read" operation exists, so one row per entity) and the users it lists."""
+    key = f"{entity}_id"
+    acls = Table(
+        f"{entity}_acls",
+        metadata,
+        Column(key, String(36), ForeignKey(f"{entity}s.id", ondelete="CASCADE"), primary_key=True),
+        Column("project_access", Boolean, nullable=False),
+        *_timestamps(),
+    )
+    users = Table(
+        f"{entity}_acl_users",
+        metadata,
+        Column(key, String(36), ForeignKey(f"{entity}_acls.{key}", ondelete="CASCADE"), primary_key=True),
+        Column("user_id", String(255), primary_key=True),
+        Index(None, "user_id"),
+    )
+    return acls, users
+
 
 project_keks = Table(
     "project_keks",
@@ -68,8 +95,7 @@ secrets = Table(
     Column("mode", String(255)),
     Column("creator_id", String(255)),
     Column("expiration", Timestamp),
-    Column("created_at", Timestamp, nullable=False),
-    Column("updated_at", Timestamp, nullable=False),
+    *_timestamps(),
     # The payload, when one is stored: normalized content type, the KEK that sealed it, the sealed bytes.
     Column("content_type", String(64)),
     Column("kek_id", String(36), ForeignKey("project_keks.id")),
@@ -112,8 +138,7 @@ secret_consumers = Table(
     Column("service", String(255), nullable=False),
     Column("resource_type", String(255), nullable=False),
     Column("resource_id", String(255), nullable=False),
-    Column("created_at", Timestamp, nullable=False),
-    Column("updated_at", Timestamp, nullable=False),
+    *_timestamps(),
     UniqueConstraint("secret_id", "service", "resource_type", "resource_id"),
     Index(None, "secret_id", "created_at"),
 )
@@ -128,8 +153,7 @@ containers = Table(
     Column("name", String(255)),
     Column("type", String(16), nullable=False),
     Column("creator_id", String(255)),
-    Column("created_at", Timestamp, nullable=False),
-    Column("updated_at", Timestamp, nullable=False),
+    *_timestamps(),
     Index(None, "project_id", "created_at", "id"),
 )
 
@@ -155,46 +179,14 @@ container_consumers = Table(
     Column("project_id", String(255), nullable=False),
     Column("name", String(36), nullable=False),
     Column("url", String(255), nullable=False),
-    Column("created_at", Timestamp, nullable=False),
-    Column("updated_at", Timestamp, nullable=False),
+    *_timestamps(),
     UniqueConstraint("container_id", "name", "url"),
 )
 
-# --- ACLs (spec §7): only the "read" operation exists, so one row per entity ---------------------------
+# --- ACLs (spec §7) ------------------------------------------------------------------------------------
 
-secret_acls = Table(
-    "secret_acls",
-    metadata,
-    Column("secret_id", String(36), ForeignKey("secrets.id", ondelete="CASCADE"), primary_key=True),
-    Column("project_access", Boolean, nullable=False),
-    Column("created_at", Timestamp, nullable=False),
-    Column("updated_at", Timestamp, nullable=False),
-)
-
-secret_acl_users = Table(
-    "secret_acl_users",
-    metadata,
-    Column("secret_id", String(36), ForeignKey("secret_acls.secret_id", ondelete="CASCADE"), primary_key=True),
-    Column("user_id", String(255), primary_key=True),
-    Index(None, "user_id"),
-)
-
-container_acls = Table(
-    "container_acls",
-    metadata,
-    Column("container_id", String(36), ForeignKey("containers.id", ondelete="CASCADE"), primary_key=True),
-    Column("project_access", Boolean, nullable=False),
-    Column("created_at", Timestamp, nullable=False),
-    Column("updated_at", Timestamp, nullable=False),
-)
-
-container_acl_users = Table(
-    "container_acl_users",
-    metadata,
-    Column("container_id", String(36), ForeignKey("container_acls.container_id", ondelete="CASCADE"), primary_key=True),
-    Column("user_id", String(255), primary_key=True),
-    Index(None, "user_id"),
-)
+secret_acls, secret_acl_users = _acl_tables("secret")
+container_acls, container_acl_users = _acl_tables("container")
 
 # --- orders (spec §6): also the job queue the order workers claim from ---------------------------------
 
@@ -214,8 +206,7 @@ orders = Table(
     # Parameters that must not be shown back (an asymmetric order's passphrase), sealed under the project KEK.
     Column("sealed_params", LargeBinary(4096)),
     Column("kek_id", String(36), ForeignKey("project_keks.id")),
-    Column("created_at", Timestamp, nullable=False),
-    Column("updated_at", Timestamp, nullable=False),
+    *_timestamps(),
     # The lease of the worker processing the order; an expired lease means the worker died: re-claim.
     Column("claimed_by", String(64)),
     Column("claimed_until", Timestamp),
@@ -235,8 +226,7 @@ project_quotas = Table(
     Column("containers", Integer),
     Column("consumers", Integer),
     Column("cas", Integer),
-    Column("created_at", Timestamp, nullable=False),
-    Column("updated_at", Timestamp, nullable=False),
+    *_timestamps(),
 )
 
 # A row per project that creates under a finite quota lock (SELECT ... FOR UPDATE) before counting, so two
@@ -336,7 +326,6 @@ transport_keys = Table(
     Column("id", String(36), primary_key=True),
     Column("plugin_name", String(255), nullable=False),
     Column("transport_key", Text, nullable=False),
-    Column("created_at", Timestamp, nullable=False),
-    Column("updated_at", Timestamp, nullable=False),
+    *_timestamps(),
     Index(None, "created_at", "id"),
 )

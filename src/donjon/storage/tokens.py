@@ -6,8 +6,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, func, insert, select, update
+from sqlalchemy import Connection, insert, select, update
 
+from donjon.storage.paging import count
 from donjon.storage.tables import api_tokens
 
 
@@ -78,4 +79,4 @@ def revoke(conn: Connection, token_id: str, now: datetime) -> bool:
 
 
 def count_tokens(conn: Connection) -> int:
-    return conn.execute(select(func.count()).select_from(api_tokens)).scalar_one()
+    return count(conn, api_tokens)

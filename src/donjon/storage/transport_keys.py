@@ -5,8 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Connection, delete, func, insert, select
+from sqlalchemy import Connection, delete, insert, select
 
+from donjon.storage.paging import page
 from donjon.storage.tables import transport_keys
 
 
@@ -34,14 +35,5 @@ def remove(conn: Connection, key_id: str) -> bool:
 
 def list_ids(conn: Connection, plugin_name: str | None, offset: int, limit: int) -> tuple[list[str], int]:
     where = [transport_keys.c.plugin_name == plugin_name] if plugin_name is not None else []
-    total = conn.execute(select(func.count()).select_from(transport_keys).where(*where)).scalar_one()
-    if total <= offset:  # also keeps an offset past the database's integer range out of the query
-        return [], total
-    rows = conn.execute(
-        select(transport_keys.c.id)
-        .where(*where)
-        .order_by(transport_keys.c.created_at, transport_keys.c.id)
-        .offset(offset)
-        .limit(limit)
-    )
-    return list(rows.scalars()), total
+    rows, total = page(conn, transport_keys, where, (transport_keys.c.created_at, transport_keys.c.id), offset, limit)
+    return [r.id for r in rows], total

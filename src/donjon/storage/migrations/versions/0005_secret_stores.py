@@ -1,7 +1,5 @@
 """Secret stores: which external store holds a secret's payload, and its reference there.
 
-Revision ID: 0005
-Revises: 0004
 Create Date: 2026-11-25
 """
 
@@ -12,8 +10,6 @@ from alembic import op
 
 revision = "0005"
 down_revision = "0004"
-branch_labels = None
-depends_on = None
 
 
 def upgrade() -> None:

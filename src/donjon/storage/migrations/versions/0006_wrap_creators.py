@@ -3,8 +3,6 @@
 Tokens minted before this revision have no creator to check, so the upgrade revokes them (they live at most
 ``lifecycle.wrap_max_ttl_seconds``; their recipients get the usual 404 and ask for a new one).
 
-Revision ID: 0006
-Revises: 0005
 Create Date: 2026-12-01
 """
 
@@ -15,8 +13,6 @@ from alembic import op
 
 revision = "0006"
 down_revision = "0005"
-branch_labels = None
-depends_on = None
 
 
 def upgrade() -> None:

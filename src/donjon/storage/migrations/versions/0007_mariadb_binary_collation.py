@@ -5,8 +5,6 @@ project "P1" listed project "p1"'s secrets, an ACL naming user "Alice" also admi
 with users "A" and "a" was a duplicate-key 500. Ids are opaque strings: only the same bytes are the same id.
 The database's default is changed too, so that tables made by later revisions are binary from the start.
 
-Revision ID: 0007
-Revises: 0006
 Create Date: 2026-12-01
 """
 
@@ -17,8 +15,6 @@ from alembic import op
 
 revision = "0007"
 down_revision = "0006"
-branch_labels = None
-depends_on = None
 
 TABLES = (
     "project_keks",

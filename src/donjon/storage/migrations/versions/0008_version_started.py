@@ -8,8 +8,6 @@ the archived row that could hint at it is deleted after the grace period.
 Existing rotated secrets get ``updated_at``, the latest time their rotation can have happened (exact unless
 their metadata changed since). NULL means version 1, which started with the secret.
 
-Revision ID: 0008
-Revises: 0007
 Create Date: 2026-12-01
 """
 
@@ -17,14 +15,11 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 from alembic import op
-from sqlalchemy.dialects import mysql
+
+from donjon.storage.migrations.columns import Timestamp
 
 revision = "0008"
 down_revision = "0007"
-branch_labels = None
-depends_on = None
-
-Timestamp = sa.DateTime().with_variant(mysql.DATETIME(fsp=6), "mysql", "mariadb")
 
 
 def upgrade() -> None:

@@ -18,8 +18,6 @@ sets it to NULL on rows it is about to delete. ``secret_versions`` keeps only se
 A database with a row breaking either rule (none of donjon's code paths writes one) stops the upgrade with the
 count of such rows and changes nothing.
 
-Revision ID: 0010
-Revises: 0009
 Create Date: 2026-12-01
 """
 
@@ -30,8 +28,6 @@ from alembic import op
 
 revision = "0010"
 down_revision = "0009"
-branch_labels = None
-depends_on = None
 
 # Spelled as in donjon.storage.tables.
 PAYLOAD_IN_ONE_STORE = "ciphertext IS NULL OR store_ref IS NULL"
