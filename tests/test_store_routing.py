@@ -23,7 +23,7 @@ from donjon.services.lifecycle import purge_project
 from donjon.services.stores import StoreRegistry
 from donjon.storage.database import Database
 from donjon.storage.tables import secrets
-from donjon.stores import PayloadInfo, PayloadMissing
+from donjon.stores import PayloadInfo, PayloadMissing, StoredPayload
 from tests.clock import MovableClock
 from tests.components.kmip import KmipServer, kmip_server_fixture  # noqa: F401  (the session fixture)
 from tests.components.openbao import OpenBao, openbao  # noqa: F401  (the session fixture)
@@ -112,10 +112,10 @@ def test_kmip_store_keeps_typed_objects(client: TestClient, kmip_server: KmipSer
     assert r.content == b"k" * 32
     store = client.app.state.ctx.secret_stores.registry.store("hsm")  # type: ignore[attr-defined]
     info = PayloadInfo(secret_id, api.project_id, "symmetric", "aes", 256)
-    assert store.get(info, stored.store_ref) == b"k" * 32
+    assert store.get(info, StoredPayload(ref=stored.store_ref)) == b"k" * 32
     assert api.delete(f"/v1/secrets/{secret_id}").status_code == 204
     with pytest.raises(PayloadMissing):
-        store.get(info, stored.store_ref)
+        store.get(info, StoredPayload(ref=stored.store_ref))
 
 
 def test_two_step_put_and_orders_go_to_the_preferred_store(client: TestClient, database_url: str) -> None:
@@ -211,11 +211,12 @@ def test_a_store_outage_does_not_hold_back_the_reaper(
 
     # The store is back (a new connection, as after a restart): the next pass reaps what waited.
     settings = context.settings
-    context.lifecycle._stores = StoreRegistry.open(settings.configured_stores(), settings.default_store)
+    registry = StoreRegistry.open(settings.configured_stores(), settings.default_store)
+    context.lifecycle._payloads.registry = registry
     try:
         report = context.lifecycle.reap_once()
     finally:
-        context.lifecycle._stores.close()
+        registry.close()
     assert "vault-kv" not in report.unavailable_stores and report.expired >= 1
     assert row(database_url, vault_secret) is None and not openbao.kv_has(vault_ref)
 

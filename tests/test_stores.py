@@ -11,7 +11,7 @@ import hvac
 import pytest
 
 from donjon.errors import ConfigurationError
-from donjon.stores import PayloadInfo, PayloadMissing, StoreUnavailable, open_store
+from donjon.stores import PayloadInfo, PayloadMissing, StoredPayload, StoreUnavailable, open_store
 from donjon.stores.kmip import KmipSecretStore
 from donjon.stores.vault import VaultSecretStore
 from tests.components.kmip import KmipServer, kmip_server_fixture  # noqa: F401  (the session fixture)
@@ -47,14 +47,14 @@ def test_vault_conformance(vault_store: VaultSecretStore, openbao: OpenBao) -> N
     admin = hvac.Client(url=openbao.url, token=openbao.token)
     for _, ref in stored:
         with pytest.raises(hvac.exceptions.InvalidPath):
-            admin.secrets.kv.v2.read_secret_metadata(path=ref, mount_point="secret")
+            admin.secrets.kv.v2.read_secret_metadata(path=ref.ref, mount_point="secret")
     admin.adapter.close()
 
 
 def test_vault_paths_are_per_project(vault_store: VaultSecretStore, openbao: OpenBao) -> None:  # noqa: F811
     info = PayloadInfo(str(uuid.uuid4()), "tenant/with slash", "opaque")
     ref = vault_store.put(info, b"x")
-    assert ref == f"{vault_store.prefix}/tenant%2Fwith%20slash/{info.secret_id}"
+    assert ref.ref == f"{vault_store.prefix}/tenant%2Fwith%20slash/{info.secret_id}"
     admin = hvac.Client(url=openbao.url, token=openbao.token)
     listed = admin.secrets.kv.v2.list_secrets(path=vault_store.prefix, mount_point="secret")["data"]["keys"]
     assert "tenant%2Fwith%20slash/" in listed
@@ -115,7 +115,8 @@ def test_kmip_objects_have_their_types(kmip_store: KmipSecretStore) -> None:
     for (secret_type, algorithm, payload), object_type in zip(samples(), expected, strict=True):
         info = PayloadInfo(str(uuid.uuid4()), project, secret_type, algorithm)
         ref = kmip_store.put(info, payload)
-        uid = ref.split("/")[0]
+        assert ref.ref is not None
+        uid = ref.ref.split("/")[0]
         response = kmip_store._call(
             "get attributes",
             enums.Operation.GET_ATTRIBUTES,
@@ -149,9 +150,9 @@ def test_kmip_concurrent_use(kmip_store: KmipSecretStore) -> None:
 def test_kmip_bad_reference_and_configuration(kmip_store: KmipSecretStore, kmip_server: KmipServer) -> None:  # noqa: F811
     info = PayloadInfo(str(uuid.uuid4()), "p", "opaque")
     with pytest.raises(PayloadMissing):
-        kmip_store.get(info, "no-such-uid/raw")
+        kmip_store.get(info, StoredPayload(ref="no-such-uid/raw"))
     with pytest.raises(PayloadMissing):
-        kmip_store.get(info, "garbage")
+        kmip_store.get(info, StoredPayload(ref="garbage"))
     with pytest.raises(ConfigurationError, match=r"unknown option 'key_name' \(the options are ca_certs, certfile"):
         open_store("kmip", kmip_server.options(key_name="x"))
     with pytest.raises(ConfigurationError, match="unknown secret store type"):

@@ -20,7 +20,7 @@ import json
 import os
 import re
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -28,76 +28,56 @@ from sqlalchemy import Connection
 
 from donjon.auth import Caller
 from donjon.config import LifecycleConfig
-from donjon.crypto import open_payload, seal_payload
 from donjon.errors import Conflict, Forbidden, InvalidInput, NotFound, TooLarge, Unavailable
 from donjon.policy import Policy
 from donjon.services import access, payloads
+from donjon.services.payload_store import NO_PAYLOAD, PayloadStore, discard
 from donjon.services.project_keys import ProjectKeys
 from donjon.services.stores import StoreRegistry
 from donjon.services.validation import optional_string, schema_error
 from donjon.storage import lifecycle as repo
 from donjon.storage.database import Database
 from donjon.storage.records import SecretRecord
+from donjon.stores import DATABASE
 from donjon.timeutil import SYSTEM_CLOCK, Clock
 
 _WRAP_TOKEN = re.compile(r"^djw_([0-9a-f]{32})_([A-Za-z0-9_-]{43})$")
 _WRAP_NOT_FOUND = "Wrap token not found."
 
 
-def _open(keys: ProjectKeys, payload: repo.Payload, accept: str | None) -> tuple[bytes, str]:
-    if payload.kek_id is None:  # its KEK was destroyed (purge-project): nothing can open it any more
-        raise NotFound("Not Found. Sorry but your secret has no payload.")
-    chosen = payloads.negotiate(accept, payload.content_type)
-    kek = keys.get(payload.project_id, payload.kek_id)
-    plaintext = open_payload(
-        kek, payload.ciphertext, secret_id=payload.secret_id, project_id=payload.project_id, version=payload.version
-    )
-    return payloads.render(plaintext, chosen), chosen
-
-
 def _serve_current(
-    conn: Connection,
-    keys: ProjectKeys,
-    secret_id: str,
-    accept: str | None,
-    now: datetime,
-    stores: StoreRegistry | None = None,
+    conn: Connection, payload_store: PayloadStore, secret_id: str, accept: str | None, now: datetime
 ) -> tuple[bytes, str]:
     """Inside a write transaction: the current payload; a limited secret spends a read (and goes at zero)."""
-    found = repo.current_payload(conn, secret_id)
-    if found is None or (found[0].expiration is not None and found[0].expiration <= now):
+    record = repo.current_secret(conn, secret_id)
+    if record is None or (record.expiration is not None and record.expiration <= now):
         raise NotFound("Secret not found.")
-    held = found[0]
-    if held.store_ref is not None and held.content_type is not None and stores is not None:
-        # In an external store (never a limited secret: those stay in the database store).
-        chosen = payloads.negotiate(accept, held.content_type)
-        return payloads.render(stores.read(held), chosen), chosen
-    current = found[1]
-    if current is None:
-        raise NotFound("Not Found. Sorry but your secret has no payload.")
-    if found[0].max_reads is None:
-        return _open(keys, current, accept)
+    if record.content_type is None:
+        raise NotFound(NO_PAYLOAD)
+    if record.max_reads is None:
+        chosen = payloads.negotiate(accept, record.content_type)
+        return payloads.render(payload_store.read(record), chosen), chosen
     # Spend first: on PostgreSQL/MariaDB the UPDATE locks the row, so the payload read next is the one this
     # read paid for, and a concurrent reader waits on the lock, then finds no read left (or no row).
     if not repo.take_read(conn, secret_id, now):
         raise NotFound("Secret not found.")
-    again = repo.current_payload(conn, secret_id)
-    if again is None or again[1] is None:
+    record = repo.current_secret(conn, secret_id)
+    if record is None or record.content_type is None:
         raise NotFound("Secret not found.")
-    record, payload = again[0], again[1]
     # Any failure below (406, a KEK that does not open) rolls the spent read back with the transaction.
-    body = _open(keys, payload, accept)
+    chosen = payloads.negotiate(accept, record.content_type)
+    body = payloads.render(payload_store.read(record), chosen), chosen
     if record.reads_left is not None and record.reads_left <= 0:
         repo.remove_secret(conn, record, reason=repo.READ_LIMIT, now=now)
     return body
 
 
 def read_limited(
-    db: Database, keys: ProjectKeys, secret_id: str, accept: str | None, now: datetime
+    db: Database, payload_store: PayloadStore, secret_id: str, accept: str | None, now: datetime
 ) -> tuple[bytes, str]:
     """Serve a limited secret's payload once, spending one read atomically."""
     with db.write() as conn:
-        return _serve_current(conn, keys, secret_id, accept, now)
+        return _serve_current(conn, payload_store, secret_id, accept, now)
 
 
 def wrap_key(token_key: bytes) -> bytes:
@@ -169,10 +149,9 @@ class LifecycleService:
         stores: StoreRegistry | None = None,
         clock: Clock = SYSTEM_CLOCK,
     ) -> None:
-        self._stores = stores
+        self._payloads = PayloadStore(keys, stores)
         self._clock = clock
         self._db = db
-        self._keys = keys
         self._policy = policy
         self._config = config
         self._wrap_key = wrap_key
@@ -202,33 +181,39 @@ class LifecycleService:
             raise Conflict("A secret with max_reads cannot have versions.")
         if record.store_ref is not None:
             raise Conflict("Versions are kept for secrets in the database store only.")
-        return self._keys.retry_if_retired(lambda: self._rotate(record, content_type, data))
+        return self._payloads.retry_if_retired(lambda: self._rotate(record, content_type, data))
 
     def _rotate(self, record: SecretRecord, content_type: str, data: bytes) -> int:
-        kek = self._keys.active(record.project_id)
-        now = self._clock.now()
-        with self._db.write() as conn:
-            self._keys.hold(conn, record.project_id, kek.id)
-            found = repo.current_payload(conn, record.id)
-            if found is None or found[1] is None:
-                raise NotFound("Secret not found.")
-            current = found[1]
-            version = current.version + 1
-            sealed = seal_payload(kek.key, data, secret_id=record.id, project_id=record.project_id, version=version)
-            started = repo.version_started(conn, record.id, current.version) or found[0].created_at
-            grace = now + timedelta(seconds=self._config.version_grace_seconds)
-            if not repo.rotate(
-                conn,
-                current,
-                content_type=content_type,
-                kek_id=kek.id,
-                ciphertext=sealed,
-                previous_created=started,
-                now=now,
-                grace_until=grace,
-            ):
-                raise Conflict("The secret was changed concurrently; try again.")
-        return version
+        version = record.version + 1
+        while True:
+            # Sealed before the transaction (a KEK unwrap must not hold database locks), bound to the version it
+            # becomes; if another rotation came first, sealed again for the version after it.
+            sealed = self._payloads.put(replace(record, content_type=content_type, version=version), DATABASE, data)
+            assert sealed.kek_id is not None and sealed.ciphertext is not None
+            now = self._clock.now()
+            with self._db.write() as conn:
+                self._payloads.hold(conn, sealed)
+                found = repo.current_payload(conn, record.id)
+                if found is None or found[1] is None:
+                    raise NotFound("Secret not found.")
+                current = found[1]
+                if current.version + 1 != version:
+                    version = current.version + 1
+                    continue
+                started = repo.version_started(conn, record.id, current.version) or found[0].created_at
+                grace = now + timedelta(seconds=self._config.version_grace_seconds)
+                if not repo.rotate(
+                    conn,
+                    current,
+                    content_type=content_type,
+                    kek_id=sealed.kek_id,
+                    ciphertext=sealed.ciphertext,
+                    previous_created=started,
+                    now=now,
+                    grace_until=grace,
+                ):
+                    raise Conflict("The secret was changed concurrently; try again.")
+            return version
 
     def _new_payload(self, body: Any) -> tuple[str, bytes]:
         if not isinstance(body, dict):
@@ -264,9 +249,11 @@ class LifecycleService:
                 payload = repo.previous_payload(conn, record.id, version, self._clock.now())
                 if payload is None:
                     raise NotFound("Secret version not found.")
-                return _open(self._keys, payload, accept)
+                chosen = payloads.negotiate(accept, payload.content_type)
+                plaintext = self._payloads.read_previous(record, payload.version, payload.kek_id, payload.ciphertext)
+                return payloads.render(plaintext, chosen), chosen
         with self._db.write() as conn:
-            return _serve_current(conn, self._keys, record.id, accept, self._clock.now(), self._stores)
+            return _serve_current(conn, self._payloads, record.id, accept, self._clock.now())
 
     # --- wrapped hand-off -----------------------------------------------------------------------------
 
@@ -332,7 +319,7 @@ class LifecycleService:
             if not repo.spend_wrap(conn, wrap_id, now):
                 raise NotFound(_WRAP_NOT_FOUND)
             if self._creator_may_read(conn, found):
-                return _serve_current(conn, self._keys, found.secret_id, accept, now, self._stores)
+                return _serve_current(conn, self._payloads, found.secret_id, accept, now)
         # Committed: the token stays spent, whatever the creator's access becomes later.
         raise NotFound(_WRAP_NOT_FOUND)
 
@@ -363,9 +350,7 @@ class LifecycleService:
         if record.store in down:
             return False
         try:
-            if self._stores is None:
-                raise Unavailable(f"The secret store {record.store!r} is not configured.")
-            self._stores.discard(record)
+            self._payloads.discard(record)
         except Unavailable:
             # One store's outage must not hold back the reaping of everything else: skip its secrets this pass.
             down.add(record.store)
@@ -422,7 +407,7 @@ def purge_project(db: Database, project_id: str, stores: StoreRegistry | None = 
         with db.read() as conn:
             external = repo.externally_stored(conn, project_id)
         for record in external:
-            stores.discard(record)
+            discard(stores.store(record.store or DATABASE), record)
         counts["external_objects"] = len(external)
     with db.write() as conn:
         counts.update(repo.purge_project_rows(conn, project_id))

@@ -112,12 +112,17 @@ def take_read(conn: Connection, secret_id: str, now: datetime) -> bool:
     return result.rowcount == 1
 
 
+def current_secret(conn: Connection, secret_id: str) -> SecretRecord | None:
+    """The secret's row, ciphertext included, read in the caller's transaction."""
+    row = conn.execute(select(secrets).where(secrets.c.id == secret_id)).first()
+    return secret_record(row) if row is not None else None
+
+
 def current_payload(conn: Connection, secret_id: str) -> tuple[SecretRecord, Payload | None] | None:
     """The secret's row (read in the caller's transaction) and its current payload, if any."""
-    row = conn.execute(select(secrets).where(secrets.c.id == secret_id)).first()
-    if row is None:
+    record = current_secret(conn, secret_id)
+    if record is None:
         return None
-    record = secret_record(row)
     if record.ciphertext is None or record.content_type is None:
         return record, None
     payload = Payload(
