@@ -244,9 +244,9 @@ def test_a_write_sealed_under_a_kek_retired_meanwhile_is_sealed_again_under_the_
     server.context.secrets.put_payload(caller, empty.id, b"put after", "text/plain", None)
     assert kek_of(secrets, empty.id) == kek
     kek = retire()
-    assert server.context.lifecycle is not None
+    assert server.context.versions is not None
     body = {"payload": b"v2".hex(), "payload_content_type": "text/plain"}
-    assert server.context.lifecycle.rotate(caller, first, body) == 2
+    assert server.context.versions.rotate(caller, first, body) == 2
     assert kek_of(secrets, first) == kek
     kek = retire()
     order = parse_order(

@@ -19,7 +19,7 @@ from starlette.testclient import TestClient
 
 from donjon.api.app import create_app
 from donjon.config import KeystoreConfig, Settings, StoreConfig
-from donjon.services.lifecycle import purge_project
+from donjon.services.purge import purge_project
 from donjon.services.stores import StoreRegistry
 from donjon.storage.database import Database
 from donjon.storage.tables import secrets
@@ -175,7 +175,7 @@ def test_the_reaper_and_purge_destroy_external_objects(
     expiring_ref, kept_ref = row(database_url, expiring).store_ref, row(database_url, kept).store_ref
     clock.advance(10)
     context = client.app.state.ctx  # type: ignore[attr-defined]
-    assert context.lifecycle.reap_once().expired >= 1
+    assert context.expiry.reap_once().expired >= 1
     assert not openbao.kv_has(expiring_ref)
     assert openbao.kv_has(kept_ref)
 
@@ -203,7 +203,7 @@ def test_a_store_outage_does_not_hold_back_the_reaper(
     context = client.app.state.ctx  # type: ignore[attr-defined]
     context.secret_stores.registry.store("vault-kv").close()  # the store goes down
 
-    report = context.lifecycle.reap_once()
+    report = context.expiry.reap_once()
     # (Other modules' expired secrets of stores this app does not configure wait too: the database is shared.)
     assert "vault-kv" in report.unavailable_stores
     assert row(database_url, database_secret) is None, "the other secrets were not reaped"
@@ -212,9 +212,9 @@ def test_a_store_outage_does_not_hold_back_the_reaper(
     # The store is back (a new connection, as after a restart): the next pass reaps what waited.
     settings = context.settings
     registry = StoreRegistry.open(settings.configured_stores(), settings.default_store)
-    context.lifecycle._payloads.registry = registry
+    context.expiry._payloads.registry = registry
     try:
-        report = context.lifecycle.reap_once()
+        report = context.expiry.reap_once()
     finally:
         registry.close()
     assert "vault-kv" not in report.unavailable_stores and report.expired >= 1

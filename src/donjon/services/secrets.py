@@ -11,15 +11,15 @@ from sqlalchemy import Connection
 from donjon.auth import Caller
 from donjon.errors import Conflict, InvalidInput, NotFound, TooLarge, UnsupportedMediaType
 from donjon.policy import Policy, Target
-from donjon.services import access, lifecycle, payloads
+from donjon.services import access, limited_reads, payloads
 from donjon.services.payload_store import NO_PAYLOAD, PayloadStore
 from donjon.services.project_keys import ProjectKeys
 from donjon.services.quotas import Quotas
 from donjon.services.sealing import new_secret_record
 from donjon.services.stores import SecretStoreService
 from donjon.services.validation import NewSecret
-from donjon.storage import lifecycle as lifecycle_repo
 from donjon.storage import secrets as repo
+from donjon.storage import tombstones
 from donjon.storage.database import Database
 
 # Re-exported (``as``): the API builds list queries and reads consumers through this service's interface.
@@ -114,7 +114,7 @@ class SecretService:
         chosen = payloads.negotiate(accept, record.content_type)
         if record.max_reads is not None:
             # A limited secret: the read is spent and the payload opened in one transaction (donjon extension).
-            return lifecycle.read_limited(self._db, self._payloads, record.id, accept, self._clock.now())
+            return limited_reads.read_limited(self._db, self._payloads, record.id, accept, self._clock.now())
         return payloads.render(self._payloads.read(record), chosen), chosen
 
     def put_payload(
@@ -182,7 +182,7 @@ class SecretService:
             # An external object goes first: if its store is down, nothing is deleted (503) and a retry works.
             self._payloads.discard(record)
             # The row goes with its ciphertext (hard delete); a tombstone records when and why.
-            lifecycle_repo.remove_secret(conn, record, reason=lifecycle_repo.DELETED, now=self._clock.now())
+            tombstones.remove_secret(conn, record, reason=tombstones.DELETED, now=self._clock.now())
 
     def list_secrets(
         self, caller: Caller, query: repo.SecretQuery, *, with_consumers: bool
