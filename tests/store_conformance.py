@@ -12,7 +12,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import NameOID
 
-from donjon.stores import PayloadInfo, PayloadMissing, SecretStore
+from donjon.stores import PayloadInfo, PayloadMissing, SecretStore, StoredPayload
 
 
 def samples() -> list[tuple[str, str | None, bytes]]:
@@ -52,15 +52,16 @@ def samples() -> list[tuple[str, str | None, bytes]]:
     ]
 
 
-def exercise_store(store: SecretStore) -> list[tuple[PayloadInfo, str]]:
+def exercise_store(store: SecretStore) -> list[tuple[PayloadInfo, StoredPayload]]:
     """Check the contract; returns what it stored (and deleted) for backend-specific checks."""
     project = f"project-{uuid.uuid4()}"
-    stored: list[tuple[PayloadInfo, str, bytes]] = []
+    stored: list[tuple[PayloadInfo, StoredPayload, bytes]] = []
     for secret_type, algorithm, payload in samples():
         info = PayloadInfo(str(uuid.uuid4()), project, secret_type, algorithm, len(payload) * 8)
         ref = store.put(info, payload)
-        assert isinstance(ref, str) and ref
-        assert payload.hex() not in ref
+        # An external store's row keeps a reference only, never the payload.
+        assert isinstance(ref.ref, str) and ref.ref and (ref.kek_id, ref.ciphertext) == (None, None)
+        assert payload.hex() not in ref.ref
         stored.append((info, ref, payload))
 
     for info, ref, payload in stored:

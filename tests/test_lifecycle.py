@@ -17,8 +17,9 @@ from donjon.cli.main import cli
 from donjon.config import CONFIG_ENV, LifecycleConfig, Settings
 from donjon.crypto import open_payload
 from donjon.keystores import open_keystore
-from donjon.services import lifecycle
 from donjon.services.project_keys import ProjectKeys
+from donjon.services.purge import purge_project, shred_project_keys
+from donjon.services.reaper import Reaper
 from donjon.storage.database import Database
 from donjon.storage.tables import metadata, project_keks, secret_tombstones, secret_versions, secret_wraps, secrets
 from donjon.timeutil import SYSTEM_CLOCK, Clock
@@ -61,9 +62,9 @@ def tombstone(db: Database, secret_id: str) -> Any:
         return conn.execute(select(secret_tombstones).where(secret_tombstones.c.id == secret_id)).first()
 
 
-def lifecycle_service(client: TestClient) -> lifecycle.LifecycleService:
-    service = client.app.state.ctx.lifecycle  # type: ignore[attr-defined]
-    assert isinstance(service, lifecycle.LifecycleService)
+def reaper_of(client: TestClient) -> Reaper:
+    service = client.app.state.ctx.expiry  # type: ignore[attr-defined]
+    assert isinstance(service, Reaper)
     return service
 
 
@@ -192,7 +193,7 @@ def test_reaper_deletes_expired_ciphertext_and_leaves_a_tombstone(
         name="keep", payload="staying", payload_content_type="text/plain", expiration=clock.iso_in(3600)
     )
     blob = ciphertext_of(db, sid)
-    service = lifecycle_service(clocked_client)
+    service = reaper_of(clocked_client)
     service.reap_once()
     assert tables_holding(db, blob) == ["secrets.ciphertext"]  # not expired yet
     clock.advance(10)
@@ -217,7 +218,7 @@ def test_reap_delay_keeps_ciphertext_until_it_passes(
     )
     blob = ciphertext_of(db, sid)
     clock.advance(10)
-    delayed = _service(db, settings, LifecycleConfig(reap_delay_seconds=3600), clock)
+    delayed = _reaper(db, settings, LifecycleConfig(reap_delay_seconds=3600), clock)
     delayed.reap_once()
     assert tables_holding(db, blob) == ["secrets.ciphertext"]
     clock.advance(3600)
@@ -237,7 +238,7 @@ def test_reapers_on_several_nodes_reap_each_secret_once(
     ]
     clock.advance(30)
     config = LifecycleConfig(reap_batch_size=4)
-    nodes = [_service(Database(db.url, pool_size=2), settings, config, clock) for _ in range(4)]
+    nodes = [_reaper(Database(db.url, pool_size=2), settings, config, clock) for _ in range(4)]
     with ThreadPoolExecutor(4) as pool:
         reports = list(pool.map(lambda s: s.reap_once(), nodes))
     with db.read() as conn:
@@ -251,16 +252,10 @@ def test_reapers_on_several_nodes_reap_each_secret_once(
     assert sum(r.expired for r in reports) >= 30  # other tests' expired secrets may be reaped too
 
 
-def _service(
-    db: Database, settings: Settings, config: LifecycleConfig, clock: Clock = SYSTEM_CLOCK
-) -> lifecycle.LifecycleService:
+def _reaper(db: Database, settings: Settings, config: LifecycleConfig, clock: Clock = SYSTEM_CLOCK) -> Reaper:
     keystore = open_keystore(settings.keystore.type, settings.keystore_options())
     keys = ProjectKeys(db, keystore, 60, clock=clock)
-    from donjon.policy import Policy
-
-    return lifecycle.LifecycleService(
-        db, keys, Policy(), config, wrap_key=b"k" * 32, max_secret_bytes=20000, clock=clock
-    )
+    return Reaper(db, keys, config, clock=clock)
 
 
 # --- wrapped hand-off ----------------------------------------------------------------------------------
@@ -312,7 +307,7 @@ def test_expired_wrap_token_is_refused(
     token = api.post(f"/v1/secrets/{sid}/wrap", json={"ttl": 60}).json()["wrap_token"]
     clock.advance(60)
     assert app_client.post("/v1/unwrap", headers={"X-Wrap-Token": token}).status_code == 404
-    lifecycle_service(app_client).reap_once()
+    reaper_of(app_client).reap_once()
     with db.read() as conn:
         assert conn.execute(select(secret_wraps).where(secret_wraps.c.secret_id == sid)).first() is None
 
@@ -412,7 +407,7 @@ def test_versions_past_grace_are_reaped(api: Api, db: Database, settings: Settin
         old = bytes(
             conn.execute(select(secret_versions.c.ciphertext).where(secret_versions.c.secret_id == sid)).scalar_one()
         )
-    service = _service(db, settings, LifecycleConfig())
+    service = _reaper(db, settings, LifecycleConfig())
     service.reap_once()
     assert tables_holding(db, old) == ["secret_versions.ciphertext"]
     later = datetime.now(UTC).replace(tzinfo=None) + timedelta(days=1, seconds=5)
@@ -448,7 +443,7 @@ def test_each_version_was_created_when_it_became_current(api: Api, db: Database,
     assert windows[1][0] <= v3 <= windows[1][1]
     # Past the grace period the archived versions are reaped; the current version keeps its start.
     later = now() + timedelta(days=1, seconds=5)
-    assert _service(db, settings, LifecycleConfig()).reap_once(now=later).versions >= 2
+    assert _reaper(db, settings, LifecycleConfig()).reap_once(now=later).versions >= 2
     assert starts() == [v3]
 
 
@@ -576,7 +571,7 @@ def test_purge_interrupted_after_the_key_step_leaves_nothing_decryptable(
     with db.read() as conn:
         kek_ids = dict(conn.execute(select(secrets.c.id, secrets.c.kek_id).where(secrets.c.id.in_(ids))).all())
         blobs = [bytes(b) for (b,) in conn.execute(select(secrets.c.ciphertext).where(secrets.c.id.in_(ids)))]
-    assert lifecycle.shred_project_keys(db, api.project_id) == 1  # only step 1, then "the process dies"
+    assert shred_project_keys(db, api.project_id) == 1  # only step 1, then "the process dies"
     _undecryptable(db, settings, api.project_id, kek_ids)
     assert all(tables_holding(db, b) == ["secrets.ciphertext"] for b in blobs)  # bytes remain, but are noise
     # Through a fresh server (no cached KEK): no payload is served, and nothing is a 500.
@@ -587,7 +582,7 @@ def test_purge_interrupted_after_the_key_step_leaves_nothing_decryptable(
             assert other.get(f"/v1/secrets/{sid}/payload?version=1").status_code == 404
         assert Api(fresh, bystander.project_id).get(f"/v1/secrets/{theirs}/payload").content == b"bystander"
     # Running the purge again finishes the job.
-    counts = lifecycle.purge_project(db, api.project_id)
+    counts = purge_project(db, api.project_id)
     assert counts["secrets"] >= 3 and counts["project_keks"] == 0  # + the password order's secret
 
 
@@ -600,7 +595,7 @@ def _fresh_app(settings: Settings) -> Any:
 def test_tombstones_are_kept_for_the_retention_then_reaped(api: Api, db: Database, settings: Settings) -> None:
     sid = api.create_secret(name="t", payload="p", payload_content_type="text/plain")
     api.delete(f"/v1/secrets/{sid}")
-    service = _service(db, settings, LifecycleConfig(tombstone_retention_seconds=3600))
+    service = _reaper(db, settings, LifecycleConfig(tombstone_retention_seconds=3600))
     service.reap_once()
     assert tombstone(db, sid) is not None
     service.reap_once(now=datetime.now(UTC).replace(tzinfo=None) + timedelta(seconds=3700))

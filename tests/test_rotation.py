@@ -24,6 +24,7 @@ from donjon.config import KeystoreConfig, Settings
 from donjon.keystores.file import add_root_key, retire_root_keys
 from donjon.keystores.keyring import open_chain
 from donjon.services.orders import parse_order
+from donjon.services.payload_store import PayloadStore
 from donjon.services.project_keys import ProjectKeys
 from donjon.services.rotation import KekRotation, RootRotation
 from donjon.services.sealing import new_secret_record
@@ -243,9 +244,9 @@ def test_a_write_sealed_under_a_kek_retired_meanwhile_is_sealed_again_under_the_
     server.context.secrets.put_payload(caller, empty.id, b"put after", "text/plain", None)
     assert kek_of(secrets, empty.id) == kek
     kek = retire()
-    assert server.context.lifecycle is not None
+    assert server.context.versions is not None
     body = {"payload": b"v2".hex(), "payload_content_type": "text/plain"}
-    assert server.context.lifecycle.rotate(caller, first, body) == 2
+    assert server.context.versions.rotate(caller, first, body) == 2
     assert kek_of(secrets, first) == kek
     kek = retire()
     order = parse_order(
@@ -430,7 +431,7 @@ def test_a_retirement_between_the_kek_check_and_the_insert_is_retried(nodes: Any
     attempts: list[str] = []
 
     def attempt() -> str:
-        record = new_secret_record(keys, body, project_id=project, creator_id="u", now=utcnow())
+        record = new_secret_record(PayloadStore(keys), body, project_id=project, creator_id="u", now=utcnow())
         assert record.kek_id is not None
         attempts.append(record.kek_id)
         with server.db.write() as conn:

@@ -27,7 +27,7 @@ from donjon.services.store_migration import StoreMigration
 from donjon.services.stores import StoreRegistry
 from donjon.storage.database import Database
 from donjon.storage.tables import secrets
-from donjon.stores import PayloadInfo, PayloadMissing
+from donjon.stores import PayloadInfo, PayloadMissing, SecretStore, StoredPayload
 from tests.components.kmip import KmipServer, kmip_server_fixture  # noqa: F401  (the session fixture)
 from tests.components.openbao import OpenBao, openbao  # noqa: F401  (the session fixture)
 from tests.conftest import BASE, Api
@@ -89,7 +89,8 @@ def kmip_has(client: TestClient, row: Any) -> bool:
     """Whether the PyKMIP server still holds the object ``row`` pointed at (asked through the store itself)."""
     store = client.app.state.ctx.secret_stores.registry.store("hsm")  # type: ignore[attr-defined]
     try:
-        store.get(PayloadInfo(row.id, row.project_id, row.secret_type, row.algorithm, row.bit_length), row.store_ref)
+        info = PayloadInfo(row.id, row.project_id, row.secret_type, row.algorithm, row.bit_length)
+        store.get(info, StoredPayload(ref=row.store_ref))
         return True
     except PayloadMissing:
         return False
@@ -185,25 +186,42 @@ def test_limited_and_versioned_secrets_stay_in_the_database(
     assert (r.status_code, r.text) == (200, "v2")
 
 
-class DeletingRegistry(StoreRegistry):
-    """A registry over the real stores that deletes the secret's row right after its payload reached the
-    target: the window in which a client's DELETE races the move."""
+class DeletingStore:
+    """A real store that deletes the secret's row right after its payload reached it: the window in which a
+    client's DELETE races the move."""
 
-    def __init__(self, inner: StoreRegistry, database_url: str) -> None:
-        super().__init__(inner._external, inner.default, inner.started)
+    def __init__(self, inner: SecretStore, database_url: str) -> None:
+        self._inner = inner
+        self.kind = inner.kind
         self._url = database_url
         self.put_refs: list[str] = []
 
-    def put(self, name: str, info: PayloadInfo, payload: bytes) -> str:
-        ref = super().put(name, info, payload)
-        self.put_refs.append(ref)
+    def put(self, info: PayloadInfo, payload: bytes) -> StoredPayload:
+        stored = self._inner.put(info, payload)
+        assert stored.ref is not None
+        self.put_refs.append(stored.ref)
         db = Database(self._url, pool_size=1)
         try:
             with db.write() as conn:
                 conn.execute(delete(secrets).where(secrets.c.id == info.secret_id))
         finally:
             db.dispose()
-        return ref
+        return stored
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+
+class DeletingRegistry(StoreRegistry):
+    """The real registry, whose stores delete the secret's row as soon as a payload reaches them."""
+
+    def __init__(self, inner: StoreRegistry, database_url: str) -> None:
+        self._deleting = {name: DeletingStore(store, database_url) for name, store in inner._external.items()}
+        super().__init__(self._deleting, inner.default, inner.started)
+
+    @property
+    def put_refs(self) -> list[str]:
+        return [ref for store in self._deleting.values() for ref in store.put_refs]
 
 
 def test_a_secret_deleted_during_its_move_leaves_nothing_in_the_target(

@@ -19,11 +19,11 @@ from starlette.testclient import TestClient
 
 from donjon.api.app import create_app
 from donjon.config import KeystoreConfig, Settings, StoreConfig
-from donjon.services.lifecycle import purge_project
+from donjon.services.purge import purge_project
 from donjon.services.stores import StoreRegistry
 from donjon.storage.database import Database
 from donjon.storage.tables import secrets
-from donjon.stores import PayloadInfo, PayloadMissing
+from donjon.stores import PayloadInfo, PayloadMissing, StoredPayload
 from tests.clock import MovableClock
 from tests.components.kmip import KmipServer, kmip_server_fixture  # noqa: F401  (the session fixture)
 from tests.components.openbao import OpenBao, openbao  # noqa: F401  (the session fixture)
@@ -112,10 +112,10 @@ def test_kmip_store_keeps_typed_objects(client: TestClient, kmip_server: KmipSer
     assert r.content == b"k" * 32
     store = client.app.state.ctx.secret_stores.registry.store("hsm")  # type: ignore[attr-defined]
     info = PayloadInfo(secret_id, api.project_id, "symmetric", "aes", 256)
-    assert store.get(info, stored.store_ref) == b"k" * 32
+    assert store.get(info, StoredPayload(ref=stored.store_ref)) == b"k" * 32
     assert api.delete(f"/v1/secrets/{secret_id}").status_code == 204
     with pytest.raises(PayloadMissing):
-        store.get(info, stored.store_ref)
+        store.get(info, StoredPayload(ref=stored.store_ref))
 
 
 def test_two_step_put_and_orders_go_to_the_preferred_store(client: TestClient, database_url: str) -> None:
@@ -175,7 +175,7 @@ def test_the_reaper_and_purge_destroy_external_objects(
     expiring_ref, kept_ref = row(database_url, expiring).store_ref, row(database_url, kept).store_ref
     clock.advance(10)
     context = client.app.state.ctx  # type: ignore[attr-defined]
-    assert context.lifecycle.reap_once().expired >= 1
+    assert context.expiry.reap_once().expired >= 1
     assert not openbao.kv_has(expiring_ref)
     assert openbao.kv_has(kept_ref)
 
@@ -203,7 +203,7 @@ def test_a_store_outage_does_not_hold_back_the_reaper(
     context = client.app.state.ctx  # type: ignore[attr-defined]
     context.secret_stores.registry.store("vault-kv").close()  # the store goes down
 
-    report = context.lifecycle.reap_once()
+    report = context.expiry.reap_once()
     # (Other modules' expired secrets of stores this app does not configure wait too: the database is shared.)
     assert "vault-kv" in report.unavailable_stores
     assert row(database_url, database_secret) is None, "the other secrets were not reaped"
@@ -211,11 +211,12 @@ def test_a_store_outage_does_not_hold_back_the_reaper(
 
     # The store is back (a new connection, as after a restart): the next pass reaps what waited.
     settings = context.settings
-    context.lifecycle._stores = StoreRegistry.open(settings.configured_stores(), settings.default_store)
+    registry = StoreRegistry.open(settings.configured_stores(), settings.default_store)
+    context.expiry._payloads.registry = registry
     try:
-        report = context.lifecycle.reap_once()
+        report = context.expiry.reap_once()
     finally:
-        context.lifecycle._stores.close()
+        registry.close()
     assert "vault-kv" not in report.unavailable_stores and report.expired >= 1
     assert row(database_url, vault_secret) is None and not openbao.kv_has(vault_ref)
 

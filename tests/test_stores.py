@@ -6,17 +6,24 @@ import threading
 import uuid
 import warnings
 from collections.abc import Iterator
+from dataclasses import replace
 
 import hvac
 import pytest
 
+from donjon.config import Settings
+from donjon.crypto import DecryptionFailed
 from donjon.errors import ConfigurationError
-from donjon.stores import PayloadInfo, PayloadMissing, StoreUnavailable, open_store
+from donjon.keystores import open_keystore
+from donjon.services.project_keys import ProjectKeys
+from donjon.storage.database import Database
+from donjon.stores import PayloadInfo, PayloadMissing, StoredPayload, StoreUnavailable, open_store
+from donjon.stores.database import DatabaseSecretStore
 from donjon.stores.kmip import KmipSecretStore
 from donjon.stores.vault import VaultSecretStore
 from tests.components.kmip import KmipServer, kmip_server_fixture  # noqa: F401  (the session fixture)
 from tests.components.openbao import OpenBao, openbao  # noqa: F401  (the session fixture)
-from tests.store_conformance import exercise_store
+from tests.store_conformance import exercise_store, samples
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore", DeprecationWarning)
@@ -47,14 +54,14 @@ def test_vault_conformance(vault_store: VaultSecretStore, openbao: OpenBao) -> N
     admin = hvac.Client(url=openbao.url, token=openbao.token)
     for _, ref in stored:
         with pytest.raises(hvac.exceptions.InvalidPath):
-            admin.secrets.kv.v2.read_secret_metadata(path=ref, mount_point="secret")
+            admin.secrets.kv.v2.read_secret_metadata(path=ref.ref, mount_point="secret")
     admin.adapter.close()
 
 
 def test_vault_paths_are_per_project(vault_store: VaultSecretStore, openbao: OpenBao) -> None:  # noqa: F811
     info = PayloadInfo(str(uuid.uuid4()), "tenant/with slash", "opaque")
     ref = vault_store.put(info, b"x")
-    assert ref == f"{vault_store.prefix}/tenant%2Fwith%20slash/{info.secret_id}"
+    assert ref.ref == f"{vault_store.prefix}/tenant%2Fwith%20slash/{info.secret_id}"
     admin = hvac.Client(url=openbao.url, token=openbao.token)
     listed = admin.secrets.kv.v2.list_secrets(path=vault_store.prefix, mount_point="secret")["data"]["keys"]
     assert "tenant%2Fwith%20slash/" in listed
@@ -93,8 +100,6 @@ def test_kmip_conformance_and_object_types(kmip_store: KmipSecretStore) -> None:
 
 
 def test_kmip_objects_have_their_types(kmip_store: KmipSecretStore) -> None:
-    from tests.store_conformance import samples
-
     expected = [
         enums.ObjectType.SYMMETRIC_KEY,
         enums.ObjectType.SYMMETRIC_KEY,
@@ -115,7 +120,8 @@ def test_kmip_objects_have_their_types(kmip_store: KmipSecretStore) -> None:
     for (secret_type, algorithm, payload), object_type in zip(samples(), expected, strict=True):
         info = PayloadInfo(str(uuid.uuid4()), project, secret_type, algorithm)
         ref = kmip_store.put(info, payload)
-        uid = ref.split("/")[0]
+        assert ref.ref is not None
+        uid = ref.ref.split("/")[0]
         response = kmip_store._call(
             "get attributes",
             enums.Operation.GET_ATTRIBUTES,
@@ -149,9 +155,9 @@ def test_kmip_concurrent_use(kmip_store: KmipSecretStore) -> None:
 def test_kmip_bad_reference_and_configuration(kmip_store: KmipSecretStore, kmip_server: KmipServer) -> None:  # noqa: F811
     info = PayloadInfo(str(uuid.uuid4()), "p", "opaque")
     with pytest.raises(PayloadMissing):
-        kmip_store.get(info, "no-such-uid/raw")
+        kmip_store.get(info, StoredPayload(ref="no-such-uid/raw"))
     with pytest.raises(PayloadMissing):
-        kmip_store.get(info, "garbage")
+        kmip_store.get(info, StoredPayload(ref="garbage"))
     with pytest.raises(ConfigurationError, match=r"unknown option 'key_name' \(the options are ca_certs, certfile"):
         open_store("kmip", kmip_server.options(key_name="x"))
     with pytest.raises(ConfigurationError, match="unknown secret store type"):
@@ -161,3 +167,33 @@ def test_kmip_bad_reference_and_configuration(kmip_store: KmipSecretStore, kmip_
 def test_store_reprs_hold_no_secrets(kmip_store: KmipSecretStore, vault_store: VaultSecretStore) -> None:
     assert "token" not in repr(vault_store).lower()
     assert repr(kmip_store).startswith("KmipSecretStore(server=")
+
+
+def test_database_store_seals_into_the_row_bound_to_identity(settings: Settings) -> None:
+    """The built-in store answers the same protocol: put seals (a KEK id and a ciphertext, no reference), get
+    opens byte-exact, and the ciphertext opens only for its own secret, project and version."""
+    db = Database(settings.effective_database_url, pool_size=2)
+    keystore = open_keystore(settings.keystore.type, settings.keystore_options())
+    try:
+        store = DatabaseSecretStore(ProjectKeys(db, keystore, 60))
+        project = f"project-{uuid.uuid4()}"
+        for secret_type, algorithm, payload in samples():
+            info = PayloadInfo(str(uuid.uuid4()), project, secret_type, algorithm)
+            stored = store.put(info, payload)
+            assert stored.ref is None and stored.kek_id and stored.ciphertext
+            assert payload not in stored.ciphertext and payload.hex() not in repr(stored)
+            assert store.get(info, stored) == payload, f"{secret_type}/{algorithm} is not byte-exact"
+        for other in (
+            replace(info, secret_id=str(uuid.uuid4())),
+            replace(info, project_id=f"project-{uuid.uuid4()}"),
+            replace(info, version=2),
+        ):
+            with pytest.raises((DecryptionFailed, LookupError)):  # another project has no such KEK at all
+                store.get(other, stored)
+        with pytest.raises(PayloadMissing):  # a purged project's rows lost their KEK id
+            store.get(info, replace(stored, kek_id=None))
+        store.delete(info, stored)  # the ciphertext goes with its row: nothing to destroy elsewhere
+        assert store.get(info, stored) == payload
+    finally:
+        keystore.close()
+        db.dispose()

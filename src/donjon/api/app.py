@@ -19,15 +19,16 @@ from donjon.api import (
     audit,
     containers,
     health,
-    lifecycle,
     orders,
     quotas,
     secret_consumers,
     secret_metadata,
     secret_stores,
+    secret_versions,
     secrets,
     transport_keys,
     versions,
+    wraps,
 )
 from donjon.api.audit_middleware import EXEMPT, AuditMiddleware
 from donjon.api.common import AppContext, json_response
@@ -46,14 +47,16 @@ from donjon.policy import Policy
 from donjon.services.access import AccessCheck
 from donjon.services.acls import AclService
 from donjon.services.containers import ContainerService
-from donjon.services.lifecycle import LifecycleService, wrap_key
 from donjon.services.orders import OrderProcessor, OrderService
 from donjon.services.project_keys import ProjectKeys
 from donjon.services.quotas import QuotaAdmin, Quotas
 from donjon.services.readiness import Readiness
+from donjon.services.reaper import Reaper
 from donjon.services.secrets import SecretService
 from donjon.services.stores import SecretStoreService, StoreRegistry
 from donjon.services.transport_keys import TransportKeyService
+from donjon.services.versions import SecretVersions
+from donjon.services.wraps import WrapService, wrap_key
 from donjon.storage.database import Database
 from donjon.timeutil import SYSTEM_CLOCK, Clock
 from donjon.ui import UNAUDITED, ui_routes
@@ -82,10 +85,10 @@ def _routes() -> list[Route]:
         Route("/v1/secrets/{secret_id}", s.put_secret, methods=["PUT"]),
         Route("/v1/secrets/{secret_id}", s.delete_secret, methods=["DELETE"]),
         Route("/v1/secrets/{secret_id}/payload", s.get_payload, methods=["GET"]),
-        Route("/v1/secrets/{secret_id}/versions", lifecycle.create_version, methods=["POST"]),
-        Route("/v1/secrets/{secret_id}/lifecycle", lifecycle.get_lifecycle, methods=["GET"]),
-        Route("/v1/secrets/{secret_id}/wrap", lifecycle.wrap_secret, methods=["POST"]),
-        Route("/v1/unwrap", lifecycle.unwrap, methods=["POST"]),
+        Route("/v1/secrets/{secret_id}/versions", secret_versions.create_version, methods=["POST"]),
+        Route("/v1/secrets/{secret_id}/lifecycle", secret_versions.get_lifecycle, methods=["GET"]),
+        Route("/v1/secrets/{secret_id}/wrap", wraps.wrap_secret, methods=["POST"]),
+        Route("/v1/unwrap", wraps.unwrap, methods=["POST"]),
         Route("/v1/secrets/{secret_id}/metadata", m.get_all, methods=["GET"]),
         Route("/v1/secrets/{secret_id}/metadata", m.replace_all, methods=["PUT"]),
         Route("/v1/secrets/{secret_id}/metadata", m.add_one, methods=["POST"]),
@@ -207,21 +210,30 @@ def build_context(settings: Settings, clock: Clock = SYSTEM_CLOCK) -> tuple[AppC
         keystone=_keystone(settings, clock),
         clock=clock,
     )
-    context.lifecycle = LifecycleService(
+    context.versions = SecretVersions(
+        db,
+        keys,
+        policy,
+        settings.lifecycle,
+        max_secret_bytes=settings.limits.max_secret_bytes,
+        stores=registry,
+        clock=clock,
+    )
+    context.wraps = WrapService(
         db,
         keys,
         policy,
         settings.lifecycle,
         wrap_key=wrap_key(load_token_key(settings.effective_token_key_file, create=True)),
-        max_secret_bytes=settings.limits.max_secret_bytes,
         stores=registry,
         clock=clock,
     )
+    context.expiry = Reaper(db, keys, settings.lifecycle, stores=registry, clock=clock)
     if settings.audit.enabled:
         context.audit_log = AuditLog(*audit_paths(settings))
     context.readiness = Readiness(db, keystore, audit_paths(settings)[0] if settings.audit.enabled else None)
     if settings.lifecycle.run_in_server:
-        context.reaper = ExpiryReaper(context.lifecycle, settings.lifecycle)
+        context.reaper = ExpiryReaper(context.expiry, settings.lifecycle)
     return context, db
 
 

@@ -24,13 +24,15 @@ from donjon.policy import Policy
 from donjon.services.access import AccessCheck
 from donjon.services.acls import AclService
 from donjon.services.containers import ContainerService
-from donjon.services.lifecycle import LifecycleService
 from donjon.services.orders import OrderService
 from donjon.services.quotas import QuotaAdmin
+from donjon.services.reaper import Reaper
 from donjon.services.secrets import SecretService
 from donjon.services.stores import SecretStoreService
 from donjon.services.transport_keys import TransportKeyService
 from donjon.services.validation import has_nul
+from donjon.services.versions import SecretVersions
+from donjon.services.wraps import WrapService
 from donjon.timeutil import SYSTEM_CLOCK, Clock
 from donjon.workers.orders import OrderWorker
 from donjon.workers.reaper import ExpiryReaper
@@ -63,8 +65,10 @@ class AppContext:
     order_worker: OrderWorker | None
     # Set in keystone mode: validates X-Auth-Token against Keystone.
     keystone: KeystoneTokens | None = None
-    # Lifecycle extensions (versions, wrapped hand-off) and the expiry reaper of this process.
-    lifecycle: LifecycleService | None = None
+    # Lifecycle extensions: versions, wrapped hand-off, the reaper's pass and this process's reaper thread.
+    versions: SecretVersions | None = None
+    wraps: WrapService | None = None
+    expiry: Reaper | None = None
     reaper: ExpiryReaper | None = None
     # The local audit log, read back by /v1/audit/* (None: auditing is off).
     audit_log: AuditLog | None = None

@@ -76,10 +76,10 @@ async def _payload(request: Request, accept: str | None) -> Response:
         raise InvalidInput("Transport key wrapped retrieval is not supported.")
     version = _version(request)
     if version is not None:  # donjon extension: a previous version within its grace period
-        lifecycle = ctx(request).lifecycle
-        assert lifecycle is not None
+        versions = ctx(request).versions
+        assert versions is not None
         data, content_type = await run_in_threadpool(
-            lifecycle.payload_version, caller, request.path_params["secret_id"], version, accept
+            versions.payload_version, caller, request.path_params["secret_id"], version, accept
         )
         return Response(data, media_type=None, headers={"Content-Type": content_type, **NO_STORE})
     data, content_type = await run_in_threadpool(

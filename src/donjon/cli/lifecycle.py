@@ -12,9 +12,9 @@ import click
 from donjon.cli.common import config_option, load_settings
 from donjon.errors import ConfigurationError
 from donjon.keystone_listener import listen
-from donjon.services.lifecycle import purge_project as purge
+from donjon.services.purge import purge_project as purge
 from donjon.services.stores import StoreRegistry
-from donjon.storage import lifecycle as repo
+from donjon.storage import purge as repo
 from donjon.storage.database import Database
 
 

@@ -26,6 +26,7 @@ from donjon.errors import InvalidInput, NotFound
 from donjon.observability import metrics
 from donjon.policy import Policy, Target
 from donjon.services import payloads
+from donjon.services.payload_store import PayloadStore
 from donjon.services.project_keys import KekRetired, ProjectKeys
 from donjon.services.quotas import Quotas
 from donjon.services.sealing import new_secret_record
@@ -214,6 +215,7 @@ class OrderProcessor:
         self._clock = clock
         self._keys = keys
         self._stores = stores
+        self._payloads = PayloadStore(keys, stores.registry if stores is not None else None)
 
     def process(self, order: repo.OrderRecord, worker: str) -> bool:
         """Generate, store and complete; False if the claim was lost (another worker owns the order)."""
@@ -249,8 +251,7 @@ class OrderProcessor:
         try:
             with self._db.write() as conn:
                 for record in secrets:
-                    if record.kek_id is not None:
-                        self._keys.hold(conn, record.project_id, record.kek_id)
+                    self._payloads.hold(conn, record)
                     secret_repo.insert_secret(conn, record)
                 if container is not None:
                     container_repo.insert_container(conn, *container)
@@ -266,9 +267,8 @@ class OrderProcessor:
                     # Roll back the secrets too: the worker that owns the order now will create them.
                     raise _ClaimLost
         except BaseException:
-            if self._stores is not None:
-                for record in secrets:  # payloads put in an external store for rows that were not kept
-                    self._stores.registry.discard(record)
+            for record in secrets:  # payloads put in an external store for rows that were not kept
+                self._payloads.discard(record)
             raise
         metrics.ORDERS_COMPLETED.inc()
         return True
@@ -288,12 +288,11 @@ class OrderProcessor:
     def _new(self, order: repo.OrderRecord, new: NewSecret) -> SecretRecord:
         stores = self._stores
         return new_secret_record(
-            self._keys,
+            self._payloads,
             new,
             project_id=order.project_id,
             creator_id=order.creator_id,
             now=self._clock.now(),
-            stores=stores.registry if stores is not None else None,
             store=stores.store_for_new(order.project_id) if stores is not None else DATABASE,
         )
 

@@ -27,13 +27,12 @@ from donjon.crypto.envelope import (
     kek_context,
     new_kek,
     open_order_params,
-    open_payload,
     seal_order_params,
-    seal_payload,
 )
 from donjon.keystores import Keystore
 from donjon.storage import keks, reencrypt
 from donjon.storage.database import Database
+from donjon.stores.database import reseal
 from donjon.timeutil import utcnow
 
 Progress = Callable[[int], None]
@@ -170,8 +169,7 @@ class KekRotation:
 
         def reseal_secret(conn: Connection, row: Any) -> bool:
             secret_id, blob, version = row
-            plain = open_payload(old_key, blob, secret_id=secret_id, project_id=project_id, version=version)
-            sealed = seal_payload(new_key, plain, secret_id=secret_id, project_id=project_id, version=version)
+            sealed = reseal(old_key, new_key, blob, secret_id=secret_id, project_id=project_id, version=version)
             return reencrypt.swap_secret(conn, secret_id, old_kek=old_id, old=blob, new_kek=new_id, new=sealed)
 
         def reseal_order(conn: Connection, row: Any) -> bool:
@@ -183,8 +181,7 @@ class KekRotation:
         def reseal_version(conn: Connection, row: Any) -> bool:
             # A previous version of a rotated secret (lifecycle extension), bound to its version number.
             secret_id, version, blob = row
-            plain = open_payload(old_key, blob, secret_id=secret_id, project_id=project_id, version=version)
-            sealed = seal_payload(new_key, plain, secret_id=secret_id, project_id=project_id, version=version)
+            sealed = reseal(old_key, new_key, blob, secret_id=secret_id, project_id=project_id, version=version)
             return reencrypt.swap_version(
                 conn, secret_id, version, old_kek=old_id, old=blob, new_kek=new_id, new=sealed
             )

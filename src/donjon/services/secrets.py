@@ -9,17 +9,17 @@ from dataclasses import dataclass, replace
 from sqlalchemy import Connection
 
 from donjon.auth import Caller
-from donjon.crypto import open_payload, seal_payload
 from donjon.errors import Conflict, InvalidInput, NotFound, TooLarge, UnsupportedMediaType
 from donjon.policy import Policy, Target
-from donjon.services import access, lifecycle, payloads
+from donjon.services import access, limited_reads, payloads
+from donjon.services.payload_store import NO_PAYLOAD, PayloadStore
 from donjon.services.project_keys import ProjectKeys
 from donjon.services.quotas import Quotas
 from donjon.services.sealing import new_secret_record
-from donjon.services.stores import SecretStoreService, payload_info
+from donjon.services.stores import SecretStoreService
 from donjon.services.validation import NewSecret
-from donjon.storage import lifecycle as lifecycle_repo
 from donjon.storage import secrets as repo
+from donjon.storage import tombstones
 from donjon.storage.database import Database
 
 # Re-exported (``as``): the API builds list queries and reads consumers through this service's interface.
@@ -56,13 +56,10 @@ class SecretService:
         self._quotas = quotas
         self._max_secret_bytes = max_secret_bytes
         self._stores = stores
+        self._payloads = PayloadStore(keys, stores.registry if stores is not None else None)
 
     def _store_for_new(self, project_id: str) -> str:
         return self._stores.store_for_new(project_id) if self._stores is not None else DATABASE
-
-    def _discard(self, record: SecretRecord) -> None:
-        if self._stores is not None:
-            self._stores.registry.discard(record)
 
     # --- lookup ---------------------------------------------------------------------------------------
 
@@ -77,32 +74,30 @@ class SecretService:
 
     def create(self, caller: Caller, new: NewSecret) -> SecretRecord:
         self._policy.enforce("secrets:post", caller, operation="Secret creation")
-        return self._keys.retry_if_retired(lambda: self._create(caller, new))
+        return self._payloads.retry_if_retired(lambda: self._create(caller, new))
 
     def _create(self, caller: Caller, new: NewSecret) -> SecretRecord:
         now = self._clock.now()
         record = new_secret_record(
-            self._keys,
+            self._payloads,
             new,
             project_id=caller.project_id,
             creator_id=caller.user_id,
             now=now,
-            stores=self._stores.registry if self._stores is not None else None,
             store=self._store_for_new(caller.project_id),
         )
 
         def insert(conn: Connection) -> None:
             live = functools.partial(repo.count_live_secrets, now=now)  # expired secrets do not count
             self._quotas.check(conn, caller.project_id, "secrets", live)
-            if record.kek_id is not None:
-                self._keys.hold(conn, record.project_id, record.kek_id)
+            self._payloads.hold(conn, record)
             repo.insert_secret(conn, record)
 
         try:
             # Concurrent creates share a transaction and its fsync (group commit); answered once durable.
             self._db.write_grouped(insert)
         except BaseException:
-            self._discard(record)  # an external object whose secret was never created must not stay
+            self._payloads.discard(record)  # an external object whose secret was never created must not stay
             raise
         return record
 
@@ -119,20 +114,12 @@ class SecretService:
                 conn, caller, secret_id, "secret:decrypt", "Secret payload retrieval", with_payload=True
             )
         if record.content_type is None:
-            raise NotFound("Not Found. Sorry but your secret has no payload.")
+            raise NotFound(NO_PAYLOAD)
         chosen = payloads.negotiate(accept, record.content_type)
-        if record.store_ref is not None and self._stores is not None:
-            return payloads.render(self._stores.registry.read(record), chosen), chosen
-        if record.ciphertext is None or record.kek_id is None:
-            raise NotFound("Not Found. Sorry but your secret has no payload.")
         if record.max_reads is not None:
             # A limited secret: the read is spent and the payload opened in one transaction (donjon extension).
-            return lifecycle.read_limited(self._db, self._keys, record.id, accept, self._clock.now())
-        kek = self._keys.get(record.project_id, record.kek_id)
-        plaintext = open_payload(
-            kek, record.ciphertext, secret_id=record.id, project_id=record.project_id, version=record.version
-        )
-        return payloads.render(plaintext, chosen), chosen
+            return limited_reads.read_limited(self._db, self._payloads, record.id, accept, self._clock.now())
+        return payloads.render(self._payloads.read(record), chosen), chosen
 
     def put_payload(
         self, caller: Caller, secret_id: str, body: bytes, content_type: str | None, content_encoding: str | None
@@ -168,31 +155,28 @@ class SecretService:
             except UnicodeDecodeError:
                 raise InvalidInput("A text/plain payload must be UTF-8") from None
         store = self._store_for_new(record.project_id)
-        if store != DATABASE and self._stores is not None and record.max_reads is None:
-            ref = self._stores.registry.put(store, payload_info(record), body)
-            stored = replace(record, content_type=main, store=store, store_ref=ref)
-            try:
-                with self._db.write() as conn:
-                    if not repo.set_payload(
-                        conn, record.id, content_type=main, now=self._clock.now(), store=store, store_ref=ref
-                    ):
-                        raise Conflict("Secret already has data, cannot modify it.")
-            except BaseException:
-                self._discard(stored)
-                raise
-            return
-        self._keys.retry_if_retired(lambda: self._seal_payload(record, main, body))
+        self._payloads.retry_if_retired(lambda: self._set_payload(replace(record, content_type=main), store, body))
 
-    def _seal_payload(self, record: SecretRecord, content_type: str, body: bytes) -> None:
-        kek = self._keys.active(record.project_id)
-        sealed = seal_payload(kek.key, body, secret_id=record.id, project_id=record.project_id)
-        now = self._clock.now()
-        with self._db.write() as conn:
-            self._keys.hold(conn, record.project_id, kek.id)
-            if not repo.set_payload(
-                conn, record.id, content_type=content_type, kek_id=kek.id, ciphertext=sealed, now=now
-            ):
-                raise Conflict("Secret already has data, cannot modify it.")
+    def _set_payload(self, record: SecretRecord, store: str, body: bytes) -> None:
+        stored = self._payloads.put(record, store, body)
+        assert stored.content_type is not None
+        try:
+            with self._db.write() as conn:
+                self._payloads.hold(conn, stored)
+                if not repo.set_payload(
+                    conn,
+                    stored.id,
+                    content_type=stored.content_type,
+                    now=self._clock.now(),
+                    kek_id=stored.kek_id,
+                    ciphertext=stored.ciphertext,
+                    store=stored.store,
+                    store_ref=stored.store_ref,
+                ):
+                    raise Conflict("Secret already has data, cannot modify it.")
+        except BaseException:
+            self._payloads.discard(stored)  # an external object no row points at must not stay
+            raise
 
     def delete(self, caller: Caller, secret_id: str, *, refuse_with_consumers: bool) -> None:
         with self._db.write() as conn:
@@ -200,9 +184,9 @@ class SecretService:
             if refuse_with_consumers and repo.count_consumers(conn, record.id):
                 raise InvalidInput("Secret deletion issue seen - Secret cannot be deleted as it has consumers.")
             # An external object goes first: if its store is down, nothing is deleted (503) and a retry works.
-            self._discard(record)
+            self._payloads.discard(record)
             # The row goes with its ciphertext (hard delete); a tombstone records when and why.
-            lifecycle_repo.remove_secret(conn, record, reason=lifecycle_repo.DELETED, now=self._clock.now())
+            tombstones.remove_secret(conn, record, reason=tombstones.DELETED, now=self._clock.now())
 
     def list_secrets(
         self, caller: Caller, query: repo.SecretQuery, *, with_consumers: bool

@@ -10,12 +10,12 @@ Secrets with ``max_reads`` or earlier versions stay in the database store (their
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
-from donjon.crypto import open_payload, seal_payload
 from donjon.errors import ConfigurationError
+from donjon.services.payload_store import PayloadStore
 from donjon.services.project_keys import ProjectKeys
-from donjon.services.stores import StoreRegistry, payload_info
+from donjon.services.stores import StoreRegistry
 from donjon.storage import store_moves
 from donjon.storage.database import Database
 from donjon.storage.records import SecretRecord
@@ -37,8 +37,7 @@ def _column(store: str) -> str | None:
 class StoreMigration:
     def __init__(self, db: Database, keys: ProjectKeys, registry: StoreRegistry, *, batch: int = 100) -> None:
         self._db = db
-        self._keys = keys
-        self._registry = registry
+        self._payloads = PayloadStore(keys, registry)
         self._batch = batch
 
     def pending(self, source: str, project_id: str | None) -> int:
@@ -53,8 +52,7 @@ class StoreMigration:
         on_progress: Callable[[int], None] = lambda n: None,
     ) -> MoveReport:
         for name in (source, target):
-            if name != DATABASE:
-                self._registry.store(name)  # Unavailable if not configured
+            self._payloads.store(name)  # Unavailable if not configured
         if source == target:
             raise ConfigurationError("the source and target stores are the same")
         report = MoveReport()
@@ -65,7 +63,7 @@ class StoreMigration:
             if not batch:
                 return report
             for record in batch:
-                self._keys.retry_if_retired(lambda: self._move(record, target, report))  # noqa: B023 (called now)
+                self._payloads.retry_if_retired(lambda: self._move(record, target, report))  # noqa: B023 (called now)
                 on_progress(1)
             last = batch[-1].id
 
@@ -74,35 +72,18 @@ class StoreMigration:
             report.skipped.append(record.id)
             report.reasons[record.id] = "limited or versioned secrets stay in the database store"
             return
-        payload = self._payload(record)
-        if target == DATABASE:
-            kek = self._keys.active(record.project_id)
-            sealed = seal_payload(kek.key, payload, secret_id=record.id, project_id=record.project_id)
-            moved = replace(record, store=None, store_ref=None, kek_id=kek.id, ciphertext=sealed)
-        else:
-            ref = self._registry.put(target, payload_info(record), payload)
-            moved = replace(record, store=target, store_ref=ref, kek_id=None, ciphertext=None)
+        moved = self._payloads.put(record, target, self._payloads.read(record))
         try:
             with self._db.write() as conn:
-                if moved.kek_id is not None:
-                    self._keys.hold(conn, record.project_id, moved.kek_id)
+                self._payloads.hold(conn, moved)
                 switched = store_moves.move(conn, record, moved)
         except BaseException:
-            self._registry.discard(moved)
+            self._payloads.discard(moved)
             raise
         if not switched:
-            self._registry.discard(moved)
+            self._payloads.discard(moved)
             report.skipped.append(record.id)
             report.reasons[record.id] = "changed or deleted during the move"
             return
-        self._registry.discard(record)  # the source object, now that no row points at it
+        self._payloads.discard(record)  # the source object, now that no row points at it
         report.moved += 1
-
-    def _payload(self, record: SecretRecord) -> bytes:
-        if record.store_ref is not None:
-            return self._registry.read(record)
-        assert record.ciphertext is not None and record.kek_id is not None
-        kek = self._keys.get(record.project_id, record.kek_id)
-        return open_payload(
-            kek, record.ciphertext, secret_id=record.id, project_id=record.project_id, version=record.version
-        )

@@ -18,8 +18,7 @@ from donjon.errors import ConfigurationError, NotFound, Unavailable
 from donjon.policy import Policy
 from donjon.storage import secret_stores as repo
 from donjon.storage.database import Database
-from donjon.storage.records import SecretRecord
-from donjon.stores import DATABASE, PayloadInfo, PayloadMissing, SecretStore, open_store
+from donjon.stores import DATABASE, SecretStore, open_store
 from donjon.timeutil import SYSTEM_CLOCK, Clock
 
 # Barbican's plugin names, which clients may display: our stores map onto the closest of its plugins.
@@ -86,32 +85,12 @@ class StoreRegistry:
         return next((i for i in self._infos if i.id == store_id), None)
 
     def store(self, name: str) -> SecretStore:
-        """The external store called ``name``, for a secret whose row names it."""
+        """The external store called ``name``, for a secret whose row names it (donjon.services.payload_store
+        reads, writes and destroys payloads through it)."""
         try:
             return self._external[name]
         except KeyError:
             raise Unavailable(f"The secret store {name!r} that holds this secret is not configured.") from None
-
-    def put(self, name: str, info: PayloadInfo, payload: bytes) -> str:
-        """Keep a new payload in the external store ``name``; the reference goes into the secret's row."""
-        return self.store(name).put(info, payload)
-
-    def read(self, record: SecretRecord) -> bytes:
-        """The payload of a secret whose row says an external store holds it."""
-        assert record.store is not None and record.store_ref is not None
-        try:
-            return self.store(record.store).get(payload_info(record), record.store_ref)
-        except PayloadMissing:
-            raise NotFound("Not Found. The secret's payload is no longer in its secret store.") from None
-
-    def discard(self, record: SecretRecord) -> None:
-        """Destroy a secret's external object, if it has one; one already gone is fine."""
-        if record.store is None or record.store_ref is None:
-            return
-        try:
-            self.store(record.store).delete(payload_info(record), record.store_ref)
-        except PayloadMissing:
-            pass
 
     def for_new(self, preferred: str | None) -> str:
         """Where a new secret goes: the project's preferred store if it still exists, else the default."""
@@ -122,10 +101,6 @@ class StoreRegistry:
     def close(self) -> None:
         for store in self._external.values():
             store.close()
-
-
-def payload_info(record: SecretRecord) -> PayloadInfo:
-    return PayloadInfo(record.id, record.project_id, record.secret_type, record.algorithm, record.bit_length)
 
 
 class SecretStoreService:

@@ -20,7 +20,7 @@ from donjon.crypto import encodings
 from donjon.drivers.kmip import KmipConnectionOptions, KmipUnavailable, OperationFailed, Pool, open_pool
 from donjon.errors import ConfigurationError
 from donjon.options import parse_options
-from donjon.stores import PayloadInfo, PayloadMissing, StoreUnavailable
+from donjon.stores import ExternalStore, PayloadInfo, PayloadMissing, StoredPayload, StoreUnavailable, reference
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore", DeprecationWarning)
@@ -94,7 +94,7 @@ def payload_of(obj: pie.ManagedObject, form: str) -> bytes:
     raise PayloadMissing("the KMIP object's type does not match its reference")
 
 
-class KmipSecretStore:
+class KmipSecretStore(ExternalStore):
     kind = "kmip"
 
     def __init__(self, pool: Pool, endpoint: str) -> None:
@@ -122,7 +122,7 @@ class KmipSecretStore:
             raise ConfigurationError(f"{_WHAT}: cannot use {exc}") from None
         return store
 
-    def put(self, info: PayloadInfo, payload: bytes) -> str:
+    def put(self, info: PayloadInfo, payload: bytes) -> StoredPayload:
         obj, form = managed_object(info, payload)
         names = [
             self._attributes.create_attribute(enums.AttributeType.NAME, n)
@@ -138,18 +138,18 @@ class KmipSecretStore:
         )
         # Never retried: a Register that reached the server before the connection broke would leave a twin.
         response = self._call("register", enums.Operation.REGISTER, request, retry=False)
-        return f"{response.unique_identifier}/{form}"
+        return StoredPayload(ref=f"{response.unique_identifier}/{form}")
 
-    def get(self, info: PayloadInfo, ref: str) -> bytes:
-        uid, form = self._parse(ref)
+    def get(self, info: PayloadInfo, stored: StoredPayload) -> bytes:
+        uid, form = self._parse(reference(stored))
         names = self._names(uid)
         if object_name(info) not in names:
             raise PayloadMissing(f"secret {info.secret_id} points at another KMIP object")
         response = self._call("get", enums.Operation.GET, payloads.GetRequestPayload(unique_identifier=uid))
         return payload_of(self._objects.convert(response.secret), form)
 
-    def delete(self, info: PayloadInfo, ref: str) -> None:
-        uid, _ = self._parse(ref)
+    def delete(self, info: PayloadInfo, stored: StoredPayload) -> None:
+        uid, _ = self._parse(reference(stored))
         try:
             names = self._names(uid)
         except PayloadMissing:

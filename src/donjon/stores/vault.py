@@ -19,7 +19,7 @@ from urllib.parse import quote
 from donjon.drivers.vault import Missing, VaultConnection, VaultError, VaultOptions, VaultPath, vault_settings
 from donjon.errors import ConfigurationError
 from donjon.options import parse_options
-from donjon.stores import PayloadInfo, PayloadMissing, StoreUnavailable
+from donjon.stores import ExternalStore, PayloadInfo, PayloadMissing, StoredPayload, StoreUnavailable, reference
 
 _WHAT = "vault secret store"
 
@@ -33,7 +33,7 @@ def _store_error(failure: VaultError) -> Exception:
     return StoreUnavailable(failure.message)
 
 
-class VaultSecretStore:
+class VaultSecretStore(ExternalStore):
     kind = "vault"
 
     def __init__(self, connection: VaultConnection, *, mount: str = "secret", prefix: str = "donjon") -> None:
@@ -62,7 +62,7 @@ class VaultSecretStore:
     def path(self, info: PayloadInfo) -> str:
         return f"{self.prefix}/{quote(info.project_id, safe='')}/{info.secret_id}"
 
-    def put(self, info: PayloadInfo, payload: bytes) -> str:
+    def put(self, info: PayloadInfo, payload: bytes) -> StoredPayload:
         path = self.path(info)
         data = {"payload": base64.b64encode(payload).decode(), "secret_type": info.secret_type}
         # cas=0: create only. A secret id is new; an existing object there is a bug, not something to overwrite.
@@ -71,9 +71,10 @@ class VaultSecretStore:
             path,
             lambda c: c.secrets.kv.v2.create_or_update_secret(path=path, secret=data, cas=0, mount_point=self.mount),
         )
-        return path
+        return StoredPayload(ref=path)
 
-    def get(self, info: PayloadInfo, ref: str) -> bytes:
+    def get(self, info: PayloadInfo, stored: StoredPayload) -> bytes:
+        ref = reference(stored)
         if ref != self.path(info):
             raise PayloadMissing(f"secret {info.secret_id} points at another object")
         try:
@@ -92,7 +93,8 @@ class VaultSecretStore:
         except (KeyError, TypeError, binascii.Error):
             raise StoreUnavailable(f"{_WHAT}: unexpected answer reading {ref!r} from {self._vault.url}") from None
 
-    def delete(self, info: PayloadInfo, ref: str) -> None:
+    def delete(self, info: PayloadInfo, stored: StoredPayload) -> None:
+        ref = reference(stored)
         if ref != self.path(info):
             raise PayloadMissing(f"secret {info.secret_id} points at another object")
         try:

@@ -12,13 +12,13 @@ import threading
 
 from donjon.config import LifecycleConfig
 from donjon.observability import metrics
-from donjon.services.lifecycle import LifecycleService, ReapReport
+from donjon.services.reaper import Reaper, ReapReport
 
 log = logging.getLogger("donjon.workers.reaper")
 
 
 class ExpiryReaper:
-    def __init__(self, service: LifecycleService, config: LifecycleConfig) -> None:
+    def __init__(self, service: Reaper, config: LifecycleConfig) -> None:
         self._service = service
         self._config = config
         self._stop = threading.Event()

@@ -1,0 +1,152 @@
+"""Versions of a secret's payload (a donjon extension): rotating stores a new payload as the current version,
+the previous one stays readable for ``lifecycle.version_grace_seconds``; ``GET .../lifecycle`` describes them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+from typing import Any
+
+from donjon.auth import Caller
+from donjon.config import LifecycleConfig
+from donjon.errors import Conflict, NotFound, TooLarge
+from donjon.policy import Policy
+from donjon.services import access, payloads
+from donjon.services.limited_reads import serve_current
+from donjon.services.payload_store import PayloadStore
+from donjon.services.project_keys import ProjectKeys
+from donjon.services.stores import StoreRegistry
+from donjon.services.validation import optional_string, schema_error
+from donjon.storage import versions as versions_repo
+from donjon.storage.database import Database
+from donjon.storage.records import SecretRecord
+from donjon.stores import DATABASE
+from donjon.timeutil import SYSTEM_CLOCK, Clock
+
+
+@dataclass(frozen=True)
+class LifecycleView:
+    max_reads: int | None
+    reads_left: int | None
+    version: int
+    version_created: datetime
+    previous: list[versions_repo.VersionInfo]
+
+
+class SecretVersions:
+    """A new payload becomes current; the previous one stays readable for a grace period."""
+
+    def __init__(
+        self,
+        db: Database,
+        keys: ProjectKeys,
+        policy: Policy,
+        config: LifecycleConfig,
+        *,
+        max_secret_bytes: int,
+        stores: StoreRegistry | None = None,
+        clock: Clock = SYSTEM_CLOCK,
+    ) -> None:
+        self._payloads = PayloadStore(keys, stores)
+        self._clock = clock
+        self._db = db
+        self._policy = policy
+        self._config = config
+        self._max_secret_bytes = max_secret_bytes
+
+    def describe(self, caller: Caller, secret_id: str) -> LifecycleView:
+        with self._db.read() as conn:
+            record = access.secret_for(
+                conn, self._policy, caller, secret_id, "secret:get", "Secret retrieval", now=self._clock.now()
+            )
+            previous = versions_repo.previous_versions(conn, record.id, self._clock.now())
+            started = versions_repo.version_started(conn, record.id, record.version) or record.created_at
+        return LifecycleView(record.max_reads, record.reads_left, record.version, started, previous)
+
+    def rotate(self, caller: Caller, secret_id: str, body: Any) -> int:
+        """Store a new payload as the current version; the previous one stays readable for the grace period."""
+        content_type, data = self._new_payload(body)
+        with self._db.read() as conn:
+            record = access.secret_for(
+                conn, self._policy, caller, secret_id, "secret:put", "Secret update", now=self._clock.now()
+            )
+        if not record.has_payload:
+            raise Conflict("Secret has no payload to rotate: store the first one with PUT.")
+        if record.max_reads is not None:
+            raise Conflict("A secret with max_reads cannot have versions.")
+        if record.store_ref is not None:
+            raise Conflict("Versions are kept for secrets in the database store only.")
+        return self._payloads.retry_if_retired(lambda: self._rotate(record, content_type, data))
+
+    def _rotate(self, record: SecretRecord, content_type: str, data: bytes) -> int:
+        version = record.version + 1
+        while True:
+            # Sealed before the transaction (a KEK unwrap must not hold database locks), bound to the version it
+            # becomes; if another rotation came first, sealed again for the version after it.
+            sealed = self._payloads.put(replace(record, content_type=content_type, version=version), DATABASE, data)
+            assert sealed.kek_id is not None and sealed.ciphertext is not None
+            now = self._clock.now()
+            with self._db.write() as conn:
+                self._payloads.hold(conn, sealed)
+                found = versions_repo.current_payload(conn, record.id)
+                if found is None or found[1] is None:
+                    raise NotFound("Secret not found.")
+                current = found[1]
+                if current.version + 1 != version:
+                    version = current.version + 1
+                    continue
+                started = versions_repo.version_started(conn, record.id, current.version) or found[0].created_at
+                grace = now + timedelta(seconds=self._config.version_grace_seconds)
+                if not versions_repo.rotate(
+                    conn,
+                    current,
+                    content_type=content_type,
+                    kek_id=sealed.kek_id,
+                    ciphertext=sealed.ciphertext,
+                    previous_created=started,
+                    now=now,
+                    grace_until=grace,
+                ):
+                    raise Conflict("The secret was changed concurrently; try again.")
+            return version
+
+    def _new_payload(self, body: Any) -> tuple[str, bytes]:
+        if not isinstance(body, dict):
+            raise schema_error("Secret Version", "the body is not a JSON object")
+        payload = body.get("payload")
+        if not isinstance(payload, str) or not payload.strip():
+            raise schema_error("Secret Version", "'payload' is a required non-empty string", "payload")
+        if len(payload.encode("utf-8")) > self._max_secret_bytes:
+            raise TooLarge("Provided information too large to process")
+        content_type_raw = optional_string(body, "payload_content_type", "Secret Version", nullable=False)
+        if not content_type_raw:
+            raise schema_error(
+                "Secret Version", "'payload_content_type' is a required property", "payload_content_type"
+            )
+        encoding = optional_string(body, "payload_content_encoding", "Secret Version", nullable=False)
+        if encoding is not None and encoding != "base64":
+            raise schema_error("Secret Version", f"'{encoding}' is not one of ['base64']", "payload_content_encoding")
+        content_type = payloads.normalize_content_type(content_type_raw)
+        return content_type, payloads.decode_payload(payload, content_type, encoding)
+
+    def payload_version(self, caller: Caller, secret_id: str, version: int, accept: str | None) -> tuple[bytes, str]:
+        with self._db.read() as conn:
+            record = access.secret_for(
+                conn,
+                self._policy,
+                caller,
+                secret_id,
+                "secret:decrypt",
+                "Secret payload retrieval",
+                now=self._clock.now(),
+            )
+            if version != record.version:
+                payload = versions_repo.previous_payload(conn, record.id, version, self._clock.now())
+                if payload is None:
+                    raise NotFound("Secret version not found.")
+                chosen = payloads.negotiate(accept, payload.content_type)
+                plaintext = self._payloads.read_previous(record, payload.version, payload.kek_id, payload.ciphertext)
+                return payloads.render(plaintext, chosen), chosen
+        with self._db.write() as conn:
+            return serve_current(conn, self._payloads, record.id, accept, self._clock.now())

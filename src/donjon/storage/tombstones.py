@@ -1,0 +1,59 @@
+"""Deleting a secret with everything that holds its bytes, and the tombstone that records when and why.
+
+Every function runs inside the caller's transaction. The conditional UPDATEs and DELETEs here are the
+arbiters of races between nodes: a row changes only if it is still in the state the caller saw, and
+``rowcount`` says who won. On PostgreSQL and MariaDB (READ COMMITTED) a concurrent UPDATE of the same row
+waits for the first to commit and then re-evaluates its WHERE clause on the committed row; on SQLite writes
+are serialised by the database's write lock.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import Connection, delete, insert, select
+
+from donjon.storage.records import SecretRecord
+from donjon.storage.tables import (
+    secret_consumers,
+    secret_metadata,
+    secret_tombstones,
+    secret_versions,
+    secret_wraps,
+    secrets,
+)
+
+DELETED, EXPIRED, READ_LIMIT = "deleted", "expired", "read-limit"  # a tombstone's deleted_reason
+
+
+def remove_secret(conn: Connection, record: SecretRecord, *, reason: str, now: datetime) -> bool:
+    """Delete a secret with everything that holds its bytes, and leave a tombstone. False if already gone."""
+    # The secret's row is locked first, as a wrap does before adding a token: taking the children's locks
+    # first, then the row's, deadlocked against a concurrent wrap on MariaDB.
+    conn.execute(select(secrets.c.id).where(secrets.c.id == record.id).with_for_update())
+    # Children first: not every backend enforces ON DELETE CASCADE the same way (SQLite needs a pragma).
+    conn.execute(delete(secret_versions).where(secret_versions.c.secret_id == record.id))
+    conn.execute(delete(secret_wraps).where(secret_wraps.c.secret_id == record.id))
+    conn.execute(delete(secret_metadata).where(secret_metadata.c.secret_id == record.id))
+    conn.execute(delete(secret_consumers).where(secret_consumers.c.secret_id == record.id))
+    gone = conn.execute(delete(secrets).where(secrets.c.id == record.id, secrets.c.project_id == record.project_id))
+    if gone.rowcount != 1:
+        return False
+    add_tombstone(conn, record, reason=reason, now=now)
+    return True
+
+
+def add_tombstone(conn: Connection, record: SecretRecord, *, reason: str, now: datetime) -> None:
+    conn.execute(
+        insert(secret_tombstones).values(
+            id=record.id,
+            project_id=record.project_id,
+            name=record.name,
+            secret_type=record.secret_type,
+            creator_id=record.creator_id,
+            created_at=record.created_at,
+            expiration=record.expiration,
+            deleted_at=now,
+            deleted_reason=reason,
+        )
+    )

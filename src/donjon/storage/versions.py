@@ -1,0 +1,139 @@
+"""Payload versions of a rotated secret (a donjon extension): the current one in the secret's row, the
+previous ones in ``secret_versions`` until their grace period ends.
+
+Every function runs inside the caller's transaction. The conditional UPDATEs and DELETEs here are the
+arbiters of races between nodes: a row changes only if it is still in the state the caller saw, and
+``rowcount`` says who won. On PostgreSQL and MariaDB (READ COMMITTED) a concurrent UPDATE of the same row
+waits for the first to commit and then re-evaluates its WHERE clause on the committed row; on SQLite writes
+are serialised by the database's write lock.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from sqlalchemy import Connection, insert, select, update
+
+from donjon.storage.limited_reads import current_secret
+from donjon.storage.records import SecretRecord
+from donjon.storage.tables import secret_versions, secrets
+
+
+@dataclass(frozen=True)
+class Payload:
+    """A sealed payload and what is needed to open it."""
+
+    secret_id: str
+    project_id: str
+    version: int
+    content_type: str
+    kek_id: str | None
+    ciphertext: bytes = field(repr=False)
+
+
+@dataclass(frozen=True)
+class VersionInfo:
+    version: int
+    created_at: datetime
+    expires_at: datetime | None  # None: the current version
+
+
+def current_payload(conn: Connection, secret_id: str) -> tuple[SecretRecord, Payload | None] | None:
+    """The secret's row (read in the caller's transaction) and its current payload, if any."""
+    record = current_secret(conn, secret_id)
+    if record is None:
+        return None
+    if record.ciphertext is None or record.content_type is None:
+        return record, None
+    payload = Payload(
+        record.id, record.project_id, record.version, record.content_type, record.kek_id, record.ciphertext
+    )
+    return record, payload
+
+
+def rotate(
+    conn: Connection,
+    current: Payload,
+    *,
+    content_type: str,
+    kek_id: str,
+    ciphertext: bytes,
+    previous_created: datetime,
+    now: datetime,
+    grace_until: datetime,
+) -> bool:
+    """Make a new version current and keep ``current`` readable until ``grace_until``.
+
+    Fenced on the version the caller read: False if another rotation (or a delete) came first.
+    """
+    result = conn.execute(
+        update(secrets)
+        .where(
+            secrets.c.id == current.secret_id,
+            secrets.c.version == current.version,
+            secrets.c.ciphertext.is_not(None),
+        )
+        .values(
+            version=current.version + 1,
+            version_started_at=now,
+            content_type=content_type,
+            kek_id=kek_id,
+            ciphertext=ciphertext,
+            updated_at=now,
+        )
+    )
+    if result.rowcount != 1:
+        return False
+    conn.execute(
+        insert(secret_versions).values(
+            secret_id=current.secret_id,
+            version=current.version,
+            project_id=current.project_id,
+            content_type=current.content_type,
+            kek_id=current.kek_id,
+            ciphertext=current.ciphertext,
+            created_at=previous_created,
+            expires_at=grace_until,
+        )
+    )
+    return True
+
+
+def previous_payload(conn: Connection, secret_id: str, version: int, now: datetime) -> Payload | None:
+    row = conn.execute(
+        select(secret_versions).where(
+            secret_versions.c.secret_id == secret_id,
+            secret_versions.c.version == version,
+            secret_versions.c.expires_at > now,
+        )
+    ).first()
+    if row is None:
+        return None
+    return Payload(row.secret_id, row.project_id, row.version, row.content_type, row.kek_id, row.ciphertext)
+
+
+def previous_versions(conn: Connection, secret_id: str, now: datetime) -> list[VersionInfo]:
+    rows = conn.execute(
+        select(secret_versions.c.version, secret_versions.c.created_at, secret_versions.c.expires_at)
+        .where(secret_versions.c.secret_id == secret_id, secret_versions.c.expires_at > now)
+        .order_by(secret_versions.c.version)
+    )
+    return [VersionInfo(r.version, r.created_at, r.expires_at) for r in rows]
+
+
+def version_started(conn: Connection, secret_id: str, version: int) -> datetime | None:
+    """When ``version`` became current: its rotation, as recorded on the secret's row while it is current
+    and on its archived row after (None for version 1, which started with the secret)."""
+    if version <= 1:
+        return None
+    started = conn.execute(
+        select(secrets.c.version_started_at).where(secrets.c.id == secret_id, secrets.c.version == version)
+    ).first()
+    if started is not None:
+        return started[0]  # type: ignore[no-any-return]
+    return conn.execute(
+        select(secret_versions.c.created_at).where(
+            secret_versions.c.secret_id == secret_id, secret_versions.c.version == version
+        )
+    ).scalar_one_or_none()
