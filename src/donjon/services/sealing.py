@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 
 from donjon.services.payload_store import PayloadStore
-from donjon.services.validation import NewSecret
+from donjon.services.commands import NewSecret
 from donjon.storage.records import SecretRecord
 from donjon.stores import DATABASE
 

@@ -17,7 +17,7 @@ from donjon.services.project_keys import ProjectKeys
 from donjon.services.quotas import Quotas
 from donjon.services.sealing import new_secret_record
 from donjon.services.stores import SecretStoreService
-from donjon.services.validation import NewSecret
+from donjon.services.commands import NewSecret
 from donjon.storage import secrets as repo
 from donjon.storage import tombstones
 from donjon.storage.database import Database
