@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from donjon.cli.common import config_option, load_settings
-from donjon.cli.lifecycle import keystone_listener, purge_project
+from donjon.cli.purge import keystone_listener, purge_project
 from donjon.cli.rotation import rotate_kek, rotate_root
 from donjon.cli.stores import migrate_store
 from donjon.storage import migrate
