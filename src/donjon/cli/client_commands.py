@@ -7,6 +7,7 @@ binary to a terminal), a 0600 ``--file``, or a ``-f json`` record (base64 when n
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import click
@@ -22,7 +23,7 @@ from donjon.cli.client_common import (
     read_payload,
     write_payload,
 )
-from donjon.client._http import ref_id
+from donjon.client._http import BarbicanAPI, ref_id
 
 SECRET_TYPES = ("opaque", "symmetric", "private", "public", "certificate", "passphrase")
 SECRET_COLUMNS = ("id", "name", "secret_type", "algorithm", "bit_length", "mode", "created", "expiration")
@@ -423,44 +424,29 @@ def consumer() -> None:
     """Consumers: services using a secret or container (deletion is refused while they are registered)."""
 
 
-def _consumer_options(fn: Any) -> Any:
-    for option in reversed(
-        [
-            click.option("-s", "--service", required=True, help="Service (e.g. cinder)."),
-            click.option("-t", "--resource-type", required=True, help="Resource type (e.g. volume)."),
-            click.option("-i", "--resource-id", required=True, help="Resource id."),
-        ]
-    ):
-        fn = option(fn)
-    return fn
+ConsumerChange = Callable[[BarbicanAPI, str, str, Mapping[str, str]], None]
 
 
-@consumer.command("add")
-@connection_options
-@click.argument("ident")
-@container_flag
-@_consumer_options
-def consumer_add(
-    conn: Connection, ident: str, is_container: bool, service: str, resource_type: str, resource_id: str
-) -> None:
-    """Register a consumer."""
-    body = {"service": service, "resource_type": resource_type, "resource_id": resource_id}
-    conn.api().add_consumer(_kind(ident, is_container), ident, body)
-    click.echo(f"consumer added to {ref_id(ident)}", err=True)
+def _consumer_command(name: str, change: ConsumerChange, summary: str, done: str) -> None:
+    """``consumer add`` and ``consumer remove``: the same consumer, given to the API's add or its remove."""
+
+    @consumer.command(name, help=summary)
+    @connection_options
+    @click.argument("ident")
+    @container_flag
+    @click.option("-s", "--service", required=True, help="Service (e.g. cinder).")
+    @click.option("-t", "--resource-type", required=True, help="Resource type (e.g. volume).")
+    @click.option("-i", "--resource-id", required=True, help="Resource id.")
+    def command(
+        conn: Connection, ident: str, is_container: bool, service: str, resource_type: str, resource_id: str
+    ) -> None:
+        body = {"service": service, "resource_type": resource_type, "resource_id": resource_id}
+        change(conn.api(), _kind(ident, is_container), ident, body)
+        click.echo(f"consumer {done} {ref_id(ident)}", err=True)
 
 
-@consumer.command("remove")
-@connection_options
-@click.argument("ident")
-@container_flag
-@_consumer_options
-def consumer_remove(
-    conn: Connection, ident: str, is_container: bool, service: str, resource_type: str, resource_id: str
-) -> None:
-    """Remove a consumer."""
-    body = {"service": service, "resource_type": resource_type, "resource_id": resource_id}
-    conn.api().remove_consumer(_kind(ident, is_container), ident, body)
-    click.echo(f"consumer removed from {ref_id(ident)}", err=True)
+_consumer_command("add", BarbicanAPI.add_consumer, "Register a consumer.", "added to")
+_consumer_command("remove", BarbicanAPI.remove_consumer, "Remove a consumer.", "removed from")
 
 
 @consumer.command("list")

@@ -199,14 +199,6 @@ class KmipKeyManager(BaseKeyManager):
         )
         return str(response.unique_identifier)
 
-    def _create_key_pair(
-        self, algorithm: str, bit_length: int, name: str | None, expiration: datetime | None
-    ) -> tuple[str, str]:
-        private, public = _generate.key_pair(algorithm, bit_length)
-        private_id = self._register(build("private", private, name=name, algorithm=algorithm, bit_length=bit_length))
-        public_id = self._register(build("public", public, name=name, algorithm=algorithm, bit_length=bit_length))
-        return private_id, public_id
-
     def _store(self, obj: ManagedObject, expiration: datetime | None) -> str:
         return self._register(obj)
 

@@ -9,8 +9,9 @@ from datetime import UTC, datetime
 from types import TracebackType
 from typing import Protocol, runtime_checkable
 
+from donjon.client import _generate
 from donjon.client._errors import Conflict, InvalidRequest, NotSupported
-from donjon.client._objects import ManagedObject, ObjectInfo
+from donjon.client._objects import ManagedObject, ObjectInfo, build
 
 
 @dataclass(frozen=True)
@@ -157,7 +158,15 @@ class BaseKeyManager:
     def _create_key_pair(
         self, algorithm: str, bit_length: int, name: str | None, expiration: datetime | None
     ) -> tuple[str, str]:
-        raise NotImplementedError
+        """Generated here, each half stored as any object is; a backend that generates pairs itself overrides this."""
+        private, public = _generate.key_pair(algorithm, bit_length)
+        private_id = self._store(
+            build("private", private, name=name, algorithm=algorithm, bit_length=bit_length), expiration
+        )
+        public_id = self._store(
+            build("public", public, name=name, algorithm=algorithm, bit_length=bit_length), expiration
+        )
+        return private_id, public_id
 
     def _store(self, obj: ManagedObject, expiration: datetime | None) -> str:
         raise NotImplementedError

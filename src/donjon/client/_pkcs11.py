@@ -138,14 +138,6 @@ class Pkcs11KeyManager(BaseKeyManager):
         self._run("generate", generate)
         return object_id
 
-    def _create_key_pair(
-        self, algorithm: str, bit_length: int, name: str | None, expiration: datetime | None
-    ) -> tuple[str, str]:
-        private, public = _generate.key_pair(algorithm, bit_length)
-        private_id = self.store(build("private", private, name=name, algorithm=algorithm, bit_length=bit_length))
-        public_id = self.store(build("public", public, name=name, algorithm=algorithm, bit_length=bit_length))
-        return private_id, public_id
-
     def _store(self, obj: ManagedObject, expiration: datetime | None) -> str:
         object_id = str(uuid.uuid4())
         algorithm = (getattr(obj, "algorithm", None) or "").lower()

@@ -176,14 +176,6 @@ class VaultKeyManager(BaseKeyManager):
         )
         return base64.b64decode(response["data"]["plaintext"])
 
-    def _create_key_pair(
-        self, algorithm: str, bit_length: int, name: str | None, expiration: datetime | None
-    ) -> tuple[str, str]:
-        private, public = _generate.key_pair(algorithm, bit_length)
-        private_id = self._write(build("private", private, name=name, algorithm=algorithm, bit_length=bit_length))
-        public_id = self._write(build("public", public, name=name, algorithm=algorithm, bit_length=bit_length))
-        return private_id, public_id
-
     def _store(self, obj: ManagedObject, expiration: datetime | None) -> str:
         return self._write(obj)
 

@@ -133,6 +133,12 @@ def claim_next(
     return _record(row)
 
 
+def _settle(conn: Connection, order_id: str, worker: str, **values: Any) -> bool:
+    """End the order with ``values``, fenced: only while it is PENDING and ``worker`` holds its lease."""
+    fence = (orders.c.id == order_id, orders.c.status == PENDING, orders.c.claimed_by == worker)
+    return conn.execute(update(orders).where(*fence).values(claimed_until=None, **values)).rowcount == 1
+
+
 def finish(
     conn: Connection,
     order_id: str,
@@ -143,27 +149,21 @@ def finish(
     container_id: str | None = None,
 ) -> bool:
     """Mark the order ACTIVE if ``worker`` still holds it; False means another worker took it over."""
-    result = conn.execute(
-        update(orders)
-        .where(orders.c.id == order_id, orders.c.status == PENDING, orders.c.claimed_by == worker)
-        .values(status=ACTIVE, secret_id=secret_id, container_id=container_id, updated_at=now, claimed_until=None)
+    return _settle(
+        conn, order_id, worker, status=ACTIVE, secret_id=secret_id, container_id=container_id, updated_at=now
     )
-    return result.rowcount == 1
 
 
 def fail(conn: Connection, order_id: str, *, worker: str, now: datetime, status_code: int, reason: str) -> bool:
-    result = conn.execute(
-        update(orders)
-        .where(orders.c.id == order_id, orders.c.status == PENDING, orders.c.claimed_by == worker)
-        .values(
-            status=ERROR,
-            error_status_code=str(status_code),
-            error_reason=reason[:255],
-            updated_at=now,
-            claimed_until=None,
-        )
+    return _settle(
+        conn,
+        order_id,
+        worker,
+        status=ERROR,
+        error_status_code=str(status_code),
+        error_reason=reason[:255],
+        updated_at=now,
     )
-    return result.rowcount == 1
 
 
 def status(conn: Connection, order_id: str) -> str | None:

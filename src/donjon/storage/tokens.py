@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
 
@@ -29,34 +29,12 @@ class TokenRecord:
 
 
 def _record(row: Any) -> TokenRecord:
-    roles = tuple(r for r in row.roles.split(",") if r)
-    return TokenRecord(
-        row.id,
-        row.digest,
-        row.project_id,
-        row.user_id,
-        roles,
-        row.description,
-        row.created_at,
-        row.expires_at,
-        row.revoked_at,
-    )
+    # The row is the record, but for the roles: stored as one comma-separated string.
+    return TokenRecord(**{**row._mapping, "roles": tuple(r for r in row.roles.split(",") if r)})
 
 
 def insert_token(conn: Connection, record: TokenRecord) -> None:
-    conn.execute(
-        insert(api_tokens).values(
-            id=record.id,
-            digest=record.digest,
-            project_id=record.project_id,
-            user_id=record.user_id,
-            roles=",".join(record.roles),
-            description=record.description,
-            created_at=record.created_at,
-            expires_at=record.expires_at,
-            revoked_at=None,
-        )
-    )
+    conn.execute(insert(api_tokens).values({**asdict(record), "roles": ",".join(record.roles)}))
 
 
 def get_token(conn: Connection, token_id: str) -> TokenRecord | None:

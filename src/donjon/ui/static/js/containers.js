@@ -1,6 +1,6 @@
 // Containers: list, create a generic one from secrets, detail (secrets, ACL, consumers), delete.
 import * as api from "./api.js";
-import { dl, field, h, idOf, pager, replace, select, table, when } from "./dom.js";
+import { dl, field, form, h, idOf, pager, replace, select, table, when } from "./dom.js";
 import { accessSections } from "./shared.js";
 import { attempt, heading, navigate, section } from "./ui.js";
 
@@ -41,23 +41,19 @@ export async function newContainerView(main) {
   replace(
     main,
     heading("New container"),
-    h(
-      "form",
-      {
-        class: "card",
-        onsubmit: async (event) => {
-          event.preventDefault();
-          await attempt("Container creation", async () => {
-            // Refs as the server writes them (its host_href), read from each secret.
-            const refs = [];
-            for (const r of rows.filter((row) => row.id.value.trim())) {
-              const secret = await api.get(`/v1/secrets/${encodeURIComponent(idOf(r.id.value.trim()))}`);
-              refs.push({ name: r.name.value.trim() || undefined, secret_ref: secret.secret_ref });
-            }
-            const created = await api.send("POST", "/v1/containers", { name: name.value.trim() || undefined, type: type.value, secret_refs: refs });
-            navigate(`#/containers/${idOf(created.container_ref)}`);
-          });
-        },
+    form(
+      { class: "card" },
+      async () => {
+        await attempt("Container creation", async () => {
+          // Refs as the server writes them (its host_href), read from each secret.
+          const refs = [];
+          for (const r of rows.filter((row) => row.id.value.trim())) {
+            const secret = await api.get(`/v1/secrets/${encodeURIComponent(idOf(r.id.value.trim()))}`);
+            refs.push({ name: r.name.value.trim() || undefined, secret_ref: secret.secret_ref });
+          }
+          const created = await api.send("POST", "/v1/containers", { name: name.value.trim() || undefined, type: type.value, secret_refs: refs });
+          navigate(`#/containers/${idOf(created.container_ref)}`);
+        });
       },
       field("Name", name),
       field("Type", type, "rsa and certificate containers come from orders."),

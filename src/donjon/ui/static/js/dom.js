@@ -36,6 +36,15 @@ export function field(label, input, hint) {
   return h("div", { class: "field" }, h("label", { for: id }, label), input, hintEl);
 }
 
+// A form whose submit stays on the page: the browser's navigation is cancelled, then `onSubmit(event)` runs.
+export function form(attrs, onSubmit, ...children) {
+  const submit = (event) => {
+    event.preventDefault();
+    return onSubmit(event);
+  };
+  return h("form", { ...attrs, onsubmit: submit }, ...children);
+}
+
 export function select(name, options, selected) {
   return h(
     "select",

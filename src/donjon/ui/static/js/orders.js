@@ -1,6 +1,6 @@
 // Orders: generate a password, a symmetric key or a key pair, and follow the order until ACTIVE or ERROR.
 import * as api from "./api.js";
-import { dl, field, h, idOf, pager, replace, select, table, when } from "./dom.js";
+import { dl, field, form, h, idOf, pager, replace, select, table, when } from "./dom.js";
 import { attempt, confirmDialog, heading, navigate, onLeave } from "./ui.js";
 
 const KINDS = {
@@ -59,18 +59,13 @@ export function orderForm({ title, kinds }) {
   };
   kind.addEventListener("change", show);
   show();
-  return h(
-    "form",
-    {
-      class: "card",
-      "aria-label": title,
-      onsubmit: async (event) => {
-        event.preventDefault();
-        await attempt("Order creation", async () => {
-          const created = await api.send("POST", "/v1/orders", { type: kind.value, meta: metaFor(kind.value, inputs) });
-          navigate(`#/orders/${idOf(created.order_ref)}`);
-        });
-      },
+  return form(
+    { class: "card", "aria-label": title },
+    async () => {
+      await attempt("Order creation", async () => {
+        const created = await api.send("POST", "/v1/orders", { type: kind.value, meta: metaFor(kind.value, inputs) });
+        navigate(`#/orders/${idOf(created.order_ref)}`);
+      });
     },
     h("h2", {}, title),
     field("Generate", kind),

@@ -1,6 +1,6 @@
 // Quotas: the project's effective quotas, and for admins the per-project overrides (set, remove).
 import * as api from "./api.js";
-import { field, h, replace, table } from "./dom.js";
+import { field, form, h, replace, table } from "./dom.js";
 import { attempt, heading, section, showNotice } from "./ui.js";
 
 const KINDS = ["secrets", "orders", "containers", "consumers", "cas"];
@@ -36,21 +36,16 @@ async function overrides(body) {
           ]),
         )
       : h("p", { class: "empty" }, "No project has quotas of its own."),
-    h(
-      "form",
-      {
-        class: "card",
-        "aria-label": "Set a project's quotas",
-        onsubmit: async (event) => {
-          event.preventDefault();
-          const values = {};
-          for (const k of KINDS) if (inputs[k].value !== "") values[k] = Number(inputs[k].value);
-          await attempt("Project Quotas update", async () => {
-            await api.send("PUT", `/v1/project-quotas/${encodeURIComponent(project.value.trim())}`, { project_quotas: values });
-            showNotice("Quotas saved.");
-            await reload();
-          });
-        },
+    form(
+      { class: "card", "aria-label": "Set a project's quotas" },
+      async () => {
+        const values = {};
+        for (const k of KINDS) if (inputs[k].value !== "") values[k] = Number(inputs[k].value);
+        await attempt("Project Quotas update", async () => {
+          await api.send("PUT", `/v1/project-quotas/${encodeURIComponent(project.value.trim())}`, { project_quotas: values });
+          showNotice("Quotas saved.");
+          await reload();
+        });
       },
       h("h3", {}, "Set a project's quotas"),
       field("Project id", project),

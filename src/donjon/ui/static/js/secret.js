@@ -1,7 +1,7 @@
 // One secret: its metadata, payload (revealed on request, hidden again after a while), lifecycle,
 // user metadata, ACL, consumers, one-time sharing, new version and deletion.
 import * as api from "./api.js";
-import { dl, field, h, replace, select, table, when } from "./dom.js";
+import { dl, field, form, h, replace, select, table, when } from "./dom.js";
 import { accessSections } from "./shared.js";
 import { attempt, copyText, heading, leave, onLeave, section, showNotice } from "./ui.js";
 
@@ -84,27 +84,23 @@ function payloadPanel(path, secret, config, lifecycle) {
 function versionForm(path, reload) {
   const payload = h("textarea", { name: "payload", rows: "3", required: true, spellcheck: "false", autocomplete: "off" });
   const encoding = select("encoding", [["text", "Text (UTF-8)"], ["base64", "Binary, given as base64"]], "text");
-  return h(
-    "form",
-    {
-      "aria-label": "New version",
-      onsubmit: async (event) => {
-        event.preventDefault();
-        const body =
-          encoding.value === "base64"
-            ? {
-                payload: payload.value.trim(),
-                payload_content_type: "application/octet-stream",
-                payload_content_encoding: "base64",
-              }
-            : { payload: payload.value, payload_content_type: "text/plain" };
-        await attempt("Secret version creation", async () => {
-          const answer = await api.send("POST", `${path}/versions`, body);
-          payload.value = "";
-          showNotice(`Version ${answer.version} is now the current value.`);
-          await reload();
-        });
-      },
+  return form(
+    { "aria-label": "New version" },
+    async () => {
+      const body =
+        encoding.value === "base64"
+          ? {
+              payload: payload.value.trim(),
+              payload_content_type: "application/octet-stream",
+              payload_content_encoding: "base64",
+            }
+          : { payload: payload.value, payload_content_type: "text/plain" };
+      await attempt("Secret version creation", async () => {
+        const answer = await api.send("POST", `${path}/versions`, body);
+        payload.value = "";
+        showNotice(`Version ${answer.version} is now the current value.`);
+        await reload();
+      });
     },
     field("New value", payload, "The previous value stays readable for the grace period, then is deleted."),
     field("Value is", encoding),
@@ -115,26 +111,22 @@ function versionForm(path, reload) {
 function wrapForm(path) {
   const ttl = select("ttl", [["300", "5 minutes"], ["3600", "1 hour"], ["86400", "24 hours"]], "300");
   const result = h("div", { class: "wrap-result" });
-  return h(
-    "form",
-    {
-      "aria-label": "Share once",
-      onsubmit: async (event) => {
-        event.preventDefault();
-        await attempt("Secret wrapping", async () => {
-          const answer = await api.send("POST", `${path}/wrap`, { ttl: Number(ttl.value) });
-          // The token goes in the fragment: browsers never send it to a server, so no log records it.
-          const link = `${location.origin}/ui/unwrap#${answer.wrap_token}`;
-          const input = h("input", { readonly: true, value: link, class: "wrap-link", "aria-label": "One-time link" });
-          replace(
-            result,
-            field("One-time link", input, `Opens the value once, until ${when(answer.expires)}.`),
-            h("button", { type: "button", class: "secondary", onclick: () => copyText(link, "The link") }, "Copy the link"),
-          );
-          input.focus();
-          input.select();
-        });
-      },
+  return form(
+    { "aria-label": "Share once" },
+    async () => {
+      await attempt("Secret wrapping", async () => {
+        const answer = await api.send("POST", `${path}/wrap`, { ttl: Number(ttl.value) });
+        // The token goes in the fragment: browsers never send it to a server, so no log records it.
+        const link = `${location.origin}/ui/unwrap#${answer.wrap_token}`;
+        const input = h("input", { readonly: true, value: link, class: "wrap-link", "aria-label": "One-time link" });
+        replace(
+          result,
+          field("One-time link", input, `Opens the value once, until ${when(answer.expires)}.`),
+          h("button", { type: "button", class: "secondary", onclick: () => copyText(link, "The link") }, "Copy the link"),
+        );
+        input.focus();
+        input.select();
+      });
     },
     h("p", { class: "muted" }, "A link that shows the current value once to whoever opens it first, with no sign-in."),
     field("Valid for", ttl),
@@ -169,18 +161,13 @@ async function userMetadata(body, path) {
   replace(
     body,
     rows.length ? table(["Key", "Value", ""], rows) : h("p", { class: "empty" }, "No user metadata."),
-    h(
-      "form",
-      {
-        class: "inline",
-        "aria-label": "Add metadata",
-        onsubmit: async (event) => {
-          event.preventDefault();
-          await attempt("Secret metadata creation", async () => {
-            await api.send("POST", `${path}/metadata`, { key: key.value.trim(), value: value.value });
-            await reload();
-          });
-        },
+    form(
+      { class: "inline", "aria-label": "Add metadata" },
+      async () => {
+        await attempt("Secret metadata creation", async () => {
+          await api.send("POST", `${path}/metadata`, { key: key.value.trim(), value: value.value });
+          await reload();
+        });
       },
       field("Key", key),
       field("Value", value),

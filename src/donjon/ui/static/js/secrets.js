@@ -1,7 +1,7 @@
 // The secrets list (the API's filters and paging) and the creation form (a typed value, or generated
 // through an order).
 import * as api from "./api.js";
-import { field, h, idOf, pager, replace, select, table, when } from "./dom.js";
+import { field, form, h, idOf, pager, replace, select, table, when } from "./dom.js";
 import { orderForm } from "./orders.js";
 import { attempt, heading, navigate } from "./ui.js";
 
@@ -31,23 +31,17 @@ function filterForm(params) {
   const before = h("input", { type: "date", name: "before", value: params.get("before") || "" });
   const shared = h("input", { type: "checkbox", name: "shared", checked: params.get("shared") === "1" });
   const limit = select("limit", PAGE_SIZES.map((n) => [n, `${n} a page`]), params.get("limit") || "10");
-  return h(
-    "form",
-    {
-      class: "filters",
-      role: "search",
-      "aria-label": "Search secrets",
-      onsubmit: (event) => {
-        event.preventDefault();
-        const next = new URLSearchParams();
-        if (name.value.trim()) next.set("name", name.value.trim());
-        if (type.value) next.set("type", type.value);
-        if (after.value) next.set("after", after.value);
-        if (before.value) next.set("before", before.value);
-        if (shared.checked) next.set("shared", "1");
-        next.set("limit", limit.value);
-        navigate(`#/secrets?${next}`);
-      },
+  return form(
+    { class: "filters", role: "search", "aria-label": "Search secrets" },
+    () => {
+      const next = new URLSearchParams();
+      if (name.value.trim()) next.set("name", name.value.trim());
+      if (type.value) next.set("type", type.value);
+      if (after.value) next.set("after", after.value);
+      if (before.value) next.set("before", before.value);
+      if (shared.checked) next.set("shared", "1");
+      next.set("limit", limit.value);
+      navigate(`#/secrets?${next}`);
     },
     field("Name contains", name),
     field("Type", type),
@@ -90,31 +84,26 @@ function typedForm() {
   const bits = h("input", { type: "number", name: "bit_length", min: "1", inputmode: "numeric" });
   const mode = h("input", { name: "mode", autocomplete: "off" });
   const maxReads = h("input", { type: "number", name: "max_reads", min: "1", max: "1000000", inputmode: "numeric" });
-  return h(
-    "form",
-    {
-      class: "card",
-      "aria-label": "Store a value",
-      onsubmit: async (event) => {
-        event.preventDefault();
-        const body = { secret_type: type.value, payload: payload.value };
-        if (name.value.trim()) body.name = name.value.trim();
-        if (encoding.value === "base64") {
-          body.payload = payload.value.trim();
-          body.payload_content_type = "application/octet-stream";
-          body.payload_content_encoding = "base64";
-        } else body.payload_content_type = "text/plain";
-        if (expiration.value) body.expiration = new Date(expiration.value).toISOString();
-        if (algorithm.value.trim()) body.algorithm = algorithm.value.trim();
-        if (bits.value) body.bit_length = Number(bits.value);
-        if (mode.value.trim()) body.mode = mode.value.trim();
-        if (maxReads.value) body.max_reads = Number(maxReads.value);
-        await attempt("Secret creation", async () => {
-          const created = await api.send("POST", "/v1/secrets", body);
-          payload.value = "";
-          navigate(`#/secrets/${idOf(created.secret_ref)}`);
-        });
-      },
+  return form(
+    { class: "card", "aria-label": "Store a value" },
+    async () => {
+      const body = { secret_type: type.value, payload: payload.value };
+      if (name.value.trim()) body.name = name.value.trim();
+      if (encoding.value === "base64") {
+        body.payload = payload.value.trim();
+        body.payload_content_type = "application/octet-stream";
+        body.payload_content_encoding = "base64";
+      } else body.payload_content_type = "text/plain";
+      if (expiration.value) body.expiration = new Date(expiration.value).toISOString();
+      if (algorithm.value.trim()) body.algorithm = algorithm.value.trim();
+      if (bits.value) body.bit_length = Number(bits.value);
+      if (mode.value.trim()) body.mode = mode.value.trim();
+      if (maxReads.value) body.max_reads = Number(maxReads.value);
+      await attempt("Secret creation", async () => {
+        const created = await api.send("POST", "/v1/secrets", body);
+        payload.value = "";
+        navigate(`#/secrets/${idOf(created.secret_ref)}`);
+      });
     },
     h("h2", {}, "Store a value"),
     field("Name", name),

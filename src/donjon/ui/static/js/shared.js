@@ -1,6 +1,6 @@
 // Parts of the secret and container pages: ACLs, consumers, and deletion that shows the consumers first.
 import * as api from "./api.js";
-import { dl, field, h, replace, table, when } from "./dom.js";
+import { dl, field, form, h, replace, table, when } from "./dom.js";
 import { attempt, confirmDialog, navigate, section, showNotice } from "./ui.js";
 
 function consumerRows(consumers) {
@@ -22,19 +22,15 @@ export async function aclSection(body, path, reload) {
   const acl = (await api.get(`${path}/acl`)).read || {};
   const users = h("input", { name: "users", autocomplete: "off", value: (acl.users || []).join(", ") });
   const projectAccess = h("input", { type: "checkbox", name: "project-access", checked: acl["project-access"] !== false });
-  const form = h(
-    "form",
-    {
-      "aria-label": "Change the ACL",
-      onsubmit: async (event) => {
-        event.preventDefault();
-        const list = users.value.split(",").map((u) => u.trim()).filter(Boolean);
-        await attempt("ACL update", async () => {
-          await api.send("PUT", `${path}/acl`, { read: { users: list, "project-access": projectAccess.checked } });
-          showNotice("ACL saved.");
-          await reload();
-        });
-      },
+  const aclForm = form(
+    { "aria-label": "Change the ACL" },
+    async () => {
+      const list = users.value.split(",").map((u) => u.trim()).filter(Boolean);
+      await attempt("ACL update", async () => {
+        await api.send("PUT", `${path}/acl`, { read: { users: list, "project-access": projectAccess.checked } });
+        showNotice("ACL saved.");
+        await reload();
+      });
     },
     field("Users who may read", users, "User ids, comma-separated, of any project."),
     h("div", { class: "field check" }, h("label", {}, projectAccess, " Every member of the project may read it")),
@@ -62,7 +58,7 @@ export async function aclSection(body, path, reload) {
       ["Project access", acl["project-access"] === false ? "Only its creator, admins and listed users" : "Every member"],
       ["Users", (acl.users || []).join(", ") || "none"],
     ]),
-    form,
+    aclForm,
   );
 }
 

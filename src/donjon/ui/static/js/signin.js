@@ -1,7 +1,7 @@
 // Sign-in, one form per auth mode. Whatever the mode, the credential is checked by asking the API who it
 // names (/ui/api/whoami) before the console keeps it, in memory only.
 import * as api from "./api.js";
-import { field, h, replace } from "./dom.js";
+import { field, form, h, replace } from "./dom.js";
 import { attempt, heading } from "./ui.js";
 
 async function check(headers) {
@@ -10,21 +10,16 @@ async function check(headers) {
 
 function tokenForm(label, header, onDone, hint) {
   const token = h("input", { type: "password", name: "token", autocomplete: "off", required: true, spellcheck: "false" });
-  return h(
-    "form",
-    {
-      class: "card",
-      "aria-label": `Sign in with a ${label}`,
-      onsubmit: async (event) => {
-        event.preventDefault();
-        const value = token.value.trim();
-        const headers = { [header]: value };
-        await attempt("Sign-in", async () => {
-          const who = await check(headers);
-          token.value = "";
-          onDone(headers, who);
-        });
-      },
+  return form(
+    { class: "card", "aria-label": `Sign in with a ${label}` },
+    async () => {
+      const value = token.value.trim();
+      const headers = { [header]: value };
+      await attempt("Sign-in", async () => {
+        const who = await check(headers);
+        token.value = "";
+        onDone(headers, who);
+      });
     },
     field(label, token, hint),
     h("button", { type: "submit" }, "Sign in"),
@@ -35,18 +30,13 @@ function devForm(onDone) {
   const project = h("input", { name: "project", required: true, autocomplete: "off", value: "demo" });
   const user = h("input", { name: "user", autocomplete: "off", value: "dev-user" });
   const roles = h("input", { name: "roles", autocomplete: "off", value: "admin" });
-  return h(
-    "form",
-    {
-      class: "card",
-      "aria-label": "Sign in (dev mode)",
-      onsubmit: async (event) => {
-        event.preventDefault();
-        const headers = { "X-Project-Id": project.value.trim() };
-        if (user.value.trim()) headers["X-User-Id"] = user.value.trim();
-        if (roles.value.trim()) headers["X-Roles"] = roles.value.trim();
-        await attempt("Sign-in", async () => onDone(headers, await check(headers)));
-      },
+  return form(
+    { class: "card", "aria-label": "Sign in (dev mode)" },
+    async () => {
+      const headers = { "X-Project-Id": project.value.trim() };
+      if (user.value.trim()) headers["X-User-Id"] = user.value.trim();
+      if (roles.value.trim()) headers["X-Roles"] = roles.value.trim();
+      await attempt("Sign-in", async () => onDone(headers, await check(headers)));
     },
     h(
       "p",
@@ -67,35 +57,30 @@ function keystonePasswordForm(onDone) {
   const project = h("input", { name: "project", required: true, autocomplete: "off" });
   const userDomain = h("input", { name: "user_domain", value: "Default", autocomplete: "off" });
   const projectDomain = h("input", { name: "project_domain", value: "Default", autocomplete: "off" });
-  return h(
-    "form",
-    {
-      class: "card",
-      "aria-label": "Sign in with a Keystone password",
-      onsubmit: async (event) => {
-        event.preventDefault();
-        const body = {
-          username: username.value,
-          password: password.value,
-          project: project.value,
-          user_domain: userDomain.value || "Default",
-          project_domain: projectDomain.value || "Default",
-        };
-        await attempt("Sign-in", async () => {
-          const response = await api.request("POST", "/ui/api/keystone/tokens", { anonymous: true, json: body });
-          password.value = "";
-          const answer = await response.json();
-          const headers = { "X-Auth-Token": answer.token };
-          onDone(headers, {
-            project_id: answer.project_id,
-            project_name: answer.project_name,
-            user_id: answer.user_id,
-            user_name: answer.user_name,
-            roles: answer.roles,
-            issued: true, // the console asked Keystone for it: signing out revokes it
-          });
+  return form(
+    { class: "card", "aria-label": "Sign in with a Keystone password" },
+    async () => {
+      const body = {
+        username: username.value,
+        password: password.value,
+        project: project.value,
+        user_domain: userDomain.value || "Default",
+        project_domain: projectDomain.value || "Default",
+      };
+      await attempt("Sign-in", async () => {
+        const response = await api.request("POST", "/ui/api/keystone/tokens", { anonymous: true, json: body });
+        password.value = "";
+        const answer = await response.json();
+        const headers = { "X-Auth-Token": answer.token };
+        onDone(headers, {
+          project_id: answer.project_id,
+          project_name: answer.project_name,
+          user_id: answer.user_id,
+          user_name: answer.user_name,
+          roles: answer.roles,
+          issued: true, // the console asked Keystone for it: signing out revokes it
         });
-      },
+      });
     },
     h("h2", {}, "Keystone user and password"),
     field("User name", username),
