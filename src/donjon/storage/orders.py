@@ -10,7 +10,7 @@ an order's effects happen exactly once.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -41,23 +41,13 @@ class OrderRecord:
     sealed_params: bytes | None = field(default=None, repr=False)
 
 
+_FIELDS = [f.name for f in fields(OrderRecord)]
+
+
 def _record(row: Any) -> OrderRecord:
-    return OrderRecord(
-        id=row.id,
-        project_id=row.project_id,
-        type=row.type,
-        status=row.status,
-        meta=json.loads(row.meta),
-        creator_id=row.creator_id,
-        secret_id=row.secret_id,
-        container_id=row.container_id,
-        error_status_code=row.error_status_code,
-        error_reason=row.error_reason,
-        created_at=row.created_at,
-        updated_at=row.updated_at,
-        kek_id=row.kek_id,
-        sealed_params=row.sealed_params,
-    )
+    # The record's fields are columns of the row (which also holds the queue's lease); meta is stored as JSON.
+    values = {name: row._mapping[name] for name in _FIELDS}
+    return OrderRecord(**{**values, "meta": json.loads(row.meta)})
 
 
 def insert_order(
