@@ -181,7 +181,7 @@ def test_the_table_covers_every_route(tmp_path: Path) -> None:
     tested = {(m, p.replace("{s}", "{secret_id}").replace("{c}", "{container_id}")) for m, p in rows}
     tested |= {(m, p.replace("{o}", "{order_id}").replace("{p}", "{project_id}")) for m, p in tested}
     tested |= {(m, p.replace("/metadata/k", "/metadata/{key}").replace("{t}", "{transport_key_id}")) for m, p in tested}
-    # /v1/unwrap takes no token: the wrap token is its only credential (tests/test_lifecycle.py).
+    # /v1/unwrap takes no token: the wrap token is its only credential (tests/test_wraps.py).
     skipped = {"/", "/healthcheck", "/livez", "/readyz", "/openapi.json", "/v1", "/v1/secret-stores/{path:path}"}
     skipped |= {"/v1/unwrap"}
     # Prometheus scrapes /metrics without a token, from metrics.allow_from only (tests/test_observability.py).
