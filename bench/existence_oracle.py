@@ -127,8 +127,8 @@ class InProcess:
         self.context, _ = build_context(settings)
 
     def store(self, project: str) -> str:
+        from donjon.api.schemas.secrets import new_secret
         from donjon.auth import Caller
-        from donjon.services.validation import new_secret
         from donjon.timeutil import utcnow
 
         new = new_secret({"name": "s", "payload": "p", "payload_content_type": "text/plain"}, 20000, now=utcnow())

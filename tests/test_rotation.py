@@ -19,6 +19,7 @@ from sqlalchemy import select
 
 from donjon.api.app import build_context
 from donjon.api.common import AppContext
+from donjon.api.schemas.secrets import new_secret
 from donjon.auth import Caller
 from donjon.config import KeystoreConfig, Settings
 from donjon.keystores.file import add_root_key, retire_root_keys
@@ -28,7 +29,6 @@ from donjon.services.payload_store import PayloadStore
 from donjon.services.project_keys import ProjectKeys
 from donjon.services.rotation import KekRotation, RootRotation
 from donjon.services.sealing import new_secret_record
-from donjon.services.validation import new_secret
 from donjon.storage import migrate
 from donjon.storage import secrets as secret_repo
 from donjon.storage.database import Database

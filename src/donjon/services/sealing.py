@@ -5,8 +5,8 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
+from donjon.services.commands import NewSecret
 from donjon.services.payload_store import PayloadStore
-from donjon.services.validation import NewSecret
 from donjon.storage.records import SecretRecord
 from donjon.stores import DATABASE
 

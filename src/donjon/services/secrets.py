@@ -12,12 +12,12 @@ from donjon.auth import Caller
 from donjon.errors import Conflict, InvalidInput, NotFound, TooLarge, UnsupportedMediaType
 from donjon.policy import Policy, Target
 from donjon.services import access, limited_reads, payloads
+from donjon.services.commands import NewSecret
 from donjon.services.payload_store import NO_PAYLOAD, PayloadStore
 from donjon.services.project_keys import ProjectKeys
 from donjon.services.quotas import Quotas
 from donjon.services.sealing import new_secret_record
 from donjon.services.stores import SecretStoreService
-from donjon.services.validation import NewSecret
 from donjon.storage import secrets as repo
 from donjon.storage import tombstones
 from donjon.storage.database import Database

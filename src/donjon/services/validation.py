@@ -3,21 +3,20 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from donjon.errors import InvalidInput, TooLarge
-from donjon.options import closest
-from donjon.services import payloads
+from donjon.errors import InvalidInput
+from donjon.services.commands import NewSecret
 from donjon.timeutil import parse_iso8601
+
+__all__ = ["NewSecret"]  # services.orders still takes it from here until orders has its command
 
 # The range of the database's INTEGER columns (bit lengths, quotas): a value past it is refused, not sent.
 INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
 SECRET_TYPES = ("symmetric", "public", "private", "passphrase", "certificate", "opaque")
 _UUID4 = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
 _META_KEY = re.compile(r"^[A-Za-z0-9_-]*$")
-_CAMEL_HUMP = re.compile(r"(?<=[a-z0-9])([A-Z])")
 
 
 def is_canonical_uuid4(value: str) -> bool:
@@ -51,68 +50,6 @@ def optional_string(body: dict[str, Any], key: str, schema: str, *, nullable: bo
         raise schema_error(schema, f"'{key}' is too long", key)
     if has_nul(value):
         raise schema_error(schema, f"'{key}' must not contain NUL characters", key)
-    return value
-
-
-@dataclass(frozen=True)
-class NewSecret:
-    name: str | None = None
-    secret_type: str = "opaque"
-    algorithm: str | None = None
-    bit_length: int | None = None
-    mode: str | None = None
-    expiration: datetime | None = None
-    content_type: str | None = None
-    payload: bytes | None = field(default=None, repr=False)
-    # donjon extension: the payload is served this many times, then deleted.
-    max_reads: int | None = None
-
-
-MAX_READS_LIMIT = 1_000_000
-
-# The properties of Barbican 23's secret schema (barbican/common/validators.py, NewSecretValidator), which is
-# what python-barbicanclient, Castellan and the openstack CLI send. Barbican ignores any other property, and so
-# does donjon, except a near spelling of one of donjon's own extensions: its effect (burn after reading)
-# would silently be lost, so it is refused with the right name.
-BARBICAN_SECRET_PROPERTIES = frozenset(
-    {
-        "name",
-        "algorithm",
-        "mode",
-        "bit_length",
-        "expiration",
-        "payload",
-        "secret_type",
-        "payload_content_type",
-        "payload_content_encoding",
-        "transport_key_needed",
-        "transport_key_id",
-    }
-)
-SECRET_EXTENSIONS = ("max_reads",)
-
-
-def refuse_near_misses(body: dict[str, Any], known: frozenset[str], extensions: tuple[str, ...], schema: str) -> None:
-    """400 for a property that Barbican does not know and that is a near spelling (``max_read``, ``maxReads``,
-    ``max-reads``) of a donjon extension; every other unknown property is ignored, as Barbican does."""
-    for key in body:
-        if not isinstance(key, str) or key in known or key in extensions:
-            continue
-        spelled = _CAMEL_HUMP.sub(r"_\1", key).lower().replace("-", "_")  # maxReads, MAX-READS: max_reads
-        guess = closest(spelled, extensions, cutoff=0.8)
-        if guess is not None:
-            raise schema_error(schema, f"unknown property {key!r}: did you mean {guess!r}?", key)
-
-
-def parse_max_reads(body: dict[str, Any], schema: str = "Secret") -> int | None:
-    """``max_reads`` (donjon extension): absent, or an integer 1..1000000."""
-    if "max_reads" not in body:
-        return None
-    value = body["max_reads"]
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise schema_error(schema, f"{value!r} is not of type 'integer'", "max_reads")
-    if not 1 <= value <= MAX_READS_LIMIT:
-        raise schema_error(schema, f"{value} is out of range 1..{MAX_READS_LIMIT}", "max_reads")
     return value
 
 
@@ -152,39 +89,6 @@ def parse_expiration(body: dict[str, Any], schema: str, *, now: datetime) -> dat
     if expiration <= now:
         raise InvalidInput("'expiration' is before current time")
     return expiration
-
-
-def new_secret(body: Any, max_secret_bytes: int, *, now: datetime) -> NewSecret:
-    if not isinstance(body, dict):
-        raise schema_error("Secret", "the body is not a JSON object")
-    refuse_near_misses(body, BARBICAN_SECRET_PROPERTIES, SECRET_EXTENSIONS, "Secret")
-    attrs = secret_attributes(body, now=now)
-    attrs["max_reads"] = parse_max_reads(body)
-    if str(body.get("transport_key_needed", "false")).lower() == "true" or body.get("transport_key_id"):
-        raise InvalidInput("Secret store supported plugin not found.")
-    content_type_raw = optional_string(body, "payload_content_type", "Secret", nullable=True)
-    encoding = optional_string(body, "payload_content_encoding", "Secret", nullable=False)
-    if encoding is not None and encoding != "base64":
-        raise schema_error("Secret", f"'{encoding}' is not one of ['base64']", "payload_content_encoding")
-    if "payload" not in body or body["payload"] is None:
-        if content_type_raw:
-            raise InvalidInput("payload must be provided when payload_content_type is specified")
-        # A payload_content_encoding alone is accepted and ignored, as Barbican does (its schema only checks
-        # that it is "base64"); python-barbicanclient sends it with two-step secrets.
-        return NewSecret(**attrs)
-    payload = body["payload"]
-    if not isinstance(payload, str):
-        raise schema_error("Secret", "payload is not of type 'string'", "payload")
-    # The payload is stored byte-exact: unlike Barbican, it is not whitespace-stripped.
-    if not payload.strip():
-        raise schema_error("Secret", "If 'payload' is specified, must be non empty", "payload")
-    if len(payload.encode("utf-8")) > max_secret_bytes:
-        raise TooLarge("Provided information too large to process")
-    if not content_type_raw:
-        raise schema_error("Secret", "payload_content_type is required when payload is given", "payload_content_type")
-    content_type = payloads.normalize_content_type(content_type_raw)
-    data = payloads.decode_payload(payload, content_type, encoding)
-    return NewSecret(**attrs, content_type=content_type, payload=data)
 
 
 def metadata_item(key: Any, value: Any) -> tuple[str, str]:

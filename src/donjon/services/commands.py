@@ -1,0 +1,24 @@
+"""What the services are asked to do: typed commands, built by an API from its wire format.
+
+A service never sees a request body or a header; each API (Barbican v1, Vault) validates its own wire
+format and hands one of these over.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+
+@dataclass(frozen=True)
+class NewSecret:
+    name: str | None = None
+    secret_type: str = "opaque"
+    algorithm: str | None = None
+    bit_length: int | None = None
+    mode: str | None = None
+    expiration: datetime | None = None
+    content_type: str | None = None
+    payload: bytes | None = field(default=None, repr=False)
+    # donjon extension: the payload is served this many times, then deleted.
+    max_reads: int | None = None
