@@ -8,7 +8,7 @@ from starlette.responses import Response
 
 from donjon.api.common import authenticate, base_url, ctx, json_response, operation, read_json
 from donjon.api.guard import container_first, secret_first
-from donjon.services.acls import parse_acl
+from donjon.api.schemas.acls import acl_change
 
 
 def _target(request: Request) -> tuple[str, str]:
@@ -35,7 +35,7 @@ async def _set(request: Request, *, replace: bool) -> Response:
     kind, entity_id = _target(request)
     kind_first = secret_first if kind == "secret" else container_first
     async with kind_first(request, caller, f"{kind}_acls:put_patch", f"{kind.capitalize()} ACL update"):
-        change = parse_acl(await read_json(request))
+        change = acl_change(await read_json(request))
     await run_in_threadpool(lambda: ctx(request).acls.set(caller, kind, entity_id, change, replace=replace))
     return json_response({"acl_ref": _acl_ref(request, kind, entity_id)})
 

@@ -8,7 +8,7 @@ from starlette.responses import Response
 
 from donjon.api.common import authenticate, ctx, decode_json, json_response, operation, paged_body, paging, read_body
 from donjon.api.guard import rule_first
-from donjon.services.quotas import parse_project_quotas
+from donjon.api.schemas.quotas import quota_change
 
 
 @operation("Quotas retrieval")
@@ -41,8 +41,8 @@ async def put_project_quotas(request: Request) -> Response:
     # Read within the limit (request.body() would take any size), then parsed unless empty.
     async with rule_first(request, caller, "project_quotas:put", "Project Quotas update"):
         body = await read_body(request, ctx(request).settings.limits.max_request_bytes)
-        values = parse_project_quotas(decode_json(request, body) if body.strip() else None)
-    await run_in_threadpool(ctx(request).quota_admin.set_override, caller, request.path_params["project_id"], values)
+        change = quota_change(decode_json(request, body) if body.strip() else None)
+    await run_in_threadpool(ctx(request).quota_admin.set_override, caller, request.path_params["project_id"], change)
     return Response(status_code=204)
 
 

@@ -9,7 +9,7 @@ from starlette.responses import Response
 from donjon.api.common import authenticate, base_url, ctx, json_response, operation, paged_body, paging, read_json
 from donjon.api.guard import secret_first
 from donjon.api.representations import consumer_full, consumer_location, secret_body
-from donjon.services.validation import consumer_fields
+from donjon.api.schemas.consumers import new_consumer
 
 
 @operation("Secret consumers retrieval")
@@ -27,8 +27,15 @@ async def list_consumers(request: Request) -> Response:
 async def add_consumer(request: Request) -> Response:
     caller = await authenticate(request)
     async with secret_first(request, caller, "secret_consumers:post", "Secret consumer creation"):
-        fields = consumer_fields(await read_json(request))
-    view = await run_in_threadpool(ctx(request).secrets.add_consumer, caller, request.path_params["secret_id"], *fields)
+        new = new_consumer(await read_json(request))
+    view = await run_in_threadpool(
+        ctx(request).secrets.add_consumer,
+        caller,
+        request.path_params["secret_id"],
+        new.service,
+        new.resource_type,
+        new.resource_id,
+    )
     base = base_url(request)
     location = consumer_location(base, view.secret.id)
     return json_response(secret_body(base, view, with_consumers=True), headers={"Location": location})
@@ -38,8 +45,13 @@ async def add_consumer(request: Request) -> Response:
 async def remove_consumer(request: Request) -> Response:
     caller = await authenticate(request)
     async with secret_first(request, caller, "secret_consumers:delete", "Secret consumer deletion"):
-        fields = consumer_fields(await read_json(request))
+        gone = new_consumer(await read_json(request))
     view = await run_in_threadpool(
-        ctx(request).secrets.remove_consumer, caller, request.path_params["secret_id"], *fields
+        ctx(request).secrets.remove_consumer,
+        caller,
+        request.path_params["secret_id"],
+        gone.service,
+        gone.resource_type,
+        gone.resource_id,
     )
     return json_response(secret_body(base_url(request), view, with_consumers=True))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import astuple
+
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
@@ -9,8 +11,8 @@ from starlette.responses import Response
 from donjon.api.common import authenticate, base_url, ctx, json_response, operation, read_json
 from donjon.api.guard import secret_first
 from donjon.api.representations import secret_ref
-from donjon.errors import Conflict, InvalidInput
-from donjon.services.validation import metadata_item, metadata_items
+from donjon.api.schemas.metadata import all_metadata, one_metadatum
+from donjon.errors import Conflict
 
 
 @operation("Secret metadata retrieval")
@@ -24,28 +26,17 @@ async def get_all(request: Request) -> Response:
 async def replace_all(request: Request) -> Response:
     caller = await authenticate(request)
     async with secret_first(request, caller, "secret_meta:put", "Secret metadata update"):
-        body = await read_json(request)
-        if not isinstance(body, dict) or not isinstance(body.get("metadata"), dict):
-            raise InvalidInput(
-                "Provided object does not match schema 'Secret Metadata': 'metadata' is a required property"
-            )
-        items = metadata_items(body["metadata"])
+        items = [(m.key, m.value) for m in all_metadata(await read_json(request))]
     secret_id = request.path_params["secret_id"]
     await run_in_threadpool(ctx(request).secrets.replace_metadata, caller, secret_id, items)
     return json_response({"metadata_ref": f"{secret_ref(base_url(request), secret_id)}/metadata"}, status=201)
-
-
-def _key_value(body: object) -> tuple[str, str]:
-    if not isinstance(body, dict) or set(body) != {"key", "value"}:
-        raise InvalidInput("Provided object does not match schema 'Secret Metadatum': 'key' and 'value' only")
-    return metadata_item(body["key"], body["value"])
 
 
 @operation("Secret metadatum creation")
 async def add_one(request: Request) -> Response:
     caller = await authenticate(request)
     async with secret_first(request, caller, "secret_meta:post", "Secret metadatum creation"):
-        key, value = _key_value(await read_json(request))
+        key, value = astuple(one_metadatum(await read_json(request)))
     secret_id = request.path_params["secret_id"]
     await run_in_threadpool(ctx(request).secrets.add_metadatum, caller, secret_id, key, value)
     location = f"{secret_ref(base_url(request), secret_id)}/metadata/{key}"
@@ -64,7 +55,7 @@ async def get_one(request: Request) -> Response:
 async def update_one(request: Request) -> Response:
     caller = await authenticate(request)
     async with secret_first(request, caller, "secret_meta:put", "Secret metadatum update"):
-        key, value = _key_value(await read_json(request))
+        key, value = astuple(one_metadatum(await read_json(request)))
         if key != request.path_params["key"].lower():
             raise Conflict("Key in request data does not match key in the request url.")
     await run_in_threadpool(ctx(request).secrets.update_metadatum, caller, request.path_params["secret_id"], key, value)

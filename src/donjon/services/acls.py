@@ -3,45 +3,15 @@ of the owning project may (``project-access``)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 from donjon.auth import Caller
-from donjon.errors import InvalidInput
 from donjon.policy import Policy
 from donjon.services import access
-from donjon.services.validation import has_nul
+from donjon.services.commands import AclChange
 from donjon.storage import acls as repo
 from donjon.storage.database import Database
 from donjon.timeutil import SYSTEM_CLOCK, Clock, isoformat
-
-
-@dataclass(frozen=True)
-class AclChange:
-    project_access: bool | None
-    users: list[str] | None
-
-
-def parse_acl(body: Any) -> AclChange:
-    """``{"read": {"users": [...], "project-access": bool}}``; an empty body changes nothing."""
-    if body is None:
-        body = {}
-    if not isinstance(body, dict) or set(body) - {"read"}:
-        raise InvalidInput("Provided object does not match schema 'ACL': only the 'read' operation is supported")
-    read = body.get("read", {})
-    if not isinstance(read, dict) or set(read) - {"users", "project-access"}:
-        raise InvalidInput("Provided object does not match schema 'ACL': 'read' takes 'users' and 'project-access'")
-    users = read.get("users")
-    if users is not None and (
-        not isinstance(users, list)
-        or any(not isinstance(u, str) or not u.strip() or len(u) > 255 or has_nul(u) for u in users)
-    ):
-        # Every element is checked (Barbican's schema only looks at the first).
-        raise InvalidInput("Provided object does not match schema 'ACL': 'users' must be a list of user ids")
-    project_access = read.get("project-access")
-    if project_access is not None and not isinstance(project_access, bool):
-        raise InvalidInput("Provided object does not match schema 'ACL': 'project-access' must be a boolean")
-    return AclChange(project_access, [u.strip() for u in users] if users is not None else None)
 
 
 class AclService:

@@ -22,3 +22,35 @@ class NewSecret:
     payload: bytes | None = field(default=None, repr=False)
     # donjon extension: the payload is served this many times, then deleted.
     max_reads: int | None = None
+
+
+@dataclass(frozen=True)
+class AclChange:
+    """A read ACL's new state; None leaves a field as it is (PATCH) or gives it its default (PUT)."""
+
+    project_access: bool | None
+    users: list[str] | None
+
+
+@dataclass(frozen=True)
+class QuotaChange:
+    """A project's quota overrides: resource -> limit (negative: unlimited, 0: disabled)."""
+
+    values: dict[str, int]
+
+
+@dataclass(frozen=True)
+class NewConsumer:
+    """A secret consumer, as registered and as removed."""
+
+    service: str
+    resource_type: str
+    resource_id: str
+
+
+@dataclass(frozen=True)
+class Metadatum:
+    """One user metadata item: the key lower-cased (keys are case-insensitive), the value as given."""
+
+    key: str
+    value: str

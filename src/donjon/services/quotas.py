@@ -14,12 +14,14 @@ from donjon.auth import Caller
 from donjon.config import QuotaConfig
 from donjon.errors import Forbidden, InvalidInput, NotFound
 from donjon.policy import Policy
-from donjon.services.validation import INT32_MAX, INT32_MIN, has_nul
+from donjon.services.commands import QuotaChange
 from donjon.storage import quotas as repo
 from donjon.storage.database import Database
 from donjon.timeutil import SYSTEM_CLOCK, Clock
 
 Counter = Callable[[Connection, str], int]
+# The resources a quota limits.
+RESOURCES = repo.RESOURCES
 
 
 class Quotas:
@@ -81,12 +83,12 @@ class QuotaAdmin:
             raise NotFound("Project quotas not found.")
         return found
 
-    def set_override(self, caller: Caller, project_id: str, values: dict[str, int]) -> None:
+    def set_override(self, caller: Caller, project_id: str, change: QuotaChange) -> None:
         self._policy.enforce("project_quotas:put", caller, operation="Project Quotas update")
         if not _storable(project_id):
             raise InvalidInput("Invalid project id: at most 255 characters, and no NUL characters.")
         with self._db.write() as conn:
-            repo.put(conn, project_id, values, self._clock.now())
+            repo.put(conn, project_id, change.values, self._clock.now())
 
     def delete_override(self, caller: Caller, project_id: str) -> None:
         self._policy.enforce("project_quotas:delete", caller, operation="Project Quotas deletion")
@@ -99,24 +101,4 @@ class QuotaAdmin:
 
 def _storable(project_id: str) -> bool:
     """Whether the project id fits the project_id columns (255 characters, no NUL)."""
-    return len(project_id) <= 255 and not has_nul(project_id)
-
-
-def parse_project_quotas(body: object) -> dict[str, int]:
-    if body is None or body == {}:
-        raise InvalidInput("No data supplied to process.")
-    if not isinstance(body, dict) or set(body) != {"project_quotas"} or not isinstance(body["project_quotas"], dict):
-        raise InvalidInput("Provided object does not match schema 'Project Quotas': 'project_quotas' is required")
-    values = body["project_quotas"]
-    unknown = set(values) - set(repo.RESOURCES)
-    if unknown:
-        raise InvalidInput(f"Provided object does not match schema 'Project Quotas': unknown {sorted(unknown)}")
-    for key, value in values.items():
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise InvalidInput(f"Provided object does not match schema 'Project Quotas': '{key}' must be an integer")
-        if not INT32_MIN <= value <= INT32_MAX:
-            raise InvalidInput(
-                f"Provided object does not match schema 'Project Quotas': '{key}' must be from {INT32_MIN} to "
-                f"{INT32_MAX}"
-            )
-    return dict(values)
+    return len(project_id) <= 255 and "\x00" not in project_id

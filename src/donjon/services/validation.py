@@ -16,7 +16,6 @@ __all__ = ["NewSecret"]  # services.orders still takes it from here until orders
 INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
 SECRET_TYPES = ("symmetric", "public", "private", "passphrase", "certificate", "opaque")
 _UUID4 = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
-_META_KEY = re.compile(r"^[A-Za-z0-9_-]*$")
 
 
 def is_canonical_uuid4(value: str) -> bool:
@@ -89,46 +88,3 @@ def parse_expiration(body: dict[str, Any], schema: str, *, now: datetime) -> dat
     if expiration <= now:
         raise InvalidInput("'expiration' is before current time")
     return expiration
-
-
-def metadata_item(key: Any, value: Any) -> tuple[str, str]:
-    if not isinstance(key, str) or not isinstance(value, str):
-        raise InvalidInput("Invalid Metadata. Keys and Values must be Strings.")
-    if not _META_KEY.match(key):
-        raise InvalidInput("Invalid Key. Key must be URL safe.")
-    if not key:
-        raise InvalidInput("Invalid Key. Key must not be empty.")
-    # Barbican checks lengths only on the single-key form and lets the bulk form hit a 500 at the DB;
-    # both forms are checked here.
-    if len(key) > 255 or len(value) > 255:
-        raise InvalidInput("Invalid Metadata. Keys and Values must be at most 255 characters.")
-    if has_nul(value):
-        raise InvalidInput("Invalid Metadata. Values must not contain NUL characters.")
-    return key.lower(), value
-
-
-def metadata_items(metadata: dict[Any, Any]) -> list[tuple[str, str]]:
-    """The bulk form: keys are case-insensitive (stored lower-case), so two that differ only in case are
-    refused instead of one value silently replacing the other (Barbican keeps one of them)."""
-    items = [metadata_item(k, v) for k, v in metadata.items()]
-    keys = [k for k, _ in items]
-    if len(set(keys)) != len(keys):
-        raise InvalidInput("Invalid Metadata. Keys must be unique regardless of case.")
-    return items
-
-
-def consumer_fields(body: Any) -> tuple[str, str, str]:
-    if not isinstance(body, dict):
-        raise schema_error("Secret Consumer", "the body is not a JSON object")
-    out = []
-    for key in ("service", "resource_type", "resource_id"):
-        value = body.get(key)
-        if not isinstance(value, str):
-            raise schema_error("Secret Consumer", f"'{key}' is a required property", key)
-        value = value.strip()
-        if not 1 <= len(value) <= 255:
-            raise schema_error("Secret Consumer", f"'{key}' must be 1 to 255 characters", key)
-        if has_nul(value):
-            raise schema_error("Secret Consumer", f"'{key}' must not contain NUL characters", key)
-        out.append(value)
-    return out[0], out[1], out[2]

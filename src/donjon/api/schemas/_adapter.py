@@ -13,7 +13,7 @@ are jsonschema's.
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from typing import Any
 
 import jsonschema_rs
@@ -23,6 +23,8 @@ from jsonschema.exceptions import ValidationError, best_match
 from donjon.errors import InvalidInput
 
 Schema = dict[str, Any]
+# A schema's own wording of an error (the whole description), or None for Barbican's.
+Wording = Callable[[ValidationError], str | None]
 
 
 def schema_error(name: str, message: str, prop: str | None = None) -> InvalidInput:
@@ -37,14 +39,18 @@ class RequestSchema:
     """A request body's JSON Schema (``schema``, the object the OpenAPI document shows) and its validator.
 
     ``secret`` names properties whose value is secret (a payload): an error about one of them never quotes
-    the value, where jsonschema's message would (``5 is not of type 'string'``).
+    the value, where jsonschema's message would (``5 is not of type 'string'``). ``wording`` keeps the texts
+    donjon answered before Barbican had a schema for a body (ACLs, quotas).
     """
 
-    def __init__(self, name: str, schema: Schema, *, secret: Collection[str] = ()) -> None:
+    def __init__(
+        self, name: str, schema: Schema, *, secret: Collection[str] = (), wording: Wording | None = None
+    ) -> None:
         Draft202012Validator.check_schema(schema)  # a typo in a schema fails at import, not on a request
         self.name = name
         self.schema = schema
         self._secret = frozenset(secret)
+        self._wording = wording
         self._fast = jsonschema_rs.Draft202012Validator(schema)
         self._validator = Draft202012Validator(schema)
 
@@ -58,6 +64,9 @@ class RequestSchema:
         return body
 
     def _refusal(self, error: ValidationError) -> InvalidInput:
+        own = self._wording(error) if self._wording is not None else None
+        if own is not None:
+            return InvalidInput(f"Provided object does not match schema '{self.name}': {own}")
         path = error.schema_path
         prop = str(path[1]) if len(path) > 1 else None
         message = error.message
