@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import re
+from typing import Any
 from unittest.mock import ANY
 
+import pytest
 from openapi_spec_validator import validate
 from starlette.routing import Route
 from starlette.testclient import TestClient
 
 from donjon.api.app import _routes
-from donjon.api.openapi import openapi_document
+from donjon.api.openapi import REQUEST_BODIES, openapi_document
+from donjon.api.schemas._adapter import RequestSchema
 from tests.openapi_conformance import checker
 
 _DOC_METHODS = {"get", "put", "post", "delete", "patch"}
@@ -100,3 +103,57 @@ def test_the_response_check_reports_what_the_document_does_not_describe() -> Non
 
 def _statuses() -> str:
     return ", ".join(sorted(openapi_document()["paths"]["/v1/secrets/{secret_id}"]["get"]["responses"]))
+
+
+# Request bodies still parsed by hand in the services (issue 18, step 1 not done for them yet): each leaves
+# this list when its route validates with a schema of api/schemas/.
+_HAND_PARSED = {"NewVersion", "WrapRequest", "NewContainer", "ContainerSecretRef", "ContainerConsumer", "NewOrder"}
+_HAND_PARSED |= {"NewTransportKey"}
+
+
+def _request_bodies() -> dict[tuple[str, str], str]:
+    """(path, method) -> the component name of the operation's JSON request body."""
+    bodies = {}
+    for path, item in openapi_document()["paths"].items():
+        for method, operation in item.items():
+            content = operation.get("requestBody", {}).get("content", {}) if method in _DOC_METHODS else {}
+            if "application/json" in content:
+                bodies[(path, method)] = content["application/json"]["schema"]["$ref"].rsplit("/", 1)[1]
+    return bodies
+
+
+def test_every_request_body_is_the_schema_its_route_validates_with(
+    app_client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    headers = {"X-Project-Id": "bodies"}
+    secret = app_client.post("/v1/secrets", json={"name": "s"}, headers=headers).json()["secret_ref"]
+    container = app_client.post("/v1/containers", json={"type": "generic"}, headers=headers).json()["container_ref"]
+    concrete = {
+        "{secret_id}": secret.rsplit("/", 1)[1],
+        "{container_id}": container.rsplit("/", 1)[1],
+        "{key}": "k",
+        "{project_id}": "bodies",
+    }
+    used: list[RequestSchema] = []
+    validate = RequestSchema.validate
+
+    def recording(self: RequestSchema, body: Any) -> Any:
+        used.append(self)
+        return validate(self, body)
+
+    monkeypatch.setattr(RequestSchema, "validate", recording)
+    components = openapi_document()["components"]["schemas"]
+    checked = set()
+    for (path, method), name in _request_bodies().items():
+        if name in _HAND_PARSED:
+            continue
+        assert name in REQUEST_BODIES, f"{method} {path}: {name} is not a schema of api/schemas"
+        url = path
+        for placeholder, value in concrete.items():
+            url = url.replace(placeholder, value)
+        used.clear()
+        r = app_client.request(method.upper(), url, json={"unknown": 1}, headers=headers)
+        assert r.status_code < 500, (method, path, r.text)
+        assert used and used[0].schema is components[name], f"{method} {path} does not validate with {name}"
+        checked.add(name)
+    assert checked == set(REQUEST_BODIES), "a request schema that no route shows"

@@ -12,6 +12,9 @@ from functools import cache
 from typing import Any
 
 import donjon
+from donjon.api import secret_metadata
+from donjon.api.schemas import acls, consumers, metadata, quotas, secrets
+from donjon.api.schemas._adapter import RequestSchema
 
 JSON = "application/json"
 Schema = dict[str, Any]
@@ -75,7 +78,21 @@ _CONTAINER_CONSUMER: Schema = {
     "properties": {"name": _str(36), "URL": _str(255)},
 }
 
+# The request bodies, each the very schema object its route validates with (api/schemas/): documented is
+# accepted. tests/test_openapi.py checks that each route validates with the one its operation shows.
+REQUEST_BODIES: dict[str, RequestSchema] = {
+    "NewSecret": secrets.SECRET,
+    "NewMetadata": metadata.SECRET_METADATA,
+    "NewMetadatum": metadata.SECRET_METADATUM,
+    "NewSecretConsumer": consumers.SECRET_CONSUMER,
+    "NewACL": acls.ACL,
+    "NewProjectQuotas": quotas.PROJECT_QUOTAS,
+}
+
 SCHEMAS: dict[str, Schema] = {
+    **{name: body.schema for name, body in REQUEST_BODIES.items()},
+    "Metadata": secret_metadata.METADATA,
+    "Metadatum": secret_metadata.METADATUM,
     "Live": {
         "type": "object",
         "required": ["status"],
@@ -157,35 +174,6 @@ SCHEMAS: dict[str, Schema] = {
         "properties": {"code": {"type": "integer"}, "title": {"type": "string"}, "description": _str(nullable=True)},
     },
     "Ref": {"type": "object", "additionalProperties": {"type": "string", "format": "uri"}},
-    "NewSecret": {
-        "type": "object",
-        "properties": {
-            "name": _str(255, nullable=True),
-            "secret_type": {"enum": ["symmetric", "public", "private", "passphrase", "certificate", "opaque"]},
-            "algorithm": _str(255),
-            "bit_length": {"type": "integer", "minimum": 1, "maximum": 32767},
-            "mode": _str(255),
-            "expiration": {"type": "string", "description": "ISO-8601, in the future"},
-            "payload": {"type": "string", "description": "stored byte-exact; base64 for binary content types"},
-            "payload_content_type": {
-                "enum": [
-                    "text/plain",
-                    "text/plain;charset=utf-8",
-                    "text/plain; charset=utf-8",
-                    "application/octet-stream",
-                    "application/pkcs8",
-                    None,
-                ]
-            },
-            "payload_content_encoding": {"enum": ["base64"]},
-            "max_reads": {
-                "type": "integer",
-                "minimum": 1,
-                "maximum": 1000000,
-                "description": "donjon extension: the payload is served this many times, then deleted",
-            },
-        },
-    },
     "NewVersion": {
         "type": "object",
         "required": ["payload", "payload_content_type"],
@@ -307,16 +295,6 @@ SCHEMAS: dict[str, Schema] = {
     "SecretList": _page("secrets", _ref("Secret")),
     "SecretConsumerList": _page("consumers", _listed(_CONSUMER)),
     "ContainerConsumerList": _page("consumers", _listed(_CONTAINER_CONSUMER)),
-    "Metadata": {
-        "type": "object",
-        "required": ["metadata"],
-        "properties": {"metadata": {"type": "object", "additionalProperties": _str(255)}},
-    },
-    "Metadatum": {
-        "type": "object",
-        "required": ["key", "value"],
-        "properties": {"key": {"type": "string", "pattern": "^[A-Za-z0-9_-]+$"}, "value": _str(255)},
-    },
     # What GET answers: the stored ACL, or Barbican's default when none is stored.
     "ACL": {
         "type": "object",
@@ -332,25 +310,6 @@ SCHEMAS: dict[str, Schema] = {
                     "users": {"type": "array", "items": {"type": "string"}},
                     "created": _TIMESTAMP,
                     "updated": _TIMESTAMP,
-                },
-            }
-        },
-    },
-    # What PUT and PATCH take: Barbican's ACLValidator (only "read"; no other key at either level), each user
-    # id checked (Barbican's draft-4 tuple form checks only the first).
-    "NewACL": {
-        "type": "object",
-        "additionalProperties": False,
-        "properties": {
-            "read": {
-                "type": "object",
-                "additionalProperties": False,
-                "properties": {
-                    "users": {
-                        "type": "array",
-                        "items": {"type": "string", "maxLength": 255, "pattern": "\\S", "description": "no NUL"},
-                    },
-                    "project-access": {"type": "boolean"},
                 },
             }
         },
@@ -768,9 +727,9 @@ def _paths() -> dict[str, Schema]:
         "/v1/secrets/{secret_id}/metadata": {
             "parameters": [secret],
             "get": _op("User metadata", {"200": _json("metadata", "Metadata")}),
-            "put": _op("Replace user metadata", {"201": _json("metadata_ref", "Ref")}, body="Metadata"),
+            "put": _op("Replace user metadata", {"201": _json("metadata_ref", "Ref")}, body="NewMetadata"),
             "post": _op(
-                "Add one key", {"201": _json("the key", "Metadatum"), "409": _error("exists")}, body="Metadatum"
+                "Add one key", {"201": _json("the key", "Metadatum"), "409": _error("exists")}, body="NewMetadatum"
             ),
         },
         "/v1/secrets/{secret_id}/metadata/{key}": {
@@ -779,15 +738,17 @@ def _paths() -> dict[str, Schema]:
             "put": _op(
                 "Update one key",
                 {"200": _json("the key", "Metadatum"), "409": _error("the body names another key")},
-                body="Metadatum",
+                body="NewMetadatum",
             ),
             "delete": _op("Remove one key", _NO_CONTENT),
         },
         "/v1/secrets/{secret_id}/consumers": {
             "parameters": [secret],
             "get": _op("Consumers", {"200": _json("a page", "SecretConsumerList")}, params=_PAGING),
-            "post": _op("Register a consumer", {"200": _with_location(_json("the secret", "Secret"))}, body="Consumer"),
-            "delete": _op("Remove a consumer", {"200": _json("the secret", "Secret")}, body="Consumer"),
+            "post": _op(
+                "Register a consumer", {"200": _with_location(_json("the secret", "Secret"))}, body="NewSecretConsumer"
+            ),
+            "delete": _op("Remove a consumer", {"200": _json("the secret", "Secret")}, body="NewSecretConsumer"),
         },
         "/v1/secrets/{secret_id}/acl": {"parameters": [secret], **_ACL},
         "/v1/containers": {
@@ -848,7 +809,7 @@ def _paths() -> dict[str, Schema]:
         "/v1/project-quotas/{project_id}": {
             "parameters": [_path_param("project_id")],
             "get": _op("A project's overrides", {"200": _json("project_quotas", "ProjectQuotas")}),
-            "put": _op("Set overrides (given keys only)", _NO_CONTENT, body="Quotas"),
+            "put": _op("Set overrides (given keys only)", _NO_CONTENT, body="NewProjectQuotas"),
             "delete": _op("Remove the overrides", _NO_CONTENT),
         },
         # One route serves the whole subtree, as Barbican's controllers do: {path} is "global-default",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import astuple
+from typing import Any
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -13,6 +14,23 @@ from donjon.api.guard import secret_first
 from donjon.api.representations import secret_ref
 from donjon.api.schemas.metadata import all_metadata, one_metadatum
 from donjon.errors import Conflict
+
+# The answers' shapes (api/openapi.py): the user metadata, and one key.
+METADATA: dict[str, Any] = {
+    "type": "object",
+    "required": ["metadata"],
+    "additionalProperties": False,
+    "properties": {"metadata": {"type": "object", "additionalProperties": {"type": "string", "maxLength": 255}}},
+}
+METADATUM: dict[str, Any] = {
+    "type": "object",
+    "required": ["key", "value"],
+    "additionalProperties": False,
+    "properties": {
+        "key": {"type": "string", "pattern": "^[a-z0-9_-]+$"},
+        "value": {"type": "string", "maxLength": 255},
+    },
+}
 
 
 @operation("Secret metadata retrieval")
