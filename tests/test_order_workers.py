@@ -21,11 +21,12 @@ import httpx
 import pytest
 from sqlalchemy import func, select, update
 
+from donjon.api.schemas.orders import new_order
 from donjon.auth import Caller
 from donjon.config import OrderConfig, QuotaConfig
 from donjon.keystores import open_keystore
 from donjon.policy import Policy
-from donjon.services.orders import ClaimLost, OrderProcessor, OrderService, parse_order
+from donjon.services.orders import ClaimLost, OrderProcessor, OrderService
 from donjon.services.project_keys import ProjectKeys
 from donjon.services.quotas import Quotas
 from donjon.services.rotation import KekRotation
@@ -84,7 +85,7 @@ def make_node(quiet_url: str, tmp_path: Path, clock: MovableClock) -> Iterator[A
 
 def queue(node: Node, project: str, body: dict[str, Any], count: int) -> list[str]:
     caller = Caller(project, "creator", ("member",))
-    return [node.orders.create(caller, parse_order(body, now=utcnow())) for _ in range(count)]
+    return [node.orders.create(caller, new_order(body, now=utcnow())) for _ in range(count)]
 
 
 def rows(node: Node, project: str) -> list[Any]:

@@ -19,12 +19,12 @@ from sqlalchemy import select
 
 from donjon.api.app import build_context
 from donjon.api.common import AppContext
+from donjon.api.schemas.orders import new_order
 from donjon.api.schemas.secrets import new_secret
 from donjon.auth import Caller
 from donjon.config import KeystoreConfig, Settings
 from donjon.keystores.file import add_root_key, retire_root_keys
 from donjon.keystores.keyring import open_chain
-from donjon.services.orders import parse_order
 from donjon.services.payload_store import PayloadStore
 from donjon.services.project_keys import ProjectKeys
 from donjon.services.rotation import KekRotation, RootRotation
@@ -249,7 +249,7 @@ def test_a_write_sealed_under_a_kek_retired_meanwhile_is_sealed_again_under_the_
     assert server.context.versions.rotate(caller, first, body) == 2
     assert kek_of(secrets, first) == kek
     kek = retire()
-    order = parse_order(
+    order = new_order(
         {"type": "asymmetric", "meta": {"algorithm": "rsa", "bit_length": 2048, "passphrase": "pw"}}, now=utcnow()
     )
     assert kek_of(orders, server.context.orders.create(caller, order)) == kek

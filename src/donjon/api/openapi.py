@@ -13,7 +13,7 @@ from typing import Any
 
 import donjon
 from donjon.api import secret_metadata
-from donjon.api.schemas import acls, consumers, metadata, quotas, secrets
+from donjon.api.schemas import acls, consumers, metadata, orders, quotas, secrets
 from donjon.api.schemas._adapter import RequestSchema
 
 JSON = "application/json"
@@ -87,6 +87,7 @@ REQUEST_BODIES: dict[str, RequestSchema] = {
     "NewSecretConsumer": consumers.SECRET_CONSUMER,
     "NewACL": acls.ACL,
     "NewProjectQuotas": quotas.PROJECT_QUOTAS,
+    "NewOrder": orders.ORDER,
 }
 
 SCHEMAS: dict[str, Schema] = {
@@ -351,21 +352,6 @@ SCHEMAS: dict[str, Schema] = {
         },
     },
     "ContainerList": _page("containers", _ref("Container")),
-    "NewOrder": {
-        "type": "object",
-        "required": ["type", "meta"],
-        "properties": {
-            "type": {"enum": ["key", "asymmetric", "password"]},
-            "meta": {
-                "type": "object",
-                "description": (
-                    "key/asymmetric: name, algorithm, bit_length, mode, expiration, payload_content_type, and for "
-                    "asymmetric passphrase (or pass_phrase). password (donjon extension): name, length (8-4096), "
-                    "character_classes (lower, upper, digits, symbols), exclude, expiration."
-                ),
-            },
-        },
-    },
     "Order": {
         "type": "object",
         "required": ["order_ref", "type", "status", "meta", "created", "updated"],

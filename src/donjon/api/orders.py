@@ -22,8 +22,9 @@ from donjon.api.common import (
 from donjon.api.containers import container_ref
 from donjon.api.guard import rule_first
 from donjon.api.representations import secret_ref
+from donjon.api.schemas.orders import new_order
 from donjon.errors import MethodNotAllowed
-from donjon.services.orders import ACTIVE, OrderRecord, parse_order
+from donjon.services.orders import ACTIVE, OrderRecord
 from donjon.timeutil import isoformat
 
 
@@ -61,7 +62,7 @@ async def create_order(request: Request) -> Response:
     caller = await authenticate(request)
     context = ctx(request)
     async with rule_first(request, caller, "orders:post", "Order creation"):
-        order = parse_order(await read_json(request), now=context.clock.now())
+        order = new_order(await read_json(request), now=context.clock.now())
     order_id = await run_in_threadpool(context.orders.create, caller, order)
     worker = context.order_worker
     if worker is not None:

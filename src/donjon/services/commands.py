@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -54,3 +55,10 @@ class Metadatum:
 
     key: str
     value: str
+
+
+@dataclass(frozen=True)
+class NewOrder:
+    type: str
+    meta: dict[str, Any]  # as stored and shown back: never holds a passphrase
+    passphrase: str | None = field(default=None, repr=False)

@@ -15,8 +15,6 @@ from __future__ import annotations
 import json
 import logging
 import uuid
-from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 from donjon.auth import Caller
@@ -26,12 +24,12 @@ from donjon.errors import InvalidInput, NotFound
 from donjon.observability import metrics
 from donjon.policy import Policy, Target
 from donjon.services import payloads
+from donjon.services.commands import NewOrder, NewSecret
 from donjon.services.payload_store import PayloadStore
 from donjon.services.project_keys import KekRetired, ProjectKeys
 from donjon.services.quotas import Quotas
 from donjon.services.sealing import new_secret_record
 from donjon.services.stores import SecretStoreService
-from donjon.services.validation import NewSecret, optional_string, schema_error, secret_attributes
 from donjon.storage import containers as container_repo
 from donjon.storage import orders as repo
 from donjon.storage import secrets as secret_repo
@@ -42,97 +40,24 @@ from donjon.storage.orders import ACTIVE as ACTIVE
 from donjon.storage.orders import OrderRecord as OrderRecord
 from donjon.storage.records import SecretRecord
 from donjon.stores import DATABASE
-from donjon.timeutil import SYSTEM_CLOCK, Clock, isoformat
+from donjon.timeutil import SYSTEM_CLOCK, Clock
 
 log = logging.getLogger("donjon.orders")
 
 BARBICAN_TYPES = ("key", "asymmetric")
 TYPES = (*BARBICAN_TYPES, "password")
-_KEY_META = ("name", "algorithm", "bit_length", "mode", "expiration", "payload_content_type")
 
 
-@dataclass(frozen=True)
-class NewOrder:
-    type: str
-    meta: dict[str, Any]  # as stored and shown back: never holds a passphrase
-    passphrase: str | None = None
+# The character classes of a password order (donjon extension).
+PASSWORD_CLASSES = tuple(generation.CHARACTER_CLASSES)
 
 
-def parse_order(body: Any, *, now: datetime) -> NewOrder:
-    if not isinstance(body, dict):
-        raise schema_error("Order", "the body is not a JSON object")
-    type_ = body.get("type")
-    if not isinstance(type_, str) or type_ not in TYPES:
-        raise schema_error("Order", f"{type_!r} is not one of {list(TYPES)}", "type")
-    meta = body.get("meta")
-    if not isinstance(meta, dict):
-        raise schema_error("Order", "'meta' is a required property", "meta")
-    if type_ == "password":
-        return NewOrder(type_, _password_meta(meta, now))
-    if "payload" in meta:
-        raise schema_error("Order", "'payload' is not allowed in an order", "payload")
-    attrs = secret_attributes(meta, "Order", now=now)
-    if not attrs["algorithm"]:
-        raise schema_error("Order", "'algorithm' is a required property", "algorithm")
-    if attrs["bit_length"] is None:
-        raise schema_error("Order", "'bit_length' is a required property", "bit_length")
-    if attrs["bit_length"] % 8:
-        raise InvalidInput("Provided field value is not supported: bit_length must be a multiple of 8")
-    content_type = optional_string(meta, "payload_content_type", "Order", nullable=True)
-    if content_type:
-        payloads.normalize_content_type(content_type, "Secret' within 'Order")
-    stored: dict[str, Any] = {
-        "name": attrs["name"],
-        "algorithm": meta["algorithm"].strip(),
-        "bit_length": attrs["bit_length"],
-        "expiration": isoformat(attrs["expiration"]),
-        "payload_content_type": content_type or payloads.OCTET_STREAM,
-    }
-    if attrs["mode"]:
-        stored["mode"] = attrs["mode"]
-    passphrase = None
-    if type_ == "asymmetric":
-        # Barbican reads "passphrase"; python-barbicanclient sends "pass_phrase": both work here.
-        for key in ("passphrase", "pass_phrase"):
-            value = meta.get(key)
-            if value is not None:
-                if not isinstance(value, str) or not value:
-                    raise schema_error("Order", f"'{key}' must be a non-empty string", key)
-                passphrase = value
-    return NewOrder(type_, stored, passphrase)
-
-
-def _password_meta(meta: dict[str, Any], now: datetime) -> dict[str, Any]:
-    name = optional_string(meta, "name", "Order", nullable=True)
-    length = meta.get("length", 32)
-    if isinstance(length, bool) or not isinstance(length, int) or not 8 <= length <= 4096:
-        raise schema_error("Order", "'length' must be an integer from 8 to 4096", "length")
-    classes = meta.get("character_classes", list(generation.CHARACTER_CLASSES))
-    if (
-        not isinstance(classes, list)
-        or not classes
-        or any(c not in generation.CHARACTER_CLASSES for c in classes)
-        or len(set(classes)) != len(classes)
-    ):
-        raise schema_error(
-            "Order", f"'character_classes' must be a list of {list(generation.CHARACTER_CLASSES)}", "character_classes"
-        )
-    exclude = meta.get("exclude", "")
-    if not isinstance(exclude, str) or len(exclude) > 255:
-        raise schema_error("Order", "'exclude' must be a string of at most 255 characters", "exclude")
-    policy = generation.PasswordPolicy(length=length, classes=tuple(classes), exclude=exclude)
+def check_password_policy(length: int, classes: tuple[str, ...], exclude: str) -> None:
+    """400 for a password policy no password can satisfy (every character of a class excluded)."""
     try:
-        policy.alphabets()
+        generation.PasswordPolicy(length=length, classes=classes, exclude=exclude).alphabets()
     except generation.UnsupportedGeneration as exc:
         raise InvalidInput(f"Provided field value is not supported: {exc}") from None
-    attrs = secret_attributes({k: meta[k] for k in ("expiration",) if k in meta}, "Order", now=now)
-    return {
-        "name": name,
-        "length": length,
-        "character_classes": classes,
-        "exclude": exclude,
-        "expiration": isoformat(attrs["expiration"]),
-    }
 
 
 class OrderService:

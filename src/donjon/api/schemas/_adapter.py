@@ -67,14 +67,24 @@ class RequestSchema:
         own = self._wording(error) if self._wording is not None else None
         if own is not None:
             return InvalidInput(f"Provided object does not match schema '{self.name}': {own}")
-        path = error.schema_path
-        prop = str(path[1]) if len(path) > 1 else None
+        prop = _invalid_property(error)
         message = error.message
         if any(step in self._secret for step in error.absolute_path):
             message = _redacted(error, prop)
         return InvalidInput(
             f"Provided object does not match schema '{self.name}': {message}. Invalid property: '{prop}'"
         )
+
+
+def _invalid_property(error: ValidationError) -> str | None:
+    """Barbican's: the second step of the schema path (``properties``, then the name). Under a schema's
+    ``allOf`` (an order's meta, chosen by its type) that step is an index: the deepest named step of the
+    instance path is the property then."""
+    path = error.schema_path
+    if len(path) > 1 and isinstance(path[1], str):
+        return path[1]
+    named = [step for step in error.absolute_path if isinstance(step, str)]
+    return named[-1] if named and len(path) > 1 else None
 
 
 def _redacted(error: ValidationError, prop: str | None) -> str:
