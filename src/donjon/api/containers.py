@@ -21,12 +21,8 @@ from donjon.api.common import (
 )
 from donjon.api.guard import container_first, rule_first
 from donjon.api.representations import consumer_location, secret_ref
-from donjon.services.containers import (
-    ContainerView,
-    consumer_fields,
-    container_secret_ref,
-    parse_container,
-)
+from donjon.api.schemas.containers import container_consumer, container_secret, new_container
+from donjon.services.containers import ContainerView
 from donjon.timeutil import isoformat
 
 
@@ -54,7 +50,7 @@ async def create_container(request: Request) -> Response:
     caller = await authenticate(request)
     base = base_url(request)
     async with rule_first(request, caller, "containers:post", "Container creation"):
-        new = parse_container(await read_json(request), base)
+        new = new_container(await read_json(request), base)
     container_id = await run_in_threadpool(ctx(request).containers.create, caller, new)
     ref = container_ref(base, container_id)
     return json_response({"container_ref": ref}, status=201, headers={"Location": ref})
@@ -96,7 +92,7 @@ async def add_secret(request: Request) -> Response:
     caller = await authenticate(request)
     base = base_url(request)
     async with container_first(request, caller, "container_secret:post", "Container Secret creation"):
-        ref = container_secret_ref(await read_json(request), base)
+        ref = container_secret(await read_json(request), base)
     container_id = request.path_params["container_id"]
     await run_in_threadpool(ctx(request).containers.add_secret, caller, container_id, ref)
     location = container_ref(base, container_id)
@@ -107,7 +103,7 @@ async def add_secret(request: Request) -> Response:
 async def remove_secret(request: Request) -> Response:
     caller = await authenticate(request)
     async with container_first(request, caller, "container_secret:delete", "Container Secret deletion"):
-        ref = container_secret_ref(await read_json(request), base_url(request))
+        ref = container_secret(await read_json(request), base_url(request))
     await run_in_threadpool(ctx(request).containers.remove_secret, caller, request.path_params["container_id"], ref)
     return Response(status_code=204)
 
@@ -139,7 +135,7 @@ async def list_consumers(request: Request) -> Response:
 async def add_consumer(request: Request) -> Response:
     caller = await authenticate(request)
     async with container_first(request, caller, "container_consumers:post", "Container consumer creation"):
-        name, url = consumer_fields(await read_json(request))
+        name, url = container_consumer(await read_json(request))
     view = await run_in_threadpool(
         ctx(request).containers.add_consumer, caller, request.path_params["container_id"], name, url
     )
@@ -152,7 +148,7 @@ async def add_consumer(request: Request) -> Response:
 async def remove_consumer(request: Request) -> Response:
     caller = await authenticate(request)
     async with container_first(request, caller, "container_consumers:delete", "Container consumer deletion"):
-        name, url = consumer_fields(await read_json(request))
+        name, url = container_consumer(await read_json(request))
     view = await run_in_threadpool(
         ctx(request).containers.remove_consumer, caller, request.path_params["container_id"], name, url
     )

@@ -13,7 +13,7 @@ from typing import Any
 
 import donjon
 from donjon.api import secret_metadata
-from donjon.api.schemas import acls, consumers, metadata, orders, quotas, secrets
+from donjon.api.schemas import acls, consumers, containers, metadata, orders, quotas, secrets
 from donjon.api.schemas._adapter import RequestSchema
 
 JSON = "application/json"
@@ -88,6 +88,9 @@ REQUEST_BODIES: dict[str, RequestSchema] = {
     "NewACL": acls.ACL,
     "NewProjectQuotas": quotas.PROJECT_QUOTAS,
     "NewOrder": orders.ORDER,
+    "NewContainer": containers.CONTAINER,
+    "NewContainerSecret": containers.CONTAINER_SECRET,
+    "NewContainerConsumer": containers.CONTAINER_CONSUMER,
 }
 
 SCHEMAS: dict[str, Schema] = {
@@ -315,18 +318,11 @@ SCHEMAS: dict[str, Schema] = {
             }
         },
     },
-    "NewContainer": {
-        "type": "object",
-        "required": ["type"],
-        "properties": {
-            "name": _str(255, nullable=True),
-            "type": {"enum": ["generic", "rsa", "certificate"]},
-            "secret_refs": {"type": "array", "items": _ref("ContainerSecretRef")},
-        },
-    },
+    # A container's secret as its answers show it.
     "ContainerSecretRef": {
         "type": "object",
-        "required": ["secret_ref"],
+        "required": ["name", "secret_ref"],
+        "additionalProperties": False,
         "properties": {"name": _str(255, nullable=True), "secret_ref": {"type": "string", "format": "uri"}},
     },
     "NewTransportKey": {
@@ -755,9 +751,9 @@ def _paths() -> dict[str, Schema]:
             "post": _op(
                 "Add a secret to a generic container",
                 {**_CREATED, "409": _error("already in the container")},
-                body="ContainerSecretRef",
+                body="NewContainerSecret",
             ),
-            "delete": _op("Remove a secret from a generic container", _NO_CONTENT, body="ContainerSecretRef"),
+            "delete": _op("Remove a secret from a generic container", _NO_CONTENT, body="NewContainerSecret"),
         },
         "/v1/containers/{container_id}/consumers": {
             "parameters": [container],
@@ -765,9 +761,11 @@ def _paths() -> dict[str, Schema]:
             "post": _op(
                 "Register a consumer",
                 {"200": _with_location(_json("the container", "Container"))},
-                body="ContainerConsumer",
+                body="NewContainerConsumer",
             ),
-            "delete": _op("Remove a consumer", {"200": _json("the container", "Container")}, body="ContainerConsumer"),
+            "delete": _op(
+                "Remove a consumer", {"200": _json("the container", "Container")}, body="NewContainerConsumer"
+            ),
         },
         "/v1/containers/{container_id}/acl": {"parameters": [container], **_ACL},
         "/v1/orders": {

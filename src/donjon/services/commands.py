@@ -62,3 +62,18 @@ class NewOrder:
     type: str
     meta: dict[str, Any]  # as stored and shown back: never holds a passphrase
     passphrase: str | None = field(default=None, repr=False)
+
+
+@dataclass(frozen=True)
+class ContainerSecretRef:
+    """A secret in a container: its name there (None for a generic container's unnamed one) and its id."""
+
+    name: str | None
+    secret_id: str
+
+
+@dataclass(frozen=True)
+class NewContainer:
+    name: str | None
+    type: str
+    refs: list[ContainerSecretRef]

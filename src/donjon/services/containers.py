@@ -10,26 +10,20 @@ from donjon.auth import Caller
 from donjon.errors import Conflict, InvalidInput, NotFound
 from donjon.policy import Policy
 from donjon.services import access
+from donjon.services.commands import ContainerSecretRef, NewContainer
 from donjon.services.quotas import Quotas
-from donjon.services.validation import has_nul, is_canonical_uuid4, optional_string, schema_error
+from donjon.services.validation import is_canonical_uuid4
 from donjon.storage import containers as repo
 from donjon.storage import secrets as secret_repo
 from donjon.storage.database import Database
 from donjon.timeutil import SYSTEM_CLOCK, Clock
 
 TYPES = ("generic", "rsa", "certificate")
-_ALLOWED_NAMES = {
+ALLOWED_NAMES = {
     "rsa": {"public_key", "private_key", "private_key_passphrase"},
     "certificate": {"certificate", "private_key", "private_key_passphrase", "intermediates"},
 }
-_REQUIRED_NAMES = {"rsa": {"public_key", "private_key"}, "certificate": {"certificate"}}
-
-
-@dataclass(frozen=True)
-class NewContainer:
-    name: str | None
-    type: str
-    refs: list[repo.ContainerSecret]
+REQUIRED_NAMES = {"rsa": {"public_key", "private_key"}, "certificate": {"certificate"}}
 
 
 @dataclass(frozen=True)
@@ -37,50 +31,6 @@ class ContainerView:
     container: repo.ContainerRecord
     secrets: list[repo.ContainerSecret]
     consumers: list[repo.ContainerConsumer]
-
-
-def secret_id_of(ref: str, base_url: str) -> str:
-    """The id at the end of a secret ref, which must point at this server (spec §5.2)."""
-    if not ref.startswith(f"{base_url}/"):
-        raise InvalidInput(f"Provided field value is not supported: secret_ref {ref!r} is not a ref of this server")
-    return ref.rstrip("/").rsplit("/", 1)[-1]
-
-
-def _ref(item: Any, base_url: str) -> repo.ContainerSecret:
-    if not isinstance(item, dict):
-        raise schema_error("Container", "secret_refs items must be objects", "secret_refs")
-    ref = item.get("secret_ref")
-    if not isinstance(ref, str) or not ref.strip():
-        raise schema_error("Container", "'secret_ref' is a required property", "secret_ref")
-    name = optional_string(item, "name", "Container", nullable=True)
-    return repo.ContainerSecret(name, secret_id_of(ref.strip(), base_url))
-
-
-def parse_container(body: Any, base_url: str) -> NewContainer:
-    if not isinstance(body, dict):
-        raise schema_error("Container", "the body is not a JSON object")
-    type_ = body.get("type")
-    if type_ not in TYPES:
-        raise schema_error("Container", f"{type_!r} is not one of {list(TYPES)}", "type")
-    name = optional_string(body, "name", "Container", nullable=True)
-    raw = body.get("secret_refs", [])
-    if not isinstance(raw, list):
-        raise schema_error("Container", "'secret_refs' must be a list", "secret_refs")
-    refs = [_ref(item, base_url) for item in raw]
-    names = [r.name or "" for r in refs]
-    if len(set(names)) != len(names):
-        raise InvalidInput("Duplicate reference names are not allowed.")
-    if len({r.secret_id for r in refs}) != len(refs):
-        raise InvalidInput("Duplicate secret ids are not allowed.")
-    if type_ in _ALLOWED_NAMES:
-        unknown = set(names) - _ALLOWED_NAMES[type_]
-        missing = _REQUIRED_NAMES[type_] - set(names)
-        if unknown or missing:
-            raise InvalidInput(
-                f"Provided object does not match schema 'Container': a {type_} container takes the secret names "
-                f"{sorted(_ALLOWED_NAMES[type_])} and requires {sorted(_REQUIRED_NAMES[type_])}"
-            )
-    return NewContainer(name, type_, refs)
 
 
 class ContainerService:
@@ -104,7 +54,7 @@ class ContainerService:
                 ):
                     raise NotFound(f"Secret provided for '{ref.name or ''}' doesn't exist.")
             self._quotas.check(conn, caller.project_id, "containers", repo.count_containers)
-            repo.insert_container(conn, record, new.refs)
+            repo.insert_container(conn, record, [repo.ContainerSecret(r.name, r.secret_id) for r in new.refs])
         return record.id
 
     def _view(self, conn: Any, record: repo.ContainerRecord) -> ContainerView:
@@ -138,7 +88,7 @@ class ContainerService:
             )
             repo.delete_container(conn, record.id)
 
-    def add_secret(self, caller: Caller, container_id: str, ref: repo.ContainerSecret) -> None:
+    def add_secret(self, caller: Caller, container_id: str, ref: ContainerSecretRef) -> None:
         now = self._clock.now()
         with self._db.write() as conn:
             record = access.container_for(
@@ -150,10 +100,10 @@ class ContainerService:
                 conn, caller.project_id, ref.secret_id, now
             ):
                 raise NotFound("Secret provided doesn't exist.")
-            if not repo.add_secret(conn, record.id, ref, now):
+            if not repo.add_secret(conn, record.id, repo.ContainerSecret(ref.name, ref.secret_id), now):
                 raise Conflict("Secret already exists in the container.")
 
-    def remove_secret(self, caller: Caller, container_id: str, ref: repo.ContainerSecret) -> None:
+    def remove_secret(self, caller: Caller, container_id: str, ref: ContainerSecretRef) -> None:
         now = self._clock.now()
         with self._db.write() as conn:
             record = access.container_for(
@@ -196,23 +146,3 @@ class ContainerService:
             if not repo.remove_consumer(conn, record.id, name, url):
                 raise NotFound("Consumer not found.")
             return self._view(conn, record)
-
-
-def consumer_fields(body: Any) -> tuple[str, str]:
-    if not isinstance(body, dict):
-        raise schema_error("Container Consumer", "the body is not a JSON object")
-    name, url = body.get("name"), body.get("URL")
-    if not isinstance(name, str) or not 1 <= len(name.strip()) <= 36:
-        raise schema_error("Container Consumer", "'name' must be 1 to 36 characters", "name")
-    if not isinstance(url, str) or not 1 <= len(url.strip()) <= 255:
-        raise schema_error("Container Consumer", "'URL' must be 1 to 255 characters", "URL")
-    for key, value in (("name", name), ("URL", url)):
-        if has_nul(value):
-            raise schema_error("Container Consumer", f"'{key}' must not contain NUL characters", key)
-    return name.strip(), url.strip()
-
-
-def container_secret_ref(body: Any, base_url: str) -> repo.ContainerSecret:
-    if not isinstance(body, dict):
-        raise schema_error("Container Secret", "the body is not a JSON object")
-    return _ref(body, base_url)
