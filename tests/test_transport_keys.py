@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import pytest
 
+from donjon.api.schemas.transport_keys import new_transport_key
 from donjon.errors import InvalidInput
-from donjon.services.transport_keys import parse_transport_key
 from tests.conftest import BASE, Api
 
 KEY = {"plugin_name": "kmip", "transport_key": "-----BEGIN PUBLIC KEY-----\nMIIB\n-----END PUBLIC KEY-----"}
@@ -83,9 +83,9 @@ def test_invalid_keys_are_400_and_write_nothing(api: Api, body: object) -> None:
 
 def test_a_key_past_the_column_is_refused() -> None:
     """MariaDB's TEXT holds 65 535 bytes: more is 400 (only reachable with a larger limits.max_request_bytes)."""
-    assert parse_transport_key({"plugin_name": "p", "transport_key": "é" * 32767})[1] == "é" * 32767
+    assert new_transport_key({"plugin_name": "p", "transport_key": "é" * 32767})[1] == "é" * 32767
     with pytest.raises(InvalidInput, match="longer than 65535 bytes"):
-        parse_transport_key({"plugin_name": "p", "transport_key": "é" * 32768})
+        new_transport_key({"plugin_name": "p", "transport_key": "é" * 32768})
 
 
 def test_malformed_ids_are_404_before_policy(api: Api) -> None:

@@ -13,7 +13,7 @@ from typing import Any
 
 import donjon
 from donjon.api import secret_metadata
-from donjon.api.schemas import acls, consumers, containers, metadata, orders, quotas, secrets
+from donjon.api.schemas import acls, consumers, containers, metadata, orders, quotas, secrets, transport_keys
 from donjon.api.schemas._adapter import RequestSchema
 
 JSON = "application/json"
@@ -91,6 +91,7 @@ REQUEST_BODIES: dict[str, RequestSchema] = {
     "NewContainer": containers.CONTAINER,
     "NewContainerSecret": containers.CONTAINER_SECRET,
     "NewContainerConsumer": containers.CONTAINER_CONSUMER,
+    "NewTransportKey": transport_keys.TRANSPORT_KEY,
 }
 
 SCHEMAS: dict[str, Schema] = {
@@ -324,11 +325,6 @@ SCHEMAS: dict[str, Schema] = {
         "required": ["name", "secret_ref"],
         "additionalProperties": False,
         "properties": {"name": _str(255, nullable=True), "secret_ref": {"type": "string", "format": "uri"}},
-    },
-    "NewTransportKey": {
-        "type": "object",
-        "required": ["plugin_name", "transport_key"],
-        "properties": {"plugin_name": _str(255), "transport_key": {"type": "string"}},
     },
     "ContainerConsumer": _CONTAINER_CONSUMER,
     "Container": {

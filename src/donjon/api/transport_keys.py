@@ -19,7 +19,7 @@ from donjon.api.common import (
     read_json,
 )
 from donjon.api.guard import rule_first
-from donjon.services.transport_keys import parse_transport_key
+from donjon.api.schemas.transport_keys import new_transport_key
 
 
 def transport_key_ref(base: str, key_id: str) -> str:
@@ -42,7 +42,7 @@ async def list_transport_keys(request: Request) -> Response:
 async def create_transport_key(request: Request) -> Response:
     caller = await authenticate(request)
     async with rule_first(request, caller, "transport_keys:post", "Transport Key Creation"):
-        plugin_name, key = parse_transport_key(await read_json(request))
+        plugin_name, key = new_transport_key(await read_json(request))
     key_id = await run_in_threadpool(ctx(request).transport_keys.create, caller, plugin_name, key)
     ref = transport_key_ref(base_url(request), key_id)
     return json_response({"transport_key_ref": ref}, status=201, headers={"Location": ref})

@@ -1,46 +1,19 @@
 """Transport keys (spec §10), served as Barbican 23 serves them: opaque cloud-wide rows that an admin
 registers and deletes and any reader lists and reads. No secret store of donjon (nor of Barbican today) uses
-them: ``transport_key_needed`` on a secret stays refused (validation.py).
+them: ``transport_key_needed`` on a secret stays refused (api/schemas/secrets.py).
 """
 
 from __future__ import annotations
 
 import uuid
-from typing import Any
 
 from donjon.auth import Caller
 from donjon.errors import NotFound
 from donjon.policy import Policy
-from donjon.services.validation import has_nul, is_canonical_uuid4, schema_error
+from donjon.services.validation import is_canonical_uuid4
 from donjon.storage import transport_keys as repo
 from donjon.storage.database import Database
 from donjon.timeutil import SYSTEM_CLOCK, Clock
-
-_SCHEMA = "Transport Key"
-MAX_KEY_BYTES = 65_535  # the TEXT column on MariaDB (a 500 there in Barbican)
-
-
-def parse_transport_key(body: Any) -> tuple[str, str]:
-    """Barbican's NewTransportKeyValidator: both strings, non-empty once stripped; donjon also bounds both to
-    their columns and refuses NUL characters (each a 500 from the database in Barbican)."""
-    if not isinstance(body, dict):
-        raise schema_error(_SCHEMA, "the body is not a JSON object")
-    values = []
-    for key in ("plugin_name", "transport_key"):
-        value = body.get(key, "")
-        if not isinstance(value, str):
-            raise schema_error(_SCHEMA, f"{value!r} is not of type 'string'", key)
-        value = value.strip()
-        if not value:
-            raise schema_error(_SCHEMA, f"{key} must be provided", key)
-        if has_nul(value):
-            raise schema_error(_SCHEMA, f"'{key}' must not contain NUL characters", key)
-        values.append(value)
-    if len(values[0]) > 255:
-        raise schema_error(_SCHEMA, "'plugin_name' is longer than 255 characters", "plugin_name")
-    if len(values[1].encode()) > MAX_KEY_BYTES:  # reachable when limits.max_request_bytes is raised
-        raise schema_error(_SCHEMA, f"'transport_key' is longer than {MAX_KEY_BYTES} bytes", "transport_key")
-    return values[0], values[1]
 
 
 class TransportKeyService:
