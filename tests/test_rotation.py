@@ -19,6 +19,7 @@ from sqlalchemy import select
 
 from donjon.api.app import build_context
 from donjon.api.common import AppContext
+from donjon.api.schemas.lifecycle import new_version
 from donjon.api.schemas.orders import new_order
 from donjon.api.schemas.secrets import new_secret
 from donjon.auth import Caller
@@ -245,8 +246,8 @@ def test_a_write_sealed_under_a_kek_retired_meanwhile_is_sealed_again_under_the_
     assert kek_of(secrets, empty.id) == kek
     kek = retire()
     assert server.context.versions is not None
-    body = {"payload": b"v2".hex(), "payload_content_type": "text/plain"}
-    assert server.context.versions.rotate(caller, first, body) == 2
+    new = new_version({"payload": b"v2".hex(), "payload_content_type": "text/plain"}, 10_000)
+    assert server.context.versions.rotate(caller, first, new) == 2
     assert kek_of(secrets, first) == kek
     kek = retire()
     order = new_order(

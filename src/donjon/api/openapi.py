@@ -13,7 +13,7 @@ from typing import Any
 
 import donjon
 from donjon.api import secret_metadata
-from donjon.api.schemas import acls, consumers, containers, metadata, orders, quotas, secrets, transport_keys
+from donjon.api.schemas import acls, consumers, containers, lifecycle, metadata, orders, quotas, secrets, transport_keys
 from donjon.api.schemas._adapter import RequestSchema
 
 JSON = "application/json"
@@ -92,6 +92,8 @@ REQUEST_BODIES: dict[str, RequestSchema] = {
     "NewContainerSecret": containers.CONTAINER_SECRET,
     "NewContainerConsumer": containers.CONTAINER_CONSUMER,
     "NewTransportKey": transport_keys.TRANSPORT_KEY,
+    "NewVersion": lifecycle.SECRET_VERSION,
+    "WrapRequest": lifecycle.WRAP,
 }
 
 SCHEMAS: dict[str, Schema] = {
@@ -179,23 +181,6 @@ SCHEMAS: dict[str, Schema] = {
         "properties": {"code": {"type": "integer"}, "title": {"type": "string"}, "description": _str(nullable=True)},
     },
     "Ref": {"type": "object", "additionalProperties": {"type": "string", "format": "uri"}},
-    "NewVersion": {
-        "type": "object",
-        "required": ["payload", "payload_content_type"],
-        "properties": {
-            "payload": {"type": "string"},
-            "payload_content_type": {
-                "enum": [
-                    "text/plain",
-                    "text/plain;charset=utf-8",
-                    "text/plain; charset=utf-8",
-                    "application/octet-stream",
-                    "application/pkcs8",
-                ]
-            },
-            "payload_content_encoding": {"enum": ["base64"]},
-        },
-    },
     "VersionRef": {
         "type": "object",
         "required": ["secret_ref", "version"],
@@ -253,10 +238,6 @@ SCHEMAS: dict[str, Schema] = {
                 },
             },
         },
-    },
-    "WrapRequest": {
-        "type": "object",
-        "properties": {"ttl": {"type": "integer", "minimum": 1, "description": "seconds (default 300)"}},
     },
     "WrapToken": {
         "type": "object",

@@ -16,6 +16,7 @@ from starlette.responses import Response
 from donjon.api.common import authenticate, base_url, ctx, json_response, operation, read_json
 from donjon.api.guard import secret_first
 from donjon.api.representations import secret_ref
+from donjon.api.schemas.lifecycle import new_version
 from donjon.services.versions import SecretVersions
 from donjon.timeutil import isoformat
 
@@ -30,10 +31,10 @@ def _service(request: Request) -> SecretVersions:
 async def create_version(request: Request) -> Response:
     caller = await authenticate(request)
     secret_id = request.path_params["secret_id"]
-    # The service validates the new payload before its policy check: guard the whole call.
+    # The service's own refusals (no payload yet, max_reads: 409) come after its policy check; guarded anyway.
     async with secret_first(request, caller, "secret:put", "Secret update"):
-        body = await read_json(request)
-        version = await run_in_threadpool(_service(request).rotate, caller, secret_id, body)
+        new = new_version(await read_json(request), ctx(request).settings.limits.max_secret_bytes)
+        version = await run_in_threadpool(_service(request).rotate, caller, secret_id, new)
     return json_response({"secret_ref": secret_ref(base_url(request), secret_id), "version": version}, status=201)
 
 

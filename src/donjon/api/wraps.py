@@ -6,14 +6,13 @@
 
 from __future__ import annotations
 
-import orjson
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 
-from donjon.api.common import authenticate, ctx, json_response, operation, read_body
+from donjon.api.common import authenticate, ctx, decode_json, json_response, operation, read_body
 from donjon.api.guard import secret_first
-from donjon.errors import InvalidInput, UnsupportedMediaType
+from donjon.api.schemas.lifecycle import wrap_ttl
 from donjon.services.wraps import WrapService
 from donjon.timeutil import isoformat
 
@@ -40,21 +39,7 @@ async def _ttl(request: Request) -> int | None:
     raw = await read_body(request, ctx(request).settings.limits.max_request_bytes)
     if not raw.strip():
         return None
-    content_type = request.headers.get("content-type", "")
-    if content_type.split(";", 1)[0].strip().lower() != "application/json":
-        raise UnsupportedMediaType("Unexpected content type. Expected content types are: ['application/json']")
-    try:
-        body = orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        raise InvalidInput("Malformed JSON") from None
-    if not isinstance(body, dict):
-        raise InvalidInput("Provided object does not match schema 'Wrap': the body is not a JSON object")
-    ttl = body.get("ttl")
-    if ttl is None:
-        return None
-    if isinstance(ttl, bool) or not isinstance(ttl, int):
-        raise InvalidInput("Provided object does not match schema 'Wrap': 'ttl' is not of type 'integer'")
-    return ttl
+    return wrap_ttl(decode_json(request, raw))
 
 
 @operation("Secret unwrapping")

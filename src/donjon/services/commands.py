@@ -77,3 +77,11 @@ class NewContainer:
     name: str | None
     type: str
     refs: list[ContainerSecretRef]
+
+
+@dataclass(frozen=True)
+class NewPayload:
+    """A payload to store, decoded: its normalised content type and its bytes."""
+
+    content_type: str
+    data: bytes = field(repr=False)

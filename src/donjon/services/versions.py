@@ -6,18 +6,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
-from typing import Any
 
 from donjon.auth import Caller
 from donjon.config import LifecycleConfig
-from donjon.errors import Conflict, NotFound, TooLarge
+from donjon.errors import Conflict, NotFound
 from donjon.policy import Policy
 from donjon.services import access, payloads
+from donjon.services.commands import NewPayload
 from donjon.services.limited_reads import serve_current
 from donjon.services.payload_store import PayloadStore
 from donjon.services.project_keys import ProjectKeys
 from donjon.services.stores import StoreRegistry
-from donjon.services.validation import optional_string, schema_error
 from donjon.storage import versions as versions_repo
 from donjon.storage.database import Database
 from donjon.storage.records import SecretRecord
@@ -64,9 +63,8 @@ class SecretVersions:
             started = versions_repo.version_started(conn, record.id, record.version) or record.created_at
         return LifecycleView(record.max_reads, record.reads_left, record.version, started, previous)
 
-    def rotate(self, caller: Caller, secret_id: str, body: Any) -> int:
+    def rotate(self, caller: Caller, secret_id: str, new: NewPayload) -> int:
         """Store a new payload as the current version; the previous one stays readable for the grace period."""
-        content_type, data = self._new_payload(body)
         with self._db.read() as conn:
             record = access.secret_for(
                 conn, self._policy, caller, secret_id, "secret:put", "Secret update", now=self._clock.now()
@@ -77,7 +75,7 @@ class SecretVersions:
             raise Conflict("A secret with max_reads cannot have versions.")
         if record.store_ref is not None:
             raise Conflict("Versions are kept for secrets in the database store only.")
-        return self._payloads.retry_if_retired(lambda: self._rotate(record, content_type, data))
+        return self._payloads.retry_if_retired(lambda: self._rotate(record, new.content_type, new.data))
 
     def _rotate(self, record: SecretRecord, content_type: str, data: bytes) -> int:
         version = record.version + 1
@@ -110,25 +108,6 @@ class SecretVersions:
                 ):
                     raise Conflict("The secret was changed concurrently; try again.")
             return version
-
-    def _new_payload(self, body: Any) -> tuple[str, bytes]:
-        if not isinstance(body, dict):
-            raise schema_error("Secret Version", "the body is not a JSON object")
-        payload = body.get("payload")
-        if not isinstance(payload, str) or not payload.strip():
-            raise schema_error("Secret Version", "'payload' is a required non-empty string", "payload")
-        if len(payload.encode("utf-8")) > self._max_secret_bytes:
-            raise TooLarge("Provided information too large to process")
-        content_type_raw = optional_string(body, "payload_content_type", "Secret Version", nullable=False)
-        if not content_type_raw:
-            raise schema_error(
-                "Secret Version", "'payload_content_type' is a required property", "payload_content_type"
-            )
-        encoding = optional_string(body, "payload_content_encoding", "Secret Version", nullable=False)
-        if encoding is not None and encoding != "base64":
-            raise schema_error("Secret Version", f"'{encoding}' is not one of ['base64']", "payload_content_encoding")
-        content_type = payloads.normalize_content_type(content_type_raw)
-        return content_type, payloads.decode_payload(payload, content_type, encoding)
 
     def payload_version(self, caller: Caller, secret_id: str, version: int, accept: str | None) -> tuple[bytes, str]:
         with self._db.read() as conn:
