@@ -14,6 +14,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from donjon.api.errors import response_for
+from donjon.api.schemas.secrets import has_nul
 from donjon.audit.reader import AuditLog
 from donjon.auth import Caller
 from donjon.auth.dev import caller_from_headers
@@ -30,7 +31,6 @@ from donjon.services.reaper import Reaper
 from donjon.services.secrets import SecretService
 from donjon.services.stores import SecretStoreService
 from donjon.services.transport_keys import TransportKeyService
-from donjon.services.validation import has_nul
 from donjon.services.versions import SecretVersions
 from donjon.services.wraps import WrapService
 from donjon.timeutil import SYSTEM_CLOCK, Clock

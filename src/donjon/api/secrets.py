@@ -22,10 +22,10 @@ from donjon.api.common import (
 )
 from donjon.api.guard import rule_first, secret_first
 from donjon.api.representations import secret_body, secret_ref
+from donjon.api.schemas.quotas import INT32_MAX, INT32_MIN
 from donjon.api.schemas.secrets import SECRET_TYPES, new_secret
 from donjon.errors import InvalidInput
 from donjon.services.secrets import SecretQuery, TimeBound
-from donjon.services.validation import INT32_MAX, INT32_MIN
 from donjon.timeutil import parse_iso8601
 
 _SORT_KEYS = ("algorithm", "bit_length", "created", "expiration", "mode", "name", "secret_type", "status", "updated")

@@ -12,7 +12,6 @@ from donjon.policy import Policy
 from donjon.services import access
 from donjon.services.commands import ContainerSecretRef, NewContainer
 from donjon.services.quotas import Quotas
-from donjon.services.validation import is_canonical_uuid4
 from donjon.storage import containers as repo
 from donjon.storage import secrets as secret_repo
 from donjon.storage.database import Database
@@ -49,7 +48,7 @@ class ContainerService:
         with self._db.write() as conn:
             for ref in new.refs:
                 # The secrets must be the caller's project's own: a container never reaches into another one.
-                if not is_canonical_uuid4(ref.secret_id) or not secret_repo.get_secret(
+                if not access.is_canonical_uuid4(ref.secret_id) or not secret_repo.get_secret(
                     conn, caller.project_id, ref.secret_id, now
                 ):
                     raise NotFound(f"Secret provided for '{ref.name or ''}' doesn't exist.")
@@ -96,7 +95,7 @@ class ContainerService:
             )
             if record.type != "generic":
                 raise InvalidInput("Only 'generic' containers can be modified.")
-            if not is_canonical_uuid4(ref.secret_id) or not secret_repo.get_secret(
+            if not access.is_canonical_uuid4(ref.secret_id) or not secret_repo.get_secret(
                 conn, caller.project_id, ref.secret_id, now
             ):
                 raise NotFound("Secret provided doesn't exist.")
@@ -109,7 +108,7 @@ class ContainerService:
             record = access.container_for(
                 conn, self._policy, caller, container_id, "container_secret:delete", "Container Secret deletion"
             )
-            if not is_canonical_uuid4(ref.secret_id) or not secret_repo.get_secret(
+            if not access.is_canonical_uuid4(ref.secret_id) or not secret_repo.get_secret(
                 conn, caller.project_id, ref.secret_id, now
             ):
                 raise NotFound("Secret provided doesn't exist.")

@@ -10,7 +10,7 @@ import uuid
 from donjon.auth import Caller
 from donjon.errors import NotFound
 from donjon.policy import Policy
-from donjon.services.validation import is_canonical_uuid4
+from donjon.services.access import is_canonical_uuid4
 from donjon.storage import transport_keys as repo
 from donjon.storage.database import Database
 from donjon.timeutil import SYSTEM_CLOCK, Clock
