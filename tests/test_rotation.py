@@ -19,6 +19,7 @@ from sqlalchemy import select
 
 from donjon.api.app import build_context
 from donjon.api.common import AppContext
+from donjon.api.payload_types import AcceptHeader
 from donjon.api.schemas.lifecycle import new_version
 from donjon.api.schemas.orders import new_order
 from donjon.api.schemas.secrets import new_secret
@@ -74,7 +75,9 @@ class Node:
         return record.id
 
     def read(self, project: str, secret_id: str) -> bytes:
-        payload, _ = self.context.secrets.get_payload(Caller(project, "u", ("admin",)), secret_id, "text/plain")
+        payload, _ = self.context.secrets.get_payload(
+            Caller(project, "u", ("admin",)), secret_id, AcceptHeader("text/plain")
+        )
         return bytes.fromhex(payload.decode())
 
     def close(self) -> None:
@@ -257,7 +260,7 @@ def test_a_write_sealed_under_a_kek_retired_meanwhile_is_sealed_again_under_the_
 
     fresh = nodes(key_file)
     assert [fresh.read(project, i) for i in (first, created)] == [b"v2", b"after"]
-    assert fresh.context.secrets.get_payload(caller, empty.id, "text/plain")[0] == b"put after"
+    assert fresh.context.secrets.get_payload(caller, empty.id, AcceptHeader("text/plain"))[0] == b"put after"
 
 
 def test_kek_rotations_racing_creates_lose_nothing(nodes: Any, tmp_path: Path) -> None:
@@ -446,5 +449,7 @@ def test_a_retirement_between_the_kek_check_and_the_insert_is_retried(nodes: Any
     assert len(attempts) == 2 and attempts[0] != attempts[1]
     with server.db.read() as conn:
         assert conn.execute(select(secrets.c.kek_id).where(secrets.c.id == secret_id)).scalar() == attempts[1]
-    payload, _ = server.context.secrets.get_payload(Caller(project, "u", ("admin",)), secret_id, "text/plain")
+    payload, _ = server.context.secrets.get_payload(
+        Caller(project, "u", ("admin",)), secret_id, AcceptHeader("text/plain")
+    )
     assert payload == b"after"

@@ -21,6 +21,7 @@ from donjon.api.common import (
     read_json,
 )
 from donjon.api.guard import rule_first, secret_first
+from donjon.api.payload_types import AcceptHeader
 from donjon.api.representations import secret_body, secret_ref
 from donjon.api.schemas.quotas import INT32_MAX, INT32_MIN
 from donjon.api.schemas.secrets import SECRET_TYPES, new_secret
@@ -80,11 +81,11 @@ async def _payload(request: Request, accept: str | None) -> Response:
         versions = ctx(request).versions
         assert versions is not None
         data, content_type = await run_in_threadpool(
-            versions.payload_version, caller, request.path_params["secret_id"], version, accept
+            versions.payload_version, caller, request.path_params["secret_id"], version, AcceptHeader(accept)
         )
         return Response(data, media_type=None, headers={"Content-Type": content_type, **NO_STORE})
     data, content_type = await run_in_threadpool(
-        ctx(request).secrets.get_payload, caller, request.path_params["secret_id"], accept
+        ctx(request).secrets.get_payload, caller, request.path_params["secret_id"], AcceptHeader(accept)
     )
     return Response(data, media_type=None, headers={"Content-Type": content_type, **NO_STORE})
 

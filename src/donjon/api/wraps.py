@@ -12,6 +12,7 @@ from starlette.responses import Response
 
 from donjon.api.common import authenticate, ctx, decode_json, json_response, operation, read_body
 from donjon.api.guard import secret_first
+from donjon.api.payload_types import AcceptHeader
 from donjon.api.schemas.lifecycle import wrap_ttl
 from donjon.services.wraps import WrapService
 from donjon.timeutil import isoformat
@@ -47,5 +48,7 @@ async def unwrap(request: Request) -> Response:
     # The token is the only credential: no X-Project-Id, no X-Auth-Token. It travels in a header, never in
     # the URL, so access logs and proxies do not record it.
     token = request.headers.get(WRAP_TOKEN_HEADER)
-    data, content_type = await run_in_threadpool(_service(request).unwrap, token, request.headers.get("accept"))
+    data, content_type = await run_in_threadpool(
+        _service(request).unwrap, token, AcceptHeader(request.headers.get("accept"))
+    )
     return Response(data, media_type=None, headers={"Content-Type": content_type, "Cache-Control": "no-store"})

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 
 @dataclass(frozen=True)
@@ -85,3 +85,19 @@ class NewPayload:
 
     content_type: str
     data: bytes = field(repr=False)
+
+
+class PayloadFormat(Protocol):
+    """How the API answers with a payload, chosen from its request (the Barbican API: the Accept header).
+
+    Services call ``choose`` before opening a payload and ``render`` on its bytes, inside the transaction
+    that spends a limited read, so a refusal (406) spends nothing.
+    """
+
+    def choose(self, stored: str) -> str:
+        """The content type to answer with for a payload stored as ``stored``; raises NotAcceptable."""
+        ...
+
+    def render(self, payload: bytes, chosen: str) -> bytes:
+        """The response body for ``chosen``; raises NotAcceptable when the payload cannot be that type."""
+        ...

@@ -12,7 +12,7 @@ from donjon.auth import Caller
 from donjon.errors import Conflict, InvalidInput, NotFound, TooLarge, UnsupportedMediaType
 from donjon.policy import Policy, Target
 from donjon.services import access, limited_reads, payloads
-from donjon.services.commands import NewSecret
+from donjon.services.commands import NewSecret, PayloadFormat
 from donjon.services.payload_store import NO_PAYLOAD, PayloadStore
 from donjon.services.project_keys import ProjectKeys
 from donjon.services.quotas import Quotas
@@ -107,19 +107,19 @@ class SecretService:
             consumers = repo.consumers_of(conn, [record.id])[record.id] if with_consumers else []
         return SecretView(record, consumers)
 
-    def get_payload(self, caller: Caller, secret_id: str, accept: str | None) -> tuple[bytes, str]:
-        """The payload rendered for ``accept``, and the content type to answer with."""
+    def get_payload(self, caller: Caller, secret_id: str, fmt: PayloadFormat) -> tuple[bytes, str]:
+        """The payload rendered as ``fmt`` chooses, and the content type to answer with."""
         with self._db.read() as conn:
             record = self._find(
                 conn, caller, secret_id, "secret:decrypt", "Secret payload retrieval", with_payload=True
             )
         if record.content_type is None:
             raise NotFound(NO_PAYLOAD)
-        chosen = payloads.negotiate(accept, record.content_type)
+        chosen = fmt.choose(record.content_type)
         if record.max_reads is not None:
             # A limited secret: the read is spent and the payload opened in one transaction (donjon extension).
-            return limited_reads.read_limited(self._db, self._payloads, record.id, accept, self._clock.now())
-        return payloads.render(self._payloads.read(record), chosen), chosen
+            return limited_reads.read_limited(self._db, self._payloads, record.id, fmt, self._clock.now())
+        return fmt.render(self._payloads.read(record), chosen), chosen
 
     def put_payload(
         self, caller: Caller, secret_id: str, body: bytes, content_type: str | None, content_encoding: str | None

@@ -11,8 +11,8 @@ from donjon.auth import Caller
 from donjon.config import LifecycleConfig
 from donjon.errors import Conflict, NotFound
 from donjon.policy import Policy
-from donjon.services import access, payloads
-from donjon.services.commands import NewPayload
+from donjon.services import access
+from donjon.services.commands import NewPayload, PayloadFormat
 from donjon.services.limited_reads import serve_current
 from donjon.services.payload_store import PayloadStore
 from donjon.services.project_keys import ProjectKeys
@@ -109,7 +109,7 @@ class SecretVersions:
                     raise Conflict("The secret was changed concurrently; try again.")
             return version
 
-    def payload_version(self, caller: Caller, secret_id: str, version: int, accept: str | None) -> tuple[bytes, str]:
+    def payload_version(self, caller: Caller, secret_id: str, version: int, fmt: PayloadFormat) -> tuple[bytes, str]:
         with self._db.read() as conn:
             record = access.secret_for(
                 conn,
@@ -124,8 +124,8 @@ class SecretVersions:
                 payload = versions_repo.previous_payload(conn, record.id, version, self._clock.now())
                 if payload is None:
                     raise NotFound("Secret version not found.")
-                chosen = payloads.negotiate(accept, payload.content_type)
+                chosen = fmt.choose(payload.content_type)
                 plaintext = self._payloads.read_previous(record, payload.version, payload.kek_id, payload.ciphertext)
-                return payloads.render(plaintext, chosen), chosen
+                return fmt.render(plaintext, chosen), chosen
         with self._db.write() as conn:
-            return serve_current(conn, self._payloads, record.id, accept, self._clock.now())
+            return serve_current(conn, self._payloads, record.id, fmt, self._clock.now())

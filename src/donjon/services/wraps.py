@@ -21,6 +21,7 @@ from donjon.config import LifecycleConfig
 from donjon.errors import Conflict, Forbidden, InvalidInput, NotFound
 from donjon.policy import Policy
 from donjon.services import access
+from donjon.services.commands import PayloadFormat
 from donjon.services.limited_reads import serve_current
 from donjon.services.payload_store import PayloadStore
 from donjon.services.project_keys import ProjectKeys
@@ -123,7 +124,7 @@ class WrapService:
             )
         return WrappedToken(f"djw_{token_uuid.hex}_{secret}", expires)
 
-    def unwrap(self, token: str | None, accept: str | None) -> tuple[bytes, str]:
+    def unwrap(self, token: str | None, fmt: PayloadFormat) -> tuple[bytes, str]:
         """The payload behind a wrap token, once. Every refusal is the same 404 (no oracle).
 
         The token's creator must still be allowed to read the payload (``secret:decrypt`` on the secret as
@@ -146,7 +147,7 @@ class WrapService:
             if not wraps_repo.spend_wrap(conn, wrap_id, now):
                 raise NotFound(_WRAP_NOT_FOUND)
             if self._creator_may_read(conn, found):
-                return serve_current(conn, self._payloads, found.secret_id, accept, now)
+                return serve_current(conn, self._payloads, found.secret_id, fmt, now)
         # Committed: the token stays spent, whatever the creator's access becomes later.
         raise NotFound(_WRAP_NOT_FOUND)
 

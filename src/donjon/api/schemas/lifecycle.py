@@ -5,11 +5,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from donjon.api import payload_types
 from donjon.api.schemas._adapter import RequestSchema, schema_error
 from donjon.api.schemas.secrets import stripped, text
 from donjon.errors import TooLarge
-from donjon.services import payloads
 from donjon.services.commands import NewPayload
+from donjon.services.payloads import normalize_content_type
 
 SECRET_VERSION = RequestSchema(
     "Secret Version",
@@ -49,9 +50,9 @@ def new_version(body: Any, max_secret_bytes: int) -> NewPayload:
     content_type_raw = stripped(body, "payload_content_type", SECRET_VERSION.name)
     if not content_type_raw:
         raise schema_error(SECRET_VERSION.name, "'payload_content_type' is a required property", "payload_content_type")
-    content_type = payloads.normalize_content_type(content_type_raw)
+    content_type = normalize_content_type(content_type_raw)
     encoding = body.get("payload_content_encoding")
-    return NewPayload(content_type, payloads.decode_payload(payload, content_type, encoding))
+    return NewPayload(content_type, payload_types.decode_payload(payload, content_type, encoding))
 
 
 def wrap_ttl(body: Any) -> int | None:

@@ -6,11 +6,12 @@ import re
 from datetime import datetime
 from typing import Any
 
+from donjon.api import payload_types
 from donjon.api.schemas._adapter import RequestSchema, Schema, schema_error
 from donjon.errors import InvalidInput, TooLarge
 from donjon.options import closest
-from donjon.services import payloads
 from donjon.services.commands import NewSecret
+from donjon.services.payloads import normalize_content_type
 from donjon.timeutil import parse_iso8601
 
 SECRET_TYPES = ("symmetric", "public", "private", "passphrase", "certificate", "opaque")
@@ -156,6 +157,6 @@ def new_secret(body: Any, max_secret_bytes: int, *, now: datetime) -> NewSecret:
         raise schema_error(
             SECRET.name, "payload_content_type is required when payload is given", "payload_content_type"
         )
-    content_type = payloads.normalize_content_type(content_type_raw)
-    data = payloads.decode_payload(payload, content_type, encoding)
+    content_type = normalize_content_type(content_type_raw)
+    data = payload_types.decode_payload(payload, content_type, encoding)
     return NewSecret(**attrs, content_type=content_type, payload=data)
