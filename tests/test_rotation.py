@@ -27,6 +27,7 @@ from donjon.auth import Caller
 from donjon.config import KeystoreConfig, Settings
 from donjon.keystores.file import add_root_key, retire_root_keys
 from donjon.keystores.keyring import open_chain
+from donjon.services.commands import PayloadUpload
 from donjon.services.payload_store import PayloadStore
 from donjon.services.project_keys import ProjectKeys
 from donjon.services.rotation import KekRotation, RootRotation
@@ -245,7 +246,7 @@ def test_a_write_sealed_under_a_kek_retired_meanwhile_is_sealed_again_under_the_
     created = server.store(project, b"after")
     assert kek_of(secrets, created) == kek
     kek = retire()
-    server.context.secrets.put_payload(caller, empty.id, b"put after", "text/plain", None)
+    server.context.secrets.put_payload(caller, empty.id, PayloadUpload("text/plain", b"put after"))
     assert kek_of(secrets, empty.id) == kek
     kek = retire()
     assert server.context.versions is not None

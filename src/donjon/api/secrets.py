@@ -26,6 +26,7 @@ from donjon.api.representations import secret_body, secret_ref
 from donjon.api.schemas.quotas import INT32_MAX, INT32_MIN
 from donjon.api.schemas.secrets import SECRET_TYPES, new_secret
 from donjon.errors import InvalidInput
+from donjon.services.commands import PayloadUpload
 from donjon.services.secrets import SecretQuery, TimeBound
 from donjon.timeutil import parse_iso8601
 
@@ -105,14 +106,12 @@ async def put_secret(request: Request) -> Response:
     context = ctx(request)
     async with secret_first(request, caller, "secret:put", "Secret update"):
         body = await read_body(request, context.settings.limits.max_secret_bytes)
-        await run_in_threadpool(
-            context.secrets.put_payload,
-            caller,
-            request.path_params["secret_id"],
-            body,
-            request.headers.get("content-type"),
-            request.headers.get("content-encoding"),
+        upload = PayloadUpload(
+            media_type=request.headers.get("content-type", "").split(";", 1)[0].strip().lower(),
+            data=body,
+            encoding=request.headers.get("content-encoding", "").strip().lower(),
         )
+        await run_in_threadpool(context.secrets.put_payload, caller, request.path_params["secret_id"], upload)
     return Response(status_code=204)
 
 

@@ -101,3 +101,14 @@ class PayloadFormat(Protocol):
     def render(self, payload: bytes, chosen: str) -> bytes:
         """The response body for ``chosen``; raises NotAcceptable when the payload cannot be that type."""
         ...
+
+
+@dataclass(frozen=True)
+class PayloadUpload:
+    """The second step of a two-step secret: the body as sent, its media type (lower-case, no parameters)
+    and its content encoding (lower-case; empty when none). The service decodes it only after its own checks
+    (a retried PUT learns "already has data" whatever it sends)."""
+
+    media_type: str
+    data: bytes = field(repr=False)
+    encoding: str = ""

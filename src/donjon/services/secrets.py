@@ -12,7 +12,7 @@ from donjon.auth import Caller
 from donjon.errors import Conflict, InvalidInput, NotFound, TooLarge, UnsupportedMediaType
 from donjon.policy import Policy, Target
 from donjon.services import access, limited_reads, payloads
-from donjon.services.commands import NewSecret, PayloadFormat
+from donjon.services.commands import NewSecret, PayloadFormat, PayloadUpload
 from donjon.services.payload_store import NO_PAYLOAD, PayloadStore
 from donjon.services.project_keys import ProjectKeys
 from donjon.services.quotas import Quotas
@@ -121,9 +121,7 @@ class SecretService:
             return limited_reads.read_limited(self._db, self._payloads, record.id, fmt, self._clock.now())
         return fmt.render(self._payloads.read(record), chosen), chosen
 
-    def put_payload(
-        self, caller: Caller, secret_id: str, body: bytes, content_type: str | None, content_encoding: str | None
-    ) -> None:
+    def put_payload(self, caller: Caller, secret_id: str, upload: PayloadUpload) -> None:
         """Second step of a two-step create: a raw body becomes the payload of a secret that has none.
 
         Checks come in Barbican's order: the secret and the caller's right to it, the content type (415), an
@@ -132,7 +130,7 @@ class SecretService:
         """
         with self._db.read() as conn:
             record = self._find(conn, caller, secret_id, "secret:put", "Secret update")
-        main = (content_type or "").split(";", 1)[0].strip().lower()
+        main, body = upload.media_type, upload.data
         if main not in (payloads.TEXT, payloads.OCTET_STREAM):
             raise UnsupportedMediaType(
                 "Unexpected content type. Expected content types are: ['text/plain', 'application/octet-stream']"
@@ -144,7 +142,7 @@ class SecretService:
         if record.has_payload:
             raise Conflict("Secret already has data, cannot modify it.")
         if main == payloads.OCTET_STREAM:
-            encoding = (content_encoding or "").strip().lower()
+            encoding = upload.encoding
             if encoding == "base64":
                 body = payloads.decode_base64(body)
             elif encoding:
