@@ -8,6 +8,7 @@ from starlette.responses import Response
 
 from donjon.api.common import authenticate, base_url, ctx, json_response, operation, read_json
 from donjon.api.guard import container_first, secret_first
+from donjon.api.schemas import shapes
 from donjon.api.schemas.acls import acl_change
 
 
@@ -57,3 +58,27 @@ async def delete_acl(request: Request) -> Response:
     await run_in_threadpool(ctx(request).acls.delete, caller, kind, entity_id)
     # Barbican answers 200 with a JSON null body, and tempest parses it as JSON.
     return json_response(None)
+
+
+# The answers' shapes in the OpenAPI document (api/openapi.py), beside the code that builds them.
+RESPONSES: shapes.Schema = {
+    # What GET answers: the stored ACL, or Barbican's default when none is stored.
+    "ACL": {
+        "type": "object",
+        "required": ["read"],
+        "additionalProperties": False,
+        "properties": {
+            "read": {
+                "type": "object",
+                "required": ["project-access"],
+                "additionalProperties": False,
+                "properties": {
+                    "project-access": {"type": "boolean"},
+                    "users": {"type": "array", "items": {"type": "string"}},
+                    "created": shapes.TIMESTAMP,
+                    "updated": shapes.TIMESTAMP,
+                },
+            }
+        },
+    },
+}

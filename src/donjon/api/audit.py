@@ -17,6 +17,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from donjon.api.common import AppContext, authenticate, ctx, json_response, operation
+from donjon.api.schemas import shapes
 from donjon.audit.reader import AuditLog
 from donjon.auth import Caller
 from donjon.errors import InvalidInput, NotFound
@@ -58,3 +59,37 @@ async def verify_chain(request: Request) -> Response:
         },
         headers={"Cache-Control": "no-store"},
     )
+
+
+# The answers' shapes in the OpenAPI document (api/openapi.py), beside the code that builds them.
+RESPONSES: shapes.Schema = {
+    "AuditRecords": {
+        "type": "object",
+        "required": ["records"],
+        "properties": {
+            "records": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "required": ["seq", "event"],
+                    "properties": {
+                        "seq": {"type": "integer", "description": "the record's place in the local chain"},
+                        "event": {"type": "object", "description": "the CADF event as recorded"},
+                    },
+                },
+            }
+        },
+    },
+    "AuditVerdict": {
+        "type": "object",
+        "required": ["ok", "records", "line", "problem", "note"],
+        "additionalProperties": False,
+        "properties": {
+            "ok": {"type": "boolean"},
+            "records": {"type": "integer", "description": "records checked good (before the first problem)"},
+            "line": {"type": ["integer", "null"], "description": "1-based line of the first problem"},
+            "problem": shapes.string(nullable=True),
+            "note": shapes.string(nullable=True),
+        },
+    },
+}

@@ -21,6 +21,7 @@ from donjon.api.common import (
 )
 from donjon.api.guard import container_first, rule_first
 from donjon.api.representations import consumer_location, secret_ref
+from donjon.api.schemas import shapes
 from donjon.api.schemas.containers import container_consumer, container_secret, new_container
 from donjon.services.containers import ContainerView
 from donjon.timeutil import isoformat
@@ -153,3 +154,39 @@ async def remove_consumer(request: Request) -> Response:
         ctx(request).containers.remove_consumer, caller, request.path_params["container_id"], name, url
     )
     return json_response(container_body(base_url(request), view))
+
+
+# The answers' shapes in the OpenAPI document (api/openapi.py), beside the code that builds them.
+CONTAINER_CONSUMER: shapes.Schema = {
+    "type": "object",
+    "required": ["name", "URL"],
+    "properties": {"name": shapes.string(36), "URL": shapes.string(255)},
+}
+RESPONSES: shapes.Schema = {
+    "ContainerConsumerList": shapes.page("consumers", shapes.listed(CONTAINER_CONSUMER)),
+    # A container's secret as its answers show it.
+    "ContainerSecretRef": {
+        "type": "object",
+        "required": ["name", "secret_ref"],
+        "additionalProperties": False,
+        "properties": {"name": shapes.string(255, nullable=True), "secret_ref": {"type": "string", "format": "uri"}},
+    },
+    "ContainerConsumer": CONTAINER_CONSUMER,
+    "Container": {
+        "type": "object",
+        "required": ["container_ref", "name", "type", "status", "created", "updated", "creator_id", "secret_refs"],
+        "additionalProperties": False,
+        "properties": {
+            "container_ref": {"type": "string", "format": "uri"},
+            "name": shapes.string(nullable=True),
+            "type": {"enum": ["generic", "rsa", "certificate", "ec"]},
+            "status": {"const": "ACTIVE"},
+            "created": shapes.TIMESTAMP,
+            "updated": shapes.TIMESTAMP,
+            "creator_id": shapes.string(nullable=True),
+            "secret_refs": {"type": "array", "items": shapes.ref("ContainerSecretRef")},
+            "consumers": {"type": "array", "items": shapes.ref("ContainerConsumer")},
+        },
+    },
+    "ContainerList": shapes.page("containers", shapes.ref("Container")),
+}

@@ -22,6 +22,7 @@ from donjon.api.common import (
 from donjon.api.containers import container_ref
 from donjon.api.guard import rule_first
 from donjon.api.representations import secret_ref
+from donjon.api.schemas import shapes
 from donjon.api.schemas.orders import new_order
 from donjon.errors import MethodNotAllowed
 from donjon.services.orders import ACTIVE, OrderRecord
@@ -110,3 +111,29 @@ async def put_orders(request: Request) -> Response:
     caller = await authenticate(request)
     ctx(request).policy.enforce("orders:put", caller, operation="Order update")
     raise MethodNotAllowed("Order update is not supported.")
+
+
+# The answers' shapes in the OpenAPI document (api/openapi.py), beside the code that builds them.
+RESPONSES: shapes.Schema = {
+    "Order": {
+        "type": "object",
+        "required": ["order_ref", "type", "status", "meta", "created", "updated"],
+        "additionalProperties": False,
+        "properties": {
+            "order_ref": {"type": "string", "format": "uri"},
+            "type": {"type": "string"},
+            "status": {"enum": ["PENDING", "ACTIVE", "ERROR"]},
+            "meta": {"type": "object"},
+            "secret_ref": {"type": "string", "format": "uri"},
+            "container_ref": {"type": "string", "format": "uri"},
+            "error_status_code": {"type": "string"},
+            "error_reason": {"type": "string"},
+            "creator_id": shapes.string(nullable=True),
+            "sub_status": {"type": "string", "description": "Barbican's; Unknown, once ACTIVE"},
+            "sub_status_message": {"type": "string"},
+            "created": shapes.TIMESTAMP,
+            "updated": shapes.TIMESTAMP,
+        },
+    },
+    "OrderList": shapes.page("orders", shapes.ref("Order")),
+}

@@ -8,6 +8,7 @@ from starlette.responses import Response
 
 from donjon.api.common import authenticate, ctx, decode_json, json_response, operation, paged_body, paging, read_body
 from donjon.api.guard import rule_first
+from donjon.api.schemas import shapes
 from donjon.api.schemas.quotas import quota_change
 
 
@@ -51,3 +52,41 @@ async def delete_project_quotas(request: Request) -> Response:
     caller = await authenticate(request)
     await run_in_threadpool(ctx(request).quota_admin.delete_override, caller, request.path_params["project_id"])
     return Response(status_code=204)
+
+
+# The answers' shapes in the OpenAPI document (api/openapi.py), beside the code that builds them.
+QUOTA_KEYS = ("secrets", "orders", "containers", "consumers", "cas")
+RESPONSES: shapes.Schema = {
+    "EffectiveQuotas": {
+        "type": "object",
+        "required": ["quotas"],
+        "additionalProperties": False,
+        "properties": {
+            "quotas": {
+                "type": "object",
+                "required": list(QUOTA_KEYS),
+                "additionalProperties": False,
+                "properties": {k: {"type": "integer", "description": "-1: unlimited"} for k in QUOTA_KEYS},
+            }
+        },
+    },
+    "ProjectQuotas": {
+        "type": "object",
+        "required": ["project_quotas"],
+        "additionalProperties": False,
+        "properties": {"project_quotas": shapes.ref("Quotas")},
+    },
+    "ProjectQuotasList": shapes.page(
+        "project_quotas",
+        {
+            "type": "object",
+            "required": ["project_id", "project_quotas"],
+            "additionalProperties": False,
+            "properties": {"project_id": {"type": "string"}, "project_quotas": shapes.ref("Quotas")},
+        },
+    ),
+    "Quotas": {
+        "type": "object",
+        "properties": {k: {"type": ["integer", "null"]} for k in QUOTA_KEYS},
+    },
+}

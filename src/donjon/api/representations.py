@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from donjon.api.schemas import shapes
 from donjon.services.secrets import ConsumerRecord, SecretView
 from donjon.timeutil import isoformat
 
@@ -52,3 +53,56 @@ def secret_body(base: str, view: SecretView, *, with_consumers: bool) -> dict[st
     if s.content_type is not None:
         body["content_types"] = {"default": s.content_type}
     return body
+
+
+# The answers' shapes in the OpenAPI document (api/openapi.py), beside the code that builds them.
+CONSUMER: shapes.Schema = {
+    "type": "object",
+    "required": ["service", "resource_type", "resource_id"],
+    "properties": {
+        "service": shapes.string(255),
+        "resource_type": shapes.string(255),
+        "resource_id": shapes.string(255),
+    },
+}
+RESPONSES: shapes.Schema = {
+    "Consumer": CONSUMER,
+    "Secret": {
+        "type": "object",
+        "required": [
+            "secret_ref",
+            "name",
+            "secret_type",
+            "status",
+            "created",
+            "updated",
+            "expiration",
+            "algorithm",
+            "bit_length",
+            "mode",
+            "creator_id",
+        ],
+        "additionalProperties": False,
+        "properties": {
+            "secret_ref": {"type": "string", "format": "uri"},
+            "name": shapes.string(255, nullable=True),
+            "secret_type": {"type": "string"},
+            "status": {"const": "ACTIVE"},
+            "created": shapes.TIMESTAMP,
+            "updated": shapes.TIMESTAMP,
+            "expiration": shapes.NULLABLE_TIMESTAMP,
+            "algorithm": shapes.string(nullable=True),
+            "bit_length": {"type": ["integer", "null"]},
+            "mode": shapes.string(nullable=True),
+            "creator_id": shapes.string(nullable=True),
+            "consumers": {
+                "type": "array",
+                "items": shapes.ref("Consumer"),
+                "description": "microversion 1.1 and later",
+            },
+            "content_types": {"type": "object", "description": "present only when a payload is stored"},
+        },
+    },
+    "SecretList": shapes.page("secrets", shapes.ref("Secret")),
+    "SecretConsumerList": shapes.page("consumers", shapes.listed(CONSUMER)),
+}

@@ -15,23 +15,6 @@ from donjon.api.representations import secret_ref
 from donjon.api.schemas.metadata import all_metadata, one_metadatum
 from donjon.errors import Conflict
 
-# The answers' shapes (api/openapi.py): the user metadata, and one key.
-METADATA: dict[str, Any] = {
-    "type": "object",
-    "required": ["metadata"],
-    "additionalProperties": False,
-    "properties": {"metadata": {"type": "object", "additionalProperties": {"type": "string", "maxLength": 255}}},
-}
-METADATUM: dict[str, Any] = {
-    "type": "object",
-    "required": ["key", "value"],
-    "additionalProperties": False,
-    "properties": {
-        "key": {"type": "string", "pattern": "^[a-z0-9_-]+$"},
-        "value": {"type": "string", "maxLength": 255},
-    },
-}
-
 
 @operation("Secret metadata retrieval")
 async def get_all(request: Request) -> Response:
@@ -87,3 +70,23 @@ async def delete_one(request: Request) -> Response:
         ctx(request).secrets.delete_metadatum, caller, request.path_params["secret_id"], request.path_params["key"]
     )
     return Response(status_code=204)
+
+
+# The answers' shapes in the OpenAPI document (api/openapi.py), beside the code that builds them.
+RESPONSES: dict[str, Any] = {
+    "Metadata": {
+        "type": "object",
+        "required": ["metadata"],
+        "additionalProperties": False,
+        "properties": {"metadata": {"type": "object", "additionalProperties": {"type": "string", "maxLength": 255}}},
+    },
+    "Metadatum": {
+        "type": "object",
+        "required": ["key", "value"],
+        "additionalProperties": False,
+        "properties": {
+            "key": {"type": "string", "pattern": "^[A-Za-z0-9_-]+$"},
+            "value": {"type": "string", "maxLength": 255},
+        },
+    },
+}

@@ -9,6 +9,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from donjon.api.common import authenticate, base_url, ctx, json_response, operation
+from donjon.api.schemas import shapes
 from donjon.errors import MethodNotAllowed
 from donjon.services.stores import StoreInfo, StoreRegistry
 from donjon.timeutil import isoformat
@@ -58,3 +59,38 @@ async def secret_stores(request: Request) -> Response:
     if not service.registry.multiple:
         await run_in_threadpool(service.list, caller)  # the policy check, then Barbican's 404
     raise MethodNotAllowed("The method is not allowed on this secret store resource.")
+
+
+# The answers' shapes in the OpenAPI document (api/openapi.py), beside the code that builds them.
+RESPONSES: shapes.Schema = {
+    "SecretStore": {
+        "type": "object",
+        "required": [
+            "secret_store_ref",
+            "name",
+            "secret_store_plugin",
+            "crypto_plugin",
+            "global_default",
+            "status",
+            "created",
+            "updated",
+        ],
+        "additionalProperties": False,
+        "properties": {
+            "secret_store_ref": {"type": "string", "format": "uri"},
+            "name": {"type": "string"},
+            "secret_store_plugin": {"type": "string"},
+            "crypto_plugin": shapes.string(nullable=True),
+            "global_default": {"type": "boolean"},
+            "status": {"const": "ACTIVE"},
+            "created": shapes.TIMESTAMP,
+            "updated": shapes.TIMESTAMP,
+        },
+    },
+    "SecretStoreList": {
+        "type": "object",
+        "required": ["secret_stores"],
+        "additionalProperties": False,
+        "properties": {"secret_stores": {"type": "array", "items": shapes.ref("SecretStore")}},
+    },
+}

@@ -19,6 +19,7 @@ from donjon.api.common import (
     read_json,
 )
 from donjon.api.guard import rule_first
+from donjon.api.schemas import shapes
 from donjon.api.schemas.transport_keys import new_transport_key
 
 
@@ -72,3 +73,34 @@ async def delete_transport_key(request: Request) -> Response:
     caller = await authenticate(request)
     await run_in_threadpool(ctx(request).transport_keys.delete, caller, request.path_params["transport_key_id"])
     return Response(status_code=204)
+
+
+# The answers' shapes in the OpenAPI document (api/openapi.py), beside the code that builds them.
+RESPONSES: shapes.Schema = {
+    "TransportKeyList": shapes.page("transport_keys", {"type": "string", "format": "uri"}),
+    # Barbican 23 serves the raw database row.
+    "TransportKey": {
+        "type": "object",
+        "required": [
+            "id",
+            "created_at",
+            "updated_at",
+            "deleted_at",
+            "deleted",
+            "status",
+            "plugin_name",
+            "transport_key",
+        ],
+        "additionalProperties": False,
+        "properties": {
+            "id": {"type": "string"},
+            "created_at": {"type": "string"},
+            "updated_at": {"type": "string"},
+            "deleted_at": {"type": "null"},
+            "deleted": {"const": False},
+            "status": {"const": "ACTIVE"},
+            "plugin_name": {"type": "string"},
+            "transport_key": {"type": "string"},
+        },
+    },
+}

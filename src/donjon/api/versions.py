@@ -10,6 +10,7 @@ from starlette.responses import RedirectResponse, Response
 import donjon
 from donjon.api.common import authenticate, base_url, json_response, microversion, operation
 from donjon.api.middleware import MAX_VERSION, MIN_VERSION
+from donjon.api.schemas import shapes
 
 
 def _links(request: Request) -> list[dict[str, str]]:
@@ -52,3 +53,35 @@ async def root(request: Request) -> Response:
 async def v1(request: Request) -> Response:
     await authenticate(request)
     return json_response({"version": _version(request)})
+
+
+# The answers' shapes in the OpenAPI document (api/openapi.py), beside the code that builds them.
+RESPONSES: shapes.Schema = {
+    # 1.0 callers get the legacy shape (status "stable", media-types), 1.1 and later the version range.
+    "V1": {
+        "type": "object",
+        "required": ["version"],
+        "additionalProperties": False,
+        "properties": {
+            "version": {
+                "type": "object",
+                "required": ["id", "status", "links"],
+                "additionalProperties": False,
+                "properties": {
+                    "id": {"const": "v1"},
+                    "status": {"enum": ["stable", "CURRENT"]},
+                    "min_version": {"type": "string"},
+                    "max_version": {"type": "string"},
+                    "links": {"type": "array", "items": {"type": "object"}},
+                    "media-types": {"type": "array", "items": {"type": "object"}},
+                },
+            }
+        },
+    },
+    "Build": {
+        "type": "object",
+        "required": ["build"],
+        "additionalProperties": False,
+        "properties": {"build": {"type": "string"}},
+    },
+}
