@@ -68,3 +68,38 @@ def test_406_for_a_microversion_names_the_served_range(api: Api) -> None:
     r = api.get("/v1/secrets", headers={"OpenStack-API-Version": "key-manager 2.0"})
     assert r.status_code == 406
     assert "1.0 to 1.2" in r.json()["description"]
+
+
+def test_a_refused_payload_or_passphrase_is_never_quoted(api: Api) -> None:
+    # jsonschema's messages quote the value ("123456789 is not of type 'string'"); for secret fields the
+    # property is named instead.
+    r = api.post("/v1/secrets", json={"payload": 123456789, "payload_content_type": "text/plain"})
+    assert r.status_code == 400
+    assert r.json()["description"] == (
+        "Provided object does not match schema 'Secret': payload is not of type 'string', 'null'."
+        " Invalid property: 'payload'"
+    )
+    for meta in ({"passphrase": 987654321}, {"pass_phrase": ["s3cr3t-pass"]}):
+        order = {"type": "asymmetric", "meta": {"algorithm": "rsa", "bit_length": 2048, **meta}}
+        r = api.post("/v1/orders", json=order)
+        assert r.status_code == 400
+        assert "987654321" not in r.text and "s3cr3t-pass" not in r.text, r.text
+    r = api.post("/v1/orders", json={"type": "key", "meta": {"algorithm": "aes", "bit_length": 256, "payload": "k3y"}})
+    assert r.status_code == 400 and "k3y" not in r.text, r.text
+
+
+def test_refusals_are_barbicans_words(api: Api) -> None:
+    # jsonschema's message, and the property Barbican names: the schema path's second step, None at the top.
+    r = api.post("/v1/secrets", json={"secret_type": "nope"})
+    assert r.json()["description"] == (
+        "Provided object does not match schema 'Secret': 'nope' is not one of ['symmetric', 'public', 'private',"
+        " 'passphrase', 'certificate', 'opaque']. Invalid property: 'secret_type'"
+    )
+    r = api.post("/v1/orders", json={"type": "key"})
+    assert r.json()["description"] == (
+        "Provided object does not match schema 'Order': 'meta' is a required property. Invalid property: 'None'"
+    )
+    r = api.post("/v1/orders", json={"type": "password", "meta": {"length": 7}})
+    assert r.json()["description"] == (
+        "Provided object does not match schema 'Order': 7 is less than the minimum of 8. Invalid property: 'length'"
+    )
