@@ -36,6 +36,7 @@ from donjon.api.errors import error_response
 from donjon.api.middleware import OpenStackMiddleware
 from donjon.api.observability_middleware import ObservabilityMiddleware, metrics_route
 from donjon.api.openapi import openapi_document
+from donjon.api.vault import vault_routes
 from donjon.audit import audit_paths, build_auditor
 from donjon.audit.reader import AuditLog
 from donjon.auth.tokens import TokenService, load_token_key
@@ -248,7 +249,8 @@ def _keystone(settings: Settings, clock: Clock) -> KeystoneTokens | None:
 def create_app(settings: Settings | None = None, *, clock: Clock = SYSTEM_CLOCK) -> Starlette:
     settings = settings or Settings()
     context, db = build_context(settings, clock)
-    routes, auditor = [*_routes(), *(ui_routes() if settings.ui.enabled else [])], build_auditor(settings)
+    routes = [*_routes(), *vault_routes(settings), *(ui_routes() if settings.ui.enabled else [])]
+    auditor = build_auditor(settings)
     if settings.metrics.enabled:
         routes.append(metrics_route(settings.metrics))
 
