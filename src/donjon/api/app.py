@@ -48,6 +48,7 @@ from donjon.policy import Policy
 from donjon.services.access import AccessCheck
 from donjon.services.acls import AclService
 from donjon.services.containers import ContainerService
+from donjon.services.kv import KvService
 from donjon.services.orders import OrderProcessor, OrderService
 from donjon.services.project_keys import ProjectKeys
 from donjon.services.quotas import QuotaAdmin, Quotas
@@ -230,6 +231,7 @@ def build_context(settings: Settings, clock: Clock = SYSTEM_CLOCK) -> tuple[AppC
         clock=clock,
     )
     context.expiry = Reaper(db, keys, settings.lifecycle, stores=registry, clock=clock)
+    context.kv = KvService(db, keys, policy, quotas, max_secret_bytes=settings.limits.max_secret_bytes, clock=clock)
     if settings.audit.enabled:
         context.audit_log = AuditLog(*audit_paths(settings))
     context.readiness = Readiness(db, keystore, audit_paths(settings)[0] if settings.audit.enabled else None)

@@ -107,6 +107,7 @@ class PasswordPolicy:
             out.append(chars)
         return out
 
+
 def password(policy: PasswordPolicy) -> str:
     """A password with at least one character of every requested class, uniformly shuffled."""
     alphabets = policy.alphabets()

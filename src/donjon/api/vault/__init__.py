@@ -27,7 +27,7 @@ from __future__ import annotations
 
 from starlette.routing import Route
 
-from donjon.api.vault import sys, token
+from donjon.api.vault import kv, sys, token
 from donjon.api.vault.router import Mounted, VaultRouter
 from donjon.config import Settings
 
@@ -36,7 +36,11 @@ __all__ = ["engines", "vault_routes"]
 
 def engines(settings: Settings) -> dict[str, Mounted]:
     """Mount path (no slashes) → engine, and its ``sys/mounts`` entry for a secret engine."""
-    return {"sys": Mounted(sys.ENGINE), "auth/token": Mounted(token.ENGINE)}
+    return {
+        "sys": Mounted(sys.ENGINE),
+        "auth/token": Mounted(token.ENGINE),
+        settings.vault.kv_mount: Mounted(kv.ENGINE, kv.mount_entry()),
+    }
 
 
 def vault_routes(settings: Settings) -> list[Route]:
