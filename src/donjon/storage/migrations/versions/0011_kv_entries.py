@@ -6,8 +6,6 @@ custom_metadata) and makes a path name one secret per project. ``kv_versions`` h
 have no place for: a version's soft deletion (``deletion_time``) and destruction. Both go with their secret
 (``ON DELETE CASCADE``): a secret deleted through the Barbican API is gone from KV too.
 
-Revision ID: 0011
-Revises: 0010
 Create Date: 2026-12-01
 """
 
