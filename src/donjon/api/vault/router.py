@@ -31,6 +31,7 @@ from donjon.api.vault.errors import (
     unsupported_path,
 )
 
+WRAPPING_NOT_SERVED = "response wrapping (X-Vault-Wrap-TTL) is not served by donjon's Vault API"
 Operation = Literal["read", "write", "list", "delete", "patch"]
 _OPERATIONS: dict[str, Operation] = {
     "GET": "read",
@@ -201,6 +202,9 @@ class VaultRouter:
         if mount is None:
             raise no_handler(full)
         engine = self._engines[mount]
+        if request.headers.get("x-vault-wrap-ttl"):
+            # The caller wants the answer wrapped (to hand it on unread): answering in clear would defeat that.
+            raise bad_request(WRAPPING_NOT_SERVED)
         operation = _OPERATIONS.get(request.method)
         if operation is None:
             raise unsupported_operation()
