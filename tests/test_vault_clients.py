@@ -127,6 +127,31 @@ def test_bao_token_create_and_lookup(bao: Bao, server: LiveServer) -> None:
     bao.run("token", "revoke", "-self", token=child)
 
 
+def test_bao_read_wrapped_then_unwrap(bao: Bao) -> None:
+    bao.run("kv", "put", "secret/wrapme", "k=v")
+    wrapped = json.loads(bao.run("read", "-wrap-ttl=60s", "-format=json", "secret/data/wrapme").stdout)
+    info = wrapped["wrap_info"]
+    assert info["ttl"] == 60 and info["creation_path"] == "secret/data/wrapme" and wrapped["data"] is None
+    unwrapped = json.loads(bao.run("unwrap", "-format=json", info["token"]).stdout)
+    assert unwrapped["data"]["data"] == {"k": "v"}
+    assert "not valid" in bao.run("unwrap", info["token"], code=2).stderr
+    # kv get -wrap-ttl, then unwrapped with the wrapping token as BAO_TOKEN and no argument.
+    again = json.loads(bao.run("kv", "get", "-wrap-ttl=60s", "-format=json", "secret/wrapme").stdout)
+    token = again["wrap_info"]["token"]
+    assert json.loads(bao.run("unwrap", "-format=json", token=token).stdout)["data"]["data"] == {"k": "v"}
+
+
+def test_hvac_wrapping(server: LiveServer, member: str) -> None:
+    client = hvac.Client(url=server.url, token=member)
+    client.secrets.kv.v2.create_or_update_secret(path="hw", secret={"a": "b"})
+    wrapped = client.adapter.get("/v1/secret/data/hw", headers={"X-Vault-Wrap-TTL": "30s"})
+    token = wrapped["wrap_info"]["token"]
+    assert client.sys.unwrap(token=token)["data"]["data"] == {"a": "b"}
+    with pytest.raises(hvac.exceptions.InvalidRequest, match="wrapping token is not valid"):
+        client.sys.unwrap(token=token)
+    client.adapter.close()
+
+
 def test_a_token_of_another_project_sees_nothing(server: LiveServer, bao: Bao, tmp_path: Path) -> None:
     bao.run("kv", "put", "secret/private", "a=1")
     stranger = Bao(server, donjon_token(server, f"p-{uuid.uuid4()}", "member"), tmp_path)

@@ -103,8 +103,3 @@ def test_barbican_paths_keep_their_own_errors(app_client: TestClient, path: str)
     assert set(r.json()) == {"code", "title", "description"}
 
 
-def test_a_request_for_a_wrapped_answer_is_refused_not_answered_in_clear(app_client: TestClient) -> None:
-    r = app_client.get("/v1/sys/mounts", headers={**TOKEN, "X-Vault-Wrap-TTL": "60s"})
-    assert r.status_code == 400
-    assert r.json() == {"errors": ["response wrapping (X-Vault-Wrap-TTL) is not served by donjon's Vault API"]}
-    assert app_client.post("/v1/sys/wrapping/unwrap", headers=TOKEN).status_code == 404

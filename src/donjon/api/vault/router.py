@@ -21,6 +21,7 @@ from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
 from donjon.api.common import ctx, read_body
+from donjon.api.vault import wrapping
 from donjon.api.vault.auth import VaultIdentity, authenticate
 from donjon.api.vault.errors import (
     VaultError,
@@ -31,7 +32,6 @@ from donjon.api.vault.errors import (
     unsupported_path,
 )
 
-WRAPPING_NOT_SERVED = "response wrapping (X-Vault-Wrap-TTL) is not served by donjon's Vault API"
 Operation = Literal["read", "write", "list", "delete", "patch"]
 _OPERATIONS: dict[str, Operation] = {
     "GET": "read",
@@ -54,6 +54,8 @@ class VaultCall:
     path: str  # inside the mount, no leading or trailing slash ("" for the mount itself)
     # Secret engines as sys/mounts lists them: "secret/" -> mount entry (responses.mount_entry).
     mounts: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    # Seconds of X-Vault-Wrap-TTL: the router wraps a 200 logical answer (api/vault/wrapping.py).
+    wrap_ttl: int | None = None
     _identity: VaultIdentity | None = field(default=None, repr=False)
 
     @property
@@ -84,6 +86,8 @@ class VaultCall:
             value = orjson.loads(raw)
         except orjson.JSONDecodeError:
             raise bad_request(f"failed to decode JSON input: {go_json_error(raw)}") from None
+        if value is None:
+            return {}  # Go decodes JSON null into a nil map without complaint (the CLI's bare `unwrap` sends it)
         if not isinstance(value, dict):
             raise bad_request(f"failed to decode JSON input: {_go_type_error(value)}")
         return value
@@ -202,16 +206,21 @@ class VaultRouter:
         if mount is None:
             raise no_handler(full)
         engine = self._engines[mount]
-        if request.headers.get("x-vault-wrap-ttl"):
-            # The caller wants the answer wrapped (to hand it on unread): answering in clear would defeat that.
-            raise bad_request(WRAPPING_NOT_SERVED)
+        ttl = wrapping.wrap_ttl(request)
         operation = _OPERATIONS.get(request.method)
         if operation is None:
             raise unsupported_operation()
         if operation == "read" and request.query_params.get("list", "").lower() in ("true", "1"):
             operation = "list"
-        call = VaultCall(request, operation, mount, full[len(mount) :].strip("/"), self._mounts)
-        return await engine(call)
+        call = VaultCall(request, operation, mount, full[len(mount) :].strip("/"), self._mounts, wrap_ttl=ttl)
+        response = await engine(call)
+        if ttl is None or response.status_code != 200:
+            return response  # errors are never wrapped (as Vault)
+        answer = orjson.loads(response.body)
+        if not isinstance(answer, dict) or "request_id" not in answer or answer.get("wrap_info") is not None:
+            return response  # not a logical answer (sys/health...), or wrapped already (rewrap)
+        identity = await call.identity()
+        return await wrapping.wrap(request, identity.caller, answer, ttl, call.full_path)
 
 
 __all__ = ["Engine", "Handler", "Mounted", "Operation", "PathTable", "VaultCall", "VaultError", "VaultRouter"]

@@ -15,7 +15,7 @@ from typing import Any
 
 from starlette.responses import Response
 
-from donjon.api.vault import responses
+from donjon.api.vault import responses, wrapping
 from donjon.api.vault.errors import VaultError
 from donjon.api.vault.router import PathTable, VaultCall
 
@@ -124,7 +124,39 @@ async def _ui_mounts(call: VaultCall, match: re.Match[str]) -> Response:
     return responses.logical(call.request, data)
 
 
+async def _unwrap(call: VaultCall, match: re.Match[str]) -> Response:
+    """With the wrapping token as the request's token and no body, or any token and ``{"token": ...}``."""
+    params = await call.json()
+    token, from_body = wrapping.wrapping_token(call.request, params)
+    if from_body:
+        await call.identity()
+    document = await wrapping.unwrap_document(call.request, token)
+    answer = dict(document["answer"])
+    answer["request_id"] = responses.request_id(call.request)
+    return responses.json_body(answer)
+
+
+async def _wrap(call: VaultCall, match: re.Match[str]) -> Response:
+    await call.identity()
+    params = await call.json()
+    if call.wrap_ttl is None:
+        raise VaultError(400, "endpoint requires response wrapping to be used")
+    return responses.logical(call.request, params)  # the router wraps it
+
+
+async def _rewrap(call: VaultCall, match: re.Match[str]) -> Response:
+    identity = await call.identity()
+    params = await call.json()
+    token, _ = wrapping.wrapping_token(call.request, params)
+    document = await wrapping.unwrap_document(call.request, token)
+    ttl, path = int(document["creation_ttl"]), str(document["creation_path"])
+    return await wrapping.wrap(call.request, identity.caller, document["answer"], ttl, path)
+
+
 ENGINE = PathTable()
+ENGINE.route("wrapping/unwrap", write=_unwrap)
+ENGINE.route("wrapping/wrap", write=_wrap)
+ENGINE.route("wrapping/rewrap", write=_rewrap)
 ENGINE.route("health", read=_health)
 ENGINE.route("seal-status", read=_seal_status)
 ENGINE.route("leader", read=_leader)
