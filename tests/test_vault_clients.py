@@ -141,6 +141,22 @@ def test_bao_read_wrapped_then_unwrap(bao: Bao) -> None:
     assert json.loads(bao.run("unwrap", "-format=json", token=token).stdout)["data"]["data"] == {"k": "v"}
 
 
+def test_bao_agent_renders_a_template_from_kv(bao: Bao, member: str, server: LiveServer, tmp_path: Path) -> None:
+    bao.run("kv", "put", "secret/agent/app", "user=admin", "pass=pw")
+    token_file, out = tmp_path / "token", tmp_path / "out.txt"
+    token_file.write_text(member)
+    config = tmp_path / "agent.hcl"
+    template = '{{ with secret "secret/data/agent/app" }}user={{ .Data.data.user }} pass={{ .Data.data.pass }}{{ end }}'
+    config.write_text(
+        f'vault {{ address = "{server.url}" }}\n'
+        f'auto_auth {{ method "token_file" {{ config = {{ token_file_path = "{token_file}" }} }} }}\n'
+        f'template {{\n  contents = {json.dumps(template)}\n  destination = "{out}"\n}}\n'
+        "exit_after_auth = true\n"
+    )
+    bao.run("agent", f"-config={config}")
+    assert out.read_text() == "user=admin pass=pw"
+
+
 def test_hvac_wrapping(server: LiveServer, member: str) -> None:
     client = hvac.Client(url=server.url, token=member)
     client.secrets.kv.v2.create_or_update_secret(path="hw", secret={"a": "b"})
