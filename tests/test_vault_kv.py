@@ -137,3 +137,16 @@ def test_bad_input_is_vaults_400(kv: Kv, method: str, path: str, body: Any, stat
 def test_an_oversize_document_is_refused_without_a_500(kv: Kv) -> None:
     r = kv("POST", "data/big", {"data": {"v": "x" * 22_000}})
     assert r.status_code in (400, 413) and r.json()["errors"]
+
+
+def test_a_version_written_through_barbican_that_is_not_json_is_a_400(kv: Kv, app_client: TestClient) -> None:
+    kv("POST", "data/mixed", {"data": {"a": "b"}})
+    ref = "/v1" + kv.barbican("GET", "/v1/secrets?name=mixed").json()["secrets"][0]["secret_ref"].split("/v1", 1)[1]
+    body = {"payload": "plain words", "payload_content_type": "text/plain"}
+    created = app_client.post(f"{ref}/versions", headers={"X-Project-Id": kv.project}, json=body)
+    assert created.status_code in (200, 201), created.text
+    r = kv("GET", "data/mixed")
+    assert r.status_code == 400 and "not a KV document" in r.json()["errors"][0]
+    assert "plain words" not in r.text
+    assert kv("GET", "data/mixed?version=1").json()["data"]["data"] == {"a": "b"}
+    assert kv("POST", "data/mixed", {"data": {"a": "c"}}).json()["data"]["version"] == 3

@@ -82,6 +82,21 @@ class KvRead:
         return f"KvRead(version={self.version.version})"  # never the data
 
 
+NOT_A_DOCUMENT = "this secret's payload is not a KV document (a JSON object): read it through the Barbican API"
+
+
+def _document(plain: bytes) -> dict[str, Any]:
+    """A version's data. A payload put through the Barbican API (a new version) may be any text: refused
+    with a 400 that quotes nothing of it."""
+    try:
+        value = json.loads(plain)
+    except ValueError:
+        raise InvalidInput(NOT_A_DOCUMENT) from None
+    if not isinstance(value, dict):
+        raise InvalidInput(NOT_A_DOCUMENT)
+    return value
+
+
 class KvService:
     def __init__(
         self,
@@ -160,7 +175,7 @@ class KvService:
             raise NotFound("Secret version not found.")
         else:
             plain = self._payloads.read_previous(record, wanted, kept[0], kept[1])
-        return KvRead(found, json.loads(plain))
+        return KvRead(found, _document(plain))
 
     def write(self, caller: Caller, path: str, data: dict[str, Any], cas: int | None) -> KvVersion:
         """A new version holding ``data``; ``cas`` as Vault's check-and-set (0: only if the key has none)."""
