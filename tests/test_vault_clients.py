@@ -115,6 +115,11 @@ def test_bao_kv_delete_undelete_destroy_rollback(bao: Bao) -> None:
     bao.run("kv", "get", "secret/cli", code=2)
 
 
+def test_bao_status(bao: Bao) -> None:
+    status = json.loads(bao.run("status", "-format=json").stdout)
+    assert status["sealed"] is False and status["initialized"] is True and status["type"] == "shamir"
+
+
 def test_bao_token_create_and_lookup(bao: Bao, server: LiveServer) -> None:
     created = json.loads(bao.run("token", "create", "-policy=default", "-ttl=1h", "-format=json").stdout)
     child = created["auth"]["client_token"]
