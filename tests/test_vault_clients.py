@@ -129,7 +129,10 @@ def test_bao_token_create_and_lookup(bao: Bao, server: LiveServer) -> None:
     # The child works like its parent on KV, in the same project.
     bao.run("kv", "put", "secret/by-child", "a=1", token=child)
     assert _kv(bao, "get", "secret/by-child")["data"]["data"] == {"a": "1"}
-    bao.run("token", "revoke", "-self", token=child)
+    assert json.loads(bao.run("token", "lookup", "-format=json", child).stdout)["data"]["id"] == child
+    bao.run("token", "renew", child)
+    bao.run("token", "revoke", child)
+    assert "permission denied" in bao.run("kv", "get", "secret/by-child", code=2, token=child).stderr
 
 
 def test_bao_read_wrapped_then_unwrap(bao: Bao) -> None:

@@ -127,3 +127,18 @@ def test_bad_json_is_vaults_400(client: TestClient, raw: bytes, message: str) ->
 def test_a_never_expiring_token_is_not_renewable(client: TestClient) -> None:
     r = client.put("/v1/auth/token/renew-self", headers=vault(issue(client, ["member"], ttl=None)))
     assert (r.status_code, r.json()) == (400, {"errors": ["lease is not renewable"]})
+
+
+def test_lookup_renew_and_revoke_a_token_named_in_the_body(client: TestClient) -> None:
+    caller, other = issue(client, ["member"]), issue(client, ["reader"])
+    looked = client.post("/v1/auth/token/lookup", headers=vault(caller), json={"token": other})
+    assert looked.status_code == 200 and looked.json()["data"]["policies"] == ["default", "reader"]
+    renewed = client.put("/v1/auth/token/renew", headers=vault(caller), json={"token": other, "increment": 0})
+    assert renewed.status_code == 200 and renewed.json()["auth"]["client_token"] == other
+    assert client.put("/v1/auth/token/revoke", headers=vault(caller), json={"token": other}).status_code == 204
+    r = client.post("/v1/auth/token/lookup", headers=vault(caller), json={"token": other})
+    assert (r.status_code, r.json()) == (403, {"errors": ["bad token"]})
+    r = client.post("/v1/auth/token/lookup", headers=vault(caller), json={})
+    assert (r.status_code, r.json()) == (400, {"errors": ["missing token"]})
+    r = client.post("/v1/auth/token/lookup", json={"token": caller})  # the caller itself must be valid
+    assert (r.status_code, r.json()) == (403, {"errors": ["permission denied"]})

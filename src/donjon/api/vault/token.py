@@ -25,6 +25,7 @@ from donjon.api.vault.auth import VaultIdentity, token_of
 from donjon.api.vault.errors import VaultError, bad_request, multierror
 from donjon.api.vault.router import PathTable, VaultCall
 from donjon.auth.tokens import TokenRecord, TokenService
+from donjon.errors import DonjonError
 
 # Vault's default and maximum token TTL (the system's max_lease_ttl): 32 days.
 MAX_TTL = timedelta(hours=768)
@@ -134,44 +135,83 @@ def _own_token(call: VaultCall) -> str:
     return token
 
 
-async def _lookup_self(call: VaultCall, match: re.Match[str]) -> Response:
+async def _subject(call: VaultCall, params: dict[str, Any], *, by_body: bool) -> tuple[str, TokenRecord | None]:
+    """The token an operation is about: the caller's own (``*-self``) or the body's ``token``.
+
+    Naming a token in the body grants nothing its text does not already: whoever holds a token can look it
+    up, renew or revoke it with ``*-self``. So any valid caller may do it; an unknown token is ``bad token``.
+    """
     identity = await call.identity()
-    token = _own_token(call)
+    if not by_body:
+        token = _own_token(call)
+    else:
+        given = params.get("token")
+        if not isinstance(given, str) or not given:
+            raise bad_request("missing token")
+        token = given
     if not identity.token_mode:
-        return responses.logical(call.request, _caller_data(identity, token))
+        return token, None
     tokens = _tokens(call)
-    record = await run_in_threadpool(tokens.describe, token)
+    try:
+        return token, await run_in_threadpool(tokens.describe, token)
+    except DonjonError:
+        raise VaultError(403, "bad token") from None
+
+
+async def _lookup(call: VaultCall, by_body: bool) -> Response:
+    params = await call.json() if by_body else {}
+    token, record = await _subject(call, params, by_body=by_body)
+    if record is None:
+        return responses.logical(call.request, _caller_data(await call.identity(), token))
     return responses.logical(call.request, _token_data(record, token, _aware(ctx(call.request).clock.now())))
 
 
-async def _renew_self(call: VaultCall, match: re.Match[str]) -> Response:
-    identity = await call.identity()
+async def _renew(call: VaultCall, by_body: bool) -> Response:
     params = await call.json()
-    if not identity.token_mode:
-        raise bad_request("lease is not renewable")
-    tokens = _tokens(call)
-    token = _own_token(call)
-    record = await run_in_threadpool(tokens.describe, token)
-    if record.expires_at is None:
+    token, record = await _subject(call, params, by_body=by_body)
+    if record is None or record.expires_at is None:
         raise bad_request("lease is not renewable")
     now = ctx(call.request).clock.now()  # naive UTC, as the rows
     increment = durations.seconds(params.get("increment", 0))
     wanted = timedelta(seconds=increment) if increment > 0 else record.expires_at - record.created_at
     expires = min(now + wanted, record.created_at + MAX_TTL)
-    if not await run_in_threadpool(tokens.renew, record.id, expires):
+    if not await run_in_threadpool(_tokens(call).renew, record.id, expires):
         raise VaultError(403, multierror("permission denied"))
     lease = max(int((expires - now).total_seconds()), 0)
     return responses.logical(call.request, None, auth=_auth_block(record, token, lease))
 
 
-async def _revoke_self(call: VaultCall, match: re.Match[str]) -> Response:
-    identity = await call.identity()
-    if not identity.token_mode:
+async def _revoke(call: VaultCall, by_body: bool) -> Response:
+    params = await call.json() if by_body else {}
+    _, record = await _subject(call, params, by_body=by_body)
+    if record is None:
         raise bad_request(_NOT_TOKEN_MODE)
-    tokens = _tokens(call)
-    record = await run_in_threadpool(tokens.describe, _own_token(call))
-    await run_in_threadpool(tokens.revoke, record.id)
+    await run_in_threadpool(_tokens(call).revoke, record.id)
     return responses.no_content()
+
+
+async def _lookup_self(call: VaultCall, match: re.Match[str]) -> Response:
+    return await _lookup(call, by_body=False)
+
+
+async def _lookup_other(call: VaultCall, match: re.Match[str]) -> Response:
+    return await _lookup(call, by_body=True)
+
+
+async def _renew_self(call: VaultCall, match: re.Match[str]) -> Response:
+    return await _renew(call, by_body=False)
+
+
+async def _renew_other(call: VaultCall, match: re.Match[str]) -> Response:
+    return await _renew(call, by_body=True)
+
+
+async def _revoke_self(call: VaultCall, match: re.Match[str]) -> Response:
+    return await _revoke(call, by_body=False)
+
+
+async def _revoke_other(call: VaultCall, match: re.Match[str]) -> Response:
+    return await _revoke(call, by_body=True)
 
 
 def _requested_roles(params: dict[str, Any], parent: TokenRecord) -> tuple[str, ...]:
@@ -230,3 +270,6 @@ ENGINE.route("lookup-self", read=_lookup_self, write=_lookup_self)
 ENGINE.route("renew-self", write=_renew_self)
 ENGINE.route("revoke-self", write=_revoke_self)
 ENGINE.route("create", write=_create)
+ENGINE.route("lookup", write=_lookup_other)
+ENGINE.route("renew", write=_renew_other)
+ENGINE.route("revoke", write=_revoke_other)
