@@ -142,3 +142,12 @@ def test_lookup_renew_and_revoke_a_token_named_in_the_body(client: TestClient) -
     assert (r.status_code, r.json()) == (400, {"errors": ["missing token"]})
     r = client.post("/v1/auth/token/lookup", json={"token": caller})  # the caller itself must be valid
     assert (r.status_code, r.json()) == (403, {"errors": ["permission denied"]})
+
+
+def test_the_namespace_is_the_tokens_project(client: TestClient) -> None:
+    token = issue(client, ["member"])
+    project = client.get("/v1/auth/token/lookup-self", headers=vault(token)).json()["data"]["meta"]["project_id"]
+    ok = client.get("/v1/auth/token/lookup-self", headers={**vault(token), "X-Vault-Namespace": f"{project}/"})
+    assert ok.status_code == 200
+    r = client.get("/v1/auth/token/lookup-self", headers={**vault(token), "X-Vault-Namespace": "elsewhere"})
+    assert (r.status_code, r.json()) == (403, {"errors": ["permission denied"]})

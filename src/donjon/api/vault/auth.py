@@ -6,7 +6,8 @@
   project ``demo`` with the ``admin`` role, as ``X-Project-Id: demo`` does on the Barbican side (an explicit
   ``X-Project-Id``/``X-Roles`` pair wins, for tests that need another role).
 
-Any failure is Vault's bare 403 ``permission denied``; the token's text is never logged or echoed.
+A token's project is its namespace: ``X-Vault-Namespace`` may name it (or be absent); any other namespace
+is refused. Any failure is Vault's bare 403 ``permission denied``; the token's text is never logged or echoed.
 """
 
 from __future__ import annotations
@@ -63,5 +64,9 @@ async def authenticate(request: Request) -> VaultIdentity:
             identity = VaultIdentity(caller_from_headers({"x-project-id": token}), token_mode=False)
     except DonjonError:
         raise permission_denied() from None
+    namespace = request.headers.get("x-vault-namespace", "").strip().strip("/")
+    if namespace and namespace != identity.caller.project_id:
+        # A token's project is its namespace: it may name that one, and no other.
+        raise permission_denied()
     request.state.caller = identity.caller  # the initiator of the request's audit event (donjon.audit)
     return identity
