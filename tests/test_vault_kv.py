@@ -150,3 +150,17 @@ def test_a_version_written_through_barbican_that_is_not_json_is_a_400(kv: Kv, ap
     assert "plain words" not in r.text
     assert kv("GET", "data/mixed?version=1").json()["data"]["data"] == {"a": "b"}
     assert kv("POST", "data/mixed", {"data": {"a": "c"}}).json()["data"]["version"] == 3
+
+
+def test_concurrent_writes_of_a_new_key_each_get_their_own_version(app_client: TestClient) -> None:
+    """First writes race on the key's creation (unique path per project), later ones on the version."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from donjon.auth import Caller
+
+    kv_service = app_client.app.state.ctx.kv  # type: ignore[attr-defined]
+    caller = Caller(project_id=f"race-{uuid.uuid4()}", roles=("admin",))
+    with ThreadPoolExecutor(6) as pool:
+        made = list(pool.map(lambda n: kv_service.write(caller, "raced", {"n": n}, None).version, range(6)))
+    assert sorted(made) == [1, 2, 3, 4, 5, 6]
+    assert kv_service.metadata(caller, "raced").current_version == 6

@@ -327,6 +327,13 @@ class KvService:
 
     def write_metadata(self, caller: Caller, path: str, changes: dict[str, Any]) -> None:
         """Change a key's settings (``changes`` holds KvSettings field names), creating the key if needed."""
+        try:
+            self._write_metadata(caller, path, changes)
+        except IntegrityError:
+            # Two first writes of one path raced: the loser's entry collided; once more, it updates the key.
+            self._write_metadata(caller, path, changes)
+
+    def _write_metadata(self, caller: Caller, path: str, changes: dict[str, Any]) -> None:
         now = self._clock.now()
         with self._db.write() as conn:
             entry = repo.find_entry(conn, caller.project_id, path)
