@@ -74,3 +74,19 @@ def test_wrapping_errors(app_client: TestClient, token: str) -> None:
     # Another project's token cannot unwrap by body without being a valid caller, and a wrong token is refused.
     r = app_client.post("/v1/sys/wrapping/unwrap", json={"token": "djw_x"})
     assert (r.status_code, r.json()) == (403, {"errors": ["permission denied"]})
+
+
+def test_lookup_needs_no_token_and_spends_nothing(app_client: TestClient, token: str) -> None:
+    h = {"X-Vault-Token": token}
+    app_client.post("/v1/secret/data/looked", headers=h, json={"data": {"k": "v"}})
+    wrap = app_client.get("/v1/secret/data/looked", headers={**h, "X-Vault-Wrap-TTL": "120s"}).json()["wrap_info"]
+    by_post = app_client.post("/v1/sys/wrapping/lookup", json={"token": wrap["token"]})
+    assert by_post.status_code == 200, by_post.text
+    data = by_post.json()["data"]
+    assert list(data) == ["creation_path", "creation_time", "creation_ttl"]
+    assert data["creation_path"] == "secret/data/looked" and data["creation_ttl"] == 120
+    assert data["creation_time"] == wrap["creation_time"]
+    assert app_client.get(f"/v1/sys/wrapping/lookup?token={wrap['token']}").json()["data"] == data
+    assert app_client.post("/v1/sys/wrapping/unwrap", headers={"X-Vault-Token": wrap["token"]}).status_code == 200
+    spent = app_client.post("/v1/sys/wrapping/lookup", json={"token": wrap["token"]})
+    assert (spent.status_code, spent.json()) == (400, INVALID)

@@ -11,7 +11,7 @@ needs ``secrets:post`` and the project's quota counts it until it is gone.
 from __future__ import annotations
 
 import json
-from datetime import UTC, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from starlette.concurrency import run_in_threadpool
@@ -29,6 +29,10 @@ from donjon.services.validation import NewSecret
 INVALID = "wrapping token is not valid or does not exist"
 _NAME = "vault-wrap:"
 _MAX_NAME = 255
+
+
+def _rfc3339(moment: datetime) -> str:
+    return moment.replace(tzinfo=UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
 def wrap_ttl(request: Request) -> int | None:
@@ -66,9 +70,7 @@ def _wrap_sync(request: Request, caller: Caller, answer: dict[str, Any], ttl: in
         "token": wrapped.token,
         "accessor": record.id.replace("-", "")[:24],
         "ttl": ttl,
-        "creation_time": record.created_at.replace(tzinfo=UTC)
-        .isoformat(timespec="microseconds")
-        .replace("+00:00", "Z"),
+        "creation_time": _rfc3339(wrapped.expires - timedelta(seconds=ttl)),  # the wrap token's own start
         "creation_path": creation_path,
     }
     body = {
@@ -103,6 +105,27 @@ def _unwrap_sync(request: Request, token: str) -> dict[str, Any]:
 async def unwrap_document(request: Request, token: str) -> dict[str, Any]:
     """What a wrapping token stands for (spent now): creation path, TTL and the answer."""
     return await run_in_threadpool(_unwrap_sync, request, token)
+
+
+def _lookup_sync(request: Request, token: str) -> dict[str, Any]:
+    context = ctx(request)
+    assert context.wraps is not None
+    try:
+        view = context.wraps.view(token)
+    except NotFound:
+        raise bad_request(INVALID) from None
+    if not (view.secret_name or "").startswith(_NAME):
+        raise bad_request(INVALID)  # a wrap token of the Barbican API: not a wrapped Vault answer
+    return {
+        "creation_path": (view.secret_name or "")[len(_NAME) :],
+        "creation_time": _rfc3339(view.created_at),
+        "creation_ttl": round((view.expires_at - view.created_at).total_seconds()),
+    }
+
+
+async def lookup(request: Request, token: str) -> dict[str, Any]:
+    """A wrapping token's creation path, time and TTL, without spending it."""
+    return await run_in_threadpool(_lookup_sync, request, token)
 
 
 def wrapping_token(request: Request, params: dict[str, Any]) -> tuple[str, bool]:
