@@ -86,7 +86,8 @@ def test_lookup_needs_no_token_and_spends_nothing(app_client: TestClient, token:
     assert list(data) == ["creation_path", "creation_time", "creation_ttl"]
     assert data["creation_path"] == "secret/data/looked" and data["creation_ttl"] == 120
     assert data["creation_time"] == wrap["creation_time"]
-    assert app_client.get(f"/v1/sys/wrapping/lookup?token={wrap['token']}").json()["data"] == data
+    # Not in a URL, where access logs and proxies keep it.
+    assert app_client.get(f"/v1/sys/wrapping/lookup?token={wrap['token']}").status_code == 405
     assert app_client.post("/v1/sys/wrapping/unwrap", headers={"X-Vault-Token": wrap["token"]}).status_code == 200
     spent = app_client.post("/v1/sys/wrapping/lookup", json={"token": wrap["token"]})
     assert (spent.status_code, spent.json()) == (400, INVALID)

@@ -154,19 +154,16 @@ async def _rewrap(call: VaultCall, match: re.Match[str]) -> Response:
 
 
 async def _lookup(call: VaultCall, match: re.Match[str]) -> Response:
-    """No token needed: the wrapping token is given as ``{"token"}`` (POST) or ``?token=`` (GET)."""
-    if call.operation == "read":
-        token = call.request.query_params.get("token", "")
-    else:
-        given = (await call.json()).get("token")
-        token = given if isinstance(given, str) else ""
-    if not token:
+    """No token needed: the wrapping token is given as ``{"token"}``. (Vault's ``GET ?token=`` form is not
+    served: a credential in a URL reaches access logs and proxies.)"""
+    given = (await call.json()).get("token")
+    if not isinstance(given, str) or not given:
         raise VaultError(400, "missing token")
-    return responses.logical(call.request, await wrapping.lookup(call.request, token))
+    return responses.logical(call.request, await wrapping.lookup(call.request, given))
 
 
 ENGINE = PathTable()
-ENGINE.route("wrapping/lookup", read=_lookup, write=_lookup)
+ENGINE.route("wrapping/lookup", write=_lookup)
 ENGINE.route("wrapping/unwrap", write=_unwrap)
 ENGINE.route("wrapping/wrap", write=_wrap)
 ENGINE.route("wrapping/rewrap", write=_rewrap)
