@@ -10,10 +10,11 @@ How an engine plugs in:
 1. Write a module here (``kv.py``, ``transit.py``, ...) with a :class:`~donjon.api.vault.router.PathTable`:
    one ``table.route(pattern, read=..., write=..., list=..., delete=..., patch=...)`` per path pattern
    (a regular expression over the path *inside* the mount, named groups welcome). A handler is
-   ``async def handler(call: VaultCall, match: re.Match[str]) -> Response``; ``call.caller()`` authenticates
-   (403 ``permission denied`` otherwise), ``await call.json()`` reads the body with Vault's error texts, and
-   ``responses.logical(call, data)`` / ``responses.no_content()`` answer. Raise :class:`VaultError` (or any
-   ``donjon.errors`` exception: ``errors.response_for`` maps it) to fail.
+   ``async def handler(call: VaultCall, match: re.Match[str]) -> Response``: ``(await call.identity()).caller``
+   authenticates (403 ``permission denied`` otherwise), ``await call.json()`` reads the body with Vault's error
+   texts, and ``responses.logical(call.request, data)`` / ``responses.no_content()`` answer. Raise
+   :class:`VaultError` (or any ``donjon.errors`` exception: ``errors.response_for`` maps it) to fail. The
+   router wraps a 200 logical answer itself when ``X-Vault-Wrap-TTL`` asks for it (``wrapping.py``).
 2. Add it to :func:`engines` below under its mount path: ``"transit": Mounted(transit.ENGINE,
    responses.mount_entry("transit", "transit_donjon", "", None))`` (the entry is what ``sys/mounts`` and the
    CLI's ``sys/internal/ui/mounts/<path>`` report; ``call.mounts`` hands the table to every engine).
