@@ -48,7 +48,8 @@ def test_binary_collation_round_trip_keeps_every_foreign_key(tmp_path: Path) -> 
 
         before = foreign_keys()
         migrate.upgrade(db)
-        assert foreign_keys() == before and len(before) >= 15
+        # Every key of 0006's tables comes back (later revisions' tables add their own).
+        assert before <= foreign_keys() and len(before) >= 15
         with db.read() as conn:
             collations = conn.exec_driver_sql(
                 "SELECT DISTINCT collation_name FROM information_schema.columns "

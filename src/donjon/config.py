@@ -181,6 +181,23 @@ class UiConfig(Section):
     reveal_seconds: float = Field(default=30.0, gt=0, le=600)
 
 
+class VaultApiConfig(Section):
+    """The Vault-compatible API under ``/v1/sys``, ``/v1/auth/token`` and its engines' mounts (docs/vault-api.md)."""
+
+    enabled: bool = True
+    # Where KV v2 is mounted: ``/v1/<kv_mount>/data/<path>``. Barbican's own path segments are refused, so
+    # the two APIs never claim the same URL.
+    kv_mount: str = Field(default="secret", pattern=r"^[a-z0-9][a-z0-9_-]{0,62}$")
+
+    @field_validator("kv_mount")
+    @classmethod
+    def _not_barbican(cls, value: str) -> str:
+        taken = {"secrets", "containers", "orders", "quotas", "project-quotas", "secret-stores", "audit", "unwrap"}
+        if value in taken | {"transport_keys", "sys", "auth", "transit"}:
+            raise ValueError(f"vault.kv_mount {value!r} is a path the server already serves")
+        return value
+
+
 class TlsConfig(Section):
     """HTTPS on ``donjon server``'s own listener (docs/operations.md): TLS 1.2 or later."""
 
@@ -242,6 +259,7 @@ class Settings(BaseSettings):
     keystone_notifications: KeystoneNotificationsConfig = Field(default_factory=KeystoneNotificationsConfig)
     ui: UiConfig = Field(default_factory=UiConfig)
     tls: TlsConfig = Field(default_factory=TlsConfig)
+    vault: VaultApiConfig = Field(default_factory=VaultApiConfig)
     # /metrics and the server log (docs/operations.md, "Metrics" and "Logs").
     metrics: MetricsConfig = Field(default_factory=MetricsConfig)
     log: LogConfig = Field(default_factory=LogConfig)

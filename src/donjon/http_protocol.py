@@ -8,6 +8,10 @@ process waits (measured: 8 ms requests took 2.3 s during two such headers). Here
 refused as soon as it is complete. Either way the client gets a 431 in Barbican's error shape and the
 connection is closed: no ASGI application, authentication or audit runs for it.
 
+Vault's clients (hvac, the Vault API's LIST operation) send the non-standard method ``LIST``, which llhttp
+does not know (400 "Invalid HTTP request"): a request line starting ``LIST `` at the start of a read is fed
+to the parser as ``GET `` and its scope gets ``LIST`` back, so the application sees the method sent.
+
 ``donjon server`` runs uvicorn with ``http="donjon.http_protocol:BoundedHttpToolsProtocol"``; another ASGI
 server in front of ``donjon.asgi:create`` must bound heads itself.
 """
@@ -62,8 +66,13 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         self._in_head = True  # reading a request line and headers (the first request, or after a message)
         self._head_bytes = 0
         self._refused = False
+        self._list_method = False
 
     def data_received(self, data: bytes) -> None:
+        if self._in_head and self._head_bytes == 0 and data.startswith(b"LIST "):
+            # A request's first bytes (pipelined requests after the first are left to the parser, which
+            # refuses LIST: Vault's clients wait for each answer).
+            data, self._list_method = b"GET " + data[5:], True
         while data and not self._refused:
             if self._in_head:
                 room = self._limits.max_request_head_bytes - self._head_bytes
@@ -102,7 +111,10 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
     def on_headers_complete(self) -> None:
         self._in_head = False
         if not self._refused:
-            super().on_headers_complete()
+            super().on_headers_complete()  # builds the scope and schedules the app (it has not run yet)
+            if self._list_method:
+                self.scope["method"] = "LIST"
+        self._list_method = False
 
     def on_body(self, body: bytes) -> None:
         if not self._refused:

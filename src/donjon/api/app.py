@@ -36,6 +36,7 @@ from donjon.api.errors import error_response
 from donjon.api.middleware import OpenStackMiddleware
 from donjon.api.observability_middleware import ObservabilityMiddleware, metrics_route
 from donjon.api.openapi import openapi_document
+from donjon.api.vault import vault_routes
 from donjon.audit import audit_paths, build_auditor
 from donjon.audit.reader import AuditLog
 from donjon.auth.tokens import TokenService, load_token_key
@@ -47,6 +48,7 @@ from donjon.policy import Policy
 from donjon.services.access import AccessCheck
 from donjon.services.acls import AclService
 from donjon.services.containers import ContainerService
+from donjon.services.kv import KvService
 from donjon.services.orders import OrderProcessor, OrderService
 from donjon.services.project_keys import ProjectKeys
 from donjon.services.quotas import QuotaAdmin, Quotas
@@ -229,6 +231,7 @@ def build_context(settings: Settings, clock: Clock = SYSTEM_CLOCK) -> tuple[AppC
         clock=clock,
     )
     context.expiry = Reaper(db, keys, settings.lifecycle, stores=registry, clock=clock)
+    context.kv = KvService(db, keys, policy, quotas, max_secret_bytes=settings.limits.max_secret_bytes, clock=clock)
     if settings.audit.enabled:
         context.audit_log = AuditLog(*audit_paths(settings))
     context.readiness = Readiness(db, keystore, audit_paths(settings)[0] if settings.audit.enabled else None)
@@ -248,7 +251,8 @@ def _keystone(settings: Settings, clock: Clock) -> KeystoneTokens | None:
 def create_app(settings: Settings | None = None, *, clock: Clock = SYSTEM_CLOCK) -> Starlette:
     settings = settings or Settings()
     context, db = build_context(settings, clock)
-    routes, auditor = [*_routes(), *(ui_routes() if settings.ui.enabled else [])], build_auditor(settings)
+    routes = [*_routes(), *vault_routes(settings), *(ui_routes() if settings.ui.enabled else [])]
+    auditor = build_auditor(settings)
     if settings.metrics.enabled:
         routes.append(metrics_route(settings.metrics))
 

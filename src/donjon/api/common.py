@@ -25,6 +25,7 @@ from donjon.policy import Policy
 from donjon.services.access import AccessCheck
 from donjon.services.acls import AclService
 from donjon.services.containers import ContainerService
+from donjon.services.kv import KvService
 from donjon.services.orders import OrderService
 from donjon.services.quotas import QuotaAdmin
 from donjon.services.reaper import Reaper
@@ -74,6 +75,8 @@ class AppContext:
     audit_log: AuditLog | None = None
     # What /readyz checks (api/health.py).
     readiness: Readiness | None = None
+    # KV v2 of the Vault API (api/vault/kv.py) over the same secrets.
+    kv: KvService | None = None
     # Where the handlers' "now" comes from (an expiration in the past, the list's expired secrets), as the
     # services' own: tests move it instead of sleeping.
     clock: Clock = SYSTEM_CLOCK

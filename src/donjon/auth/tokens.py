@@ -26,6 +26,9 @@ from donjon.errors import InvalidInput, Unauthorized
 from donjon.files import load_key_file
 from donjon.storage import tokens as repo
 from donjon.storage.database import Database
+
+# Re-exported (``as``): the Vault API describes a token from its row.
+from donjon.storage.tokens import TokenRecord as TokenRecord
 from donjon.timeutil import SYSTEM_CLOCK, Clock
 
 _TOKEN = re.compile(r"^djt_([0-9a-f]{32})_([A-Za-z0-9_-]{43})$")
@@ -99,6 +102,21 @@ class TokenService:
         cached = self._cache.get(digest)
         if cached is not None:
             return cached
+        record = self._valid_record(token_id, digest)
+        caller = Caller(project_id=record.project_id, user_id=record.user_id, roles=record.roles)
+        left = (record.expires_at - self._clock.now()).total_seconds() if record.expires_at is not None else None
+        self._cache.put(digest, caller, left)
+        return caller
+
+    def describe(self, token: str) -> repo.TokenRecord:
+        """The row of a valid token, read now (not from the cache): its expiry, roles, description."""
+        m = _TOKEN.match(token.strip())
+        if m is None:
+            raise Unauthorized("The request you have made requires authentication.")
+        token_id = str(uuid.UUID(m.group(1)))
+        return self._valid_record(token_id, _digest(self._key, token_id, m.group(2)))
+
+    def _valid_record(self, token_id: str, digest: str) -> repo.TokenRecord:
         with self._db.read() as conn:
             record = repo.get_token(conn, token_id)
         now = self._clock.now()
@@ -109,10 +127,12 @@ class TokenService:
             or (record.expires_at is not None and record.expires_at <= now)
         ):
             raise Unauthorized("The request you have made requires authentication.")
-        caller = Caller(project_id=record.project_id, user_id=record.user_id, roles=record.roles)
-        left = (record.expires_at - now).total_seconds() if record.expires_at is not None else None
-        self._cache.put(digest, caller, left)
-        return caller
+        return record
+
+    def renew(self, token_id: str, expires_at: datetime) -> bool:
+        """Move a live token's expiry (Vault's renew-self); every node sees it once its cache entry ends."""
+        with self._db.write() as conn:
+            return repo.set_expiry(conn, token_id, expires_at)
 
     def list_tokens(self, project_id: str | None = None) -> list[repo.TokenRecord]:
         with self._db.read() as conn:

@@ -151,6 +151,23 @@ class WrapService:
         # Committed: the token stays spent, whatever the creator's access becomes later.
         raise NotFound(_WRAP_NOT_FOUND)
 
+    def view(self, token: str | None) -> wraps_repo.WrapView:
+        """What a live wrap token stands for, without spending it (Vault's ``sys/wrapping/lookup``): the same
+        404 as ``unwrap`` for anything that would not unwrap by its text alone."""
+        m = _WRAP_TOKEN.match((token or "").strip())
+        if m is None:
+            raise NotFound(_WRAP_NOT_FOUND)
+        wrap_id, secret = str(uuid.UUID(m.group(1))), m.group(2)
+        with self._db.read() as conn:
+            found = wraps_repo.view_wrap(conn, wrap_id)
+        if (
+            found is None
+            or not hmac.compare_digest(found.digest, self._digest(wrap_id, secret))
+            or found.expires_at <= self._clock.now()
+        ):
+            raise NotFound(_WRAP_NOT_FOUND)
+        return found
+
     def _creator_may_read(self, conn: Connection, wrap: wraps_repo.Wrap) -> bool:
         creator = _creator_from_json(wrap.creator)
         try:

@@ -19,6 +19,8 @@ from donjon.storage.tables import (
     container_consumers,
     container_secrets,
     containers,
+    kv_entries,
+    kv_versions,
     orders,
     project_active_kek,
     project_keks,
@@ -63,6 +65,8 @@ def purge_project_rows(conn: Connection, project_id: str) -> dict[str, int]:
     run("secret_wraps", delete(secret_wraps).where(secret_wraps.c.secret_id.in_(project_secrets)))
     run("secret_versions", delete(secret_versions).where(secret_versions.c.secret_id.in_(project_secrets)))
     run("secret_metadata", delete(secret_metadata).where(secret_metadata.c.secret_id.in_(project_secrets)))
+    run("kv_versions", delete(kv_versions).where(kv_versions.c.secret_id.in_(project_secrets)))
+    run("kv_entries", delete(kv_entries).where(kv_entries.c.secret_id.in_(project_secrets)))
     # Consumers of the project's resources, and those the project registered on others' resources.
     run(
         "secret_consumers",

@@ -329,3 +329,33 @@ transport_keys = Table(
     *_timestamps(),
     Index(None, "created_at", "id"),
 )
+
+# --- KV v2 (the Vault API): a KV entry is a secret; these hold what Vault keeps beyond donjon's versions ---
+
+# One row per KV key: its path (the secret's name, unique per project) and Vault's per-key settings.
+kv_entries = Table(
+    "kv_entries",
+    metadata,
+    Column("secret_id", String(36), ForeignKey("secrets.id", ondelete="CASCADE"), primary_key=True),
+    Column("project_id", String(255), nullable=False),
+    Column("path", String(255), nullable=False),
+    Column("max_versions", Integer, nullable=False),  # 0: the mount's default (10)
+    Column("cas_required", Boolean, nullable=False),
+    Column("delete_version_after", Integer, nullable=False),  # seconds; 0: never
+    Column("custom_metadata", Text),  # a JSON object of strings, or NULL
+    Column("metadata_version", Integer, nullable=False),  # settings writes so far (Vault's current_metadata_version)
+    Column("created_at", Timestamp, nullable=False),
+    Column("updated_at", Timestamp, nullable=False),
+    UniqueConstraint("project_id", "path"),
+)
+
+# A KV version's state: soft-deleted (deletion_time) or destroyed (its ciphertext is gone).
+kv_versions = Table(
+    "kv_versions",
+    metadata,
+    Column("secret_id", String(36), ForeignKey("secrets.id", ondelete="CASCADE"), primary_key=True),
+    Column("version", Integer, primary_key=True),
+    Column("created_at", Timestamp, nullable=False),
+    Column("deletion_time", Timestamp),
+    Column("destroyed", Boolean, nullable=False),
+)

@@ -58,3 +58,13 @@ def revoke(conn: Connection, token_id: str, now: datetime) -> bool:
 
 def count_tokens(conn: Connection) -> int:
     return count(conn, api_tokens)
+
+
+def set_expiry(conn: Connection, token_id: str, expires_at: datetime) -> bool:
+    """A live token's new expiry (a renewal); False if it is gone or revoked."""
+    result = conn.execute(
+        update(api_tokens)
+        .where(api_tokens.c.id == token_id, api_tokens.c.revoked_at.is_(None))
+        .values(expires_at=expires_at)
+    )
+    return result.rowcount == 1

@@ -15,6 +15,8 @@ from sqlalchemy import Connection, delete, insert, select
 
 from donjon.storage.records import SecretRecord
 from donjon.storage.tables import (
+    kv_entries,
+    kv_versions,
     secret_consumers,
     secret_metadata,
     secret_tombstones,
@@ -36,6 +38,8 @@ def remove_secret(conn: Connection, record: SecretRecord, *, reason: str, now: d
     conn.execute(delete(secret_wraps).where(secret_wraps.c.secret_id == record.id))
     conn.execute(delete(secret_metadata).where(secret_metadata.c.secret_id == record.id))
     conn.execute(delete(secret_consumers).where(secret_consumers.c.secret_id == record.id))
+    conn.execute(delete(kv_versions).where(kv_versions.c.secret_id == record.id))
+    conn.execute(delete(kv_entries).where(kv_entries.c.secret_id == record.id))
     gone = conn.execute(delete(secrets).where(secrets.c.id == record.id, secrets.c.project_id == record.project_id))
     if gone.rowcount != 1:
         return False

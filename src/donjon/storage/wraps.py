@@ -79,3 +79,24 @@ def spend_wrap(conn: Connection, wrap_id: str, now: datetime) -> bool:
     """Use a wrap token up: exactly one caller gets True."""
     result = conn.execute(delete(secret_wraps).where(secret_wraps.c.id == wrap_id, secret_wraps.c.expires_at > now))
     return result.rowcount == 1
+
+
+@dataclass(frozen=True)
+class WrapView:
+    """What a wrap token stands for, shown without spending it: its digest (to check), the wrapped secret's
+    name, and when the token was made and ends."""
+
+    digest: str
+    secret_name: str | None
+    created_at: datetime
+    expires_at: datetime
+
+
+def view_wrap(conn: Connection, wrap_id: str) -> WrapView | None:
+    c = secret_wraps.c
+    row = conn.execute(
+        select(c.digest, secrets.c.name, c.created_at, c.expires_at)
+        .join(secrets, secrets.c.id == c.secret_id)
+        .where(c.id == wrap_id)
+    ).first()
+    return WrapView(row.digest, row.name, row.created_at, row.expires_at) if row is not None else None

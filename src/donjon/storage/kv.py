@@ -1,0 +1,237 @@
+"""Rows of KV v2 entries (the Vault API): ``kv_entries``, ``kv_versions``, and the secret rows they extend.
+
+A KV version's ciphertext lives where every donjon version's does: the current one on the secret's row,
+the previous ones in ``secret_versions`` (kept, not on a grace period: their ``expires_at`` is ``KEPT``,
+until max_versions trims them).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, delete, func, insert, select, update
+
+from donjon.storage.tables import kv_entries, kv_versions, secret_versions, secrets
+
+# A KV version stays until trimmed or destroyed: the reaper's version pass never reaches this date.
+KEPT = datetime(9999, 1, 1)
+
+
+@dataclass(frozen=True)
+class KvEntryRow:
+    secret_id: str
+    project_id: str
+    path: str
+    max_versions: int
+    cas_required: bool
+    delete_version_after: int
+    custom_metadata: dict[str, str] | None
+    metadata_version: int
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True)
+class KvVersionRow:
+    version: int
+    created_at: datetime
+    deletion_time: datetime | None
+    destroyed: bool
+
+
+def _entry(row: Any) -> KvEntryRow:
+    custom = json.loads(row.custom_metadata) if row.custom_metadata is not None else None
+    return KvEntryRow(
+        row.secret_id,
+        row.project_id,
+        row.path,
+        row.max_versions,
+        bool(row.cas_required),
+        row.delete_version_after,
+        custom,
+        row.metadata_version,
+        row.created_at,
+        row.updated_at,
+    )
+
+
+def find_entry(conn: Connection, project_id: str, path: str) -> KvEntryRow | None:
+    row = conn.execute(
+        select(kv_entries).where(kv_entries.c.project_id == project_id, kv_entries.c.path == path)
+    ).first()
+    return _entry(row) if row is not None else None
+
+
+def insert_entry(conn: Connection, entry: KvEntryRow) -> None:
+    conn.execute(
+        insert(kv_entries).values(
+            secret_id=entry.secret_id,
+            project_id=entry.project_id,
+            path=entry.path,
+            max_versions=entry.max_versions,
+            cas_required=entry.cas_required,
+            delete_version_after=entry.delete_version_after,
+            custom_metadata=json.dumps(entry.custom_metadata) if entry.custom_metadata is not None else None,
+            metadata_version=entry.metadata_version,
+            created_at=entry.created_at,
+            updated_at=entry.updated_at,
+        )
+    )
+
+
+def update_entry(conn: Connection, entry: KvEntryRow) -> None:
+    conn.execute(
+        update(kv_entries)
+        .where(kv_entries.c.secret_id == entry.secret_id)
+        .values(
+            max_versions=entry.max_versions,
+            cas_required=entry.cas_required,
+            delete_version_after=entry.delete_version_after,
+            custom_metadata=json.dumps(entry.custom_metadata) if entry.custom_metadata is not None else None,
+            metadata_version=entry.metadata_version,
+            updated_at=entry.updated_at,
+        )
+    )
+
+
+def paths_under(conn: Connection, project_id: str, prefix: str) -> list[str]:
+    """Every KV path of the project starting with ``prefix`` (compared in Python: no LIKE escaping)."""
+    stmt = select(kv_entries.c.path).where(kv_entries.c.project_id == project_id)
+    if prefix:
+        stmt = stmt.where(func.substr(kv_entries.c.path, 1, len(prefix)) == prefix)
+    return [p for (p,) in conn.execute(stmt) if p.startswith(prefix)]
+
+
+def versions(conn: Connection, secret_id: str) -> list[KvVersionRow]:
+    rows = conn.execute(select(kv_versions).where(kv_versions.c.secret_id == secret_id).order_by(kv_versions.c.version))
+    return [KvVersionRow(r.version, r.created_at, r.deletion_time, bool(r.destroyed)) for r in rows]
+
+
+def add_version(conn: Connection, secret_id: str, version: KvVersionRow) -> None:
+    conn.execute(
+        insert(kv_versions).values(
+            secret_id=secret_id,
+            version=version.version,
+            created_at=version.created_at,
+            deletion_time=version.deletion_time,
+            destroyed=version.destroyed,
+        )
+    )
+
+
+def set_deletion(conn: Connection, secret_id: str, numbers: list[int], when: datetime | None) -> None:
+    """Soft-delete (``when``) or undelete (None) versions; destroyed ones stay as they are."""
+    if not numbers:
+        return
+    conn.execute(
+        update(kv_versions)
+        .where(
+            kv_versions.c.secret_id == secret_id,
+            kv_versions.c.version.in_(numbers),
+            kv_versions.c.destroyed.is_(False),
+        )
+        .values(deletion_time=when)
+    )
+
+
+def destroy(conn: Connection, secret_id: str, numbers: list[int], current: int) -> None:
+    """Remove versions' ciphertexts for good and mark them destroyed (the row of the current one keeps no
+    payload: the Barbican API then answers that the secret has none)."""
+    if not numbers:
+        return
+    conn.execute(
+        update(kv_versions)
+        .where(kv_versions.c.secret_id == secret_id, kv_versions.c.version.in_(numbers))
+        .values(destroyed=True, deletion_time=None)
+    )
+    conn.execute(
+        delete(secret_versions).where(secret_versions.c.secret_id == secret_id, secret_versions.c.version.in_(numbers))
+    )
+    if current in numbers:
+        conn.execute(
+            update(secrets).where(secrets.c.id == secret_id, secrets.c.version == current).values(ciphertext=None)
+        )
+
+
+def trim(conn: Connection, secret_id: str, keep_from: int) -> None:
+    """Drop every version older than ``keep_from`` (max_versions): its state and its ciphertext."""
+    conn.execute(delete(kv_versions).where(kv_versions.c.secret_id == secret_id, kv_versions.c.version < keep_from))
+    conn.execute(
+        delete(secret_versions).where(secret_versions.c.secret_id == secret_id, secret_versions.c.version < keep_from)
+    )
+
+
+def previous_ciphertext(conn: Connection, secret_id: str, version: int) -> tuple[str | None, bytes] | None:
+    """(kek id, ciphertext) of a kept previous version."""
+    row = conn.execute(
+        select(secret_versions.c.kek_id, secret_versions.c.ciphertext).where(
+            secret_versions.c.secret_id == secret_id, secret_versions.c.version == version
+        )
+    ).first()
+    return (row.kek_id, row.ciphertext) if row is not None else None
+
+
+def row_version(conn: Connection, secret_id: str) -> int | None:
+    """The secret row's version column (1 for a key that has no data yet)."""
+    return conn.execute(select(secrets.c.version).where(secrets.c.id == secret_id)).scalar_one_or_none()
+
+
+def advance(
+    conn: Connection,
+    *,
+    secret_id: str,
+    project_id: str,
+    row_version: int,
+    new_version: int,
+    content_type: str,
+    kek_id: str,
+    ciphertext: bytes,
+    now: datetime,
+) -> bool:
+    """Make ``new_version`` the secret's payload, keeping the current ciphertext (if any) as a previous version.
+
+    Fenced on the secret row's ``row_version`` as the caller read it: False if another write came first.
+    """
+    row = conn.execute(
+        select(
+            secrets.c.version,
+            secrets.c.ciphertext,
+            secrets.c.kek_id,
+            secrets.c.content_type,
+            secrets.c.version_started_at,
+            secrets.c.created_at,
+        ).where(secrets.c.id == secret_id, secrets.c.version == row_version)
+    ).first()
+    if row is None:
+        return False
+    result = conn.execute(
+        update(secrets)
+        .where(secrets.c.id == secret_id, secrets.c.version == row_version)
+        .values(
+            version=new_version,
+            version_started_at=now if new_version > 1 else None,
+            content_type=content_type,
+            kek_id=kek_id,
+            ciphertext=ciphertext,
+            updated_at=now,
+        )
+    )
+    if result.rowcount != 1:
+        return False
+    if row.ciphertext is not None and row.version < new_version:
+        conn.execute(
+            insert(secret_versions).values(
+                secret_id=secret_id,
+                version=row.version,
+                project_id=project_id,
+                content_type=row.content_type,
+                kek_id=row.kek_id,
+                ciphertext=row.ciphertext,
+                created_at=row.version_started_at or row.created_at,
+                expires_at=KEPT,
+            )
+        )
+    return True
