@@ -22,11 +22,11 @@ from donjon.auth import Caller
 from donjon.errors import InvalidInput, NotFound, TooLarge
 from donjon.policy import Policy, Target
 from donjon.services import access, payloads
+from donjon.services.commands import NewSecret
 from donjon.services.payload_store import PayloadStore
 from donjon.services.project_keys import ProjectKeys
 from donjon.services.quotas import Quotas
 from donjon.services.sealing import new_secret_record
-from donjon.services.validation import NewSecret
 from donjon.storage import kv as repo
 from donjon.storage import secrets as secrets_repo
 from donjon.storage import tombstones

@@ -19,12 +19,13 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from donjon.api.common import ctx
+from donjon.api.payload_types import AcceptHeader
 from donjon.api.vault import durations, responses
 from donjon.api.vault.auth import token_of
 from donjon.api.vault.errors import VaultError, bad_request
 from donjon.auth import Caller
 from donjon.errors import NotFound
-from donjon.services.validation import NewSecret
+from donjon.services.commands import NewSecret
 
 INVALID = "wrapping token is not valid or does not exist"
 _NAME = "vault-wrap:"
@@ -95,7 +96,7 @@ def _unwrap_sync(request: Request, token: str) -> dict[str, Any]:
     context = ctx(request)
     assert context.wraps is not None
     try:
-        payload, _ = context.wraps.unwrap(token, "text/plain")
+        payload, _ = context.wraps.unwrap(token, AcceptHeader("text/plain"))
     except NotFound:
         raise bad_request(INVALID) from None
     document: dict[str, Any] = json.loads(payload)
