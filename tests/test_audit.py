@@ -104,12 +104,13 @@ def test_write_and_read_are_audited_with_initiator_target_and_outcome(audited: t
     assert client.delete(f"/v1/secrets/{secret_id}", headers=headers(project)).status_code == 204
 
     all_events = events(data_dir)
-    # Fail-closed (the default): a pending event before each handler that may have an effect (the list, a
-    # read that changes nothing, has none), then its outcome, same request id.
+    # Fail-closed (the default): a pending event before each handler that may have an effect, then its
+    # outcome, same request id. Reads (this payload is not a limited secret's, and the list) have none.
     outcomes_in_order = [e["outcome"] for e in all_events]
-    assert outcomes_in_order == ["pending", "success"] * 2 + ["success"] + ["pending", "success"] * 2
-    assert all_events[4]["action"] == "read/list" and all_events[4]["target"]["name"] == "/v1/secrets"
-    paired = all_events[:4] + all_events[5:]
+    assert outcomes_in_order == ["pending", "success", "success", "success"] + ["pending", "success"] * 2
+    assert all_events[2]["action"] == "read" and all_events[2]["target"]["id"] == secret_id
+    assert all_events[3]["action"] == "read/list" and all_events[3]["target"]["name"] == "/v1/secrets"
+    paired = all_events[:2] + all_events[4:]
     for pending, done in zip(paired[::2], paired[1::2], strict=True):
         assert request_id(pending) == request_id(done)
         assert pending["initiator"]["id"] == "unknown"  # not authenticated yet when it is written
@@ -165,8 +166,9 @@ def test_denials_are_audited(audited: tuple[TestClient, Path]) -> None:
     assert no_route["target"] == {"typeURI": "unknown", "id": "unknown", "name": "/v1/no-such-thing/x"}
     assert no_route["reason"]["reasonCode"] == "404"
     assert not_allowed["reason"]["reasonCode"] == "405" and not_allowed["target"]["typeURI"] == SECRET_TYPE
-    # Two events per request, but one for the GET of no route: a read changes nothing, so it has no pending event.
-    assert len(events(data_dir)) == 9
+    # Two events per request, but one for each GET (the refused payload read, no route): reads have no pending
+    # event, and the refused read never reached a limited secret.
+    assert len(events(data_dir)) == 8
 
 
 def test_unauthenticated_requests_are_audited_without_the_token(database_url: str, tmp_path: Path) -> None:
@@ -645,8 +647,8 @@ def test_verify_on_a_live_two_worker_server_under_concurrent_requests(tmp_path: 
     assert key.stat().st_mode & 0o777 == 0o600
     done = subprocess.run([DONJON, "audit", "verify", "--path", str(log), "--key", str(key)], capture_output=True)
     assert done.returncode == 0, done.stdout + done.stderr
-    # 8 clients x 15 x (create + payload read: pending and outcome; list: outcome only)
-    assert b"ok: 600 records" in done.stdout
+    # 8 clients x 15 x (create: pending and outcome; payload read and list: outcome only)
+    assert b"ok: 480 records" in done.stdout
     log_bytes = log.read_bytes() + server.log.read_bytes()
     assert SENTINEL.encode() not in log_bytes
     # `donjon audit verify` with no options finds the log and key through the settings.
@@ -707,6 +709,7 @@ def test_a_response_is_not_released_when_its_outcome_cannot_be_recorded(database
     with TestClient(app, base_url=BASE) as client:
         body = {"payload": f"{SENTINEL}withheld", "payload_content_type": "text/plain"}
         ref = client.post("/v1/secrets", json=body, headers=headers(project)).json()["secret_ref"]
+        limited = client.post("/v1/secrets", json={**body, "max_reads": 2}, headers=headers(project))
         sink = auditor_of(app).file
         real_append, calls = sink.append_async, []
 
@@ -719,9 +722,47 @@ def test_a_response_is_not_released_when_its_outcome_cannot_be_recorded(database
         sink.append_async = append_then_fail  # type: ignore[method-assign]
         r = client.get(ref.removeprefix(BASE) + "/payload", headers=headers(project, Accept="text/plain"))
         assert r.status_code == 503 and SENTINEL not in r.text
+        assert calls == ["success"]  # a plain payload read has no effect, hence no pending event
+        # A limited secret's read spends a read: its pending event goes first, then the outcome.
+        calls.clear()
+        r = client.get(limited.json()["secret_ref"].removeprefix(BASE) + "/payload", headers=headers(project))
+        assert r.status_code == 503 and SENTINEL not in r.text
         assert calls == ["pending", "success"]
-    # The attempt is on record: its pending event.
+    # The attempt that spent a read is on record: its pending event.
     assert [e["outcome"] for e in events(tmp_path)][-1] == "pending"
+
+
+def test_a_limited_read_spends_nothing_when_its_intent_cannot_be_recorded(database_url: str, tmp_path: Path) -> None:
+    settings = make_settings(database_url, tmp_path)
+    app = create_app(settings)
+    project = f"p-{uuid.uuid4()}"
+    with TestClient(app, base_url=BASE) as client:
+        body = {"payload": f"{SENTINEL}limited", "payload_content_type": "text/plain", "max_reads": 1}
+        ref = client.post("/v1/secrets", json=body, headers=headers(project)).json()["secret_ref"]
+        path = ref.removeprefix(BASE)
+        sink = auditor_of(app).file
+        real_append, calls = sink.append_async, []
+
+        async def refuse_pending(event: dict[str, Any]) -> None:
+            calls.append(event["outcome"])
+            if event["outcome"] == "pending":
+                raise OSError(28, "No space left on device")
+            await real_append(event)
+
+        sink.append_async = refuse_pending  # type: ignore[method-assign]
+        for url in (path + "/payload", path + "?version=1", path):  # every way a payload is read
+            accept = "application/json" if url == path else "text/plain"
+            r = client.get(url.replace("?version=1", "/payload?version=1"), headers=headers(project, Accept=accept))
+            if url == path:
+                assert r.status_code == 200  # the metadata: no effect, no pending event needed
+                continue
+            assert r.status_code == 503 and SENTINEL not in r.text
+            assert r.json()["description"] == "The audit log is unavailable. Please try again later."
+        assert calls.count("pending") == 2
+        sink.append_async = real_append  # type: ignore[method-assign]
+        # Nothing was spent: its one read is still there, and serves the payload once.
+        assert client.get(path + "/payload", headers=headers(project, Accept="text/plain")).text == body["payload"]
+        assert client.get(path + "/payload", headers=headers(project, Accept="text/plain")).status_code == 404
 
 
 def test_server_refuses_to_start_when_the_audit_log_cannot_be_opened(tmp_path: Path) -> None:

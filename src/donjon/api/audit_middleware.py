@@ -9,28 +9,36 @@ Fail-closed: a *pending* event is written before a handler that may have an effe
 has an effect that is not on record (if it cannot be written: 503, the handler never runs); the outcome
 event is written when the response starts, before any byte of its body is sent, so a response (a payload,
 say) is only released once its outcome is on record (if it cannot be written: the response is replaced by
-a 503; an effect the handler already committed stays, and its pending record stands for it). Reads that
-change nothing (GET and HEAD, except a payload's, which may spend a max_reads secret) need no pending
-event: what they would release is held back until their outcome is on record.
+a 503; an effect the handler already committed stays, and its pending record stands for it). Reads (GET
+and HEAD) need no pending event: what they would release is held back until their outcome is on record.
+The one read with an effect, a limited secret's payload (each read spends one of its max_reads), is known
+only once the secret is found: such a handler calls ``before_effect(request)``'s function first, which writes
+the pending event then (503 if it cannot, before anything is spent). A plain payload read, the most common
+request, thus waits for one durable record instead of two.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import replace
 from typing import Any
 
+from anyio import from_thread
+from starlette.requests import Request
 from starlette.routing import BaseRoute, Match, Route
 
 from donjon.api.errors import error_response
 from donjon.api.middleware import ASGIApp, Message, Receive, Scope, Send
 from donjon.audit.auditor import Auditor
 from donjon.audit.events import Target, build_event, target_of
+from donjon.errors import Unavailable
 
 # Discovery and liveness: no caller, no resource, polled by load balancers (and /metrics, by Prometheus).
 EXEMPT = frozenset({"/", "/v1", "/healthcheck", "/livez", "/readyz", "/openapi.json", "/metrics"})
 SAFE_METHODS = frozenset({"GET", "HEAD"})
 UNAVAILABLE = "The audit log is unavailable. Please try again later."
+# Where a read's handler finds the function that records its pending event (request.state).
+_INTENT = "audit_intent"
 
 
 class AuditMiddleware:
@@ -64,13 +72,13 @@ class AuditMiddleware:
         state = scope.setdefault("state", {})
         request_id = str(state.get("request_id", ""))
         auditor = self.auditor
-        if (
-            auditor.fail_closed
-            and has_effect(scope["method"], template)
-            and not await auditor.record(build_event(target, None, None, request_id))
-        ):
-            await error_response(503, UNAVAILABLE)(scope, receive, send)
-            return
+        if auditor.fail_closed:
+            if has_effect(scope["method"]):
+                if not await auditor.record(build_event(target, None, None, request_id)):
+                    await error_response(503, UNAVAILABLE)(scope, receive, send)
+                    return
+            else:
+                state[_INTENT] = _record_intent_once(auditor, target, request_id)
         started = replaced = False
 
         async def send_audited(message: Message) -> None:
@@ -100,9 +108,38 @@ class AuditMiddleware:
         return accepted or not self.auditor.fail_closed
 
 
-def has_effect(method: str, template: str | None) -> bool:
-    """Whether a request may change something: anything but a read, and a payload read (max_reads)."""
-    return method not in SAFE_METHODS or (template is not None and template.endswith("/payload"))
+def has_effect(method: str) -> bool:
+    """Whether a request may change something before its handler knows more: anything but a read."""
+    return method not in SAFE_METHODS
+
+
+def _record_intent_once(auditor: Auditor, target: Target, request_id: str) -> Callable[[], Coroutine[Any, Any, None]]:
+    recorded = False
+
+    async def record_intent() -> None:
+        nonlocal recorded
+        if recorded:
+            return
+        if not await auditor.record(build_event(target, None, None, request_id)):
+            raise Unavailable(UNAVAILABLE)
+        recorded = True
+
+    return record_intent
+
+
+def _nothing() -> None:
+    return None
+
+
+def before_effect(request: Request) -> Callable[[], None]:
+    """For a read that may turn out to change something (a limited secret's payload): a function that its
+    service calls, from the worker thread, right before the change. It writes the request's pending audit
+    event and raises Unavailable (503) if the log cannot take it, so nothing is spent unrecorded. Without
+    fail-closed auditing it does nothing."""
+    intent: Callable[[], Coroutine[Any, Any, None]] | None = request.scope.get("state", {}).get(_INTENT)
+    if intent is None:
+        return _nothing
+    return lambda: from_thread.run(intent)
 
 
 def _created_id(message: Message) -> str | None:

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import functools
+
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 
+from donjon.api.audit_middleware import before_effect
 from donjon.api.common import (
     BAD_QUERY,
     authenticate,
@@ -82,11 +85,19 @@ async def _payload(request: Request, accept: str | None) -> Response:
         versions = ctx(request).versions
         assert versions is not None
         data, content_type = await run_in_threadpool(
-            versions.payload_version, caller, request.path_params["secret_id"], version, AcceptHeader(accept)
+            functools.partial(versions.payload_version, before_effect=before_effect(request)),
+            caller,
+            request.path_params["secret_id"],
+            version,
+            AcceptHeader(accept),
         )
         return Response(data, media_type=None, headers={"Content-Type": content_type, **NO_STORE})
+    # A limited secret's read spends one of its reads: its pending audit event goes first (before_effect).
     data, content_type = await run_in_threadpool(
-        ctx(request).secrets.get_payload, caller, request.path_params["secret_id"], AcceptHeader(accept)
+        functools.partial(ctx(request).secrets.get_payload, before_effect=before_effect(request)),
+        caller,
+        request.path_params["secret_id"],
+        AcceptHeader(accept),
     )
     return Response(data, media_type=None, headers={"Content-Type": content_type, **NO_STORE})
 

@@ -112,3 +112,8 @@ class PayloadUpload:
     media_type: str
     data: bytes = field(repr=False)
     encoding: str = ""
+
+
+def no_intent() -> None:
+    """The default ``before_effect`` of a read that may spend something: nobody needs to be told first."""
+    return None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 from sqlalchemy import Connection
@@ -12,7 +13,7 @@ from donjon.auth import Caller
 from donjon.errors import Conflict, InvalidInput, NotFound, TooLarge, UnsupportedMediaType
 from donjon.policy import Policy, Target
 from donjon.services import access, limited_reads, payloads
-from donjon.services.commands import NewSecret, PayloadFormat, PayloadUpload
+from donjon.services.commands import NewSecret, PayloadFormat, PayloadUpload, no_intent
 from donjon.services.payload_store import NO_PAYLOAD, PayloadStore
 from donjon.services.project_keys import ProjectKeys
 from donjon.services.quotas import Quotas
@@ -107,8 +108,14 @@ class SecretService:
             consumers = repo.consumers_of(conn, [record.id])[record.id] if with_consumers else []
         return SecretView(record, consumers)
 
-    def get_payload(self, caller: Caller, secret_id: str, fmt: PayloadFormat) -> tuple[bytes, str]:
-        """The payload rendered as ``fmt`` chooses, and the content type to answer with."""
+    def get_payload(
+        self, caller: Caller, secret_id: str, fmt: PayloadFormat, *, before_effect: Callable[[], None] = no_intent
+    ) -> tuple[bytes, str]:
+        """The payload rendered as ``fmt`` chooses, and the content type to answer with.
+
+        A limited secret's read spends one of its reads: ``before_effect`` is called first (the API records
+        its intent there, and may refuse by raising), and nothing is spent if it raises.
+        """
         with self._db.read() as conn:
             record = self._find(
                 conn, caller, secret_id, "secret:decrypt", "Secret payload retrieval", with_payload=True
@@ -118,6 +125,7 @@ class SecretService:
         chosen = fmt.choose(record.content_type)
         if record.max_reads is not None:
             # A limited secret: the read is spent and the payload opened in one transaction (donjon extension).
+            before_effect()
             return limited_reads.read_limited(self._db, self._payloads, record.id, fmt, self._clock.now())
         return fmt.render(self._payloads.read(record), chosen), chosen
 

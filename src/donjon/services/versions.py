@@ -4,6 +4,7 @@ the previous one stays readable for ``lifecycle.version_grace_seconds``; ``GET .
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
@@ -12,7 +13,7 @@ from donjon.config import LifecycleConfig
 from donjon.errors import Conflict, NotFound
 from donjon.policy import Policy
 from donjon.services import access
-from donjon.services.commands import NewPayload, PayloadFormat
+from donjon.services.commands import NewPayload, PayloadFormat, no_intent
 from donjon.services.limited_reads import serve_current
 from donjon.services.payload_store import PayloadStore
 from donjon.services.project_keys import ProjectKeys
@@ -109,7 +110,16 @@ class SecretVersions:
                     raise Conflict("The secret was changed concurrently; try again.")
             return version
 
-    def payload_version(self, caller: Caller, secret_id: str, version: int, fmt: PayloadFormat) -> tuple[bytes, str]:
+    def payload_version(
+        self,
+        caller: Caller,
+        secret_id: str,
+        version: int,
+        fmt: PayloadFormat,
+        *,
+        before_effect: Callable[[], None] = no_intent,
+    ) -> tuple[bytes, str]:
+        """A version's payload; the current one of a limited secret spends a read (``before_effect`` first)."""
         with self._db.read() as conn:
             record = access.secret_for(
                 conn,
@@ -127,5 +137,7 @@ class SecretVersions:
                 chosen = fmt.choose(payload.content_type)
                 plaintext = self._payloads.read_previous(record, payload.version, payload.kek_id, payload.ciphertext)
                 return fmt.render(plaintext, chosen), chosen
+        if record.max_reads is not None:
+            before_effect()
         with self._db.write() as conn:
             return serve_current(conn, self._payloads, record.id, fmt, self._clock.now())
