@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from datetime import datetime
 from typing import TYPE_CHECKING
 
 import pytest
@@ -27,3 +28,8 @@ def km(barbican: Barbican) -> Iterator[KeyManager]:
 class TestBarbican(KeyManagerConformance):
     consumers = True
     expires = True
+
+    @pytest.fixture
+    def pass_expiration(self, barbican: Barbican) -> Callable[[str, datetime], None]:
+        """Barbican's database is the test's to reach: the expiration moves, nobody waits."""
+        return lambda object_id, _when: barbican.expire_now(object_id.rsplit("/", 1)[-1])

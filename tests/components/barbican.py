@@ -23,10 +23,13 @@ import http.client
 import os
 import shutil
 import signal
+import sqlite3
 import subprocess
 import time
 from collections.abc import Iterator
+from contextlib import closing
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -82,6 +85,21 @@ class Barbican:
     @property
     def log(self) -> Path:
         return self.state / "logs" / "barbican-api.log"
+
+    def expire_now(self, secret_id: str) -> None:
+        """Move a secret's expiration to just past, in Barbican's own SQLite database.
+
+        Barbican reads its machine's clock, which a test cannot move; rather than wait for an expiration,
+        the test brings the expiration to the clock. Barbican filters expired secrets by that column on
+        every read (its SecretRepo), so what it answers is the same as after waiting.
+        """
+        past = (datetime.now(UTC) - timedelta(seconds=1)).replace(tzinfo=None)
+        with closing(sqlite3.connect(self.state / "data" / "barbican.sqlite")) as conn, conn:
+            changed = conn.execute(
+                "UPDATE secrets SET expiration = ? WHERE id = ?", (past.isoformat(sep=" "), secret_id)
+            ).rowcount
+        if changed != 1:
+            raise LookupError(f"no secret {secret_id} in Barbican's database")
 
     def _env(self) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("OS_", "DONJON_"))}
