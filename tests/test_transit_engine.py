@@ -326,3 +326,23 @@ def test_go_base64_positions() -> None:
     for text, position in [("not base64!!", 3), ("%%%", 0), ("YQ", 0)]:
         with pytest.raises(ValueError, match=f"^illegal base64 data at input byte {position}$"):
             go_b64decode(text)
+
+
+def test_rings_reseal_with_a_kek_rotation(settings: Settings, db: Database, caller: Caller) -> None:
+    """``rotate-kek`` re-seals a ring like every payload; the key's versions and ciphertexts live on."""
+    from donjon.services.rotation import KekRotation
+
+    keystore = open_keystore(settings.keystore.type, settings.keystore_options())
+    service = TransitService(db, ProjectKeys(db, keystore, 60), Policy(), Quotas(settings.quotas))
+    service.create_key(caller, "kept", NewKey())
+    ciphertext = enc(service, caller, "kept", b"before")
+    with db.read() as conn:
+        before = conn.execute(select(secrets.c.kek_id).where(secrets.c.project_id == caller.project_id)).scalar_one()
+    report = KekRotation(db, keystore).rotate(caller.project_id, settle_seconds=0, sleep=lambda _: None)
+    with db.read() as conn:
+        after = conn.execute(select(secrets.c.kek_id).where(secrets.c.project_id == caller.project_id)).scalar_one()
+    assert report.new_kek_id == after != before
+    fresh = TransitService(db, ProjectKeys(db, keystore, 60), Policy(), Quotas(settings.quotas))  # no cached KEK
+    assert dec(fresh, caller, "kept", ciphertext) == b"before"
+    fresh.rotate(caller, "kept")  # and the ring can still change afterwards
+    assert dec(fresh, caller, "kept", enc(fresh, caller, "kept", b"after")) == b"after"
