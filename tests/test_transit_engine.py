@@ -346,3 +346,13 @@ def test_rings_reseal_with_a_kek_rotation(settings: Settings, db: Database, call
     assert dec(fresh, caller, "kept", ciphertext) == b"before"
     fresh.rotate(caller, "kept")  # and the ring can still change afterwards
     assert dec(fresh, caller, "kept", enc(fresh, caller, "kept", b"after")) == b"after"
+
+
+def test_rings_stay_in_the_database_store(db: Database, transit: TransitService, caller: Caller) -> None:
+    """``migrate-store`` moves payloads to an external store; a ring is opened on every use and stays."""
+    from donjon.storage import store_moves
+
+    transit.create_key(caller, "stays", NewKey())
+    with db.read() as conn:
+        assert store_moves.secrets_in_store(conn, None, caller.project_id, after="", limit=10) == []
+        assert store_moves.count_in_store(conn, None, caller.project_id) == 0

@@ -230,6 +230,9 @@ def test_hvac_transit_calls(live_server: LiveServer) -> None:
             transit.delete_key(name="signer")
         transit.delete_key(name="app")
         assert transit.list_keys()["data"]["keys"] == ["signer"]
+        # Neither a plaintext nor a data key reaches the server's log.
+        log = live_server.log.read_text()
+        assert plaintext not in log and datakey["plaintext"] not in log
     finally:
         client.adapter.close()
 
