@@ -103,15 +103,16 @@ def test_sign_verify_per_type(transit: TransitService, caller: Caller, key_type:
     entry = info["keys"]["1"]  # type: ignore[index]
     assert entry["name"] == public_name and entry["certificate_chain"] == ""
     assert entry["public_key"].startswith("-----BEGIN PUBLIC KEY-----") != (key_type == "ed25519")
-    [signed] = transit.sign(caller, "s", SignOptions(), [CryptoItem(input=b64(b"msg"))])
+    [signed] = transit.sign(caller, "s", SignOptions(), 0, [CryptoItem(input=b64(b"msg"))])
     signature = str(signed.values["signature"])
     assert signature.startswith("vault:v1:") and signed.values["key_version"] == 1
     good, bad = transit.verify(
         caller,
         "s",
-        None,
+        "sha2-256",
         SignOptions(),
         [CryptoItem(input=b64(b"msg"), signature=signature), CryptoItem(input=b64(b"other"), signature=signature)],
+        batch=True,
     )
     assert good.values == {"valid": True} and bad.values == {"valid": False}
 
@@ -121,7 +122,7 @@ def test_ed25519_signature_checks_with_the_published_public_key(transit: Transit
 
     info = transit.create_key(caller, "ed", NewKey(key_type="ed25519"))
     public = Ed25519PublicKey.from_public_bytes(base64.b64decode(info["keys"]["1"]["public_key"]))  # type: ignore[index]
-    [signed] = transit.sign(caller, "ed", SignOptions(), [CryptoItem(input=b64(b"msg"))])
+    [signed] = transit.sign(caller, "ed", SignOptions(), 0, [CryptoItem(input=b64(b"msg"))])
     public.verify(base64.b64decode(str(signed.values["signature"]).split(":")[2]), b"msg")  # raises if wrong
 
 
@@ -146,10 +147,15 @@ def test_rotation_versions_and_minimums(transit: TransitService, caller: Caller)
     with pytest.raises(InvalidInput, match="^requested version for encryption is higher than the latest"):
         enc(transit, caller, "r", b"x", key_version=3)
 
+    with pytest.raises(InvalidInput, match="^minimum available version cannot be set when minimum encryption"):
+        transit.trim(caller, "r", 2)
+    transit.configure(caller, "r", KeyConfig(min_encryption_version=2))
     info = transit.trim(caller, "r", 2)
     assert list(info["keys"]) == ["2"] and info["min_available_version"] == 2  # type: ignore[call-overload]
-    with pytest.raises(InvalidInput, match="greater than minimum decryption version"):
+    with pytest.raises(InvalidInput, match="^minimum available version cannot be greater than minmum encryption"):
         transit.trim(caller, "r", 3)
+    with pytest.raises(InvalidInput, match="^minimum available version cannot be decremented$"):
+        transit.trim(caller, "r", 1)
     assert dec(transit, caller, "r", v2) == b"two"
 
 
@@ -164,10 +170,10 @@ def test_vaults_error_texts(transit: TransitService, caller: Caller) -> None:
         (lambda: dec(transit, caller, "app", "vault:v9:" + "A" * 40), "invalid ciphertext: version is too new"),
         (lambda: enc(transit, caller, "signer", b"x"), "message encryption not supported for key type ed25519"),
         (
-            lambda: transit.sign(caller, "app", SignOptions(), [CryptoItem(input="eA==")]),
+            lambda: transit.sign(caller, "app", SignOptions(), 0, [CryptoItem(input="eA==")]),
             "key type aes256-gcm96 does not support signing",
         ),
-        (lambda: transit.sign(caller, "nosuch", SignOptions(), []), "signing key not found"),
+        (lambda: transit.sign(caller, "nosuch", SignOptions(), 0, []), "signing key not found"),
         (lambda: transit.rotate(caller, "nosuch"), "key not found"),
         (
             lambda: transit.configure(caller, "nosuch", KeyConfig(deletion_allowed=True)),
@@ -243,18 +249,19 @@ def test_datakey_hmac_random_hash(transit: TransitService, caller: Caller) -> No
     assert len(key) == 64 and dec(transit, caller, "h", str(plain["ciphertext"])) == key
     assert set(transit.datakey(caller, "h", "wrapped", 128, CryptoItem())) == {"ciphertext", "key_version"}
 
-    [mac] = transit.hmac(caller, "h", "sha2-512", [CryptoItem(input="bXNn")])
+    [mac] = transit.hmac(caller, "h", "sha2-512", 0, [CryptoItem(input="bXNn")])
     assert len(base64.b64decode(str(mac.values["hmac"]).split(":")[2])) == 64
-    [mac256] = transit.hmac(caller, "h", "sha2-256", [CryptoItem(input="bXNn")])
+    [mac256] = transit.hmac(caller, "h", "sha2-256", 0, [CryptoItem(input="bXNn")])
     ok, wrong = transit.verify(
         caller,
         "h",
-        None,
+        "sha2-256",
         SignOptions(),
         [
             CryptoItem(input="bXNn", hmac=str(mac256.values["hmac"])),
             CryptoItem(input="eA==", hmac=str(mac256.values["hmac"])),
         ],
+        batch=True,
     )
     assert ok.values == {"valid": True} and wrong.values == {"valid": False}
 

@@ -115,11 +115,23 @@ def test_openbao_captures_replayed(app_client: TestClient) -> None:
         ("POST", "keys/k2", {"type": "aes256-gcm96", "convergent_encryption": True, "derived": True}, "convergent"),
         ("POST", "keys/k2", {"derived": "maybe"}, "derived"),
         ("POST", "keys/k/config", {"min_decryption_version": -1}, "cannot be negative"),
-        ("POST", "keys/k/trim", {"min_available_version": 0}, "should be positive"),
+        ("POST", "keys/k/trim", {"min_available_version": 0}, "minimum encryption version is not set"),
+        ("POST", "keys/k/trim", {}, "missing min_available_version"),
         ("POST", "datakey/plaintext/k", {"bits": 7}, "invalid bit length"),
         ("POST", "hmac/k/md5", {"input": "eA=="}, "unsupported algorithm md5"),
-        ("POST", "sign/s", {"input": "eA==", "hash_algorithm": "md5"}, "unsupported hash algorithm md5"),
-        ("POST", "verify/s", {"input": "eA=="}, "provide one of 'signature' or 'hmac'"),
+        ("POST", "sign/s", {"input": "eA==", "hash_algorithm": "md5"}, 'invalid hash algorithm "md5"'),
+        ("POST", "sign/s", {"input": "%"}, "unable to decode input as base64: illegal base64 data at input byte 0"),
+        ("POST", "verify/s", {"input": "eA=="}, "neither a 'signature' nor an 'hmac' were given to verify"),
+        ("POST", "verify/s", {"input": "eA==", "signature": "x", "hmac": "y"}, "provide one of 'signature' or 'hmac'"),
+        ("POST", "verify/k", {"input": "eA==", "hmac": "vault:vx:AAAA"}, "invalid HMAC: version number could not"),
+        (
+            "POST",
+            "verify/s",
+            {"batch_input": [{"input": "eA==", "signature": "x"}, {"input": "eA=="}]},
+            "some elements of batch_input are missing 'signature'",
+        ),
+        ("POST", "hmac/k", {}, "missing input for HMAC"),
+        ("POST", "hmac/k", {"input": "eA==", "key_version": 9}, "key version does not exist; latest key version is 1"),
         ("POST", "random/abc", {}, "byte count"),
         ("POST", "random", {"format": "base32"}, "unsupported encoding format"),
         ("POST", "hash/sha2-999", {"input": "eA=="}, "unsupported algorithm sha2-999"),
@@ -205,22 +217,25 @@ def test_hvac_transit_calls(live_server: LiveServer) -> None:
         transit.rotate_key(name="app")
         rewrapped = transit.rewrap_data(name="app", ciphertext=ciphertext)["data"]["ciphertext"]
         assert rewrapped.startswith("vault:v2:")
-        transit.update_key_configuration(name="app", min_decryption_version=2, deletion_allowed=True)
+        transit.rotate_key(name="app")
+        transit.update_key_configuration(
+            name="app", min_decryption_version=2, min_encryption_version=3, deletion_allowed=True
+        )
         with pytest.raises(hvac.exceptions.InvalidRequest, match="disallowed by policy"):
             transit.decrypt_data(name="app", ciphertext=ciphertext)
         transit.trim_key(name="app", min_version=2)
-        assert list(transit.read_key(name="app")["data"]["keys"]) == ["2"]
+        assert list(transit.read_key(name="app")["data"]["keys"]) == ["2", "3"]
         batch = transit.encrypt_data(name="app", batch_input=[{"plaintext": plaintext}, {"plaintext": plaintext}])
-        assert [r["ciphertext"][:9] for r in batch["data"]["batch_results"]] == ["vault:v2:", "vault:v2:"]
+        assert [r["ciphertext"][:9] for r in batch["data"]["batch_results"]] == ["vault:v3:", "vault:v3:"]
         datakey = transit.generate_data_key(name="app", key_type="plaintext")["data"]
         assert (
             transit.decrypt_data(name="app", ciphertext=datakey["ciphertext"])["data"]["plaintext"]
             == (datakey["plaintext"])
         )
         mac = transit.generate_hmac(name="app", hash_input=plaintext, algorithm="sha2-512")["data"]["hmac"]
-        assert transit.verify_signed_data(name="app", hash_input=plaintext, hmac=mac, hash_algorithm="sha2-512")[
-            "data"
-        ]["valid"]
+        assert len(base64.b64decode(mac.split(":")[2])) == 64
+        mac = transit.generate_hmac(name="app", hash_input=plaintext)["data"]["hmac"]
+        assert transit.verify_signed_data(name="app", hash_input=plaintext, hmac=mac)["data"]["valid"]
         signature = transit.sign_data(name="signer", hash_input=plaintext)["data"]["signature"]
         assert transit.verify_signed_data(name="signer", hash_input=plaintext, signature=signature)["data"]["valid"]
         random = transit.generate_random_bytes(n_bytes=16, output_format="hex")["data"]["random_bytes"]

@@ -329,9 +329,9 @@ class TransitService:
     def datakey(self, caller: Caller, name: str, kind: str, bits: int, item: CryptoItem) -> dict[str, object]:
         if kind not in ("plaintext", "wrapped"):
             raise InvalidInput("Invalid path, must be 'plaintext' or 'wrapped'")
+        ring = self._key_for_use(caller, name, "encryption key not found")
         if bits not in (128, 256, 512):
             raise InvalidInput("invalid bit length")
-        ring = self._key_for_use(caller, name, "encryption key not found")
         if not ring.kind.encrypts:
             raise InvalidInput(f"message encryption not supported for key type {ring.key_type}")
         key = secrets.token_bytes(bits // 8)
@@ -341,60 +341,125 @@ class TransitService:
             out["plaintext"] = gobase64.encode(key)
         return out
 
-    def hmac(self, caller: Caller, name: str, algorithm: str, items: list[CryptoItem]) -> list[ItemResult]:
+    def hmac(
+        self, caller: Caller, name: str, algorithm: str, key_version: int, items: list[CryptoItem]
+    ) -> list[ItemResult]:
+        """HMACs under one key version (``key_version`` is the request's, as in Vault), per item."""
+        ring = self._key_for_use(caller, name, "encryption key not found")
+        if key_version == 0:
+            key_version = ring.latest_version
+        if key_version != ring.latest_version and ring.min_encryption_version > 0:
+            if key_version < ring.min_encryption_version:
+                raise InvalidInput("cannot generate HMAC: version is too old (disallowed by policy)")
+        if key_version < 0:
+            raise InvalidInput("key version does not exist (cannot be negative)")
+        if key_version > ring.latest_version:
+            raise InvalidInput(f"key version does not exist; latest key version is {ring.latest_version}")
+        if key_version not in ring.versions:
+            raise InvalidInput("no such key version")
         if algorithm not in primitives.HASH_ALGORITHMS:
             raise InvalidInput(f"unsupported algorithm {algorithm}")
-        ring = self._key_for_use(caller, name, "encryption key not found")
+        hmac_key = ring.versions[key_version].hmac_key
 
         def one(item: CryptoItem) -> dict[str, object]:
-            data = _decode(item.input or "")
-            version = ring.encryption_version(item.key_version)
-            mac = primitives.hmac(ring.version(version).hmac_key, algorithm, data)
-            return {"hmac": f"vault:v{version}:{gobase64.encode(mac)}"}
+            if item.input is None:
+                raise InvalidInput("missing input for HMAC")
+            mac = primitives.hmac(hmac_key, algorithm, _decode_input(item.input))
+            return {"hmac": f"vault:v{key_version}:{gobase64.encode(mac)}"}
 
         return [_item(functools.partial(one, item)) for item in items]
 
-    def sign(self, caller: Caller, name: str, options: SignOptions, items: list[CryptoItem]) -> list[ItemResult]:
+    def sign(
+        self, caller: Caller, name: str, options: SignOptions, key_version: int, items: list[CryptoItem]
+    ) -> list[ItemResult]:
         ring = self._key_for_use(caller, name, "signing key not found")
         if not ring.kind.signs:
             raise InvalidInput(f"key type {ring.key_type} does not support signing")
         opts = _sign_options(ring, options)
+        version = ring.encryption_version(key_version)
 
         def one(item: CryptoItem) -> dict[str, object]:
-            data = _decode(item.input or "")
-            version = ring.encryption_version(item.key_version)
-            material = _material(ring, version, item)
-            signature = primitives.sign(ring.key_type, material, data, opts)
+            if item.input is None:
+                raise InvalidInput("missing input")
+            data = _decode_input(item.input)
+            signature = primitives.sign(ring.key_type, _material(ring, version, item), data, opts)
             return {"signature": f"vault:v{version}:{gobase64.encode(signature)}", "key_version": version}
 
         return [_item(functools.partial(one, item)) for item in items]
 
     def verify(
-        self, caller: Caller, name: str, algorithm: str | None, options: SignOptions, items: list[CryptoItem]
+        self,
+        caller: Caller,
+        name: str,
+        hmac_algorithm: str,
+        options: SignOptions,
+        items: list[CryptoItem],
+        *,
+        batch: bool,
     ) -> list[ItemResult]:
+        """Signatures or HMACs (one kind per request, as Vault): ``{"valid": …}`` per item."""
+        signatures = [i.signature is not None for i in items]
+        hmacs = [i.signature is None and i.hmac is not None for i in items]
+        found_sig, found_hmac = any(signatures), any(hmacs)
+        missing = not all(a or b for a, b in zip(signatures, hmacs, strict=True))
+        if not batch and found_sig and items[0].hmac is not None:
+            raise InvalidInput("provide one of 'signature' or 'hmac'")
+        if not batch and not found_sig and not found_hmac:
+            raise InvalidInput("neither a 'signature' nor an 'hmac' were given to verify")
+        if found_sig and found_hmac:
+            raise InvalidInput("elements of batch_input must all provide 'signature' or all provide 'hmac'")
+        if missing and found_sig:
+            raise InvalidInput("some elements of batch_input are missing 'signature'")
+        if missing and found_hmac:
+            raise InvalidInput("some elements of batch_input are missing 'hmac'")
+        if missing:
+            raise InvalidInput("no batch_input elements have 'signature' or 'hmac'")
+        if found_hmac:
+            return self._verify_hmacs(caller, name, hmac_algorithm, items)
+        if options.hash_algorithm not in primitives.HASH_ALGORITHMS:
+            raise InvalidInput(f'invalid hash algorithm "{options.hash_algorithm}"')
         ring = self._key_for_use(caller, name, "signature verification key not found")
-        any_signature = any(i.signature is not None for i in items)
-        if any_signature and not ring.kind.signs:
+        if not ring.kind.signs:
             raise InvalidInput(f"key type {ring.key_type} does not support verification")
-        opts = _sign_options(ring, options) if any_signature else None
-        hmac_algorithm = algorithm or "sha2-256"
-        if not any_signature and hmac_algorithm not in primitives.HASH_ALGORITHMS:
-            raise InvalidInput(f"unsupported algorithm {hmac_algorithm}")
+        opts = _sign_options(ring, options)
 
         def one(item: CryptoItem) -> dict[str, object]:
-            if (item.signature is None) == (item.hmac is None):
-                raise InvalidInput("provide one of 'signature' or 'hmac'")
-            data = _decode(item.input or "")
-            if item.hmac is not None:
-                version, mac = _parse_vault_string(item.hmac, "hmac")
-                ring.check_decryption_version(version)
-                expected = primitives.hmac(ring.version(version).hmac_key, hmac_algorithm, data)
-                return {"valid": primitives.constant_time_equal(mac, expected)}
-            assert item.signature is not None and opts is not None
-            version, signature = _parse_vault_string(item.signature, "signature")
-            ring.check_decryption_version(version)
-            material = _material(ring, version, item)
-            return {"valid": primitives.verify(ring.key_type, material, data, signature, opts)}
+            data = _decode_input(item.input or "")
+            assert item.signature is not None
+            version, text = _split_vault_string(item.signature, "signature")
+            if version > ring.latest_version:
+                raise InvalidInput("invalid signature: version is too new")
+            if version < ring.min_decryption_version or version not in ring.versions:
+                raise InvalidInput("cannot verify signature: version is too old (disallowed by policy)")
+            try:
+                signature = gobase64.decode(text)
+            except gobase64.Base64Error:
+                return {"valid": False}
+            return {"valid": primitives.verify(ring.key_type, _material(ring, version, item), data, signature, opts)}
+
+        return [_item(functools.partial(one, item)) for item in items]
+
+    def _verify_hmacs(self, caller: Caller, name: str, algorithm: str, items: list[CryptoItem]) -> list[ItemResult]:
+        ring = self._key_for_use(caller, name, "encryption key not found")
+        if algorithm not in primitives.HASH_ALGORITHMS:
+            raise InvalidInput(f"unsupported algorithm {algorithm}")
+
+        def one(item: CryptoItem) -> dict[str, object]:
+            data = _decode_input(item.input or "")
+            assert item.hmac is not None
+            if not item.hmac.startswith("vault:v"):
+                raise InvalidInput("invalid HMAC to verify: no prefix")
+            version, text = _split_vault_string(item.hmac, "HMAC")
+            try:
+                mac = gobase64.decode(text)
+            except gobase64.Base64Error as exc:
+                raise InvalidInput(f"unable to decode verification HMAC as base64: {exc}") from None
+            if version > ring.latest_version:
+                raise InvalidInput("invalid HMAC: version is too new")
+            if version < ring.min_decryption_version or version not in ring.versions:
+                raise InvalidInput("cannot verify HMAC: version is too old (disallowed by policy)")
+            expected = primitives.hmac(ring.versions[version].hmac_key, algorithm, data)
+            return {"valid": primitives.constant_time_equal(mac, expected)}
 
         return [_item(functools.partial(one, item)) for item in items]
 
@@ -436,19 +501,20 @@ def _check_new_key(new: NewKey) -> None:
 
 
 def _apply_config(ring: KeyRing, config: KeyConfig) -> None:
+    """OpenBao's path_keys_config.go, check for check and text for text (the ring is a copy: an error
+    leaves the stored one as it was)."""
+    changed = False
     if config.min_decryption_version is not None:
         wanted = config.min_decryption_version
         if wanted < 0:
             raise InvalidInput("min decryption version cannot be negative")
-        wanted = wanted or 1
+        wanted = wanted or 1  # Vault forces 0 to 1 (with a warning donjon does not repeat)
         if wanted != ring.min_decryption_version:
             if wanted > ring.latest_version:
                 raise InvalidInput(
                     f"cannot set min decryption version of {wanted}, latest key version is {ring.latest_version}"
                 )
-            if ring.min_available_version and wanted < ring.min_available_version:
-                raise InvalidInput("cannot set min decryption version to a value lower than the min available version")
-            ring.min_decryption_version = wanted
+            ring.min_decryption_version, changed = wanted, True
     if config.min_encryption_version is not None:
         wanted = config.min_encryption_version
         if wanted < 0:
@@ -458,11 +524,19 @@ def _apply_config(ring: KeyRing, config: KeyConfig) -> None:
                 raise InvalidInput(
                     f"cannot set min encryption version of {wanted}, latest key version is {ring.latest_version}"
                 )
-            ring.min_encryption_version = wanted
+            ring.min_encryption_version, changed = wanted, True
     if 0 < ring.min_encryption_version < ring.min_decryption_version:
-        raise InvalidInput("min encryption version should not be less than min decryption version")
-    if config.deletion_allowed is not None:
-        ring.deletion_allowed = config.deletion_allowed
+        raise InvalidInput(
+            "cannot set min encryption/decryption values; min encryption version of "
+            f"{ring.min_encryption_version} must be greater than or equal to min decryption version of "
+            f"{ring.min_decryption_version}"
+        )
+    if config.deletion_allowed is not None and config.deletion_allowed != ring.deletion_allowed:
+        ring.deletion_allowed, changed = config.deletion_allowed, True
+    if changed and ring.min_available_version > ring.min_encryption_version:
+        raise InvalidInput("min encryption version should not be less than min available version")
+    if changed and ring.min_available_version > ring.min_decryption_version:
+        raise InvalidInput("min decryption version should not be less then min available version")
 
 
 def _rotate(ring: KeyRing, now_ns: int) -> None:
@@ -470,14 +544,19 @@ def _rotate(ring: KeyRing, now_ns: int) -> None:
 
 
 def _trim(ring: KeyRing, min_available: int) -> None:
-    if min_available <= 0:
-        raise InvalidInput("minimum available version should be positive")
-    if min_available > ring.min_decryption_version:
-        raise InvalidInput("minimum available version should not be greater than minimum decryption version")
-    if ring.min_encryption_version and min_available > ring.min_encryption_version:
-        raise InvalidInput("minimum available version should not be greater than minimum encryption version")
+    """OpenBao's path_trim.go: the checks in its order, its texts (its typo included)."""
     if min_available < ring.min_available_version:
-        raise InvalidInput("minimum available version should not be less than the current minimum available version")
+        raise InvalidInput("minimum available version cannot be decremented")
+    if ring.min_encryption_version == 0:
+        raise InvalidInput("minimum available version cannot be set when minimum encryption version is not set")
+    if min_available > ring.min_encryption_version:
+        raise InvalidInput("minimum available version cannot be greater than minmum encryption version")
+    if min_available > ring.min_decryption_version:
+        raise InvalidInput("minimum available version cannot be greater than minimum decryption version")
+    if min_available < 0:
+        raise InvalidInput("minimum available version cannot be negative")
+    if min_available == 0:
+        raise InvalidInput("minimum available version should be positive")
     for number in [n for n in ring.versions if n < min_available]:
         del ring.versions[number]
     ring.min_available_version = min_available
@@ -498,6 +577,14 @@ def _decode(text: str) -> bytes:
         raise InvalidInput(str(exc)) from None
 
 
+def _decode_input(text: str) -> bytes:
+    """``input`` of hmac, sign and verify: Vault prefixes Go's base64 error for these."""
+    try:
+        return gobase64.decode(text)
+    except gobase64.Base64Error as exc:
+        raise InvalidInput(f"unable to decode input as base64: {exc}") from None
+
+
 def _context(ring: KeyRing, item: CryptoItem) -> bytes | None:
     if not ring.derived:
         return None
@@ -506,7 +593,10 @@ def _context(ring: KeyRing, item: CryptoItem) -> bytes | None:
             "missing 'context' for key derivation; the key was created using a derived key, which means "
             "additional, per-request information must be included in order to perform operations with the key"
         )
-    return _decode(item.context)
+    try:
+        return gobase64.decode(item.context)
+    except gobase64.Base64Error:
+        raise InvalidInput("failed to base64-decode context") from None
 
 
 def _material(ring: KeyRing, version: int, item: CryptoItem) -> bytes:
@@ -522,7 +612,10 @@ def _associated_data(ring: KeyRing, item: CryptoItem) -> bytes | None:
         return None
     if ring.key_type.startswith("rsa-"):
         raise InvalidInput(f"associated data not supported for key type {ring.key_type}")
-    return _decode(item.associated_data)
+    try:
+        return gobase64.decode(item.associated_data)
+    except gobase64.Base64Error:
+        raise InvalidInput("failed to base64-decode associated_data") from None
 
 
 def _ciphertext(ring: KeyRing, version: int, plaintext: bytes, item: CryptoItem) -> dict[str, object]:
@@ -538,28 +631,30 @@ def _encrypt_one(ring: KeyRing, item: CryptoItem) -> dict[str, object]:
     return _ciphertext(ring, version, plaintext, item)
 
 
-def _parse_vault_string(value: str, what: str) -> tuple[int, bytes]:
-    """(version, bytes) of ``vault:v<N>:<base64>``, with Vault's messages for each malformation."""
-    if not value.startswith("vault:"):
+def _split_vault_string(value: str, what: str) -> tuple[int, str]:
+    """(version, base64 text) of ``vault:v<N>:<base64>``, with Vault's messages for each malformation."""
+    if not value.startswith("vault:v"):
         raise InvalidInput(f"invalid {what}: no prefix")
-    parts = value[len("vault:") :].split(":", 1)
+    parts = value[len("vault:v") :].split(":", 1)
     if len(parts) != 2:
         raise InvalidInput(f"invalid {what}: wrong number of fields")
-    number = parts[0][1:] if parts[0].startswith("v") else parts[0]
+    number = parts[0].removeprefix("+")  # Go's Atoi takes a sign
     if not number.isascii() or not number.isdigit():
         raise InvalidInput(f"invalid {what}: version number could not be decoded")
-    try:
-        raw = gobase64.decode(parts[1])
-    except gobase64.Base64Error:
-        raise InvalidInput(f"invalid {what}: could not decode base64") from None
-    return max(int(number), 1), raw
+    return int(number), parts[1]
 
 
 def _decrypt_one(ring: KeyRing, item: CryptoItem) -> bytes:
     if not item.ciphertext:
         raise InvalidInput("missing ciphertext to decrypt")
-    version, blob = _parse_vault_string(item.ciphertext, "ciphertext")
+    version, text = _split_vault_string(item.ciphertext, "ciphertext")
+    # Version 0 is a ciphertext from before versions were numbered: version 1 (keysutil).
+    version = version or 1
     ring.check_decryption_version(version)
+    try:
+        blob = gobase64.decode(text)
+    except gobase64.Base64Error:
+        raise InvalidInput("invalid ciphertext: could not decode base64") from None
     try:
         return primitives.decrypt(ring.key_type, _material(ring, version, item), blob, _associated_data(ring, item))
     except primitives.InvalidLength:
@@ -570,11 +665,11 @@ def _decrypt_one(ring: KeyRing, item: CryptoItem) -> bytes:
 
 def _sign_options(ring: KeyRing, options: SignOptions) -> primitives.SignOptions:
     if options.hash_algorithm not in primitives.HASH_ALGORITHMS:
-        raise InvalidInput(f"unsupported hash algorithm {options.hash_algorithm}")
+        raise InvalidInput(f'invalid hash algorithm "{options.hash_algorithm}"')
     if options.signature_algorithm not in ("pss", "pkcs1v15"):
         raise InvalidInput(f"unsupported signature algorithm {options.signature_algorithm}")
     if options.marshaling_algorithm not in ("asn1", "jws"):
-        raise InvalidInput(f"unsupported marshaling algorithm {options.marshaling_algorithm}")
+        raise InvalidInput(f'invalid marshaling type "{options.marshaling_algorithm}"')
     if options.prehashed and ring.key_type == "ed25519":
         raise InvalidInput("ed25519 does not support prehashed input")
     return primitives.SignOptions(

@@ -114,6 +114,7 @@ def _items(params: dict[str, Any]) -> tuple[list[CryptoItem], bool]:
 
 
 def _sign_options(params: dict[str, Any], algo: str | None) -> SignOptions:
+    # The path's, else ``hash_algorithm``, else the deprecated ``algorithm`` (Vault's order).
     hash_algorithm = algo or _str(params, "hash_algorithm") or _str(params, "algorithm") or "sha2-256"
     return SignOptions(
         hash_algorithm=hash_algorithm,
@@ -224,7 +225,10 @@ async def _rotate(call: VaultCall, match: re.Match[str]) -> Response:
 async def _trim(call: VaultCall, match: re.Match[str]) -> Response:
     caller = await _caller(call)
     params = await call.json()
-    info = await run_in_threadpool(_service(call).trim, caller, match["name"], _int(params, "min_available_version"))
+    if params.get("min_available_version") is None:
+        raise bad_request("missing min_available_version")
+    minimum = _int(params, "min_available_version")
+    info = await run_in_threadpool(_service(call).trim, caller, match["name"], minimum)
     return responses.logical(call.request, info)
 
 
@@ -270,27 +274,32 @@ async def _datakey(call: VaultCall, match: re.Match[str]) -> Response:
 async def _hmac(call: VaultCall, match: re.Match[str]) -> Response:
     caller = await _caller(call)
     params, items, batch = await _params_and_items(call)
-    algorithm = match["algo"] or _str(params, "algorithm") or _str(params, "hash_algorithm") or "sha2-256"
+    # The path's algorithm, else ``algorithm`` (Vault reads no other name here).
+    algorithm = match["algo"] or _str(params, "algorithm") or "sha2-256"
+    key_version = _int(params, "key_version")
     service, name = _service(call), match["name"]
-    return await _run(call, lambda: service.hmac(caller, name, algorithm, items), items, batch)
+    return await _run(call, lambda: service.hmac(caller, name, algorithm, key_version, items), items, batch)
 
 
 async def _sign(call: VaultCall, match: re.Match[str]) -> Response:
     caller = await _caller(call)
     params, items, batch = await _params_and_items(call)
     options = _sign_options(params, match["algo"])
+    key_version = _int(params, "key_version")
     service, name = _service(call), match["name"]
-    return await _run(call, lambda: service.sign(caller, name, options, items), items, batch)
+    return await _run(call, lambda: service.sign(caller, name, options, key_version, items), items, batch)
 
 
 async def _verify(call: VaultCall, match: re.Match[str]) -> Response:
     caller = await _caller(call)
     params, items, batch = await _params_and_items(call)
     options = _sign_options(params, match["algo"])
-    # An HMAC's algorithm: the path's, else ``algorithm`` (deprecated) or ``hash_algorithm``, as Vault reads it.
-    hmac_algorithm = match["algo"] or _str(params, "algorithm") or _str(params, "hash_algorithm")
+    # An HMAC's algorithm is the path's or ``algorithm`` (Vault ignores ``hash_algorithm`` for HMACs).
+    hmac_algorithm = match["algo"] or _str(params, "algorithm") or "sha2-256"
     service, name = _service(call), match["name"]
-    return await _run(call, lambda: service.verify(caller, name, hmac_algorithm, options, items), items, batch)
+    return await _run(
+        call, lambda: service.verify(caller, name, hmac_algorithm, options, items, batch=batch), items, batch
+    )
 
 
 # --- no key ----------------------------------------------------------------------------------------
