@@ -363,3 +363,21 @@ def test_rings_stay_in_the_database_store(db: Database, transit: TransitService,
     with db.read() as conn:
         assert store_moves.secrets_in_store(conn, None, caller.project_id, after="", limit=10) == []
         assert store_moves.count_in_store(conn, None, caller.project_id) == 0
+
+
+@pytest.mark.parametrize(
+    ("key_type", "message"),
+    [
+        ("aes256-gcm96", "cipher: message authentication failed"),
+        ("chacha20-poly1305", "chacha20poly1305: message authentication failed"),
+        ("rsa-2048", "failed to RSA decrypt the ciphertext: crypto/rsa: decryption error"),
+    ],
+)
+def test_a_ciphertext_that_does_not_open_gets_gos_text(
+    transit: TransitService, caller: Caller, key_type: str, message: str
+) -> None:
+    transit.create_key(caller, "k", NewKey(key_type=key_type))
+    # Long enough to hold a nonce (shorter is "invalid ciphertext length"), but not a valid ciphertext.
+    with pytest.raises(InvalidInput) as raised:
+        dec(transit, caller, "k", "vault:v1:" + b64(bytes(20)))
+    assert raised.value.message == message

@@ -153,7 +153,7 @@ def decrypt(key_type: str, material: bytes, blob: bytes, associated_data: bytes 
             return private.decrypt(blob, _oaep())
         except ValueError:
             raise DecryptionFailed from None
-    if len(blob) < NONCE_BYTES + TAG_BYTES:
+    if len(blob) < NONCE_BYTES:  # Vault's test: shorter than a nonce; a missing tag fails to open
         raise InvalidLength("invalid ciphertext length")
     try:
         return _aead(key_type, material).decrypt(blob[:NONCE_BYTES], blob[NONCE_BYTES:], associated_data or None)

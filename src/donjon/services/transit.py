@@ -660,7 +660,18 @@ def _decrypt_one(ring: KeyRing, item: CryptoItem) -> bytes:
     except primitives.InvalidLength:
         raise InvalidInput("invalid ciphertext length") from None
     except DecryptionFailed:
-        raise InvalidInput("cipher: message authentication failed") from None
+        raise InvalidInput(_OPEN_FAILED[ring.key_type]) from None
+
+
+# Go's errors for a ciphertext that does not open (Vault passes them on), per key type.
+_OPEN_FAILED = {
+    "aes256-gcm96": "cipher: message authentication failed",
+    "chacha20-poly1305": "chacha20poly1305: message authentication failed",
+    **{
+        f"rsa-{bits}": "failed to RSA decrypt the ciphertext: crypto/rsa: decryption error"
+        for bits in (2048, 3072, 4096)
+    },
+}
 
 
 def _sign_options(ring: KeyRing, options: SignOptions) -> primitives.SignOptions:

@@ -71,7 +71,7 @@ class KeyRing:
     def encryption_version(self, requested: int) -> int:
         """The version to encrypt (or sign, or HMAC) with: ``requested``, or the latest for 0."""
         if requested < 0:
-            raise InvalidInput("invalid key version")
+            raise InvalidInput("requested version for encryption is negative")
         if requested == 0:
             return self.latest_version
         if requested > self.latest_version:
