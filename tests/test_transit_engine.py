@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import base64
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 from sqlalchemy import select
@@ -381,3 +381,38 @@ def test_a_ciphertext_that_does_not_open_gets_gos_text(
     with pytest.raises(InvalidInput) as raised:
         dec(transit, caller, "k", "vault:v1:" + b64(bytes(20)))
     assert raised.value.message == message
+
+
+def test_concurrent_creates_make_one_key_and_concurrent_rotations_all_land(
+    db: Database, transit: TransitService, caller: Caller
+) -> None:
+    """Creation holds the project's lock; a ring change is a compare-and-set that re-reads when it loses."""
+    import threading
+
+    errors: list[BaseException] = []
+
+    def run_all(work: list[Callable[[], object]]) -> None:
+        barrier = threading.Barrier(len(work))
+
+        def one(job: Callable[[], object]) -> None:
+            try:
+                barrier.wait()
+                job()
+            except BaseException as exc:  # noqa: BLE001 - collected and asserted below
+                errors.append(exc)
+
+        threads = [threading.Thread(target=one, args=(job,)) for job in work]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+
+    run_all([lambda: transit.create_key(caller, "race", NewKey()) for _ in range(4)])
+    assert not errors
+    with db.read() as conn:
+        rows = conn.execute(select(secrets.c.id).where(secrets.c.project_id == caller.project_id)).all()
+    assert len(rows) == 1
+    run_all([lambda: transit.rotate(caller, "race") for _ in range(4)])
+    assert not errors
+    info = transit.read_key(caller, "race")
+    assert info["latest_version"] == 5 and list(info["keys"]) == ["1", "2", "3", "4", "5"]  # type: ignore[call-overload]
