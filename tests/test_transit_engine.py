@@ -234,6 +234,7 @@ def test_tampered_ciphertext_and_associated_data(transit: TransitService, caller
 def test_derived_keys_need_the_context(transit: TransitService, caller: Caller) -> None:
     info = transit.create_key(caller, "d", NewKey(derived=True))
     assert info["derived"] is True and info["kdf"] == "hkdf_sha256"
+    assert list(info) == sorted(info)  # in Go's map order, "convergent_encryption" and "kdf" included
     ciphertext = enc(transit, caller, "d", b"x", context=b64(b"tenant-1"))
     assert dec(transit, caller, "d", ciphertext, context=b64(b"tenant-1")) == b"x"
     with pytest.raises(InvalidInput, match="^cipher: message authentication failed$"):

@@ -126,7 +126,7 @@ class KeyRing:
         if self.derived:
             data["kdf"] = "hkdf_sha256"
             data["convergent_encryption"] = False
-        return data
+        return dict(sorted(data.items()))  # Go encodes a map with its keys sorted
 
     # --- the stored document ------------------------------------------------------------------------
 
