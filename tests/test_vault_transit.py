@@ -268,12 +268,13 @@ def test_bao_cli_write_read_list_delete(live_server: LiveServer, tmp_path: Path)
 
     created = json.loads(bao("write", "-format=json", "transit/keys/signer", "type=ed25519"))
     assert created["data"]["type"] == "ed25519"
-    bao("write", "transit/keys/app", "type=aes256-gcm96")
+    bao("write", "-f", "transit/keys/app")  # -f: no parameters, a JSON null body
+    bao("write", "-f", "transit/keys/app/rotate")
     v1 = bao("write", "-field=ciphertext", "transit/encrypt/app", "plaintext=aGVsbG8=", "key_version=1")
     assert v1.startswith("vault:v1:")
     assert bao("write", "-field=plaintext", "transit/decrypt/app", f"ciphertext={v1}") == "aGVsbG8="
     assert json.loads(bao("list", "-format=json", "transit/keys")) == ["app", "signer"]
-    assert json.loads(bao("read", "-format=json", "transit/keys/app"))["data"]["latest_version"] == 1
+    assert json.loads(bao("read", "-format=json", "transit/keys/app"))["data"]["latest_version"] == 2
     signature = bao("write", "-field=signature", "transit/sign/signer", "input=aGVsbG8=")
     assert bao("write", "-field=valid", "transit/verify/signer", "input=aGVsbG8=", f"signature={signature}") == ("true")
     assert "illegal base64 data at input byte 3" in bao(
