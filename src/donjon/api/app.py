@@ -56,6 +56,7 @@ from donjon.services.readiness import Readiness
 from donjon.services.reaper import Reaper
 from donjon.services.secrets import SecretService
 from donjon.services.stores import SecretStoreService, StoreRegistry
+from donjon.services.transit import TransitService
 from donjon.services.transport_keys import TransportKeyService
 from donjon.services.versions import SecretVersions
 from donjon.services.wraps import WrapService, wrap_key
@@ -210,6 +211,7 @@ def build_context(settings: Settings, clock: Clock = SYSTEM_CLOCK) -> tuple[AppC
         ),
         order_worker=worker,
         keystone=_keystone(settings, clock),
+        transit=TransitService(db, keys, policy, quotas, clock=clock),
         clock=clock,
     )
     context.versions = SecretVersions(

@@ -31,6 +31,7 @@ from donjon.services.quotas import QuotaAdmin
 from donjon.services.reaper import Reaper
 from donjon.services.secrets import SecretService
 from donjon.services.stores import SecretStoreService
+from donjon.services.transit import TransitService
 from donjon.services.transport_keys import TransportKeyService
 from donjon.services.versions import SecretVersions
 from donjon.services.wraps import WrapService
@@ -77,6 +78,8 @@ class AppContext:
     readiness: Readiness | None = None
     # KV v2 of the Vault API (api/vault/kv.py) over the same secrets.
     kv: KvService | None = None
+    # The Vault API's transit engine (api/vault/transit.py).
+    transit: TransitService | None = None
     # Where the handlers' "now" comes from (an expiration in the past, the list's expired secrets), as the
     # services' own: tests move it instead of sleeping.
     clock: Clock = SYSTEM_CLOCK

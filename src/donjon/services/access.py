@@ -24,6 +24,7 @@ from donjon.storage import access as repo
 from donjon.storage.containers import ContainerRecord
 from donjon.storage.database import Database
 from donjon.storage.records import SecretRecord
+from donjon.storage.transit import MARKER_ALGORITHM as TRANSIT_MARKER
 from donjon.timeutil import SYSTEM_CLOCK, Clock
 
 _UUID4 = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
@@ -61,6 +62,17 @@ def secret_for(
     if found is None or (record.project_id != caller.project_id and not facts.listed):
         raise NotFound("Secret not found.")
     raise denied(operation)
+
+
+def payload_exportable(record: SecretRecord, operation: str) -> None:
+    """Refuse to serve or replace the payload of a transit key through the Barbican API.
+
+    A transit key's payload is its key ring (services/transit.py): Vault never exports such a key, and a
+    payload written through Barbican would replace every version of it. Raised after the policy decision,
+    so a caller who may not see the secret still gets the 404 (or 403) a plain secret would give.
+    """
+    if record.algorithm == TRANSIT_MARKER:
+        raise Forbidden(f"{operation} attempt not allowed - a transit key is used through /v1/transit, never exported")
 
 
 def container_for(

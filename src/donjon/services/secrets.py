@@ -120,6 +120,7 @@ class SecretService:
             record = self._find(
                 conn, caller, secret_id, "secret:decrypt", "Secret payload retrieval", with_payload=True
             )
+        access.payload_exportable(record, "Secret payload retrieval")
         if record.content_type is None:
             raise NotFound(NO_PAYLOAD)
         chosen = fmt.choose(record.content_type)

@@ -70,6 +70,7 @@ class SecretVersions:
             record = access.secret_for(
                 conn, self._policy, caller, secret_id, "secret:put", "Secret update", now=self._clock.now()
             )
+        access.payload_exportable(record, "Secret update")
         if not record.has_payload:
             raise Conflict("Secret has no payload to rotate: store the first one with PUT.")
         if record.max_reads is not None:
@@ -130,6 +131,7 @@ class SecretVersions:
                 "Secret payload retrieval",
                 now=self._clock.now(),
             )
+            access.payload_exportable(record, "Secret payload retrieval")
             if version != record.version:
                 payload = versions_repo.previous_payload(conn, record.id, version, self._clock.now())
                 if payload is None:

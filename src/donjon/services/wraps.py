@@ -95,6 +95,7 @@ class WrapService:
             record = access.secret_for(
                 conn, self._policy, caller, secret_id, "secret:decrypt", "Secret wrapping", now=self._clock.now()
             )
+        access.payload_exportable(record, "Secret wrapping")
         if not record.has_payload:
             raise NotFound("Not Found. Sorry but your secret has no payload.")
         token_uuid = uuid.uuid4()

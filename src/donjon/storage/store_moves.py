@@ -4,16 +4,20 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Connection, and_, func, select, update
+from sqlalchemy import Connection, and_, func, or_, select, update
 
 from donjon.storage.records import SecretRecord, secret_record
 from donjon.storage.tables import secrets
+from donjon.storage.transit import MARKER_ALGORITHM as TRANSIT_RING
 
 
 def _in_store(store: str | None) -> Any:
     """``store`` None is the database store: its rows hold the ciphertext and no store name."""
     if store is None:
-        return and_(secrets.c.store.is_(None), secrets.c.ciphertext.is_not(None))
+        # A transit key ring stays in the database store: the transit engine opens it on every use, and an
+        # external store would hold live key material outside the envelope (storage/transit.py).
+        not_a_ring = or_(secrets.c.algorithm.is_(None), secrets.c.algorithm != TRANSIT_RING)
+        return and_(secrets.c.store.is_(None), secrets.c.ciphertext.is_not(None), not_a_ring)
     return and_(secrets.c.store == store, secrets.c.store_ref.is_not(None))
 
 

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 from starlette.routing import Route
 
-from donjon.api.vault import kv, sys, token
+from donjon.api.vault import kv, responses, sys, token, transit
 from donjon.api.vault.router import Mounted, VaultRouter
 from donjon.config import Settings
 
@@ -41,6 +41,7 @@ def engines(settings: Settings) -> dict[str, Mounted]:
         "sys": Mounted(sys.ENGINE),
         "auth/token": Mounted(token.ENGINE),
         settings.vault.kv_mount: Mounted(kv.ENGINE, kv.mount_entry()),
+        "transit": Mounted(transit.ENGINE, responses.mount_entry("transit", "transit_donjon", "", None)),
     }
 
 

@@ -1,0 +1,56 @@
+"""The rows that hold transit key rings: secrets of the project named ``transit/<name>``, marked by algorithm.
+
+A ring is an ordinary secret row (so KEK rotation, purges and Barbican lists see it); what tells it from a
+Barbican secret of the same name is ``algorithm = 'vault-transit'``, a value Barbican's own clients never
+send for a stored secret. Updates swap the ciphertext only if it is still the one the caller read.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import Connection, or_, select, update
+from sqlalchemy.sql.elements import ColumnElement
+
+from donjon.storage.records import SecretRecord, secret_record
+from donjon.storage.tables import secrets
+
+MARKER_ALGORITHM = "vault-transit"
+NAME_PREFIX = "transit/"
+
+
+def _rings(project_id: str, now: datetime) -> list[ColumnElement[bool]]:
+    return [
+        secrets.c.project_id == project_id,
+        secrets.c.algorithm == MARKER_ALGORITHM,
+        secrets.c.ciphertext.is_not(None),
+        or_(secrets.c.expiration.is_(None), secrets.c.expiration > now),
+    ]
+
+
+def find_ring(conn: Connection, project_id: str, name: str, now: datetime) -> SecretRecord | None:
+    """The ring named ``name`` in the project, payload included; the oldest if a race ever made two."""
+    row = conn.execute(
+        select(secrets)
+        .where(*_rings(project_id, now), secrets.c.name == NAME_PREFIX + name)
+        .order_by(secrets.c.created_at, secrets.c.id)
+        .limit(1)
+    ).first()
+    return secret_record(row) if row is not None else None
+
+
+def ring_names(conn: Connection, project_id: str, now: datetime) -> list[str]:
+    rows = conn.execute(select(secrets.c.name).where(*_rings(project_id, now)).distinct().order_by(secrets.c.name))
+    return [r.name[len(NAME_PREFIX) :] for r in rows if r.name and r.name.startswith(NAME_PREFIX)]
+
+
+def replace_ring(
+    conn: Connection, secret_id: str, *, old: bytes, kek_id: str, ciphertext: bytes, now: datetime
+) -> bool:
+    """Store a new sealed ring; False if the row changed (or went) since ``old`` was read."""
+    result = conn.execute(
+        update(secrets)
+        .where(secrets.c.id == secret_id, secrets.c.ciphertext == old)
+        .values(kek_id=kek_id, ciphertext=ciphertext, updated_at=now)
+    )
+    return result.rowcount == 1
