@@ -13,6 +13,7 @@ from sqlalchemy import create_engine, insert, inspect, select, text
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 from donjon.storage import migrate
+from donjon.storage import tokens as token_rows
 from donjon.storage.database import Database
 from donjon.storage.tables import metadata, secret_metadata, secrets
 from tests import databases
@@ -205,6 +206,33 @@ def test_0010_stops_on_a_row_with_both_and_changes_nothing(kind: str, tmp_path: 
         with pytest.raises(RuntimeError, match="1 secret row"):
             migrate.upgrade(db)
         assert migrate.current_revision(db) == "0009"
+    finally:
+        db.dispose()
+        databases.drop_database(kind, url)
+
+
+@pytest.mark.parametrize("kind", databases.selected())
+def test_0012_leaves_existing_tokens_unlimited(kind: str, tmp_path: Path) -> None:
+    """Tokens issued before use limits existed keep working: num_uses 0 is unlimited, and nothing is spent."""
+    url = databases.fresh_database(kind, tmp_path)
+    db = Database(url, pool_size=1)
+    try:
+        migrate.upgrade(db, "0011")
+        with db.write() as conn:
+            conn.execute(
+                text(
+                    "INSERT INTO api_tokens (id, digest, project_id, user_id, roles, created_at)"
+                    " VALUES ('t-old', 'd', 'p', 'u', 'member', :created)"
+                ),
+                {"created": datetime(2026, 11, 30)},
+            )
+        migrate.upgrade(db)
+        with db.read() as conn:
+            record = token_rows.get_token(conn, "t-old")
+        assert record is not None and (record.num_uses, record.uses_left) == (0, 0)
+        with db.write() as conn:
+            assert token_rows.use_once(conn, "t-old", datetime(2026, 12, 1)) is None  # unlimited: nothing to spend
+            assert token_rows.get_token(conn, "t-old").revoked_at is None  # type: ignore[union-attr]
     finally:
         db.dispose()
         databases.drop_database(kind, url)

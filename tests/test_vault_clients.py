@@ -135,6 +135,15 @@ def test_bao_token_create_and_lookup(bao: Bao, server: LiveServer) -> None:
     assert "permission denied" in bao.run("kv", "get", "secret/by-child", code=2, token=child).stderr
 
 
+def test_bao_token_create_with_a_use_limit(bao: Bao) -> None:
+    created = json.loads(bao.run("token", "create", "-use-limit=2", "-ttl=10m", "-format=json").stdout)
+    child = created["auth"]["client_token"]  # (the CLI's JSON leaves the auth block's num_uses out)
+    # Each request spends a use, this lookup's own included; the one that spends the last reports -1.
+    assert json.loads(bao.run("token", "lookup", "-format=json", token=child).stdout)["data"]["num_uses"] == 1
+    assert json.loads(bao.run("token", "lookup", "-format=json", token=child).stdout)["data"]["num_uses"] == -1
+    assert "permission denied" in bao.run("token", "lookup", code=2, token=child).stderr
+
+
 def test_bao_read_wrapped_then_unwrap(bao: Bao) -> None:
     bao.run("kv", "put", "secret/wrapme", "k=v")
     wrapped = json.loads(bao.run("read", "-wrap-ttl=60s", "-format=json", "secret/data/wrapme").stdout)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from typing import Any
 
@@ -12,6 +13,7 @@ from starlette.testclient import TestClient
 
 from donjon.api.app import create_app
 from donjon.config import Settings
+from donjon.errors import DonjonError
 from tests.test_vault_sys import captured, same_shape
 
 
@@ -102,7 +104,9 @@ def test_a_child_never_outlives_its_parent(client: TestClient) -> None:
     ("body", "message"),
     [
         ({"ttl": "abc"}, 'time: invalid duration "abc"'),
-        ({"num_uses": 3}, "num_uses is not supported: donjon tokens have no use limit"),
+        ({"num_uses": -1}, "number of uses cannot be negative"),
+        ({"num_uses": "three"}, "Error decoding request: cannot parse 'num_uses' as int"),
+        ({"num_uses": [3]}, "Error decoding request: cannot parse 'num_uses' as int"),
         ({"policies": 7}, 'error converting input for field "policies": expected a list of policy names'),
     ],
 )
@@ -151,3 +155,69 @@ def test_the_namespace_is_the_tokens_project(client: TestClient) -> None:
     assert ok.status_code == 200
     r = client.get("/v1/auth/token/lookup-self", headers={**vault(token), "X-Vault-Namespace": "elsewhere"})
     assert (r.status_code, r.json()) == (403, {"errors": ["permission denied"]})
+
+
+def _use_limited_child(client: TestClient, num_uses: int | str) -> str:
+    parent = issue(client, ["member"])
+    r = client.post("/v1/auth/token/create", headers=vault(parent), json={"num_uses": num_uses, "ttl": "10m"})
+    assert r.status_code == 200, r.text
+    assert r.json()["auth"]["num_uses"] == int(num_uses)
+    return str(r.json()["auth"]["client_token"])
+
+
+def test_a_use_limited_token_counts_down_then_is_revoked(client: TestClient) -> None:
+    child = _use_limited_child(client, "3")  # Vault decodes numeric strings too
+    # As Vault: lookup-self reports the uses left after its own, -1 when it spent the last one.
+    assert client.get("/v1/auth/token/lookup-self", headers=vault(child)).json()["data"]["num_uses"] == 2
+    renewed = client.put("/v1/auth/token/renew-self", headers=vault(child), json={"increment": "5m"})
+    assert renewed.status_code == 200 and renewed.json()["auth"]["num_uses"] == 3  # the limit as issued
+    last = client.get("/v1/auth/token/lookup-self", headers=vault(child))
+    assert last.status_code == 200 and last.json()["data"]["num_uses"] == -1
+    theirs = captured("token", "num_uses=1 token: first use")
+    if theirs is not None:
+        body: dict[str, Any] = last.json()
+        theirs["body"]["data"].update(meta=body["data"]["meta"], expire_time="<timestamp>")
+        same_shape(body, theirs["body"])
+    # Spent, at once and on every node: a use-limited token is never served from the per-process cache.
+    r = client.get("/v1/auth/token/lookup-self", headers=vault(child))
+    assert (r.status_code, r.json()) == (403, {"errors": ["permission denied"]})
+    r = client.post("/v1/auth/token/lookup", headers=vault(issue(client, ["member"])), json={"token": child})
+    assert (r.status_code, r.json()) == (403, {"errors": ["bad token"]})
+
+
+def test_looking_a_use_limited_token_up_by_name_spends_none_of_its_uses(client: TestClient) -> None:
+    child = _use_limited_child(client, 2)
+    other = issue(client, ["member"])
+    for _ in range(3):
+        looked = client.post("/v1/auth/token/lookup", headers=vault(other), json={"token": child})
+        assert looked.status_code == 200 and looked.json()["data"]["num_uses"] == 2
+    assert client.get("/v1/auth/token/lookup-self", headers=vault(child)).json()["data"]["num_uses"] == 1
+
+
+def test_the_barbican_api_spends_the_same_uses(client: TestClient) -> None:
+    child = _use_limited_child(client, 2)
+    assert client.get("/v1/secrets", headers={"X-Auth-Token": child}).status_code == 200
+    assert client.get("/v1/secret/metadata/?list=true", headers=vault(child)).status_code == 404  # none yet
+    assert client.get("/v1/secrets", headers={"X-Auth-Token": child}).status_code == 401
+
+
+def test_concurrent_requests_spend_each_use_once(client: TestClient) -> None:
+    child = _use_limited_child(client, 5)
+    tokens = client.app.state.ctx.tokens  # type: ignore[attr-defined]
+
+    def attempt(_: int) -> bool:
+        try:
+            tokens.authenticate(child)
+        except DonjonError:
+            return False
+        return True
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        results = list(pool.map(attempt, range(16)))
+    assert results.count(True) == 5
+
+
+def test_a_use_limited_token_creates_no_children(client: TestClient) -> None:
+    child = _use_limited_child(client, 5)
+    r = client.post("/v1/auth/token/create", headers=vault(child), json={"num_uses": 1})
+    assert (r.status_code, r.json()) == (400, {"errors": ["a use-limited token cannot create child tokens"]})

@@ -116,7 +116,12 @@ def _error(request: Request, exc: Exception, name: str) -> Response:
 
 
 async def authenticate(request: Request) -> Caller:
+    # Once per request: a use-limited token (Vault's num_uses) spends one use per request, not per call.
+    authenticated: Caller | None = getattr(request.state, "authenticated", None)
+    if authenticated is not None:
+        return authenticated
     caller = await _authenticate(request)
+    request.state.authenticated = caller
     request.state.caller = caller  # the initiator of the request's audit event (donjon.audit)
     return caller
 

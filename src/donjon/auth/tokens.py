@@ -5,7 +5,8 @@ HMAC-SHA256(token key, id ‖ secret) with the stored digest (``hmac.compare_dig
 in a 0600 file beside the data (shared by all nodes of a deployment); a database dump alone yields no token.
 
 Validated tokens are cached per process for ``cache_seconds``: a revocation takes effect on every node
-within that delay.
+within that delay. A use-limited token (Vault's ``num_uses``) is never cached: each authenticated request
+spends one use in the database, and the last use revokes it.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import hmac
 import os
 import re
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -53,6 +54,18 @@ class IssuedToken:
         return f"IssuedToken(id={self.record.id!r})"
 
 
+@dataclass(frozen=True)
+class Authenticated:
+    """A request's caller, and the token's row when it was read for this request (None: from the cache).
+
+    A use-limited token's row is always read, and shows the uses left after this request's (0: it was the
+    last, and the token is now revoked).
+    """
+
+    caller: Caller
+    record: repo.TokenRecord | None
+
+
 class TokenService:
     def __init__(self, db: Database, key: bytes, *, cache_seconds: float = 10.0, clock: Clock = SYSTEM_CLOCK) -> None:
         self._db = db
@@ -64,10 +77,19 @@ class TokenService:
         )
 
     def issue(
-        self, *, project_id: str, user_id: str, roles: list[str], ttl: timedelta | None, description: str | None = None
+        self,
+        *,
+        project_id: str,
+        user_id: str,
+        roles: list[str],
+        ttl: timedelta | None,
+        description: str | None = None,
+        num_uses: int = 0,
     ) -> IssuedToken:
         if not project_id or not user_id or not roles:
             raise InvalidInput("a token needs a project, a user and at least one role")
+        if num_uses < 0:
+            raise InvalidInput("number of uses cannot be negative")
         token_uuid = uuid.uuid4()
         secret = base64.urlsafe_b64encode(os.urandom(32)).rstrip(b"=").decode()
         now = self._clock.now()
@@ -81,6 +103,8 @@ class TokenService:
             created_at=now,
             expires_at=now + ttl if ttl is not None else None,
             revoked_at=None,
+            num_uses=num_uses,
+            uses_left=num_uses,
         )
         with self._db.write() as conn:
             repo.insert_token(conn, record)
@@ -94,6 +118,10 @@ class TokenService:
         return self.issue(project_id=project_id, user_id=user_id, roles=["admin"], ttl=None, description="bootstrap")
 
     def authenticate(self, token: str) -> Caller:
+        return self.authenticate_use(token).caller
+
+    def authenticate_use(self, token: str) -> Authenticated:
+        """Authenticate one request: a use-limited token spends a use (and is revoked by its last)."""
         m = _TOKEN.match(token.strip())
         if m is None:
             raise Unauthorized("The request you have made requires authentication.")
@@ -101,12 +129,20 @@ class TokenService:
         digest = _digest(self._key, token_id, secret)
         cached = self._cache.get(digest)
         if cached is not None:
-            return cached
+            return Authenticated(cached, None)
         record = self._valid_record(token_id, digest)
         caller = Caller(project_id=record.project_id, user_id=record.user_id, roles=record.roles)
+        if record.num_uses:
+            now = self._clock.now()
+            with self._db.write() as conn:
+                uses_left = repo.use_once(conn, record.id, now)
+            if uses_left is None:  # a concurrent request spent the last use
+                raise Unauthorized("The request you have made requires authentication.")
+            spent = replace(record, uses_left=uses_left, revoked_at=now if uses_left == 0 else None)
+            return Authenticated(caller, spent)
         left = (record.expires_at - self._clock.now()).total_seconds() if record.expires_at is not None else None
         self._cache.put(digest, caller, left)
-        return caller
+        return Authenticated(caller, record)
 
     def describe(self, token: str) -> repo.TokenRecord:
         """The row of a valid token, read now (not from the cache): its expiry, roles, description."""
@@ -124,6 +160,7 @@ class TokenService:
             record is None
             or not hmac.compare_digest(record.digest, digest)
             or record.revoked_at is not None
+            or (record.num_uses > 0 and record.uses_left <= 0)
             or (record.expires_at is not None and record.expires_at <= now)
         ):
             raise Unauthorized("The request you have made requires authentication.")

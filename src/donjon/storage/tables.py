@@ -262,6 +262,9 @@ api_tokens = Table(
     Column("created_at", Timestamp, nullable=False),
     Column("expires_at", Timestamp),
     Column("revoked_at", Timestamp),
+    # Vault's num_uses: 0 is unlimited; uses_left is spent one per authenticated request (migration 0012).
+    Column("num_uses", Integer, nullable=False, server_default="0"),
+    Column("uses_left", Integer, nullable=False, server_default="0"),
     Index(None, "project_id"),
 )
 

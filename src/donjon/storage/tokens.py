@@ -23,6 +23,8 @@ class TokenRecord:
     created_at: datetime
     expires_at: datetime | None
     revoked_at: datetime | None
+    num_uses: int = 0  # Vault's use limit; 0 is unlimited
+    uses_left: int = 0
 
     def __repr__(self) -> str:
         return f"TokenRecord(id={self.id!r}, project_id={self.project_id!r}, roles={self.roles!r})"
@@ -68,3 +70,22 @@ def set_expiry(conn: Connection, token_id: str, expires_at: datetime) -> bool:
         .values(expires_at=expires_at)
     )
     return result.rowcount == 1
+
+
+def use_once(conn: Connection, token_id: str, now: datetime) -> int | None:
+    """Spend one use of a live use-limited token: the uses left after it, or None if none was left.
+
+    One conditional UPDATE: concurrent requests on any node (and database) spend each use once. Spending the
+    last one revokes the token in the same transaction, so it is gone for every later request.
+    """
+    spent = conn.execute(
+        update(api_tokens)
+        .where(api_tokens.c.id == token_id, api_tokens.c.revoked_at.is_(None), api_tokens.c.uses_left > 0)
+        .values(uses_left=api_tokens.c.uses_left - 1)
+    )
+    if spent.rowcount != 1:
+        return None
+    left: int = conn.execute(select(api_tokens.c.uses_left).where(api_tokens.c.id == token_id)).scalar_one()
+    if left == 0:
+        revoke(conn, token_id, now)
+    return left

@@ -21,6 +21,7 @@ from donjon.api.common import ctx
 from donjon.api.vault.errors import permission_denied
 from donjon.auth import Caller
 from donjon.auth.dev import caller_from_headers
+from donjon.auth.tokens import TokenRecord
 from donjon.errors import DonjonError
 
 _MAX_TOKEN_CHARS = 4096
@@ -39,10 +40,16 @@ def token_of(request: Request) -> str | None:
 
 @dataclass(frozen=True)
 class VaultIdentity:
-    """The authenticated caller and the mode that vouched for it (``token_mode``: a donjon-issued token)."""
+    """The authenticated caller and the mode that vouched for it (``token_mode``: a donjon-issued token).
+
+    ``record`` is the token's row when this request read it: always for a use-limited token, whose row then
+    shows the uses left after this request (``auth/token/lookup-self`` reports them; the last use revoked it,
+    so it can no longer be looked up).
+    """
 
     caller: Caller
     token_mode: bool
+    record: TokenRecord | None = None
 
 
 async def authenticate(request: Request) -> VaultIdentity:
@@ -52,7 +59,8 @@ async def authenticate(request: Request) -> VaultIdentity:
     context = ctx(request)
     try:
         if context.tokens is not None:
-            identity = VaultIdentity(context.tokens.authenticate(token), token_mode=True)
+            used = context.tokens.authenticate_use(token)
+            identity = VaultIdentity(used.caller, token_mode=True, record=used.record)
         elif context.keystone is not None:
             caller = context.keystone.cached(token)
             if caller is None:

@@ -3,8 +3,10 @@
 A Vault *policy* is a donjon *role* here: a token's ``policies`` are ``default`` (which every non-root Vault
 token has) and its roles; ``token create -policy=member`` asks for a child with the ``member`` role. A child
 gets only roles its parent holds, in the parent's project, and never outlives its parent (donjon tokens have
-no revocation tree, so the expiry is what bounds a child). ``num_uses`` has no place in donjon's token rows:
-a use-limited token is refused (400) rather than issued without its limit.
+no revocation tree, so the expiry is what bounds a child). ``num_uses`` makes a use-limited child: each
+authenticated request spends a use (donjon.auth.tokens), the last one revokes it, and ``lookup-self`` reports
+the uses left after its own as Vault does (``-1`` when it spent the last). A use-limited token creates no
+children: without a revocation tree, a child would outlive the parent's limit.
 
 In dev and keystone modes there is nothing to create, renew or revoke: lookup-self describes the caller and
 the other operations answer 400.
@@ -77,7 +79,7 @@ def _token_data(record: TokenRecord, token: str, now: datetime) -> dict[str, Any
         "id": token,
         "issue_time": _rfc3339(created),
         "meta": {"project_id": record.project_id, "user_id": record.user_id},
-        "num_uses": 0,
+        "num_uses": _uses_left(record),
         "orphan": True,
         "path": "auth/token/create",
         "policies": policies_of(record.roles),
@@ -85,6 +87,13 @@ def _token_data(record: TokenRecord, token: str, now: datetime) -> dict[str, Any
         "ttl": max(int((expires - now).total_seconds()), 0) if expires is not None else 0,
         "type": "service",
     }
+
+
+def _uses_left(record: TokenRecord) -> int:
+    """Vault's ``num_uses`` in a lookup: 0 unlimited, else the uses left (-1: this request spent the last)."""
+    if not record.num_uses:
+        return 0
+    return record.uses_left if record.uses_left > 0 else -1
 
 
 def _caller_data(identity: VaultIdentity, token: str) -> dict[str, Any]:
@@ -125,7 +134,7 @@ def _auth_block(record: TokenRecord, token: str, lease: int) -> dict[str, Any]:
         "token_type": "service",
         "orphan": True,  # no revocation tree: every donjon token stands alone
         "mfa_requirement": None,
-        "num_uses": 0,
+        "num_uses": record.num_uses,  # as Vault: the token's limit as issued, not the uses left
     }
 
 
@@ -133,6 +142,30 @@ def _own_token(call: VaultCall) -> str:
     token = token_of(call.request)
     assert token is not None  # identity() succeeded
     return token
+
+
+async def _own_record(call: VaultCall, tokens: TokenService) -> TokenRecord:
+    """The caller's token row: as this request's authentication left it, or read now (a cached token)."""
+    identity = await call.identity()
+    if identity.record is not None:
+        return identity.record
+    return await run_in_threadpool(tokens.describe, _own_token(call))
+
+
+def _num_uses(params: dict[str, Any]) -> int:
+    """``num_uses`` as Vault's weak decoding takes it: an integer, or a string of one; negative is refused."""
+    value = params.get("num_uses")
+    if value is None or value == "":
+        return 0
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if isinstance(value, str) and re.fullmatch(r"[+-]?\d{1,18}", value.strip()):
+        value = int(value.strip())
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise bad_request("Error decoding request: cannot parse 'num_uses' as int")
+    if value < 0:
+        raise bad_request("number of uses cannot be negative")
+    return value
 
 
 async def _subject(call: VaultCall, params: dict[str, Any], *, by_body: bool) -> tuple[str, TokenRecord | None]:
@@ -144,6 +177,8 @@ async def _subject(call: VaultCall, params: dict[str, Any], *, by_body: bool) ->
     identity = await call.identity()
     if not by_body:
         token = _own_token(call)
+        if identity.record is not None:  # read (and for a use-limited token, spent) by this request
+            return token, identity.record
     else:
         given = params.get("token")
         if not isinstance(given, str) or not given:
@@ -238,10 +273,11 @@ async def _create(call: VaultCall, match: re.Match[str]) -> Response:
     if not identity.token_mode:
         raise bad_request(_NOT_TOKEN_MODE)
     tokens = _tokens(call)
-    parent = await run_in_threadpool(tokens.describe, _own_token(call))
+    parent = await _own_record(call, tokens)
     roles = _requested_roles(params, parent)
-    if int(params.get("num_uses") or 0) != 0:
-        raise bad_request("num_uses is not supported: donjon tokens have no use limit")
+    num_uses = _num_uses(params)
+    if parent.num_uses:
+        raise bad_request("a use-limited token cannot create child tokens")
     display = str(params.get("display_name") or "")
     if not _DISPLAY_NAME.match(display):
         raise bad_request("display_name may hold letters, digits, '.', '_', '-' and spaces (64 at most)")
@@ -259,6 +295,7 @@ async def _create(call: VaultCall, match: re.Match[str]) -> Response:
             roles=list(roles),
             ttl=lifetime,
             description=f"token-{display}" if display else "token",
+            num_uses=num_uses,
         )
     )
     auth = _auth_block(issued.record, issued.token, int(lifetime.total_seconds()))
