@@ -10,8 +10,9 @@ or settings ``secret:put``, listing ``secrets:get``, deleting the key ``secret:d
 
 from __future__ import annotations
 
+import functools
 import json
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -95,6 +96,22 @@ def _document(plain: bytes) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise InvalidInput(NOT_A_DOCUMENT)
     return value
+
+
+@dataclass(frozen=True)
+class _Attempt:
+    """One try at writing a KV version: what was read before the transaction, and the payload sealed for it."""
+
+    caller: Caller
+    path: str
+    cas: int | None
+    entry: repo.KvEntryRow | None
+    record: SecretRecord
+    current: int
+    sealed: SecretRecord = field(repr=False)
+    kek_id: str
+    ciphertext: bytes = field(repr=False)
+    now: datetime
 
 
 class KvService:
@@ -205,44 +222,62 @@ class KvService:
             sealed = self._payloads.put(replace(record, content_type=payloads.TEXT, version=new), DATABASE, document)
             assert sealed.kek_id is not None and sealed.ciphertext is not None
             try:
-                with self._db.write() as conn:
-                    self._payloads.hold(conn, sealed)
-                    if entry is None:
-                        if cas not in (None, 0):
-                            raise InvalidInput(CAS_MISMATCH)
-                        entry = self._insert_entry(conn, caller, record, path, KvSettings(), now)
-                    elif not wraps_repo.lock_live_secret(conn, record.id, now):
-                        raise NotFound("Secret not found.")
-                    versions = self._versions(conn, record)
-                    latest = versions[-1].version if versions else 0
-                    if cas is None and entry.cas_required:
-                        raise InvalidInput(CAS_REQUIRED)
-                    if cas is not None and cas != latest:
-                        raise InvalidInput(CAS_MISMATCH)
-                    if latest != current:
-                        continue  # another write came first: seal again for the version after it
-                    row_version = repo.row_version(conn, record.id)
-                    if row_version is None or not repo.advance(
-                        conn,
-                        secret_id=record.id,
-                        project_id=record.project_id,
-                        row_version=row_version,
-                        new_version=new,
-                        content_type=payloads.TEXT,
-                        kek_id=sealed.kek_id,
-                        ciphertext=sealed.ciphertext,
-                        now=now,
-                    ):
-                        continue
-                    after = timedelta(seconds=entry.delete_version_after) if entry.delete_version_after else None
-                    made = repo.KvVersionRow(new, now, now + after if after else None, False)
-                    repo.add_version(conn, record.id, made)
-                    keep = entry.max_versions or DEFAULT_MAX_VERSIONS
-                    if new - keep >= 1:
-                        repo.trim(conn, record.id, new - keep + 1)
+                # Concurrent writes share a transaction and its fsync (group commit); answered once durable.
+                made = self._db.write_grouped(
+                    functools.partial(
+                        self._commit_version,
+                        _Attempt(
+                            caller, path, cas, entry, record, current, sealed, sealed.kek_id, sealed.ciphertext, now
+                        ),
+                    )
+                )
             except IntegrityError:
                 continue  # two first writes of one path raced: the loser finds the key and writes after it
+            if made is None:
+                continue
             return KvVersion(made.version, made.created_at, made.deletion_time, made.destroyed)
+
+    def _commit_version(self, attempt: _Attempt, conn: Connection) -> repo.KvVersionRow | None:
+        """In the write transaction: the version made, or None if another write came first (the caller seals
+        again, for the version after it)."""
+        a, record, now = attempt, attempt.record, attempt.now
+        entry = a.entry
+        self._payloads.hold(conn, a.sealed)
+        if entry is None:
+            if a.cas not in (None, 0):
+                raise InvalidInput(CAS_MISMATCH)
+            entry = self._insert_entry(conn, a.caller, record, a.path, KvSettings(), now)
+        elif not wraps_repo.lock_live_secret(conn, record.id, now):
+            raise NotFound("Secret not found.")
+        versions = self._versions(conn, record)
+        latest = versions[-1].version if versions else 0
+        if a.cas is None and entry.cas_required:
+            raise InvalidInput(CAS_REQUIRED)
+        if a.cas is not None and a.cas != latest:
+            raise InvalidInput(CAS_MISMATCH)
+        if latest != a.current:
+            return None
+        new = a.current + 1
+        row_version = repo.row_version(conn, record.id)
+        if row_version is None or not repo.advance(
+            conn,
+            secret_id=record.id,
+            project_id=record.project_id,
+            row_version=row_version,
+            new_version=new,
+            content_type=payloads.TEXT,
+            kek_id=a.kek_id,
+            ciphertext=a.ciphertext,
+            now=now,
+        ):
+            return None
+        after = timedelta(seconds=entry.delete_version_after) if entry.delete_version_after else None
+        made = repo.KvVersionRow(new, now, now + after if after else None, False)
+        repo.add_version(conn, record.id, made)
+        keep = entry.max_versions or DEFAULT_MAX_VERSIONS
+        if new - keep >= 1:
+            repo.trim(conn, record.id, new - keep + 1)
+        return made
 
     def _for_write(
         self, conn: Connection, caller: Caller, path: str, now: datetime
