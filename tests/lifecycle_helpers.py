@@ -12,6 +12,7 @@ from starlette.testclient import TestClient
 
 from donjon.config import LifecycleConfig, Settings
 from donjon.keystores import open_keystore
+from donjon.services.lifecycle import LifecycleDeps
 from donjon.services.project_keys import ProjectKeys
 from donjon.services.reaper import Reaper
 from donjon.storage.database import Database
@@ -60,4 +61,4 @@ def reaper_of(client: TestClient) -> Reaper:
 def new_reaper(db: Database, settings: Settings, config: LifecycleConfig, clock: Clock = SYSTEM_CLOCK) -> Reaper:
     keystore = open_keystore(settings.keystore.type, settings.keystore_options())
     keys = ProjectKeys(db, keystore, 60, clock=clock)
-    return Reaper(db, keys, config, clock=clock)
+    return Reaper(LifecycleDeps(db, keys, config, clock=clock))

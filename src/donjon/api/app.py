@@ -49,6 +49,7 @@ from donjon.services.access import AccessCheck
 from donjon.services.acls import AclService
 from donjon.services.containers import ContainerService
 from donjon.services.kv import KvService
+from donjon.services.lifecycle import LifecycleDeps
 from donjon.services.orders import OrderProcessor, OrderService
 from donjon.services.project_keys import ProjectKeys
 from donjon.services.quotas import QuotaAdmin, Quotas
@@ -186,6 +187,7 @@ def build_context(settings: Settings, clock: Clock = SYSTEM_CLOCK) -> tuple[AppC
     worker = None
     if settings.orders.run_in_server:
         worker = OrderWorker(db, processor, settings.orders, housekeeping=keys.expire, clock=clock)
+    lifecycle = LifecycleDeps(db, keys, settings.lifecycle, stores=registry, clock=clock)
     context = AppContext(
         settings=settings,
         policy=policy,
@@ -199,6 +201,12 @@ def build_context(settings: Settings, clock: Clock = SYSTEM_CLOCK) -> tuple[AppC
         secret_stores=stores,
         access=AccessCheck(db, policy, clock=clock),
         transport_keys=TransportKeyService(db, policy, clock=clock),
+        versions=SecretVersions(lifecycle, policy),
+        wraps=WrapService(
+            lifecycle, policy, wrap_key=wrap_key(load_token_key(settings.effective_token_key_file, create=True))
+        ),
+        expiry=Reaper(lifecycle),
+        kv=KvService(db, keys, policy, quotas, max_secret_bytes=settings.limits.max_secret_bytes, clock=clock),
         tokens=(
             TokenService(
                 db,
@@ -214,26 +222,6 @@ def build_context(settings: Settings, clock: Clock = SYSTEM_CLOCK) -> tuple[AppC
         transit=TransitService(db, keys, policy, quotas, clock=clock),
         clock=clock,
     )
-    context.versions = SecretVersions(
-        db,
-        keys,
-        policy,
-        settings.lifecycle,
-        max_secret_bytes=settings.limits.max_secret_bytes,
-        stores=registry,
-        clock=clock,
-    )
-    context.wraps = WrapService(
-        db,
-        keys,
-        policy,
-        settings.lifecycle,
-        wrap_key=wrap_key(load_token_key(settings.effective_token_key_file, create=True)),
-        stores=registry,
-        clock=clock,
-    )
-    context.expiry = Reaper(db, keys, settings.lifecycle, stores=registry, clock=clock)
-    context.kv = KvService(db, keys, policy, quotas, max_secret_bytes=settings.limits.max_secret_bytes, clock=clock)
     if settings.audit.enabled:
         context.audit_log = AuditLog(*audit_paths(settings))
     context.readiness = Readiness(db, keystore, audit_paths(settings)[0] if settings.audit.enabled else None)

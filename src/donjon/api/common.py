@@ -61,23 +61,24 @@ class AppContext:
     # Policy decisions alone, for authorising a request before its body is validated (api/guard.py).
     access: AccessCheck
     transport_keys: TransportKeyService
+    # Lifecycle extensions: versions, wrapped hand-off and the reaper's pass.
+    versions: SecretVersions
+    wraps: WrapService
+    expiry: Reaper
+    # KV v2 of the Vault API (api/vault/kv.py) over the same secrets.
+    kv: KvService
     # Set in token mode: validates bearer tokens. None in dev mode (headers name the caller).
     tokens: TokenService | None
     # The order worker of this process, woken when an order is queued here (None: workers run elsewhere).
     order_worker: OrderWorker | None
     # Set in keystone mode: validates X-Auth-Token against Keystone.
     keystone: KeystoneTokens | None = None
-    # Lifecycle extensions: versions, wrapped hand-off, the reaper's pass and this process's reaper thread.
-    versions: SecretVersions | None = None
-    wraps: WrapService | None = None
-    expiry: Reaper | None = None
+    # This process's reaper thread (None: the reaper runs elsewhere).
     reaper: ExpiryReaper | None = None
     # The local audit log, read back by /v1/audit/* (None: auditing is off).
     audit_log: AuditLog | None = None
     # What /readyz checks (api/health.py).
     readiness: Readiness | None = None
-    # KV v2 of the Vault API (api/vault/kv.py) over the same secrets.
-    kv: KvService | None = None
     # The Vault API's transit engine (api/vault/transit.py).
     transit: TransitService | None = None
     # Where the handlers' "now" comes from (an expiration in the past, the list's expired secrets), as the

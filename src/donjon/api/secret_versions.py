@@ -17,14 +17,7 @@ from donjon.api.common import authenticate, base_url, ctx, json_response, operat
 from donjon.api.guard import secret_first
 from donjon.api.representations import secret_ref
 from donjon.api.schemas.lifecycle import new_version
-from donjon.services.versions import SecretVersions
 from donjon.timeutil import isoformat
-
-
-def _service(request: Request) -> SecretVersions:
-    service = ctx(request).versions
-    assert service is not None
-    return service
 
 
 @operation("Secret version creation")
@@ -34,14 +27,14 @@ async def create_version(request: Request) -> Response:
     # The service's own refusals (no payload yet, max_reads: 409) come after its policy check; guarded anyway.
     async with secret_first(request, caller, "secret:put", "Secret update"):
         new = new_version(await read_json(request), ctx(request).settings.limits.max_secret_bytes)
-        version = await run_in_threadpool(_service(request).rotate, caller, secret_id, new)
+        version = await run_in_threadpool(ctx(request).versions.rotate, caller, secret_id, new)
     return json_response({"secret_ref": secret_ref(base_url(request), secret_id), "version": version}, status=201)
 
 
 @operation("Secret lifecycle retrieval")
 async def get_lifecycle(request: Request) -> Response:
     caller = await authenticate(request)
-    view = await run_in_threadpool(_service(request).describe, caller, request.path_params["secret_id"])
+    view = await run_in_threadpool(ctx(request).versions.describe, caller, request.path_params["secret_id"])
     versions: list[dict[str, Any]] = [
         {"version": v.version, "created": isoformat(v.created_at), "readable_until": isoformat(v.expires_at)}
         for v in view.previous

@@ -82,10 +82,8 @@ async def _payload(request: Request, accept: str | None) -> Response:
         raise InvalidInput("Transport key wrapped retrieval is not supported.")
     version = _version(request)
     if version is not None:  # donjon extension: a previous version within its grace period
-        versions = ctx(request).versions
-        assert versions is not None
         data, content_type = await run_in_threadpool(
-            functools.partial(versions.payload_version, before_effect=before_effect(request)),
+            functools.partial(ctx(request).versions.payload_version, before_effect=before_effect(request)),
             caller,
             request.path_params["secret_id"],
             version,

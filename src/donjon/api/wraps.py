@@ -14,16 +14,9 @@ from donjon.api.common import authenticate, ctx, decode_json, json_response, ope
 from donjon.api.guard import secret_first
 from donjon.api.payload_types import AcceptHeader
 from donjon.api.schemas.lifecycle import wrap_ttl
-from donjon.services.wraps import WrapService
 from donjon.timeutil import isoformat
 
 WRAP_TOKEN_HEADER = "x-wrap-token"
-
-
-def _service(request: Request) -> WrapService:
-    service = ctx(request).wraps
-    assert service is not None
-    return service
 
 
 @operation("Secret wrapping")
@@ -31,7 +24,7 @@ async def wrap_secret(request: Request) -> Response:
     caller = await authenticate(request)
     async with secret_first(request, caller, "secret:decrypt", "Secret wrapping"):
         ttl = await _ttl(request)
-    wrapped = await run_in_threadpool(_service(request).wrap, caller, request.path_params["secret_id"], ttl)
+    wrapped = await run_in_threadpool(ctx(request).wraps.wrap, caller, request.path_params["secret_id"], ttl)
     return json_response({"wrap_token": wrapped.token, "expires": isoformat(wrapped.expires)}, status=201)
 
 
@@ -49,6 +42,6 @@ async def unwrap(request: Request) -> Response:
     # the URL, so access logs and proxies do not record it.
     token = request.headers.get(WRAP_TOKEN_HEADER)
     data, content_type = await run_in_threadpool(
-        _service(request).unwrap, token, AcceptHeader(request.headers.get("accept"))
+        ctx(request).wraps.unwrap, token, AcceptHeader(request.headers.get("accept"))
     )
     return Response(data, media_type=None, headers={"Content-Type": content_type, "Cache-Control": "no-store"})

@@ -14,18 +14,21 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
+from typing import TypeVar
 
 from sqlalchemy import Connection
 
 from donjon.auth import Caller
 from donjon.errors import Forbidden, NotFound
 from donjon.policy import Policy, Target
+from donjon.services.base import Service
 from donjon.storage import access as repo
 from donjon.storage.containers import ContainerRecord
-from donjon.storage.database import Database
 from donjon.storage.records import SecretRecord
 from donjon.storage.transit import MARKER_ALGORITHM as TRANSIT_MARKER
-from donjon.timeutil import SYSTEM_CLOCK, Clock
+
+# What access decides on: a secret or a container row.
+_Entity = TypeVar("_Entity", SecretRecord, ContainerRecord)
 
 _UUID4 = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
 
@@ -37,6 +40,28 @@ def is_canonical_uuid4(value: str) -> bool:
 
 def denied(operation: str) -> Forbidden:
     return Forbidden(f"{operation} attempt not allowed - please review your user/project privileges")
+
+
+def _decide(
+    found: tuple[_Entity, repo.AccessFacts] | None,
+    absent: _Entity,
+    kind: str,
+    policy: Policy,
+    caller: Caller,
+    rule: str,
+    operation: str,
+    not_found: str,
+) -> _Entity:
+    """The found entity if policy allows ``rule``; else 404 (``not_found``) for a caller who may not know it
+    exists, 403 for one who may. A missing id is decided on the stand-in ``absent`` too (same work either way)."""
+    record, facts = found if found is not None else (absent, _ABSENT)
+    target = Target(kind, record.project_id, record.creator_id, facts.project_access, facts.listed)
+    allowed = policy.allowed(rule, caller, target)
+    if found is not None and allowed:
+        return record
+    if found is None or (record.project_id != caller.project_id and not facts.listed):
+        raise NotFound(not_found)
+    raise denied(operation)
 
 
 def secret_for(
@@ -54,14 +79,7 @@ def secret_for(
     if not is_canonical_uuid4(secret_id):
         raise NotFound("Not Found. Provided secret id is invalid.")
     found = repo.secret_with_access(conn, secret_id, caller.user_id, now, with_payload=with_payload)
-    record, facts = found if found is not None else (_ABSENT_SECRET, _ABSENT)
-    target = Target("secret", record.project_id, record.creator_id, facts.project_access, facts.listed)
-    allowed = policy.allowed(rule, caller, target)
-    if found is not None and allowed:
-        return record
-    if found is None or (record.project_id != caller.project_id and not facts.listed):
-        raise NotFound("Secret not found.")
-    raise denied(operation)
+    return _decide(found, _ABSENT_SECRET, "secret", policy, caller, rule, operation, "Secret not found.")
 
 
 def payload_exportable(record: SecretRecord, operation: str) -> None:
@@ -81,26 +99,16 @@ def container_for(
     if not is_canonical_uuid4(container_id):
         raise NotFound("Not Found. Provided container id is invalid.")
     found = repo.container_with_access(conn, container_id, caller.user_id)
-    record, facts = found if found is not None else (_ABSENT_CONTAINER, _ABSENT)
-    target = Target("container", record.project_id, record.creator_id, facts.project_access, facts.listed)
-    allowed = policy.allowed(rule, caller, target)
-    if found is not None and allowed:
-        return record
-    if found is None or (record.project_id != caller.project_id and not facts.listed):
-        raise NotFound("Secrets container not found.")
-    raise denied(operation)
+    return _decide(
+        found, _ABSENT_CONTAINER, "container", policy, caller, rule, operation, "Secrets container not found."
+    )
 
 
-class AccessCheck:
+class AccessCheck(Service):
     """A policy decision alone, acting on nothing: what the request's own service call would decide first.
 
     The API asks it when a body is refused, so that a caller who may not act gets the 403/404 a valid body
     would get, never a validation message (api/guard.py). Read-only; the service call decides again."""
-
-    def __init__(self, db: Database, policy: Policy, *, clock: Clock = SYSTEM_CLOCK) -> None:
-        self._db = db
-        self._clock = clock
-        self._policy = policy
 
     def rule(self, caller: Caller, rule: str, operation: str) -> None:
         self._policy.enforce(rule, caller, operation=operation)

@@ -6,20 +6,14 @@ from __future__ import annotations
 from typing import Any
 
 from donjon.auth import Caller
-from donjon.policy import Policy
 from donjon.services import access
+from donjon.services.base import Service
 from donjon.services.commands import AclChange
 from donjon.storage import acls as repo
-from donjon.storage.database import Database
-from donjon.timeutil import SYSTEM_CLOCK, Clock, isoformat
+from donjon.timeutil import isoformat
 
 
-class AclService:
-    def __init__(self, db: Database, policy: Policy, *, clock: Clock = SYSTEM_CLOCK) -> None:
-        self._db = db
-        self._clock = clock
-        self._policy = policy
-
+class AclService(Service):
     def _entity(self, conn: Any, caller: Caller, kind: str, entity_id: str, rule: str, operation: str) -> str:
         if kind == "secret":
             return access.secret_for(

@@ -10,6 +10,7 @@ from donjon.auth import Caller
 from donjon.errors import Conflict, InvalidInput, NotFound
 from donjon.policy import Policy
 from donjon.services import access
+from donjon.services.base import Service
 from donjon.services.commands import ContainerSecretRef, NewContainer
 from donjon.services.quotas import Quotas
 from donjon.storage import containers as repo
@@ -32,11 +33,9 @@ class ContainerView:
     consumers: list[repo.ContainerConsumer]
 
 
-class ContainerService:
+class ContainerService(Service):
     def __init__(self, db: Database, policy: Policy, quotas: Quotas, *, clock: Clock = SYSTEM_CLOCK) -> None:
-        self._db = db
-        self._clock = clock
-        self._policy = policy
+        super().__init__(db, policy, clock=clock)
         self._quotas = quotas
 
     def create(self, caller: Caller, new: NewContainer) -> str:

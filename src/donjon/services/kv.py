@@ -23,6 +23,7 @@ from donjon.auth import Caller
 from donjon.errors import InvalidInput, NotFound, TooLarge
 from donjon.policy import Policy, Target
 from donjon.services import access, payloads
+from donjon.services.base import Service
 from donjon.services.commands import NewSecret
 from donjon.services.payload_store import PayloadStore
 from donjon.services.project_keys import ProjectKeys
@@ -114,7 +115,7 @@ class _Attempt:
     now: datetime
 
 
-class KvService:
+class KvService(Service):
     def __init__(
         self,
         db: Database,
@@ -125,12 +126,16 @@ class KvService:
         max_secret_bytes: int,
         clock: Clock = SYSTEM_CLOCK,
     ) -> None:
-        self._db = db
+        super().__init__(db, policy, clock=clock)
         self._payloads = PayloadStore(keys)  # KV versions stay in the database store
-        self._policy = policy
         self._quotas = quotas
         self._max_secret_bytes = max_secret_bytes
-        self._clock = clock
+
+    def _new_key_record(self, caller: Caller, path: str, now: datetime) -> SecretRecord:
+        """The secret row of a new key (named by its path, no payload yet), the caller's and its project's."""
+        return new_secret_record(
+            self._payloads, NewSecret(name=path), project_id=caller.project_id, creator_id=caller.user_id, now=now
+        )
 
     # --- lookup ---------------------------------------------------------------------------------------
 
@@ -209,13 +214,7 @@ class KvService:
             entry, record, current = found if found is not None else (None, None, 0)
             if record is None:
                 # A new key: its secret's row is made (without payload) in the write below.
-                record = new_secret_record(
-                    self._payloads,
-                    NewSecret(name=path),
-                    project_id=caller.project_id,
-                    creator_id=caller.user_id,
-                    now=now,
-                )
+                record = self._new_key_record(caller, path, now)
             new = current + 1
             # Sealed before the transaction (a KEK unwrap must not hold database locks), bound to the version
             # it becomes; if another write came first, sealed again for the version after it.
@@ -374,13 +373,7 @@ class KvService:
             entry = repo.find_entry(conn, caller.project_id, path)
             if entry is None:
                 self._policy.enforce("secrets:post", caller, operation="Secret creation")
-                record = new_secret_record(
-                    self._payloads,
-                    NewSecret(name=path),
-                    project_id=caller.project_id,
-                    creator_id=caller.user_id,
-                    now=now,
-                )
+                record = self._new_key_record(caller, path, now)
                 self._insert_entry(conn, caller, record, path, replace(KvSettings(), **changes), now)
                 return
             access.secret_for(conn, self._policy, caller, entry.secret_id, "secret:put", "Secret update", now=now)

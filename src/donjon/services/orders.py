@@ -24,6 +24,7 @@ from donjon.errors import InvalidInput, NotFound
 from donjon.observability import metrics
 from donjon.policy import Policy, Target
 from donjon.services import payloads
+from donjon.services.base import Service
 from donjon.services.commands import NewOrder, NewSecret
 from donjon.services.payload_store import PayloadStore
 from donjon.services.project_keys import KekRetired, ProjectKeys
@@ -60,14 +61,12 @@ def check_password_policy(length: int, classes: tuple[str, ...], exclude: str) -
         raise InvalidInput(f"Provided field value is not supported: {exc}") from None
 
 
-class OrderService:
+class OrderService(Service):
     def __init__(
         self, db: Database, keys: ProjectKeys, policy: Policy, quotas: Quotas, *, clock: Clock = SYSTEM_CLOCK
     ) -> None:
-        self._db = db
-        self._clock = clock
+        super().__init__(db, policy, clock=clock)
         self._keys = keys
-        self._policy = policy
         self._quotas = quotas
 
     def create(self, caller: Caller, order: NewOrder) -> str:

@@ -14,6 +14,7 @@ from donjon.auth import Caller
 from donjon.config import QuotaConfig
 from donjon.errors import Forbidden, InvalidInput, NotFound
 from donjon.policy import Policy
+from donjon.services.base import Service
 from donjon.services.commands import QuotaChange
 from donjon.storage import quotas as repo
 from donjon.storage.database import Database
@@ -54,13 +55,11 @@ class Quotas:
         raise Forbidden("Creation not allowed because a quota has been reached.")
 
 
-class QuotaAdmin:
+class QuotaAdmin(Service):
     """``/v1/quotas`` and ``/v1/project-quotas``: reading the caller's quotas, and an admin's overrides."""
 
     def __init__(self, db: Database, policy: Policy, quotas: Quotas, *, clock: Clock = SYSTEM_CLOCK) -> None:
-        self._db = db
-        self._clock = clock
-        self._policy = policy
+        super().__init__(db, policy, clock=clock)
         self._quotas = quotas
 
     def effective(self, caller: Caller) -> dict[str, int]:

@@ -7,16 +7,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from donjon.config import LifecycleConfig
 from donjon.errors import Unavailable
-from donjon.services.payload_store import PayloadStore
-from donjon.services.project_keys import ProjectKeys
-from donjon.services.stores import StoreRegistry
+from donjon.services.lifecycle import LifecycleService
 from donjon.storage import reaper as reaper_repo
 from donjon.storage import tombstones
-from donjon.storage.database import Database
 from donjon.storage.records import SecretRecord
-from donjon.timeutil import SYSTEM_CLOCK, Clock
 
 
 @dataclass
@@ -34,22 +29,8 @@ class ReapReport:
         return self.expired + self.versions + self.wraps + self.tombstones
 
 
-class Reaper:
+class Reaper(LifecycleService):
     """One pass at a time (donjon.workers.reaper.ExpiryReaper runs them in a thread)."""
-
-    def __init__(
-        self,
-        db: Database,
-        keys: ProjectKeys,
-        config: LifecycleConfig,
-        *,
-        stores: StoreRegistry | None = None,
-        clock: Clock = SYSTEM_CLOCK,
-    ) -> None:
-        self._payloads = PayloadStore(keys, stores)
-        self._clock = clock
-        self._db = db
-        self._config = config
 
     def _discard(self, record: SecretRecord, down: set[str]) -> bool:
         """Destroy an expiring secret's external object first; False (row kept) if its store is down."""

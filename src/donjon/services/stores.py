@@ -16,6 +16,7 @@ from datetime import datetime
 from donjon.auth import Caller
 from donjon.errors import ConfigurationError, NotFound, Unavailable
 from donjon.policy import Policy
+from donjon.services.base import Service
 from donjon.storage import secret_stores as repo
 from donjon.storage.database import Database
 from donjon.stores import DATABASE, SecretStore, open_store
@@ -103,13 +104,11 @@ class StoreRegistry:
             store.close()
 
 
-class SecretStoreService:
+class SecretStoreService(Service):
     """``/v1/secret-stores``: list, global default, and the caller's project preference."""
 
     def __init__(self, db: Database, policy: Policy, registry: StoreRegistry, *, clock: Clock = SYSTEM_CLOCK) -> None:
-        self._db = db
-        self._clock = clock
-        self._policy = policy
+        super().__init__(db, policy, clock=clock)
         self.registry = registry
 
     def _enabled(self, rule: str, caller: Caller) -> None:

@@ -9,19 +9,12 @@ import uuid
 
 from donjon.auth import Caller
 from donjon.errors import NotFound
-from donjon.policy import Policy
 from donjon.services.access import is_canonical_uuid4
+from donjon.services.base import Service
 from donjon.storage import transport_keys as repo
-from donjon.storage.database import Database
-from donjon.timeutil import SYSTEM_CLOCK, Clock
 
 
-class TransportKeyService:
-    def __init__(self, db: Database, policy: Policy, *, clock: Clock = SYSTEM_CLOCK) -> None:
-        self._db = db
-        self._clock = clock
-        self._policy = policy
-
+class TransportKeyService(Service):
     def create(self, caller: Caller, plugin_name: str, transport_key: str) -> str:
         self._policy.enforce("transport_keys:post", caller, operation="Transport Key Creation")
         now = self._clock.now()

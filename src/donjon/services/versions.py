@@ -9,20 +9,15 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from donjon.auth import Caller
-from donjon.config import LifecycleConfig
 from donjon.errors import Conflict, NotFound
 from donjon.policy import Policy
 from donjon.services import access
 from donjon.services.commands import NewPayload, PayloadFormat, no_intent
+from donjon.services.lifecycle import LifecycleDeps, LifecycleService
 from donjon.services.limited_reads import serve_current
-from donjon.services.payload_store import PayloadStore
-from donjon.services.project_keys import ProjectKeys
-from donjon.services.stores import StoreRegistry
 from donjon.storage import versions as versions_repo
-from donjon.storage.database import Database
 from donjon.storage.records import SecretRecord
 from donjon.stores import DATABASE
-from donjon.timeutil import SYSTEM_CLOCK, Clock
 
 
 @dataclass(frozen=True)
@@ -34,26 +29,12 @@ class LifecycleView:
     previous: list[versions_repo.VersionInfo]
 
 
-class SecretVersions:
+class SecretVersions(LifecycleService):
     """A new payload becomes current; the previous one stays readable for a grace period."""
 
-    def __init__(
-        self,
-        db: Database,
-        keys: ProjectKeys,
-        policy: Policy,
-        config: LifecycleConfig,
-        *,
-        max_secret_bytes: int,
-        stores: StoreRegistry | None = None,
-        clock: Clock = SYSTEM_CLOCK,
-    ) -> None:
-        self._payloads = PayloadStore(keys, stores)
-        self._clock = clock
-        self._db = db
+    def __init__(self, deps: LifecycleDeps, policy: Policy) -> None:
+        super().__init__(deps)
         self._policy = policy
-        self._config = config
-        self._max_secret_bytes = max_secret_bytes
 
     def describe(self, caller: Caller, secret_id: str) -> LifecycleView:
         with self._db.read() as conn:

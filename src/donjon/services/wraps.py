@@ -17,18 +17,13 @@ from datetime import datetime, timedelta
 from sqlalchemy import Connection
 
 from donjon.auth import Caller
-from donjon.config import LifecycleConfig
 from donjon.errors import Conflict, Forbidden, InvalidInput, NotFound
 from donjon.policy import Policy
 from donjon.services import access
 from donjon.services.commands import PayloadFormat
+from donjon.services.lifecycle import LifecycleDeps, LifecycleService
 from donjon.services.limited_reads import serve_current
-from donjon.services.payload_store import PayloadStore
-from donjon.services.project_keys import ProjectKeys
-from donjon.services.stores import StoreRegistry
 from donjon.storage import wraps as wraps_repo
-from donjon.storage.database import Database
-from donjon.timeutil import SYSTEM_CLOCK, Clock
 
 _WRAP_TOKEN = re.compile(r"^djw_([0-9a-f]{32})_([A-Za-z0-9_-]{43})$")
 _WRAP_NOT_FOUND = "Wrap token not found."
@@ -66,23 +61,10 @@ class WrappedToken:
     expires: datetime
 
 
-class WrapService:
-    def __init__(
-        self,
-        db: Database,
-        keys: ProjectKeys,
-        policy: Policy,
-        config: LifecycleConfig,
-        *,
-        wrap_key: bytes,
-        stores: StoreRegistry | None = None,
-        clock: Clock = SYSTEM_CLOCK,
-    ) -> None:
-        self._payloads = PayloadStore(keys, stores)
-        self._clock = clock
-        self._db = db
+class WrapService(LifecycleService):
+    def __init__(self, deps: LifecycleDeps, policy: Policy, *, wrap_key: bytes) -> None:
+        super().__init__(deps)
         self._policy = policy
-        self._config = config
         self._wrap_key = wrap_key
 
     def wrap(self, caller: Caller, secret_id: str, ttl: int | None) -> WrappedToken:

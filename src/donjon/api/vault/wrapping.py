@@ -52,7 +52,6 @@ def wrap_ttl(request: Request) -> int | None:
 
 def _wrap_sync(request: Request, caller: Caller, answer: dict[str, Any], ttl: int, creation_path: str) -> Response:
     context = ctx(request)
-    assert context.wraps is not None
     limit = context.settings.lifecycle.wrap_max_ttl_seconds
     if ttl > limit:  # checked before the answer is kept, so a refused wrap leaves nothing behind
         raise bad_request(f"wrapping TTL is longer than the largest allowed ({limit} seconds)")
@@ -94,7 +93,6 @@ async def wrap(request: Request, caller: Caller, answer: dict[str, Any], ttl: in
 
 def _unwrap_sync(request: Request, token: str) -> dict[str, Any]:
     context = ctx(request)
-    assert context.wraps is not None
     try:
         payload, _ = context.wraps.unwrap(token, AcceptHeader("text/plain"))
     except NotFound:
@@ -110,7 +108,6 @@ async def unwrap_document(request: Request, token: str) -> dict[str, Any]:
 
 def _lookup_sync(request: Request, token: str) -> dict[str, Any]:
     context = ctx(request)
-    assert context.wraps is not None
     try:
         view = context.wraps.view(token)
     except NotFound:
