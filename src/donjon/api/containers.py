@@ -19,7 +19,7 @@ from donjon.api.common import (
     query_text,
     read_json,
 )
-from donjon.api.guard import container_first, rule_first
+from donjon.api.guard import container_first, container_json, rule_first
 from donjon.api.representations import consumer_location, secret_ref
 from donjon.api.schemas import shapes
 from donjon.api.schemas.containers import container_consumer, container_secret, new_container
@@ -134,9 +134,9 @@ async def list_consumers(request: Request) -> Response:
 
 @operation("Container consumer creation")
 async def add_consumer(request: Request) -> Response:
-    caller = await authenticate(request)
-    async with container_first(request, caller, "container_consumers:post", "Container consumer creation"):
-        name, url = container_consumer(await read_json(request))
+    caller, (name, url) = await container_json(
+        request, "container_consumers:post", "Container consumer creation", container_consumer
+    )
     view = await run_in_threadpool(
         ctx(request).containers.add_consumer, caller, request.path_params["container_id"], name, url
     )
@@ -147,9 +147,9 @@ async def add_consumer(request: Request) -> Response:
 
 @operation("Container consumer deletion")
 async def remove_consumer(request: Request) -> Response:
-    caller = await authenticate(request)
-    async with container_first(request, caller, "container_consumers:delete", "Container consumer deletion"):
-        name, url = container_consumer(await read_json(request))
+    caller, (name, url) = await container_json(
+        request, "container_consumers:delete", "Container consumer deletion", container_consumer
+    )
     view = await run_in_threadpool(
         ctx(request).containers.remove_consumer, caller, request.path_params["container_id"], name, url
     )

@@ -13,16 +13,19 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from typing import Any, TypeVar
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 
-from donjon.api.common import ctx
+from donjon.api.common import authenticate, ctx, read_json
 from donjon.auth import Caller
 from donjon.errors import Conflict, InvalidInput, TooLarge, UnsupportedMediaType
 
 # What parsing and validating a body raise; anything else (a 403/404 of the service itself, a 503) passes.
 _REFUSALS = (InvalidInput, UnsupportedMediaType, TooLarge, Conflict)
+
+T = TypeVar("T")
 
 
 @asynccontextmanager
@@ -50,3 +53,17 @@ def container_first(request: Request, caller: Caller, rule: str, operation: str)
     """For ``/v1/containers/{container_id}/…``."""
     access, container_id = ctx(request).access, request.path_params["container_id"]
     return _policy_first(lambda: access.container(caller, container_id, rule, operation))
+
+
+async def secret_json(request: Request, rule: str, operation: str, parse: Callable[[Any], T]) -> tuple[Caller, T]:
+    """The caller and the JSON body ``parse`` makes of it, under ``secret_first``."""
+    caller = await authenticate(request)
+    async with secret_first(request, caller, rule, operation):
+        return caller, parse(await read_json(request))
+
+
+async def container_json(request: Request, rule: str, operation: str, parse: Callable[[Any], T]) -> tuple[Caller, T]:
+    """The caller and the JSON body ``parse`` makes of it, under ``container_first``."""
+    caller = await authenticate(request)
+    async with container_first(request, caller, rule, operation):
+        return caller, parse(await read_json(request))

@@ -6,8 +6,8 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 
-from donjon.api.common import authenticate, base_url, ctx, json_response, operation, paged_body, paging, read_json
-from donjon.api.guard import secret_first
+from donjon.api.common import authenticate, base_url, ctx, json_response, operation, paged_body, paging
+from donjon.api.guard import secret_json
 from donjon.api.representations import consumer_full, consumer_location, secret_body
 from donjon.api.schemas.consumers import new_consumer
 
@@ -25,17 +25,8 @@ async def list_consumers(request: Request) -> Response:
 
 @operation("Secret consumer creation")
 async def add_consumer(request: Request) -> Response:
-    caller = await authenticate(request)
-    async with secret_first(request, caller, "secret_consumers:post", "Secret consumer creation"):
-        new = new_consumer(await read_json(request))
-    view = await run_in_threadpool(
-        ctx(request).secrets.add_consumer,
-        caller,
-        request.path_params["secret_id"],
-        new.service,
-        new.resource_type,
-        new.resource_id,
-    )
+    caller, new = await secret_json(request, "secret_consumers:post", "Secret consumer creation", new_consumer)
+    view = await run_in_threadpool(ctx(request).secrets.add_consumer, caller, request.path_params["secret_id"], new)
     base = base_url(request)
     location = consumer_location(base, view.secret.id)
     return json_response(secret_body(base, view, with_consumers=True), headers={"Location": location})
@@ -43,15 +34,6 @@ async def add_consumer(request: Request) -> Response:
 
 @operation("Secret consumer deletion")
 async def remove_consumer(request: Request) -> Response:
-    caller = await authenticate(request)
-    async with secret_first(request, caller, "secret_consumers:delete", "Secret consumer deletion"):
-        gone = new_consumer(await read_json(request))
-    view = await run_in_threadpool(
-        ctx(request).secrets.remove_consumer,
-        caller,
-        request.path_params["secret_id"],
-        gone.service,
-        gone.resource_type,
-        gone.resource_id,
-    )
+    caller, gone = await secret_json(request, "secret_consumers:delete", "Secret consumer deletion", new_consumer)
+    view = await run_in_threadpool(ctx(request).secrets.remove_consumer, caller, request.path_params["secret_id"], gone)
     return json_response(secret_body(base_url(request), view, with_consumers=True))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import astuple
+from dataclasses import asdict
 from typing import Any
 
 from starlette.concurrency import run_in_threadpool
@@ -10,7 +10,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from donjon.api.common import authenticate, base_url, ctx, json_response, operation, read_json
-from donjon.api.guard import secret_first
+from donjon.api.guard import secret_first, secret_json
 from donjon.api.representations import secret_ref
 from donjon.api.schemas.metadata import all_metadata, one_metadatum
 from donjon.errors import Conflict
@@ -25,9 +25,7 @@ async def get_all(request: Request) -> Response:
 
 @operation("Secret metadata update")
 async def replace_all(request: Request) -> Response:
-    caller = await authenticate(request)
-    async with secret_first(request, caller, "secret_meta:put", "Secret metadata update"):
-        items = [(m.key, m.value) for m in all_metadata(await read_json(request))]
+    caller, items = await secret_json(request, "secret_meta:put", "Secret metadata update", all_metadata)
     secret_id = request.path_params["secret_id"]
     await run_in_threadpool(ctx(request).secrets.replace_metadata, caller, secret_id, items)
     return json_response({"metadata_ref": f"{secret_ref(base_url(request), secret_id)}/metadata"}, status=201)
@@ -35,13 +33,11 @@ async def replace_all(request: Request) -> Response:
 
 @operation("Secret metadatum creation")
 async def add_one(request: Request) -> Response:
-    caller = await authenticate(request)
-    async with secret_first(request, caller, "secret_meta:post", "Secret metadatum creation"):
-        key, value = astuple(one_metadatum(await read_json(request)))
+    caller, item = await secret_json(request, "secret_meta:post", "Secret metadatum creation", one_metadatum)
     secret_id = request.path_params["secret_id"]
-    await run_in_threadpool(ctx(request).secrets.add_metadatum, caller, secret_id, key, value)
-    location = f"{secret_ref(base_url(request), secret_id)}/metadata/{key}"
-    return json_response({"key": key, "value": value}, status=201, headers={"Location": location})
+    await run_in_threadpool(ctx(request).secrets.add_metadatum, caller, secret_id, item)
+    location = f"{secret_ref(base_url(request), secret_id)}/metadata/{item.key}"
+    return json_response(asdict(item), status=201, headers={"Location": location})
 
 
 @operation("Secret metadatum retrieval")
@@ -56,11 +52,11 @@ async def get_one(request: Request) -> Response:
 async def update_one(request: Request) -> Response:
     caller = await authenticate(request)
     async with secret_first(request, caller, "secret_meta:put", "Secret metadatum update"):
-        key, value = astuple(one_metadatum(await read_json(request)))
-        if key != request.path_params["key"].lower():
+        item = one_metadatum(await read_json(request))
+        if item.key != request.path_params["key"].lower():
             raise Conflict("Key in request data does not match key in the request url.")
-    await run_in_threadpool(ctx(request).secrets.update_metadatum, caller, request.path_params["secret_id"], key, value)
-    return json_response({"key": key, "value": value})
+    await run_in_threadpool(ctx(request).secrets.update_metadatum, caller, request.path_params["secret_id"], item)
+    return json_response(asdict(item))
 
 
 @operation("Secret metadatum removal")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 
 from sqlalchemy import Connection
 
@@ -13,7 +13,8 @@ from donjon.auth import Caller
 from donjon.errors import Conflict, InvalidInput, NotFound, TooLarge, UnsupportedMediaType
 from donjon.policy import Policy, Target
 from donjon.services import access, limited_reads, payloads
-from donjon.services.commands import NewSecret, PayloadFormat, PayloadUpload, no_intent
+from donjon.services.base import Service
+from donjon.services.commands import Metadatum, NewConsumer, NewSecret, PayloadFormat, PayloadUpload, no_intent
 from donjon.services.payload_store import NO_PAYLOAD, PayloadStore
 from donjon.services.project_keys import ProjectKeys
 from donjon.services.quotas import Quotas
@@ -38,7 +39,7 @@ class SecretView:
     consumers: list[ConsumerRecord]
 
 
-class SecretService:
+class SecretService(Service):
     def __init__(
         self,
         db: Database,
@@ -50,10 +51,8 @@ class SecretService:
         stores: SecretStoreService | None = None,
         clock: Clock = SYSTEM_CLOCK,
     ) -> None:
-        self._db = db
-        self._clock = clock
+        super().__init__(db, policy, clock=clock)
         self._keys = keys
-        self._policy = policy
         self._quotas = quotas
         self._max_secret_bytes = max_secret_bytes
         self._stores = stores
@@ -214,10 +213,10 @@ class SecretService:
             record = self._find(conn, caller, secret_id, "secret_meta:get", "Secret metadata retrieval")
             return repo.get_metadata(conn, record.id)
 
-    def replace_metadata(self, caller: Caller, secret_id: str, items: list[tuple[str, str]]) -> None:
+    def replace_metadata(self, caller: Caller, secret_id: str, items: list[Metadatum]) -> None:
         with self._db.write() as conn:
             record = self._find(conn, caller, secret_id, "secret_meta:put", "Secret metadata update")
-            repo.replace_metadata(conn, record.id, items)
+            repo.replace_metadata(conn, record.id, [(m.key, m.value) for m in items])
             repo.touch_secret(conn, record.id, self._clock.now())
 
     def get_metadatum(self, caller: Caller, secret_id: str, key: str) -> str:
@@ -228,16 +227,16 @@ class SecretService:
             raise NotFound("Secret metadata not found.")
         return value
 
-    def add_metadatum(self, caller: Caller, secret_id: str, key: str, value: str) -> None:
+    def add_metadatum(self, caller: Caller, secret_id: str, item: Metadatum) -> None:
         with self._db.write() as conn:
             record = self._find(conn, caller, secret_id, "secret_meta:post", "Secret metadatum creation")
-            if not repo.insert_metadatum(conn, record.id, key, value):
-                raise Conflict(f"Secret metadata with key '{key}' already exists.")
+            if not repo.insert_metadatum(conn, record.id, item.key, item.value):
+                raise Conflict(f"Secret metadata with key '{item.key}' already exists.")
 
-    def update_metadatum(self, caller: Caller, secret_id: str, key: str, value: str) -> None:
+    def update_metadatum(self, caller: Caller, secret_id: str, item: Metadatum) -> None:
         with self._db.write() as conn:
             record = self._find(conn, caller, secret_id, "secret_meta:put", "Secret metadatum update")
-            if not repo.update_metadatum(conn, record.id, key, value):
+            if not repo.update_metadatum(conn, record.id, item.key, item.value):
                 raise NotFound("Secret metadata not found.")
 
     def delete_metadatum(self, caller: Caller, secret_id: str, key: str) -> None:
@@ -254,9 +253,7 @@ class SecretService:
             record = self._find(conn, caller, secret_id, "secret_consumers:get", "Secret consumers retrieval")
             return repo.list_consumers(conn, record.id, offset, limit)
 
-    def add_consumer(
-        self, caller: Caller, secret_id: str, service: str, resource_type: str, resource_id: str
-    ) -> SecretView:
+    def add_consumer(self, caller: Caller, secret_id: str, consumer: NewConsumer) -> SecretView:
         with self._db.write() as conn:
             record = self._find(conn, caller, secret_id, "secret_consumers:post", "Secret consumer creation")
             self._quotas.check(conn, caller.project_id, "consumers", repo.count_project_consumers)
@@ -265,23 +262,21 @@ class SecretService:
                 consumer_id=str(uuid.uuid4()),
                 secret_id=record.id,
                 project_id=caller.project_id,
-                service=service,
-                resource_type=resource_type,
-                resource_id=resource_id,
+                service=consumer.service,
+                resource_type=consumer.resource_type,
+                resource_id=consumer.resource_id,
                 now=self._clock.now(),
             )
             return SecretView(record, repo.consumers_of(conn, [record.id])[record.id])
 
-    def remove_consumer(
-        self, caller: Caller, secret_id: str, service: str, resource_type: str, resource_id: str
-    ) -> SecretView:
+    def remove_consumer(self, caller: Caller, secret_id: str, consumer: NewConsumer) -> SecretView:
         with self._db.write() as conn:
             record = self._find(conn, caller, secret_id, "secret_consumers:delete", "Secret consumer deletion")
-            consumer = {"secret_id": record.id, "service": service, "resource_type": resource_type}
-            registered_by = repo.consumer_project(conn, **consumer, resource_id=resource_id)
+            which = {"secret_id": record.id, **asdict(consumer)}
+            registered_by = repo.consumer_project(conn, **which)
             if registered_by is None:
                 raise NotFound("Consumer not found.")
             access.may_remove_consumer(caller, record.project_id, registered_by)
-            if not repo.remove_consumer(conn, **consumer, resource_id=resource_id):
+            if not repo.remove_consumer(conn, **which):
                 raise NotFound("Consumer not found.")
             return SecretView(record, repo.consumers_of(conn, [record.id])[record.id])
