@@ -6,11 +6,10 @@ A keystore is chosen by configuration: ``type`` names a factory in ``KEYSTORES``
 
 from __future__ import annotations
 
-import importlib
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any, Protocol
 
-from donjon.errors import ConfigurationError
+from donjon.plugins import Factory, lazy, open_backend
 from donjon.wrapped_key import WrappedKey as WrappedKey  # re-exported: the keystores make and open it
 
 
@@ -32,33 +31,14 @@ class Keystore(Protocol):
         ...
 
 
-KeystoreFactory = Callable[[Mapping[str, Any]], Keystore]
-
-
-def _lazy(module: str, class_name: str) -> KeystoreFactory:
-    """A factory importing its implementation on first use: a backend's library is only needed if configured."""
-
-    def factory(options: Mapping[str, Any]) -> Keystore:
-        cls = getattr(importlib.import_module(module), class_name)
-        keystore: Keystore = cls.from_options(options)
-        return keystore
-
-    return factory
-
-
-KEYSTORES: dict[str, KeystoreFactory] = {
-    "file": _lazy("donjon.keystores.file", "FileKeystore"),
-    "pkcs11": _lazy("donjon.keystores.pkcs11", "Pkcs11Keystore"),
-    "nss": _lazy("donjon.keystores.nss", "NssKeystore"),
-    "kmip": _lazy("donjon.keystores.kmip", "KmipKeystore"),
-    "vault": _lazy("donjon.keystores.vault", "VaultKeystore"),
+KEYSTORES: dict[str, Factory[Keystore]] = {
+    "file": lazy("donjon.keystores.file", "FileKeystore"),
+    "pkcs11": lazy("donjon.keystores.pkcs11", "Pkcs11Keystore"),
+    "nss": lazy("donjon.keystores.nss", "NssKeystore"),
+    "kmip": lazy("donjon.keystores.kmip", "KmipKeystore"),
+    "vault": lazy("donjon.keystores.vault", "VaultKeystore"),
 }
 
 
 def open_keystore(type_: str, options: Mapping[str, Any]) -> Keystore:
-    try:
-        factory = KEYSTORES[type_]
-    except KeyError:
-        known = ", ".join(sorted(KEYSTORES))
-        raise ConfigurationError(f"unknown keystore type {type_!r} (known: {known})") from None
-    return factory(options)
+    return open_backend(KEYSTORES, type_, options, "keystore")

@@ -12,12 +12,12 @@ factory in ``STORE_TYPES``. Every implementation passes ``tests/store_conformanc
 
 from __future__ import annotations
 
-import importlib
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
-from donjon.errors import ConfigurationError, Unavailable
+from donjon.errors import Unavailable
+from donjon.plugins import Factory, lazy, open_backend
 
 if TYPE_CHECKING:
     from sqlalchemy import Connection
@@ -94,30 +94,12 @@ class ExternalStore:
         return None
 
 
-StoreFactory = Callable[[Mapping[str, Any]], SecretStore]
-
-
-def _lazy(module: str, class_name: str) -> StoreFactory:
-    def factory(options: Mapping[str, Any]) -> SecretStore:
-        store: SecretStore = getattr(importlib.import_module(module), class_name).from_options(options)
-        return store
-
-    return factory
-
-
 # External stores only: the database store needs the project keys, so donjon.services.payload_store builds it.
-STORE_TYPES: dict[str, StoreFactory] = {
-    "kmip": _lazy("donjon.stores.kmip", "KmipSecretStore"),
-    "vault": _lazy("donjon.stores.vault", "VaultSecretStore"),
+STORE_TYPES: dict[str, Factory[SecretStore]] = {
+    "kmip": lazy("donjon.stores.kmip", "KmipSecretStore"),
+    "vault": lazy("donjon.stores.vault", "VaultSecretStore"),
 }
 
 
 def open_store(type_: str, options: Mapping[str, Any]) -> SecretStore:
-    try:
-        factory = STORE_TYPES[type_]
-    except KeyError:
-        known = ", ".join(sorted(STORE_TYPES))
-        raise ConfigurationError(
-            f"unknown secret store type {type_!r} (known: {known}; 'database' is built in)"
-        ) from None
-    return factory(options)
+    return open_backend(STORE_TYPES, type_, options, "secret store; 'database' is built in")
