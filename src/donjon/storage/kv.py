@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy import Connection, delete, func, insert, select, update
 
 from donjon.storage.tables import kv_entries, kv_versions, secret_versions, secrets
+from donjon.storage.versions import Payload, keep_previous, set_current
 
 # A KV version stays until trimmed or destroyed: the reaper's version pass never reaches this date.
 KEPT = datetime(9999, 1, 1)
@@ -65,36 +66,32 @@ def find_entry(conn: Connection, project_id: str, path: str) -> KvEntryRow | Non
     return _entry(row) if row is not None else None
 
 
+def _settings(entry: KvEntryRow) -> dict[str, Any]:
+    """The columns of a key's settings: written when the key is made and again on every change."""
+    return {
+        "max_versions": entry.max_versions,
+        "cas_required": entry.cas_required,
+        "delete_version_after": entry.delete_version_after,
+        "custom_metadata": json.dumps(entry.custom_metadata) if entry.custom_metadata is not None else None,
+        "metadata_version": entry.metadata_version,
+        "updated_at": entry.updated_at,
+    }
+
+
 def insert_entry(conn: Connection, entry: KvEntryRow) -> None:
     conn.execute(
         insert(kv_entries).values(
             secret_id=entry.secret_id,
             project_id=entry.project_id,
             path=entry.path,
-            max_versions=entry.max_versions,
-            cas_required=entry.cas_required,
-            delete_version_after=entry.delete_version_after,
-            custom_metadata=json.dumps(entry.custom_metadata) if entry.custom_metadata is not None else None,
-            metadata_version=entry.metadata_version,
             created_at=entry.created_at,
-            updated_at=entry.updated_at,
+            **_settings(entry),
         )
     )
 
 
 def update_entry(conn: Connection, entry: KvEntryRow) -> None:
-    conn.execute(
-        update(kv_entries)
-        .where(kv_entries.c.secret_id == entry.secret_id)
-        .values(
-            max_versions=entry.max_versions,
-            cas_required=entry.cas_required,
-            delete_version_after=entry.delete_version_after,
-            custom_metadata=json.dumps(entry.custom_metadata) if entry.custom_metadata is not None else None,
-            metadata_version=entry.metadata_version,
-            updated_at=entry.updated_at,
-        )
-    )
+    conn.execute(update(kv_entries).where(kv_entries.c.secret_id == entry.secret_id).values(**_settings(entry)))
 
 
 def paths_under(conn: Connection, project_id: str, prefix: str) -> list[str]:
@@ -207,31 +204,11 @@ def advance(
     ).first()
     if row is None:
         return False
-    result = conn.execute(
-        update(secrets)
-        .where(secrets.c.id == secret_id, secrets.c.version == row_version)
-        .values(
-            version=new_version,
-            version_started_at=now if new_version > 1 else None,
-            content_type=content_type,
-            kek_id=kek_id,
-            ciphertext=ciphertext,
-            updated_at=now,
-        )
-    )
-    if result.rowcount != 1:
+    fence = (secrets.c.id == secret_id, secrets.c.version == row_version)
+    new = Payload(secret_id, project_id, new_version, content_type, kek_id, ciphertext)
+    if not set_current(conn, fence, new, started=now if new_version > 1 else None, now=now):
         return False
     if row.ciphertext is not None and row.version < new_version:
-        conn.execute(
-            insert(secret_versions).values(
-                secret_id=secret_id,
-                version=row.version,
-                project_id=project_id,
-                content_type=row.content_type,
-                kek_id=row.kek_id,
-                ciphertext=row.ciphertext,
-                created_at=row.version_started_at or row.created_at,
-                expires_at=KEPT,
-            )
-        )
+        previous = Payload(secret_id, project_id, row.version, row.content_type, row.kek_id, row.ciphertext)
+        keep_previous(conn, previous, created_at=row.version_started_at or row.created_at, expires_at=KEPT)
     return True

@@ -10,10 +10,12 @@ are serialised by the database's write lock.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
 from sqlalchemy import Connection, insert, select, update
+from sqlalchemy.sql.elements import ColumnElement
 
 from donjon.storage.limited_reads import current_secret
 from donjon.storage.records import SecretRecord
@@ -67,37 +69,48 @@ def rotate(
 
     Fenced on the version the caller read: False if another rotation (or a delete) came first.
     """
+    fence = (secrets.c.id == current.secret_id, secrets.c.version == current.version, secrets.c.ciphertext.is_not(None))
+    new = Payload(current.secret_id, current.project_id, current.version + 1, content_type, kek_id, ciphertext)
+    if not set_current(conn, fence, new, started=now, now=now):
+        return False
+    keep_previous(conn, current, created_at=previous_created, expires_at=grace_until)
+    return True
+
+
+def set_current(
+    conn: Connection, fence: Sequence[ColumnElement[bool]], new: Payload, *, started: datetime | None, now: datetime
+) -> bool:
+    """Make ``new`` the payload in the secret's row (its version started at ``started``), if the row still
+    matches ``fence``: False if another write came first."""
     result = conn.execute(
         update(secrets)
-        .where(
-            secrets.c.id == current.secret_id,
-            secrets.c.version == current.version,
-            secrets.c.ciphertext.is_not(None),
-        )
+        .where(*fence)
         .values(
-            version=current.version + 1,
-            version_started_at=now,
-            content_type=content_type,
-            kek_id=kek_id,
-            ciphertext=ciphertext,
+            version=new.version,
+            version_started_at=started,
+            content_type=new.content_type,
+            kek_id=new.kek_id,
+            ciphertext=new.ciphertext,
             updated_at=now,
         )
     )
-    if result.rowcount != 1:
-        return False
+    return result.rowcount == 1
+
+
+def keep_previous(conn: Connection, previous: Payload, *, created_at: datetime, expires_at: datetime) -> None:
+    """Keep ``previous`` readable as a version of its secret until ``expires_at``."""
     conn.execute(
         insert(secret_versions).values(
-            secret_id=current.secret_id,
-            version=current.version,
-            project_id=current.project_id,
-            content_type=current.content_type,
-            kek_id=current.kek_id,
-            ciphertext=current.ciphertext,
-            created_at=previous_created,
-            expires_at=grace_until,
+            secret_id=previous.secret_id,
+            version=previous.version,
+            project_id=previous.project_id,
+            content_type=previous.content_type,
+            kek_id=previous.kek_id,
+            ciphertext=previous.ciphertext,
+            created_at=created_at,
+            expires_at=expires_at,
         )
     )
-    return True
 
 
 def previous_payload(conn: Connection, secret_id: str, version: int, now: datetime) -> Payload | None:
