@@ -48,16 +48,6 @@ def remove_secret(conn: Connection, record: SecretRecord, *, reason: str, now: d
 
 
 def add_tombstone(conn: Connection, record: SecretRecord, *, reason: str, now: datetime) -> None:
-    conn.execute(
-        insert(secret_tombstones).values(
-            id=record.id,
-            project_id=record.project_id,
-            name=record.name,
-            secret_type=record.secret_type,
-            creator_id=record.creator_id,
-            created_at=record.created_at,
-            expiration=record.expiration,
-            deleted_at=now,
-            deleted_reason=reason,
-        )
-    )
+    # A tombstone keeps the secret's own columns that it shares (same names), and when and why it went.
+    kept = {column.name: getattr(record, column.name) for column in secret_tombstones.c if hasattr(record, column.name)}
+    conn.execute(insert(secret_tombstones).values(**kept, deleted_at=now, deleted_reason=reason))

@@ -11,7 +11,7 @@ are serialised by the database's write lock.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import datetime
 
 from sqlalchemy import Connection, insert, select, update
@@ -99,18 +99,8 @@ def set_current(
 
 def keep_previous(conn: Connection, previous: Payload, *, created_at: datetime, expires_at: datetime) -> None:
     """Keep ``previous`` readable as a version of its secret until ``expires_at``."""
-    conn.execute(
-        insert(secret_versions).values(
-            secret_id=previous.secret_id,
-            version=previous.version,
-            project_id=previous.project_id,
-            content_type=previous.content_type,
-            kek_id=previous.kek_id,
-            ciphertext=previous.ciphertext,
-            created_at=created_at,
-            expires_at=expires_at,
-        )
-    )
+    # Payload's fields are the version row's own columns.
+    conn.execute(insert(secret_versions).values(**asdict(previous), created_at=created_at, expires_at=expires_at))
 
 
 def previous_payload(conn: Connection, secret_id: str, version: int, now: datetime) -> Payload | None:
