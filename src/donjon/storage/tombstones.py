@@ -1,10 +1,7 @@
 """Deleting a secret with everything that holds its bytes, and the tombstone that records when and why.
 
-Every function runs inside the caller's transaction. The conditional UPDATEs and DELETEs here are the
-arbiters of races between nodes: a row changes only if it is still in the state the caller saw, and
-``rowcount`` says who won. On PostgreSQL and MariaDB (READ COMMITTED) a concurrent UPDATE of the same row
-waits for the first to commit and then re-evaluates its WHERE clause on the committed row; on SQLite writes
-are serialised by the database's write lock.
+Every function runs inside the caller's transaction; its conditional writes arbitrate races between nodes
+(see donjon.storage).
 """
 
 from __future__ import annotations

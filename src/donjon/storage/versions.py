@@ -1,11 +1,8 @@
 """Payload versions of a rotated secret (a donjon extension): the current one in the secret's row, the
 previous ones in ``secret_versions`` until their grace period ends.
 
-Every function runs inside the caller's transaction. The conditional UPDATEs and DELETEs here are the
-arbiters of races between nodes: a row changes only if it is still in the state the caller saw, and
-``rowcount`` says who won. On PostgreSQL and MariaDB (READ COMMITTED) a concurrent UPDATE of the same row
-waits for the first to commit and then re-evaluates its WHERE clause on the committed row; on SQLite writes
-are serialised by the database's write lock.
+Every function runs inside the caller's transaction; its conditional writes arbitrate races between nodes
+(see donjon.storage).
 """
 
 from __future__ import annotations
