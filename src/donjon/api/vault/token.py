@@ -15,6 +15,7 @@ the other operations answer 400.
 from __future__ import annotations
 
 import re
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -25,7 +26,7 @@ from donjon.api.common import ctx
 from donjon.api.vault import durations, responses
 from donjon.api.vault.auth import VaultIdentity, token_of
 from donjon.api.vault.errors import VaultError, bad_request, multierror
-from donjon.api.vault.router import PathTable, VaultCall
+from donjon.api.vault.router import Handler, PathTable, VaultCall
 from donjon.auth.tokens import TokenRecord, TokenService
 from donjon.errors import DonjonError
 
@@ -225,28 +226,14 @@ async def _revoke(call: VaultCall, by_body: bool) -> Response:
     return responses.no_content()
 
 
-async def _lookup_self(call: VaultCall, match: re.Match[str]) -> Response:
-    return await _lookup(call, by_body=False)
+def _on(operation: Callable[..., Awaitable[Response]], *, by_body: bool) -> Handler:
+    """One route handler per (operation, subject) pair: ``*-self`` acts on the caller's own token,
+    the plain form on the token named in the body."""
 
+    async def handler(call: VaultCall, match: re.Match[str]) -> Response:
+        return await operation(call, by_body=by_body)
 
-async def _lookup_other(call: VaultCall, match: re.Match[str]) -> Response:
-    return await _lookup(call, by_body=True)
-
-
-async def _renew_self(call: VaultCall, match: re.Match[str]) -> Response:
-    return await _renew(call, by_body=False)
-
-
-async def _renew_other(call: VaultCall, match: re.Match[str]) -> Response:
-    return await _renew(call, by_body=True)
-
-
-async def _revoke_self(call: VaultCall, match: re.Match[str]) -> Response:
-    return await _revoke(call, by_body=False)
-
-
-async def _revoke_other(call: VaultCall, match: re.Match[str]) -> Response:
-    return await _revoke(call, by_body=True)
+    return handler
 
 
 def _requested_roles(params: dict[str, Any], parent: TokenRecord) -> tuple[str, ...]:
@@ -303,10 +290,11 @@ async def _create(call: VaultCall, match: re.Match[str]) -> Response:
 
 
 ENGINE = PathTable()
-ENGINE.route("lookup-self", read=_lookup_self, write=_lookup_self)
-ENGINE.route("renew-self", write=_renew_self)
-ENGINE.route("revoke-self", write=_revoke_self)
+_LOOKUP_SELF = _on(_lookup, by_body=False)
+ENGINE.route("lookup-self", read=_LOOKUP_SELF, write=_LOOKUP_SELF)
+ENGINE.route("renew-self", write=_on(_renew, by_body=False))
+ENGINE.route("revoke-self", write=_on(_revoke, by_body=False))
 ENGINE.route("create", write=_create)
-ENGINE.route("lookup", write=_lookup_other)
-ENGINE.route("renew", write=_renew_other)
-ENGINE.route("revoke", write=_revoke_other)
+ENGINE.route("lookup", write=_on(_lookup, by_body=True))
+ENGINE.route("renew", write=_on(_renew, by_body=True))
+ENGINE.route("revoke", write=_on(_revoke, by_body=True))
