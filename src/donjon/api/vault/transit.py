@@ -271,31 +271,39 @@ async def _datakey(call: VaultCall, match: re.Match[str]) -> Response:
     return responses.logical(call.request, dict(sorted(data.items())))
 
 
+def _hmac_algorithm(params: dict[str, Any], match: re.Match[str]) -> str:
+    """The path's algorithm, else ``algorithm``: Vault reads no other name for an HMAC (it ignores
+    ``hash_algorithm`` there)."""
+    return match["algo"] or _str(params, "algorithm") or "sha2-256"
+
+
 async def _hmac(call: VaultCall, match: re.Match[str]) -> Response:
     caller = await _caller(call)
     params, items, batch = await _params_and_items(call)
-    # The path's algorithm, else ``algorithm`` (Vault reads no other name here).
-    algorithm = match["algo"] or _str(params, "algorithm") or "sha2-256"
-    key_version = _int(params, "key_version")
+    algorithm, key_version = _hmac_algorithm(params, match), _int(params, "key_version")
     service, name = _service(call), match["name"]
     return await _run(call, lambda: service.hmac(caller, name, algorithm, key_version, items), items, batch)
 
 
-async def _sign(call: VaultCall, match: re.Match[str]) -> Response:
+async def _signing(
+    call: VaultCall, match: re.Match[str]
+) -> tuple[Caller, dict[str, Any], list[CryptoItem], bool, SignOptions]:
+    """What sign and verify both read first: the caller, the body, its items and the signing options."""
     caller = await _caller(call)
     params, items, batch = await _params_and_items(call)
-    options = _sign_options(params, match["algo"])
+    return caller, params, items, batch, _sign_options(params, match["algo"])
+
+
+async def _sign(call: VaultCall, match: re.Match[str]) -> Response:
+    caller, params, items, batch, options = await _signing(call, match)
     key_version = _int(params, "key_version")
     service, name = _service(call), match["name"]
     return await _run(call, lambda: service.sign(caller, name, options, key_version, items), items, batch)
 
 
 async def _verify(call: VaultCall, match: re.Match[str]) -> Response:
-    caller = await _caller(call)
-    params, items, batch = await _params_and_items(call)
-    options = _sign_options(params, match["algo"])
-    # An HMAC's algorithm is the path's or ``algorithm`` (Vault ignores ``hash_algorithm`` for HMACs).
-    hmac_algorithm = match["algo"] or _str(params, "algorithm") or "sha2-256"
+    caller, params, items, batch, options = await _signing(call, match)
+    hmac_algorithm = _hmac_algorithm(params, match)
     service, name = _service(call), match["name"]
     return await _run(
         call, lambda: service.verify(caller, name, hmac_algorithm, options, items, batch=batch), items, batch
