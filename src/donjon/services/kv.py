@@ -20,24 +20,19 @@ from sqlalchemy import Connection
 from sqlalchemy.exc import IntegrityError
 
 from donjon.auth import Caller
-from donjon.errors import InvalidInput, NotFound, TooLarge
-from donjon.policy import Policy, Target
+from donjon.errors import InvalidInput, NotFound
+from donjon.policy import Target
 from donjon.services import access, payloads
-from donjon.services.base import Service
 from donjon.services.commands import NewSecret
-from donjon.services.payload_store import PayloadStore
-from donjon.services.project_keys import ProjectKeys
-from donjon.services.quotas import Quotas
+from donjon.services.payload_service import PayloadService
 from donjon.services.sealing import new_secret_record
 from donjon.storage import kv as repo
 from donjon.storage import secrets as secrets_repo
 from donjon.storage import tombstones
 from donjon.storage import versions as versions_repo
 from donjon.storage import wraps as wraps_repo
-from donjon.storage.database import Database
 from donjon.storage.records import SecretRecord
 from donjon.stores import DATABASE
-from donjon.timeutil import SYSTEM_CLOCK, Clock
 
 DEFAULT_MAX_VERSIONS = 10
 CAS_MISMATCH = "check-and-set parameter did not match the current version"
@@ -115,22 +110,7 @@ class _Attempt:
     now: datetime
 
 
-class KvService(Service):
-    def __init__(
-        self,
-        db: Database,
-        keys: ProjectKeys,
-        policy: Policy,
-        quotas: Quotas,
-        *,
-        max_secret_bytes: int,
-        clock: Clock = SYSTEM_CLOCK,
-    ) -> None:
-        super().__init__(db, policy, clock=clock)
-        self._payloads = PayloadStore(keys)  # KV versions stay in the database store
-        self._quotas = quotas
-        self._max_secret_bytes = max_secret_bytes
-
+class KvService(PayloadService):  # no store registry: KV versions stay in the database store
     def _new_key_record(self, caller: Caller, path: str, now: datetime) -> SecretRecord:
         """The secret row of a new key (named by its path, no payload yet), the caller's and its project's."""
         return new_secret_record(
@@ -202,8 +182,7 @@ class KvService(Service):
     def write(self, caller: Caller, path: str, data: dict[str, Any], cas: int | None) -> KvVersion:
         """A new version holding ``data``; ``cas`` as Vault's check-and-set (0: only if the key has none)."""
         document = json.dumps(data, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
-        if len(document) > self._max_secret_bytes:
-            raise TooLarge("Provided information too large to process")
+        self._check_size(len(document))
         return self._payloads.retry_if_retired(lambda: self._write(caller, path, document, cas))
 
     def _write(self, caller: Caller, path: str, document: bytes, cas: int | None) -> KvVersion:

@@ -10,27 +10,21 @@ from dataclasses import asdict, dataclass, replace
 from sqlalchemy import Connection
 
 from donjon.auth import Caller
-from donjon.errors import Conflict, InvalidInput, NotFound, TooLarge, UnsupportedMediaType
-from donjon.policy import Policy, Target
+from donjon.errors import Conflict, InvalidInput, NotFound, UnsupportedMediaType
+from donjon.policy import Target
 from donjon.services import access, limited_reads, payloads
-from donjon.services.base import Service
 from donjon.services.commands import Metadatum, NewConsumer, NewSecret, PayloadFormat, PayloadUpload, no_intent
-from donjon.services.payload_store import NO_PAYLOAD, PayloadStore
-from donjon.services.project_keys import ProjectKeys
-from donjon.services.quotas import Quotas
+from donjon.services.payload_service import PayloadService
+from donjon.services.payload_store import NO_PAYLOAD
 from donjon.services.sealing import new_secret_record
-from donjon.services.stores import SecretStoreService
 from donjon.storage import secrets as repo
 from donjon.storage import tombstones
-from donjon.storage.database import Database
 
 # Re-exported (``as``): the API builds list queries and reads consumers through this service's interface.
 from donjon.storage.records import ConsumerRecord as ConsumerRecord
 from donjon.storage.records import SecretRecord
 from donjon.storage.secrets import SecretQuery as SecretQuery
 from donjon.storage.secrets import TimeBound as TimeBound
-from donjon.stores import DATABASE
-from donjon.timeutil import SYSTEM_CLOCK, Clock
 
 
 @dataclass(frozen=True)
@@ -39,28 +33,7 @@ class SecretView:
     consumers: list[ConsumerRecord]
 
 
-class SecretService(Service):
-    def __init__(
-        self,
-        db: Database,
-        keys: ProjectKeys,
-        policy: Policy,
-        quotas: Quotas,
-        *,
-        max_secret_bytes: int,
-        stores: SecretStoreService | None = None,
-        clock: Clock = SYSTEM_CLOCK,
-    ) -> None:
-        super().__init__(db, policy, clock=clock)
-        self._keys = keys
-        self._quotas = quotas
-        self._max_secret_bytes = max_secret_bytes
-        self._stores = stores
-        self._payloads = PayloadStore(keys, stores.registry if stores is not None else None)
-
-    def _store_for_new(self, project_id: str) -> str:
-        return self._stores.store_for_new(project_id) if self._stores is not None else DATABASE
-
+class SecretService(PayloadService):
     # --- lookup ---------------------------------------------------------------------------------------
 
     def _find(
@@ -145,8 +118,7 @@ class SecretService(Service):
             )
         if not body:
             raise InvalidInput("No data supplied to process.")
-        if len(body) > self._max_secret_bytes:
-            raise TooLarge("Provided information too large to process")
+        self._check_size(len(body))
         if record.has_payload:
             raise Conflict("Secret already has data, cannot modify it.")
         if main == payloads.OCTET_STREAM:
