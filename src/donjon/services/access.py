@@ -24,6 +24,7 @@ from donjon.policy import Policy, Target
 from donjon.services.base import Service
 from donjon.storage import access as repo
 from donjon.storage.containers import ContainerRecord
+from donjon.storage.database import Database
 from donjon.storage.records import SecretRecord
 from donjon.storage.transit import MARKER_ALGORITHM as TRANSIT_MARKER
 
@@ -91,6 +92,17 @@ def payload_exportable(record: SecretRecord, operation: str) -> None:
     """
     if record.algorithm == TRANSIT_MARKER:
         raise Forbidden(f"{operation} attempt not allowed - a transit key is used through /v1/transit, never exported")
+
+
+def exportable_secret(
+    db: Database, policy: Policy, caller: Caller, secret_id: str, rule: str, operation: str, *, now: datetime
+) -> SecretRecord:
+    """The secret an operation hands its payload on from or replaces: ``secret_for`` in a read transaction
+    of its own, then ``payload_exportable`` (a transit key is refused)."""
+    with db.read() as conn:
+        record = secret_for(conn, policy, caller, secret_id, rule, operation, now=now)
+    payload_exportable(record, operation)
+    return record
 
 
 def container_for(

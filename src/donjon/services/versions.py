@@ -47,11 +47,9 @@ class SecretVersions(LifecycleService):
 
     def rotate(self, caller: Caller, secret_id: str, new: NewPayload) -> int:
         """Store a new payload as the current version; the previous one stays readable for the grace period."""
-        with self._db.read() as conn:
-            record = access.secret_for(
-                conn, self._policy, caller, secret_id, "secret:put", "Secret update", now=self._clock.now()
-            )
-        access.payload_exportable(record, "Secret update")
+        record = access.exportable_secret(
+            self._db, self._policy, caller, secret_id, "secret:put", "Secret update", now=self._clock.now()
+        )
         if not record.has_payload:
             raise Conflict("Secret has no payload to rotate: store the first one with PUT.")
         if record.max_reads is not None:

@@ -72,12 +72,10 @@ class WrapService(LifecycleService):
             ttl = self._config.wrap_default_ttl_seconds
         if not 1 <= ttl <= self._config.wrap_max_ttl_seconds:
             raise InvalidInput(f"'ttl' must be 1 to {self._config.wrap_max_ttl_seconds} seconds")
-        with self._db.read() as conn:
-            # Wrapping hands the payload on: it needs the right to read the payload.
-            record = access.secret_for(
-                conn, self._policy, caller, secret_id, "secret:decrypt", "Secret wrapping", now=self._clock.now()
-            )
-        access.payload_exportable(record, "Secret wrapping")
+        # Wrapping hands the payload on: it needs the right to read the payload.
+        record = access.exportable_secret(
+            self._db, self._policy, caller, secret_id, "secret:decrypt", "Secret wrapping", now=self._clock.now()
+        )
         if not record.has_payload:
             raise NotFound("Not Found. Sorry but your secret has no payload.")
         token_uuid = uuid.uuid4()
