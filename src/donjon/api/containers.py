@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from starlette.concurrency import run_in_threadpool
@@ -23,6 +24,7 @@ from donjon.api.guard import container_first, container_json, rule_first
 from donjon.api.representations import consumer_location, secret_ref
 from donjon.api.schemas import shapes
 from donjon.api.schemas.containers import container_consumer, container_secret, new_container
+from donjon.auth import Caller
 from donjon.services.containers import ContainerView
 from donjon.timeutil import isoformat
 
@@ -46,6 +48,11 @@ def container_body(base: str, view: ContainerView) -> dict[str, Any]:
     }
 
 
+def _created(ref: str) -> Response:
+    """Barbican's 201 to a POST that made or filled a container: the container's ref, also as Location."""
+    return json_response({"container_ref": ref}, status=201, headers={"Location": ref})
+
+
 @operation("Container creation")
 async def create_container(request: Request) -> Response:
     caller = await authenticate(request)
@@ -53,8 +60,7 @@ async def create_container(request: Request) -> Response:
     async with rule_first(request, caller, "containers:post", "Container creation"):
         new = new_container(await read_json(request), base)
     container_id = await run_in_threadpool(ctx(request).containers.create, caller, new)
-    ref = container_ref(base, container_id)
-    return json_response({"container_ref": ref}, status=201, headers={"Location": ref})
+    return _created(container_ref(base, container_id))
 
 
 @operation("Containers(s) retrieval")
@@ -96,8 +102,7 @@ async def add_secret(request: Request) -> Response:
         ref = container_secret(await read_json(request), base)
     container_id = request.path_params["container_id"]
     await run_in_threadpool(ctx(request).containers.add_secret, caller, container_id, ref)
-    location = container_ref(base, container_id)
-    return json_response({"container_ref": location}, status=201, headers={"Location": location})
+    return _created(container_ref(base, container_id))
 
 
 @operation("Container Secret deletion")
@@ -132,13 +137,19 @@ async def list_consumers(request: Request) -> Response:
     )
 
 
+async def _change_consumer(
+    request: Request, rule: str, operation: str, change: Callable[[Caller, str, str, str], ContainerView]
+) -> ContainerView:
+    """Registering and removing a consumer read the same body and answer with the container."""
+    caller, (name, url) = await container_json(request, rule, operation, container_consumer)
+    return await run_in_threadpool(change, caller, request.path_params["container_id"], name, url)
+
+
 @operation("Container consumer creation")
 async def add_consumer(request: Request) -> Response:
-    caller, (name, url) = await container_json(
-        request, "container_consumers:post", "Container consumer creation", container_consumer
-    )
-    view = await run_in_threadpool(
-        ctx(request).containers.add_consumer, caller, request.path_params["container_id"], name, url
+    containers = ctx(request).containers
+    view = await _change_consumer(
+        request, "container_consumers:post", "Container consumer creation", containers.add_consumer
     )
     base = base_url(request)
     location = consumer_location(base, view.container.id)
@@ -147,11 +158,9 @@ async def add_consumer(request: Request) -> Response:
 
 @operation("Container consumer deletion")
 async def remove_consumer(request: Request) -> Response:
-    caller, (name, url) = await container_json(
-        request, "container_consumers:delete", "Container consumer deletion", container_consumer
-    )
-    view = await run_in_threadpool(
-        ctx(request).containers.remove_consumer, caller, request.path_params["container_id"], name, url
+    containers = ctx(request).containers
+    view = await _change_consumer(
+        request, "container_consumers:delete", "Container consumer deletion", containers.remove_consumer
     )
     return json_response(container_body(base_url(request), view))
 
