@@ -27,6 +27,7 @@ from donjon.api.schemas import (
     orders,
     quotas,
     secrets,
+    shapes,
     transport_keys,
 )
 from donjon.api.schemas._adapter import RequestSchema
@@ -76,41 +77,26 @@ SCHEMAS: dict[str, Schema] = {
         "properties": {"code": {"type": "integer"}, "title": {"type": "string"}, "description": _str(nullable=True)},
     },
     "Ref": {"type": "object", "additionalProperties": {"type": "string", "format": "uri"}},
-    "VersionRef": {
-        "type": "object",
-        "required": ["secret_ref", "version"],
-        "additionalProperties": False,
-        "properties": {"secret_ref": {"type": "string", "format": "uri"}, "version": {"type": "integer"}},
-    },
-    "Lifecycle": {
-        "type": "object",
-        "required": ["max_reads", "reads_left", "current_version", "versions"],
-        "additionalProperties": False,
-        "properties": {
+    "VersionRef": shapes.closed(
+        ["secret_ref", "version"],
+        {"secret_ref": {"type": "string", "format": "uri"}, "version": {"type": "integer"}},
+    ),
+    "Lifecycle": shapes.closed(
+        ["max_reads", "reads_left", "current_version", "versions"],
+        {
             "max_reads": {"type": ["integer", "null"]},
             "reads_left": {"type": ["integer", "null"]},
             "current_version": {"type": "integer"},
             "versions": {
                 "type": "array",
-                "items": {
-                    "type": "object",
-                    "required": ["version", "created", "readable_until"],
-                    "additionalProperties": False,
-                    "properties": {
-                        "version": {"type": "integer"},
-                        "created": _TIMESTAMP,
-                        "readable_until": _NULLABLE_TIMESTAMP,
-                    },
-                },
+                "items": shapes.closed(
+                    ["version", "created", "readable_until"],
+                    {"version": {"type": "integer"}, "created": _TIMESTAMP, "readable_until": _NULLABLE_TIMESTAMP},
+                ),
             },
         },
-    },
-    "WrapToken": {
-        "type": "object",
-        "required": ["wrap_token", "expires"],
-        "additionalProperties": False,
-        "properties": {"wrap_token": {"type": "string"}, "expires": _TIMESTAMP},
-    },
+    ),
+    "WrapToken": shapes.closed(["wrap_token", "expires"], {"wrap_token": {"type": "string"}, "expires": _TIMESTAMP}),
 }
 
 

@@ -58,16 +58,12 @@ async def v1(request: Request) -> Response:
 # The answers' shapes in the OpenAPI document (api/openapi.py), beside the code that builds them.
 RESPONSES: shapes.Schema = {
     # 1.0 callers get the legacy shape (status "stable", media-types), 1.1 and later the version range.
-    "V1": {
-        "type": "object",
-        "required": ["version"],
-        "additionalProperties": False,
-        "properties": {
-            "version": {
-                "type": "object",
-                "required": ["id", "status", "links"],
-                "additionalProperties": False,
-                "properties": {
+    "V1": shapes.closed(
+        ["version"],
+        {
+            "version": shapes.closed(
+                ["id", "status", "links"],
+                {
                     "id": {"const": "v1"},
                     "status": {"enum": ["stable", "CURRENT"]},
                     "min_version": {"type": "string"},
@@ -75,13 +71,8 @@ RESPONSES: shapes.Schema = {
                     "links": {"type": "array", "items": {"type": "object"}},
                     "media-types": {"type": "array", "items": {"type": "object"}},
                 },
-            }
+            )
         },
-    },
-    "Build": {
-        "type": "object",
-        "required": ["build"],
-        "additionalProperties": False,
-        "properties": {"build": {"type": "string"}},
-    },
+    ),
+    "Build": shapes.closed(["build"], {"build": {"type": "string"}}),
 }

@@ -26,6 +26,11 @@ def string(max_length: int | None = None, nullable: bool = False) -> Schema:
 # Responses list their keys and forbid others with additionalProperties rather than allOf and
 # unevaluatedProperties: the same contract, and jsonschema checks it about 40 times faster (a page of ten
 # secrets: 12 ms against 0.3 ms), which keeps the suite-wide response check cheap.
+def closed(required: list[str], properties: Schema) -> Schema:
+    """An object with these properties and no others, ``required`` among them."""
+    return {"type": "object", "required": required, "additionalProperties": False, "properties": properties}
+
+
 def page(key: str, item: Schema) -> Schema:
     """A Barbican list: the items under ``key``, the total, and next/previous links where there are more."""
     return {
