@@ -16,7 +16,8 @@ import re
 import stat
 import threading
 import weakref
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, TypeVar
@@ -28,7 +29,7 @@ import requests
 from pydantic import AfterValidator, field_validator, model_validator
 
 from donjon.errors import ConfigurationError
-from donjon.options import PluginOptions, Seconds, Text, Verify, invalid
+from donjon.options import PluginOptions, Seconds, Text, Verify, invalid, parse_options
 
 log = logging.getLogger("donjon.vault")
 
@@ -328,3 +329,22 @@ def _read_token_file(path: Path, what: str) -> str:
     if not token:
         raise ConfigurationError(f"{what}: token file {path} is empty")
     return token
+
+
+Opts = TypeVar("Opts", bound=VaultOptions)
+
+
+@contextmanager
+def connected(
+    model: type[Opts], options: Mapping[str, Any], what: str, *, error: Callable[[VaultError], Exception]
+) -> Iterator[tuple[Opts, VaultConnection]]:
+    """``options`` as ``model`` (``ConfigurationError`` listing every mistake) and a connection to the server
+    they name, for a server-side user whose token comes from the token file or the environment; the
+    connection is closed if the block fails (its user's start-up checks), kept open if it succeeds."""
+    opts = parse_options(model, options, what)
+    connection = VaultConnection(vault_settings(opts, what), what=what, error=error)
+    try:
+        yield opts, connection
+    except BaseException:
+        connection.close()
+        raise

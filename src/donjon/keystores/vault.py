@@ -32,11 +32,11 @@ from donjon.drivers.vault import (
     VaultError,
     VaultOptions,
     VaultPath,
-    vault_settings,
+    connected,
 )
 from donjon.errors import ConfigurationError, DonjonError
 from donjon.keystores import WrappedKey
-from donjon.options import Flag, parse_options
+from donjon.options import Flag
 
 log = logging.getLogger("donjon.keystores.vault")
 
@@ -82,14 +82,9 @@ class VaultKeystore:
     @classmethod
     def from_options(cls, options: Mapping[str, Any]) -> VaultKeystore:
         """Validate the options, connect, check (or create) the transit key; ConfigurationError if unusable."""
-        opts = parse_options(VaultKeystoreOptions, options, _WHAT)
-        connection = VaultConnection(vault_settings(opts, _WHAT), what=_WHAT, error=_keystore_error)
-        keystore = cls(connection, mount=opts.mount, key_name=opts.key_name)
-        try:
+        with connected(VaultKeystoreOptions, options, _WHAT, error=_keystore_error) as (opts, connection):
+            keystore = cls(connection, mount=opts.mount, key_name=opts.key_name)
             keystore.ensure_key(create=opts.create)
-        except BaseException:
-            keystore.close()
-            raise
         return keystore
 
     def ensure_key(self, *, create: bool) -> None:

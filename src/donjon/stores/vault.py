@@ -16,9 +16,8 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import quote
 
-from donjon.drivers.vault import Missing, VaultConnection, VaultError, VaultOptions, VaultPath, vault_settings
+from donjon.drivers.vault import Missing, VaultConnection, VaultError, VaultOptions, VaultPath, connected
 from donjon.errors import ConfigurationError
-from donjon.options import parse_options
 from donjon.stores import ExternalStore, PayloadInfo, PayloadMissing, StoredPayload, StoreUnavailable, reference
 
 _WHAT = "vault secret store"
@@ -46,17 +45,12 @@ class VaultSecretStore(ExternalStore):
 
     @classmethod
     def from_options(cls, options: Mapping[str, Any]) -> VaultSecretStore:
-        opts = parse_options(VaultStoreOptions, options, _WHAT)
-        connection = VaultConnection(vault_settings(opts, _WHAT), what=_WHAT, error=_store_error)
-        store = cls(connection, mount=opts.mount, prefix=opts.prefix)
-        try:
-            store._check_mount()
-        except StoreUnavailable as exc:
-            store.close()
-            raise ConfigurationError(exc.message) from None
-        except BaseException:
-            store.close()
-            raise
+        with connected(VaultStoreOptions, options, _WHAT, error=_store_error) as (opts, connection):
+            store = cls(connection, mount=opts.mount, prefix=opts.prefix)
+            try:
+                store._check_mount()
+            except StoreUnavailable as exc:
+                raise ConfigurationError(exc.message) from None
         return store
 
     def path(self, info: PayloadInfo) -> str:
