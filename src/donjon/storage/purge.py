@@ -16,8 +16,6 @@ from donjon.storage.tables import (
     container_consumers,
     container_secrets,
     containers,
-    kv_entries,
-    kv_versions,
     orders,
     project_active_kek,
     project_keks,
@@ -26,12 +24,11 @@ from donjon.storage.tables import (
     project_secret_stores,
     secret_acls,
     secret_consumers,
-    secret_metadata,
     secret_tombstones,
     secret_versions,
-    secret_wraps,
     secrets,
 )
+from donjon.storage.tombstones import SECRET_DATA
 
 
 def externally_stored(conn: Connection, project_id: str) -> list[SecretRecord]:
@@ -59,11 +56,8 @@ def purge_project_rows(conn: Connection, project_id: str) -> dict[str, int]:
     def run(name: str, stmt: Any) -> None:
         counts[name] = counts.get(name, 0) + conn.execute(stmt).rowcount
 
-    run("secret_wraps", delete(secret_wraps).where(secret_wraps.c.secret_id.in_(project_secrets)))
-    run("secret_versions", delete(secret_versions).where(secret_versions.c.secret_id.in_(project_secrets)))
-    run("secret_metadata", delete(secret_metadata).where(secret_metadata.c.secret_id.in_(project_secrets)))
-    run("kv_versions", delete(kv_versions).where(kv_versions.c.secret_id.in_(project_secrets)))
-    run("kv_entries", delete(kv_entries).where(kv_entries.c.secret_id.in_(project_secrets)))
+    for table in SECRET_DATA:
+        run(table.name, delete(table).where(table.c.secret_id.in_(project_secrets)))
     # Consumers of the project's resources, and those the project registered on others' resources.
     run(
         "secret_consumers",

@@ -23,6 +23,9 @@ from donjon.storage.tables import (
 )
 
 DELETED, EXPIRED, READ_LIMIT = "deleted", "expired", "read-limit"  # a tombstone's deleted_reason
+# The rows that hang off one secret by ``secret_id`` and hold its bytes or its data, children before parents
+# (kv_versions before kv_entries); a deletion and a purge remove them before the secret itself.
+SECRET_DATA = (secret_wraps, secret_versions, secret_metadata, kv_versions, kv_entries)
 
 
 def remove_secret(conn: Connection, record: SecretRecord, *, reason: str, now: datetime) -> bool:
@@ -31,12 +34,8 @@ def remove_secret(conn: Connection, record: SecretRecord, *, reason: str, now: d
     # first, then the row's, deadlocked against a concurrent wrap on MariaDB.
     conn.execute(select(secrets.c.id).where(secrets.c.id == record.id).with_for_update())
     # Children first: not every backend enforces ON DELETE CASCADE the same way (SQLite needs a pragma).
-    conn.execute(delete(secret_versions).where(secret_versions.c.secret_id == record.id))
-    conn.execute(delete(secret_wraps).where(secret_wraps.c.secret_id == record.id))
-    conn.execute(delete(secret_metadata).where(secret_metadata.c.secret_id == record.id))
-    conn.execute(delete(secret_consumers).where(secret_consumers.c.secret_id == record.id))
-    conn.execute(delete(kv_versions).where(kv_versions.c.secret_id == record.id))
-    conn.execute(delete(kv_entries).where(kv_entries.c.secret_id == record.id))
+    for table in (*SECRET_DATA, secret_consumers):
+        conn.execute(delete(table).where(table.c.secret_id == record.id))
     gone = conn.execute(delete(secrets).where(secrets.c.id == record.id, secrets.c.project_id == record.project_id))
     if gone.rowcount != 1:
         return False
