@@ -26,7 +26,7 @@ from pydantic import Field
 from donjon.client import _generate
 from donjon.client._errors import BackendError, Forbidden, InvalidRequest, NotFound, configuration_errors
 from donjon.client._manager import BaseKeyManager
-from donjon.client._objects import ManagedObject, ObjectInfo, build, type_name
+from donjon.client._objects import ManagedObject, ObjectInfo, build, stored_time, type_name
 from donjon.crypto import encodings
 from donjon.drivers.kmip import KmipConnectionOptions, KmipUnavailable, OperationFailed, Pool, open_pool
 from donjon.options import Integer, parse_options
@@ -217,7 +217,7 @@ class KmipKeyManager(BaseKeyManager):
             object_id=object_id,
             algorithm=meta.get("a"),
             bit_length=meta.get("b"),
-            created=_time(meta.get("c")),
+            created=stored_time(meta.get("c")),
         )
 
     def delete(self, object_id: str, *, force: bool = False) -> None:
@@ -250,7 +250,7 @@ class KmipKeyManager(BaseKeyManager):
                 name=meta.get("n"),
                 algorithm=meta.get("a"),
                 bit_length=meta.get("b"),
-                created=_time(meta.get("c")),
+                created=stored_time(meta.get("c")),
             )
 
 
@@ -267,10 +267,3 @@ def _meta_of(obj: ManagedObject, form: str) -> dict[str, Any]:
 
 def _now() -> str:
     return datetime.now(UTC).isoformat()
-
-
-def _time(value: Any) -> datetime | None:
-    try:
-        return datetime.fromisoformat(value) if isinstance(value, str) else None
-    except ValueError:
-        return None

@@ -128,6 +128,15 @@ def build(
     return obj
 
 
+def stored_time(value: object) -> datetime | None:
+    """A creation time a backend keeps beside the object as ISO-8601 text; None if absent or unreadable (an
+    object written by another tool still reads)."""
+    try:
+        return datetime.fromisoformat(value) if isinstance(value, str) else None
+    except ValueError:
+        return None
+
+
 @dataclass(frozen=True)
 class ObjectInfo:
     """A managed object's metadata, as ``KeyManager.list`` yields it (no bytes)."""

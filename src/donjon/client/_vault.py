@@ -30,7 +30,7 @@ from pydantic import SecretStr, model_validator
 from donjon.client import _errors, _generate
 from donjon.client._errors import ClientError, NotFound
 from donjon.client._manager import BaseKeyManager
-from donjon.client._objects import ManagedObject, ObjectInfo, build, type_name
+from donjon.client._objects import ManagedObject, ObjectInfo, build, stored_time, type_name
 from donjon.drivers import vault
 from donjon.options import Seconds, parse_options
 
@@ -188,7 +188,7 @@ class VaultKeyManager(BaseKeyManager):
             object_id=object_id,
             algorithm=record.get("algorithm"),
             bit_length=record.get("bit_length"),
-            created=_time(record.get("created")),
+            created=stored_time(record.get("created")),
         )
 
     def delete(self, object_id: str, *, force: bool = False) -> None:
@@ -225,15 +225,8 @@ class VaultKeyManager(BaseKeyManager):
                 name=record.get("name"),
                 algorithm=record.get("algorithm"),
                 bit_length=record.get("bit_length"),
-                created=_time(record.get("created")),
+                created=stored_time(record.get("created")),
             )
-
-
-def _time(value: Any) -> datetime | None:
-    try:
-        return datetime.fromisoformat(value) if isinstance(value, str) else None
-    except ValueError:
-        return None
 
 
 __all__ = ["ClientError", "VaultKeyManager"]
