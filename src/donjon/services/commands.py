@@ -10,6 +10,11 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
+from donjon.storage.containers import ContainerSecret
+
+# A secret in a container as a request names it is the row storage keeps: one type serves both.
+ContainerSecretRef = ContainerSecret
+
 
 @dataclass(frozen=True)
 class NewSecret:
@@ -62,14 +67,6 @@ class NewOrder:
     type: str
     meta: dict[str, Any]  # as stored and shown back: never holds a passphrase
     passphrase: str | None = field(default=None, repr=False)
-
-
-@dataclass(frozen=True)
-class ContainerSecretRef:
-    """A secret in a container: its name there (None for a generic container's unnamed one) and its id."""
-
-    name: str | None
-    secret_id: str
 
 
 @dataclass(frozen=True)

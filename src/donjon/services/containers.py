@@ -52,7 +52,7 @@ class ContainerService(Service):
                 ):
                     raise NotFound(f"Secret provided for '{ref.name or ''}' doesn't exist.")
             self._quotas.check(conn, caller.project_id, "containers", repo.count_containers)
-            repo.insert_container(conn, record, [repo.ContainerSecret(r.name, r.secret_id) for r in new.refs])
+            repo.insert_container(conn, record, list(new.refs))
         return record.id
 
     def _view(self, conn: Any, record: repo.ContainerRecord) -> ContainerView:
@@ -98,7 +98,7 @@ class ContainerService(Service):
                 conn, caller.project_id, ref.secret_id, now
             ):
                 raise NotFound("Secret provided doesn't exist.")
-            if not repo.add_secret(conn, record.id, repo.ContainerSecret(ref.name, ref.secret_id), now):
+            if not repo.add_secret(conn, record.id, ref, now):
                 raise Conflict("Secret already exists in the container.")
 
     def remove_secret(self, caller: Caller, container_id: str, ref: ContainerSecretRef) -> None:

@@ -28,6 +28,8 @@ class ContainerRecord:
 
 @dataclass(frozen=True)
 class ContainerSecret:
+    """A secret in a container: its name there (None for a generic container's unnamed one) and its id."""
+
     name: str | None
     secret_id: str
 
