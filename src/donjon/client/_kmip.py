@@ -26,7 +26,7 @@ from pydantic import Field
 from donjon.client import _generate
 from donjon.client._errors import BackendError, Forbidden, InvalidRequest, NotFound, configuration_errors
 from donjon.client._manager import BaseKeyManager
-from donjon.client._objects import ManagedObject, ObjectInfo, build, stored_time, type_name
+from donjon.client._objects import ManagedObject, ObjectInfo, build, stored_info, type_name, with_data
 from donjon.crypto import encodings
 from donjon.drivers.kmip import KmipConnectionOptions, KmipUnavailable, OperationFailed, Pool, open_pool
 from donjon.options import Integer, parse_options
@@ -210,15 +210,7 @@ class KmipKeyManager(BaseKeyManager):
         value = bytes(self._objects.convert(response.secret).value)
         if meta.get("f") == "pem":
             value = encodings.der_to_pem(value, str(meta["t"]))
-        return build(
-            str(meta["t"]),
-            value,
-            name=meta.get("n"),
-            object_id=object_id,
-            algorithm=meta.get("a"),
-            bit_length=meta.get("b"),
-            created=stored_time(meta.get("c")),
-        )
+        return with_data(_info(object_id, meta), value)
 
     def delete(self, object_id: str, *, force: bool = False) -> None:
         self._meta(object_id)  # NotFound unless it is ours
@@ -244,14 +236,15 @@ class KmipKeyManager(BaseKeyManager):
                 continue  # destroyed since the Locate
             if wanted is not None and meta.get("t") != wanted:
                 continue
-            yield ObjectInfo(
-                id=object_id,
-                object_type=meta["t"],
-                name=meta.get("n"),
-                algorithm=meta.get("a"),
-                bit_length=meta.get("b"),
-                created=stored_time(meta.get("c")),
-            )
+            yield _info(object_id, meta)
+
+
+# The short keys ``_meta_of`` stores an object's metadata under, with the names of the record they stand for.
+_LONG_NAMES = {"t": "type", "n": "name", "a": "algorithm", "b": "bit_length", "c": "created"}
+
+
+def _info(object_id: str, meta: dict[str, Any]) -> ObjectInfo:
+    return stored_info(object_id, {_LONG_NAMES[k]: v for k, v in meta.items() if k in _LONG_NAMES})
 
 
 def _meta_of(obj: ManagedObject, form: str) -> dict[str, Any]:

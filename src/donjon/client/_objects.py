@@ -8,9 +8,10 @@ its ``name``, and the identifier the backend gave it (``None`` until stored). Ke
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
-from typing import ClassVar, Literal, TypeVar
+from typing import Any, ClassVar, Literal, TypeVar
 
 ObjectType = Literal["symmetric", "private", "public", "certificate", "passphrase", "opaque"]
 OBJECT_TYPES: tuple[ObjectType, ...] = ("symmetric", "private", "public", "certificate", "passphrase", "opaque")
@@ -148,6 +149,32 @@ class ObjectInfo:
     bit_length: int | None = None
     created: datetime | None = None
     expiration: datetime | None = None  # set where the backend expires objects (donjon, Barbican)
+
+
+def stored_info(object_id: str, record: Mapping[str, Any]) -> ObjectInfo:
+    """An object's metadata from the record a backend keeps beside it (``type``, ``name``, ``algorithm``,
+    ``bit_length``, ``created``)."""
+    return ObjectInfo(
+        id=object_id,
+        object_type=record["type"],
+        name=record.get("name"),
+        algorithm=record.get("algorithm"),
+        bit_length=record.get("bit_length"),
+        created=stored_time(record.get("created")),
+    )
+
+
+def with_data(info: ObjectInfo, data: bytes) -> ManagedObject:
+    """The object ``info`` describes, holding ``data``: what a backend's ``get`` returns."""
+    return build(
+        str(info.object_type),
+        data,
+        name=info.name,
+        object_id=info.id,
+        algorithm=info.algorithm,
+        bit_length=info.bit_length,
+        created=info.created,
+    )
 
 
 def type_name(object_type: type[ManagedObject] | str | None) -> ObjectType | None:

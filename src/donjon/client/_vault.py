@@ -30,7 +30,7 @@ from pydantic import SecretStr, model_validator
 from donjon.client import _errors, _generate
 from donjon.client._errors import ClientError, NotFound
 from donjon.client._manager import BaseKeyManager
-from donjon.client._objects import ManagedObject, ObjectInfo, build, stored_time, type_name
+from donjon.client._objects import ManagedObject, ObjectInfo, build, stored_info, type_name, with_data
 from donjon.drivers import vault
 from donjon.options import Seconds, parse_options
 
@@ -181,15 +181,7 @@ class VaultKeyManager(BaseKeyManager):
 
     def get(self, object_id: str) -> ManagedObject:
         record = self._read(object_id)
-        return build(
-            str(record["type"]),
-            base64.b64decode(record["data"]),
-            name=record.get("name"),
-            object_id=object_id,
-            algorithm=record.get("algorithm"),
-            bit_length=record.get("bit_length"),
-            created=stored_time(record.get("created")),
-        )
+        return with_data(stored_info(object_id, record), base64.b64decode(record["data"]))
 
     def delete(self, object_id: str, *, force: bool = False) -> None:
         self._read(object_id)  # NotFound if it is not there
@@ -219,14 +211,7 @@ class VaultKeyManager(BaseKeyManager):
                 continue  # deleted since the listing
             if wanted is not None and record["type"] != wanted:
                 continue
-            yield ObjectInfo(
-                id=key,
-                object_type=record["type"],
-                name=record.get("name"),
-                algorithm=record.get("algorithm"),
-                bit_length=record.get("bit_length"),
-                created=stored_time(record.get("created")),
-            )
+            yield stored_info(key, record)
 
 
 __all__ = ["ClientError", "VaultKeyManager"]
