@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import itertools
 import json
-import os
 import subprocess
 from pathlib import Path
 
@@ -26,6 +25,7 @@ from oslo_policy import policy
 from donjon.auth import Caller
 from donjon.policy import Policy, Target
 from donjon.policy.enforcer import expand_roles
+from tests.components.barbican import barbican_venv
 
 _COPY = json.loads((Path(__file__).parent / "barbican_23_policy.json").read_text())
 BARBICAN_23: list[tuple[str, str, str | None]] = [(name, check, legacy) for name, check, legacy in _COPY]
@@ -160,10 +160,9 @@ def test_a_barbican_policy_file_with_the_mode_prefix_works(tmp_path: Path) -> No
 
 
 def test_the_copy_is_barbican_23s_own() -> None:
-    venv = os.environ.get("BARBICAN_VENV")
-    python = Path(venv or "/nonexistent") / "bin" / "python"
-    if not python.exists():
-        pytest.skip("BARBICAN_VENV is not set to a Barbican installation")
+    # The real Barbican 23 of scripts/barbican-env (BARBICAN_VENV, else built beside the checkout): the test
+    # command builds it, so this comparison runs in CI instead of skipping.
+    python = barbican_venv() / "bin" / "python"
     dump = (
         "import json; from barbican.common import policies; print(json.dumps([(r.name, r.check_str, "
         "r.deprecated_rule.check_str if r.deprecated_rule else None) for r in policies.list_rules()]))"
