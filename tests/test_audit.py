@@ -560,8 +560,8 @@ class _Recording:
             self.calls.append(("fdatasync", self._log_path.read_bytes()))
 
     def pwrite(self, fd: int, data: bytes, offset: int) -> int:
-        with self._guard:
-            self.calls.append(("head", data))
+        with self._guard:  # slot 0 is the durable head, slot 1 the tail the next writer continues from
+            self.calls.append(("head" if offset == 0 else "tail", data))
         return int(self._real.pwrite(fd, data, offset))
 
 
@@ -605,13 +605,63 @@ def test_an_acknowledged_record_is_durable_and_the_head_follows_the_fdatasync(
         w.join()
     sink.close()
     assert not not_durable
-    # Per batch: fdatasync, then the head, which never counts a record that was not synced before it.
+    # Per batch: the tail, the fdatasync, then the durable head, which never counts a record that was not
+    # synced before it.
     kinds = [kind for kind, _ in recording.calls]
-    assert kinds == ["fdatasync", "head"] * sink.writer.batches
-    for (_, synced), (_, raw_head) in zip(recording.calls[::2], recording.calls[1::2], strict=True):
+    assert kinds == ["tail", "fdatasync", "head"] * sink.writer.batches
+    for (_, raw_tail), (_, synced), (_, raw_head) in zip(*(recording.calls[i::3] for i in range(3)), strict=True):
         head = Head.decode(key, raw_head)
+        assert head == Head.decode(key, raw_tail)
         assert head.size == len(synced) and synced.count(b"\n") == head.count
     assert verify(path, key).count == 150
+
+
+def test_an_fdatasync_of_another_writer_that_covered_a_batch_spares_its_own(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Two sinks on one log exclude each other as two processes do (flock is per open file).
+    key = load_audit_key(tmp_path / "audit.key", create=True)
+    path = tmp_path / "audit.log"
+    first, second = FileSink(path, key, fsync=True), FileSink(path, key, fsync=True)
+    held: list[tuple[int, int, Head]] = []
+    monkeypatch.setattr(first, "_make_durable", lambda *args: held.append(args))
+    first.write_batch([{"id": "first"}])  # appended, not yet synced: its wait for the disk comes later
+    ((log_fd, head_fd, appended),) = held
+    second.write_batch([{"id": "second"}])  # appended after it, synced: the durable head now covers both
+    recording = _Recording(os, path)
+    monkeypatch.setattr("donjon.audit.sinks.os", recording)
+    FileSink._make_durable(first, log_fd, head_fd, appended)
+    assert recording.calls == []  # no fdatasync, and the durable head is not moved back
+    durable = Head.decode(key, head_path(path).read_bytes()[:256])
+    assert (appended.count, durable.count) == (1, 2)
+    assert verify(path, key).ok and verify(path, key).count == 2
+    first.close()
+    second.close()
+
+
+def test_records_a_power_loss_took_before_their_fdatasync_leave_no_gap(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    key = load_audit_key(tmp_path / "audit.key", create=True)
+    path = tmp_path / "audit.log"
+    sink = FileSink(path, key, fsync=True)
+    for i in range(3):
+        sink.append({"id": f"durable-{i}"})
+    durable_slot, durable_size = head_path(path).read_bytes()[:256], path.stat().st_size
+    sink.append({"id": "lost-0"})
+    sink.append({"id": "lost-1"})
+    tail_slot = head_path(path).read_bytes()[256:512]
+    sink.close()
+    # What the disk holds after the power went: the log as of an fdatasync that the durable head counted,
+    # and a tail naming two records that never reached the disk (nobody was answered for them).
+    head_path(path).write_bytes(durable_slot + tail_slot)
+    os.truncate(path, durable_size)
+    with caplog.at_level("ERROR", logger="donjon.audit"):
+        FileSink(path, key, fsync=True).append({"id": "after"})
+    assert not caplog.records  # a power loss is not tampering
+    verdict = verify(path, key)
+    assert verdict.ok and verdict.note == "" and verdict.count == 4
+    assert [e["id"] for e in events(tmp_path)] == ["durable-0", "durable-1", "durable-2", "after"]
 
 
 @pytest.mark.live

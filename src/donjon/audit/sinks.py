@@ -1,13 +1,23 @@
 """Where audit events go: the chained log file (shared by all worker processes) and oslo.messaging.
 
 The file sink appends under an exclusive ``flock`` on the head file, which every process of every node
-sharing the file takes in turn: read the head state (count, last hash, size), append a batch of sealed
-lines in one write, optionally ``fdatasync`` them, rewrite the head in place. One chain for the whole host,
-so ``donjon audit verify`` checks a single file and a record removed by anyone breaks it.
+sharing the file takes in turn: read where the chain ends, append a batch of sealed lines in one write,
+record the new end, release the lock. With ``fsync`` the ``fdatasync`` comes after the lock is released,
+so one process's wait for the disk never holds up another's append; and an ``fdatasync`` makes durable
+everything appended before it, whoever appended it, so a process whose records another one's sync already
+covered skips its own. One chain for the whole host, so ``donjon audit verify`` checks a single file and a
+record removed by anyone breaks it.
+
+The head file has two slots of ``HEAD_SIZE`` bytes, each a head state under its own HMAC:
+* slot 0, the **durable head**, is what ``verify`` checks the log against: written only after an
+  ``fdatasync`` that covered it, so it is never ahead of the log on disk, even after a power loss;
+* slot 1, the **tail**, is where the chain ends in the page cache: the next writer continues from it. After
+  a power loss it may name records that never reached the disk (nobody was answered for them): a tail
+  longer than the log is ignored, and the chain continues from the durable head and the log itself.
 
 With ``fsync`` the batch is a group commit (``commit.GroupCommit``): one writer thread per process takes
 every record that queued while its previous batch was being written, so the lock, the ``fdatasync`` and the
-head rewrite are paid once per batch instead of once per record. Without ``fsync`` a record is written
+head updates are paid once per batch instead of once per record. Without ``fsync`` a record is written
 alone by its caller: the lock is held for microseconds and there is nothing to share.
 """
 
@@ -28,6 +38,7 @@ from donjon.audit.chain import EMPTY, HEAD_SIZE, BadRecord, Head, head_path, lin
 from donjon.audit.commit import GroupCommit
 
 log = logging.getLogger("donjon.audit")
+TAIL_OFFSET = HEAD_SIZE  # the head file's second slot
 
 
 class FileSink:
@@ -41,8 +52,8 @@ class FileSink:
         self._lock = threading.Lock()  # flock is per open file: threads of one process queue here first
         self._fds: tuple[int, int] | None = None
         self._pid = 0
-        # The head last written by this process, raw and decoded: unchanged on disk means no HMAC to check.
-        self._known_head: tuple[bytes, Head] | None = None
+        # The tail last written by this process, raw and decoded: unchanged on disk means no HMAC to check.
+        self._known_tail: tuple[bytes, Head] | None = None
         self.writer: GroupCommit[dict[str, Any]] = GroupCommit(self.write_batch)
 
     def open(self) -> tuple[int, int]:
@@ -57,7 +68,7 @@ class FileSink:
             os.close(log_fd)
             raise
         self._fds, self._pid = (log_fd, head_fd), os.getpid()
-        self._known_head = None
+        self._known_tail = None
         return self._fds
 
     def append(self, event: dict[str, Any]) -> None:
@@ -76,7 +87,8 @@ class FileSink:
             self.write_batch([event])
 
     def write_batch(self, events: Sequence[dict[str, Any]]) -> None:
-        """Chain and append ``events`` in order under one flock, one write, one fdatasync, one head update."""
+        """Chain and append ``events`` in order under one flock and one write; then, with ``fsync``, make
+        them durable (one ``fdatasync``, unless another process's already covered them)."""
         with self._lock:
             log_fd, head_fd = self.open()
             fcntl.flock(head_fd, fcntl.LOCK_EX)
@@ -98,30 +110,72 @@ class FileSink:
                 if written != len(data):  # a full disk or a file size limit, part way through the batch
                     _cut(log_fd, head.size)
                     raise OSError(errno.EFBIG, f"short write to the audit log ({written} of {len(data)} bytes)")
-                if self.fsync:
-                    os.fdatasync(log_fd)
-                # Written after the records are durable: the head is never ahead of the log on disk.
                 new = Head(count=count, hash=last, size=head.size + len(data))
                 raw = new.encode(self._key)
-                os.pwrite(head_fd, raw, 0)
-                self._known_head = (raw, new)
+                if self.fsync:
+                    os.pwrite(head_fd, raw, TAIL_OFFSET)  # the durable head follows the fdatasync
+                else:
+                    os.pwrite(head_fd, raw + raw, 0)  # the page cache is all there is: both slots agree
+                self._known_tail = (raw, new)
             except OSError:
                 self._close()  # reopen next time: the file may have been replaced or repaired
                 raise
             finally:
                 if self._fds is not None:
                     fcntl.flock(head_fd, fcntl.LOCK_UN)
+            if self.fsync:
+                try:
+                    self._make_durable(log_fd, head_fd, new)
+                except OSError:
+                    self._close()
+                    raise
+
+    def _make_durable(self, log_fd: int, head_fd: int, new: Head) -> None:
+        """Return once the log is on disk up to ``new``; then advance the durable head to it, never back."""
+        if self._durable_covers(head_fd, new):
+            return  # another process's fdatasync, which began after our append, covered it
+        os.fdatasync(log_fd)
+        fcntl.flock(head_fd, fcntl.LOCK_EX)
+        try:
+            if not self._durable_covers(head_fd, new):
+                os.pwrite(head_fd, new.encode(self._key), 0)
+        finally:
+            fcntl.flock(head_fd, fcntl.LOCK_UN)
+
+    def _durable_covers(self, head_fd: int, new: Head) -> bool:
+        # Counts only grow along the chain (every writer continues from the tail under the lock), so a
+        # durable head at or past our count was written after an fdatasync that began after our append.
+        # Sizes are compared too: a log cut by someone makes sizes shrink while counts go on.
+        durable = self._decode(os.pread(head_fd, HEAD_SIZE, 0))
+        return durable is not None and durable.count >= new.count and durable.size >= new.size
+
+    def _decode(self, raw: bytes) -> Head | None:
+        """A slot's head state, or None if it is empty or not sealed under our key."""
+        if self._known_tail is not None and raw == self._known_tail[0]:
+            return self._known_tail[1]  # the bytes this process sealed: their MAC was right when written
+        if not raw.strip():
+            return None
+        try:
+            return Head.decode(self._key, raw)
+        except BadRecord:
+            return None
 
     def _current(self, log_fd: int, head_fd: int) -> Head:
-        """The head state, reconciled with the log's actual size (a crash or tampering in between)."""
+        """Where the chain ends, reconciled with the log's actual size (a crash or tampering in between)."""
         size = os.fstat(log_fd).st_size
-        raw = os.pread(head_fd, HEAD_SIZE, 0)
+        raw = os.pread(head_fd, 2 * HEAD_SIZE, 0)
+        tail = self._decode(raw[TAIL_OFFSET:])
+        if tail is not None and tail.size == size:
+            return tail  # the usual case: nothing happened since the last append
+        if tail is not None and tail.size < size:
+            return self._catch_up(log_fd, tail, size)  # a writer died between its append and the tail
+        # No tail (a log of an earlier version), or one longer than the log: records that a power loss took
+        # before any fdatasync covered them (nobody was answered for them), or a cut. The durable head decides.
+        durable_raw = raw[:HEAD_SIZE]
         head: Head = EMPTY
-        if self._known_head is not None and raw == self._known_head[0]:
-            head = self._known_head[1]  # the bytes this process sealed: their MAC was right when written
-        elif raw.strip():
+        if durable_raw.strip():
             try:
-                head = Head.decode(self._key, raw)
+                head = Head.decode(self._key, durable_raw)
             except BadRecord as exc:
                 log.error("audit: head state %s is invalid (%s); recovering from the log", self._head_path, exc)
         elif size:
@@ -155,7 +209,7 @@ class FileSink:
             for fd in self._fds:
                 os.close(fd)
         self._fds = None
-        self._known_head = None
+        self._known_tail = None
 
     def close(self) -> None:
         """Write what is queued, stop the writer, close the files (the next append reopens them)."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from donjon.audit.chain import GENESIS, BadRecord, Head, head_path, line_hash, open_record
+from donjon.audit.chain import GENESIS, HEAD_SIZE, BadRecord, Head, head_path, line_hash, open_record
 
 
 @dataclass(frozen=True)
@@ -28,7 +28,8 @@ def verify(path: Path, key: bytes, head_file: Path | None = None) -> Verdict:
     head_file = head_file or head_path(path)
     prev, count, hash_at_head = GENESIS, 0, None
     try:
-        raw_head = head_file.read_bytes()
+        with head_file.open("rb") as f:
+            raw_head = f.read(HEAD_SIZE)  # the durable head; the second slot is the writers' tail
     except FileNotFoundError:
         raw_head = b""
     head: Head | None = None
