@@ -9,7 +9,8 @@ How an engine plugs in:
 
 1. Write a module here (``kv.py``, ``transit.py``, ...) with a :class:`~donjon.api.vault.router.PathTable`:
    one ``table.route(pattern, read=..., write=..., list=..., delete=..., patch=...)`` per path pattern
-   (a regular expression over the path *inside* the mount, named groups welcome). A handler is
+   (a regular expression over the path *inside* the mount, named groups welcome), or ``table.writes({pattern:
+   handler, ...})`` for the patterns that only ``write`` (an engine's actions). A handler is
    ``async def handler(call: VaultCall, match: re.Match[str]) -> Response``: ``(await call.identity()).caller``
    authenticates (403 ``permission denied`` otherwise), ``await call.json()`` reads the body with Vault's error
    texts, and ``responses.logical(call.request, data)`` / ``responses.no_content()`` answer. Raise

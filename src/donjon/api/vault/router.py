@@ -152,6 +152,11 @@ class PathTable:
         handlers = {"read": read, "write": write, "list": list, "delete": delete, "patch": patch}
         self._routes.append((re.compile(pattern), {k: h for k, h in handlers.items() if h is not None}))
 
+    def writes(self, routes: Mapping[str, Handler]) -> None:
+        """Patterns that serve ``write`` alone (an engine's actions: encrypt, sign...), in the order given."""
+        for pattern, handler in routes.items():
+            self.route(pattern, write=handler)
+
     async def __call__(self, call: VaultCall) -> Response:
         for regex, handlers in self._routes:
             match = regex.fullmatch(call.path)

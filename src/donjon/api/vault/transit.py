@@ -348,15 +348,19 @@ async def _hash(call: VaultCall, match: re.Match[str]) -> Response:
 ENGINE = PathTable()
 ENGINE.route("keys/?", list=_list_keys)
 ENGINE.route(f"keys/{_NAME}", read=_read_key, write=_create_key, delete=_delete_key)
-ENGINE.route(f"keys/{_NAME}/config", write=_config)
-ENGINE.route(f"keys/{_NAME}/rotate", write=_rotate)
-ENGINE.route(f"keys/{_NAME}/trim", write=_trim)
-ENGINE.route(f"encrypt/{_NAME}", write=_encrypt)
-ENGINE.route(f"decrypt/{_NAME}", write=_decrypt)
-ENGINE.route(f"rewrap/{_NAME}", write=_rewrap)
-ENGINE.route(f"datakey/(?P<kind>[^/]+)/{_NAME}", write=_datakey)
-ENGINE.route(f"hmac/{_NAME}{_ALGO}", write=_hmac)
-ENGINE.route(f"sign/{_NAME}{_ALGO}", write=_sign)
-ENGINE.route(f"verify/{_NAME}{_ALGO}", write=_verify)
-ENGINE.route(r"random(?:/(?P<a>[^/]+))?(?:/(?P<b>[^/]+))?", write=_random)
-ENGINE.route(f"hash{_ALGO}", write=_hash)
+ENGINE.writes(
+    {
+        f"keys/{_NAME}/config": _config,
+        f"keys/{_NAME}/rotate": _rotate,
+        f"keys/{_NAME}/trim": _trim,
+        f"encrypt/{_NAME}": _encrypt,
+        f"decrypt/{_NAME}": _decrypt,
+        f"rewrap/{_NAME}": _rewrap,
+        f"datakey/(?P<kind>[^/]+)/{_NAME}": _datakey,
+        f"hmac/{_NAME}{_ALGO}": _hmac,
+        f"sign/{_NAME}{_ALGO}": _sign,
+        f"verify/{_NAME}{_ALGO}": _verify,
+        r"random(?:/(?P<a>[^/]+))?(?:/(?P<b>[^/]+))?": _random,
+        f"hash{_ALGO}": _hash,
+    }
+)
