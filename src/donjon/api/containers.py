@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 from starlette.concurrency import run_in_threadpool
@@ -20,7 +21,7 @@ from donjon.api.common import (
     query_text,
     read_json,
 )
-from donjon.api.guard import container_first, container_json, rule_first
+from donjon.api.guard import container_json, rule_first
 from donjon.api.representations import consumer_location, secret_ref
 from donjon.api.schemas import shapes
 from donjon.api.schemas.containers import container_consumer, container_secret, new_container
@@ -96,10 +97,10 @@ async def delete_container(request: Request) -> Response:
 
 @operation("Container Secret creation")
 async def add_secret(request: Request) -> Response:
-    caller = await authenticate(request)
     base = base_url(request)
-    async with container_first(request, caller, "container_secret:post", "Container Secret creation"):
-        ref = container_secret(await read_json(request), base)
+    caller, ref = await container_json(
+        request, "container_secret:post", "Container Secret creation", partial(container_secret, base_url=base)
+    )
     container_id = request.path_params["container_id"]
     await run_in_threadpool(ctx(request).containers.add_secret, caller, container_id, ref)
     return _created(container_ref(base, container_id))
@@ -107,9 +108,8 @@ async def add_secret(request: Request) -> Response:
 
 @operation("Container Secret deletion")
 async def remove_secret(request: Request) -> Response:
-    caller = await authenticate(request)
-    async with container_first(request, caller, "container_secret:delete", "Container Secret deletion"):
-        ref = container_secret(await read_json(request), base_url(request))
+    parse = partial(container_secret, base_url=base_url(request))
+    caller, ref = await container_json(request, "container_secret:delete", "Container Secret deletion", parse)
     await run_in_threadpool(ctx(request).containers.remove_secret, caller, request.path_params["container_id"], ref)
     return Response(status_code=204)
 
