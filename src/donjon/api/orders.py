@@ -8,17 +8,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 
-from donjon.api.common import (
-    authenticate,
-    base_url,
-    ctx,
-    json_response,
-    operation,
-    paged_body,
-    paging,
-    query_text,
-    read_json,
-)
+from donjon.api import common
 from donjon.api.containers import container_ref
 from donjon.api.guard import rule_first
 from donjon.api.representations import secret_ref
@@ -58,12 +48,12 @@ def order_body(base: str, order: OrderRecord) -> dict[str, Any]:
     return {k: v for k, v in body.items() if v is not None}
 
 
-@operation("Order creation")
+@common.operation("Order creation")
 async def create_order(request: Request) -> Response:
-    caller = await authenticate(request)
-    context = ctx(request)
+    caller = await common.authenticate(request)
+    context = common.ctx(request)
     async with rule_first(request, caller, "orders:post", "Order creation"):
-        order = new_order(await read_json(request), now=context.clock.now())
+        order = new_order(await common.read_json(request), now=context.clock.now())
     order_id = await run_in_threadpool(context.orders.create, caller, order)
     worker = context.order_worker
     if worker is not None:
@@ -72,44 +62,48 @@ async def create_order(request: Request) -> Response:
         # little for this process's worker (the order stays claimed in the database). The answer is the same
         # 202 either way; past the bound the order is simply still PENDING.
         await worker.wait_finished(order_id, context.settings.orders.answer_within_seconds)
-    ref = order_ref(base_url(request), order_id)
-    return json_response({"order_ref": ref}, status=202, headers={"Location": ref})
+    ref = order_ref(common.base_url(request), order_id)
+    return common.json_response({"order_ref": ref}, status=202, headers={"Location": ref})
 
 
-@operation("Order(s) retrieval")
+@common.operation("Order(s) retrieval")
 async def list_orders(request: Request) -> Response:
-    caller = await authenticate(request)
-    offset, limit = paging(request)
+    caller = await common.authenticate(request)
+    offset, limit = common.paging(request)
     params = request.query_params
-    type_, meta_like = params.get("type"), query_text(request, "meta")
+    type_, meta_like = params.get("type"), common.query_text(request, "meta")
     records, total = await run_in_threadpool(
-        lambda: ctx(request).orders.list_orders(caller, type_=type_, meta_like=meta_like, offset=offset, limit=limit)
+        lambda: common.ctx(request).orders.list_orders(
+            caller, type_=type_, meta_like=meta_like, offset=offset, limit=limit
+        )
     )
-    base = base_url(request)
+    base = common.base_url(request)
     extra = [(k, v) for k, v in params.multi_items() if k in ("type", "meta")]
-    return json_response(
-        paged_body(request, "orders", [order_body(base, o) for o in records], total, offset, limit, "orders", extra)
+    return common.json_response(
+        common.paged_body(
+            request, "orders", [order_body(base, o) for o in records], total, offset, limit, "orders", extra
+        )
     )
 
 
-@operation("Order retrieval")
+@common.operation("Order retrieval")
 async def get_order(request: Request) -> Response:
-    caller = await authenticate(request)
-    order = await run_in_threadpool(ctx(request).orders.get, caller, request.path_params["order_id"])
-    return json_response(order_body(base_url(request), order))
+    caller = await common.authenticate(request)
+    order = await run_in_threadpool(common.ctx(request).orders.get, caller, request.path_params["order_id"])
+    return common.json_response(order_body(common.base_url(request), order))
 
 
-@operation("Order deletion")
+@common.operation("Order deletion")
 async def delete_order(request: Request) -> Response:
-    caller = await authenticate(request)
-    await run_in_threadpool(ctx(request).orders.delete, caller, request.path_params["order_id"])
+    caller = await common.authenticate(request)
+    await run_in_threadpool(common.ctx(request).orders.delete, caller, request.path_params["order_id"])
     return Response(status_code=204)
 
 
-@operation("Order update")
+@common.operation("Order update")
 async def put_orders(request: Request) -> Response:
-    caller = await authenticate(request)
-    ctx(request).policy.enforce("orders:put", caller, operation="Order update")
+    caller = await common.authenticate(request)
+    common.ctx(request).policy.enforce("orders:put", caller, operation="Order update")
     raise MethodNotAllowed("Order update is not supported.")
 
 

@@ -7,17 +7,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 
-from donjon.api.common import (
-    authenticate,
-    base_url,
-    ctx,
-    json_response,
-    operation,
-    paged_body,
-    paging,
-    query_text,
-    read_json,
-)
+from donjon.api import common
 from donjon.api.guard import rule_first
 from donjon.api.schemas import shapes
 from donjon.api.schemas.transport_keys import new_transport_key
@@ -27,34 +17,40 @@ def transport_key_ref(base: str, key_id: str) -> str:
     return f"{base}/v1/transport_keys/{key_id}"
 
 
-@operation("Transport Key(s) retrieval")
+@common.operation("Transport Key(s) retrieval")
 async def list_transport_keys(request: Request) -> Response:
-    caller = await authenticate(request)
-    offset, limit = paging(request)
-    plugin_name = query_text(request, "plugin_name")
-    ids, total = await run_in_threadpool(ctx(request).transport_keys.list_ids, caller, plugin_name, offset, limit)
-    base = base_url(request)
+    caller = await common.authenticate(request)
+    offset, limit = common.paging(request)
+    plugin_name = common.query_text(request, "plugin_name")
+    ids, total = await run_in_threadpool(
+        common.ctx(request).transport_keys.list_ids, caller, plugin_name, offset, limit
+    )
+    base = common.base_url(request)
     refs = [transport_key_ref(base, key_id) for key_id in ids]
     extra = [("plugin_name", plugin_name)] if plugin_name else []
-    return json_response(paged_body(request, "transport_keys", refs, total, offset, limit, "transport_keys", extra))
+    return common.json_response(
+        common.paged_body(request, "transport_keys", refs, total, offset, limit, "transport_keys", extra)
+    )
 
 
-@operation("Transport Key Creation")
+@common.operation("Transport Key Creation")
 async def create_transport_key(request: Request) -> Response:
-    caller = await authenticate(request)
+    caller = await common.authenticate(request)
     async with rule_first(request, caller, "transport_keys:post", "Transport Key Creation"):
-        plugin_name, key = new_transport_key(await read_json(request))
-    key_id = await run_in_threadpool(ctx(request).transport_keys.create, caller, plugin_name, key)
-    ref = transport_key_ref(base_url(request), key_id)
-    return json_response({"transport_key_ref": ref}, status=201, headers={"Location": ref})
+        plugin_name, key = new_transport_key(await common.read_json(request))
+    key_id = await run_in_threadpool(common.ctx(request).transport_keys.create, caller, plugin_name, key)
+    ref = transport_key_ref(common.base_url(request), key_id)
+    return common.json_response({"transport_key_ref": ref}, status=201, headers={"Location": ref})
 
 
-@operation("Transport Key retrieval")
+@common.operation("Transport Key retrieval")
 async def get_transport_key(request: Request) -> Response:
-    caller = await authenticate(request)
-    record = await run_in_threadpool(ctx(request).transport_keys.get, caller, request.path_params["transport_key_id"])
+    caller = await common.authenticate(request)
+    record = await run_in_threadpool(
+        common.ctx(request).transport_keys.get, caller, request.path_params["transport_key_id"]
+    )
     # Barbican returns its model row as pecan serialises it: datetimes as str(), the soft-delete columns too.
-    return json_response(
+    return common.json_response(
         {
             "id": record.id,
             "created_at": str(record.created_at),
@@ -68,10 +64,10 @@ async def get_transport_key(request: Request) -> Response:
     )
 
 
-@operation("Transport Key deletion")
+@common.operation("Transport Key deletion")
 async def delete_transport_key(request: Request) -> Response:
-    caller = await authenticate(request)
-    await run_in_threadpool(ctx(request).transport_keys.delete, caller, request.path_params["transport_key_id"])
+    caller = await common.authenticate(request)
+    await run_in_threadpool(common.ctx(request).transport_keys.delete, caller, request.path_params["transport_key_id"])
     return Response(status_code=204)
 
 
