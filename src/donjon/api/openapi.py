@@ -147,9 +147,7 @@ _LIST_FILTERS = [
     _param("bits", "query", "exact bit length", {"type": "integer"}),
     _param("secret_type", "query", "exact secret type"),
     _param("acl_only", "query", "true: the secrets shared with the caller through ACLs"),
-    _param("created", "query", "comma list of [gt|gte|lt|lte:]ISO-8601"),
-    _param("updated", "query", "comma list of [gt|gte|lt|lte:]ISO-8601"),
-    _param("expiration", "query", "comma list of [gt|gte|lt|lte:]ISO-8601"),
+    *(_param(when, "query", "comma list of [gt|gte|lt|lte:]ISO-8601") for when in ("created", "updated", "expiration")),
     _param("sort", "query", "comma list of key[:asc|desc]"),
 ]
 # What any request may be answered before its route runs: a malformed (400) or unsupported (406)
