@@ -38,29 +38,21 @@ from typing import Any, TypeVar
 
 import click
 
-from donjon.client._errors import (
-    BackendError,
-    ClientError,
-    ConfigError,
-    Conflict,
-    Forbidden,
-    InvalidRequest,
-    NotFound,
-    Unauthorized,
-)
+from donjon.client import _errors as errors
+from donjon.client._errors import ClientError, ConfigError
 from donjon.client._http import BarbicanAPI, DevAuth, KeystoneSessionAuth, TokenAuth
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 EXIT_CONFIG, EXIT_NOT_FOUND, EXIT_AUTH, EXIT_INVALID, EXIT_CONFLICT, EXIT_BACKEND, EXIT_PARTIAL = 3, 4, 5, 6, 7, 8, 9
 _EXIT_CODES: tuple[tuple[type[ClientError], int], ...] = (
-    (ConfigError, EXIT_CONFIG),
-    (NotFound, EXIT_NOT_FOUND),
-    (Unauthorized, EXIT_AUTH),
-    (Forbidden, EXIT_AUTH),
-    (InvalidRequest, EXIT_INVALID),
-    (Conflict, EXIT_CONFLICT),
-    (BackendError, EXIT_BACKEND),
+    (errors.ConfigError, EXIT_CONFIG),
+    (errors.NotFound, EXIT_NOT_FOUND),
+    (errors.Unauthorized, EXIT_AUTH),
+    (errors.Forbidden, EXIT_AUTH),
+    (errors.InvalidRequest, EXIT_INVALID),
+    (errors.Conflict, EXIT_CONFLICT),
+    (errors.BackendError, EXIT_BACKEND),
 )
 FORMATS = ("table", "json", "yaml", "value")
 
