@@ -13,16 +13,7 @@ from typing import Any
 import click
 
 from donjon.cli import client_lifecycle as lifecycle
-from donjon.cli.client_common import (
-    EXIT_INVALID,
-    CommandError,
-    Connection,
-    connection_options,
-    emit,
-    emit_payload,
-    read_payload,
-    write_payload,
-)
+from donjon.cli.client_common import Connection, connection_options, emit, read_payload, show_payload
 from donjon.client._http import BarbicanAPI, ref_id
 
 SECRET_TYPES = ("opaque", "symmetric", "private", "public", "certificate", "passphrase")
@@ -91,19 +82,8 @@ def secret_store(
         body.update(mode=mode, expiration=expiration)
         ref = api.create_secret({k: v for k, v in body.items() if v is not None})
     else:
-        if payload_text is not None:
-            if not payload_text:
-                raise CommandError("the payload is empty", EXIT_INVALID)
-            data = payload_text.encode("utf-8")
-            content_type = content_type or "text/plain"
-        else:
-            data = read_payload(path)
-        content_type = content_type or "application/octet-stream"
-        if content_type == "text/plain":
-            try:
-                data.decode("utf-8")
-            except UnicodeDecodeError:
-                raise CommandError("--content-type text/plain needs UTF-8 text", EXIT_INVALID) from None
+        content_type = content_type or ("text/plain" if payload_text is not None else "application/octet-stream")
+        data = read_payload(path, given=payload_text, content_type=content_type)
         ref = api.store_bytes(
             data,
             secret_type=secret_type,
@@ -140,10 +120,7 @@ def secret_get(
     secret_id = lifecycle.resolve_secret(api, secret_id)
     if payload:
         got = api.get_payload(secret_id, accept, version=version)
-        if path is None and conn.output in ("json", "yaml"):
-            emit_payload(got.data, got.content_type, conn.output)  # -f json: text as is, binary in base64
-        else:
-            write_payload(got.data, path)
+        show_payload(got.data, got.content_type, path, conn.output)
         return
     emit(_secret_row(api.get_secret(secret_id)), conn.output, (*SECRET_COLUMNS, "status", "content_types"))
 

@@ -332,9 +332,15 @@ def _scalar(value: Any) -> str:
 # ------------------------------------------------------------------------------------------ payloads
 
 
-def read_payload(path: str | None, prompt: str = "Payload") -> bytes:
-    """The payload from a file, ``-`` (stdin), or - on a terminal - a hidden prompt. Never echoed."""
-    if path == "-" or (path is None and not sys.stdin.isatty()):
+def read_payload(
+    path: str | None, prompt: str = "Payload", *, given: str | None = None, content_type: str | None = None
+) -> bytes:
+    """The payload: ``given`` (``--payload TEXT``) as UTF-8, else from a file, ``-`` (stdin), or - on a terminal -
+    a hidden prompt (never echoed). Refused when empty, or when it is not UTF-8 and ``content_type`` is
+    ``text/plain`` (the server would serve it as text)."""
+    if given is not None:
+        data = given.encode("utf-8")
+    elif path == "-" or (path is None and not sys.stdin.isatty()):
         data = sys.stdin.buffer.read()
     elif path is None:
         data = click.prompt(prompt, hide_input=True, confirmation_prompt=True, err=True).encode()
@@ -345,6 +351,11 @@ def read_payload(path: str | None, prompt: str = "Payload") -> bytes:
             raise CommandError(f"cannot read {path}: {exc.strerror}", EXIT_CONFIG) from None
     if not data:
         raise CommandError("the payload is empty", EXIT_INVALID)
+    if content_type == "text/plain":
+        try:
+            data.decode("utf-8")
+        except UnicodeDecodeError:
+            raise CommandError("--content-type text/plain needs UTF-8 text", EXIT_INVALID) from None
     return data
 
 
@@ -368,6 +379,14 @@ def emit_payload(data: bytes, content_type: str, output: str) -> None:
     else:
         record.update(payload=base64.b64encode(data).decode("ascii"), payload_content_encoding="base64")
     emit(record, output)
+
+
+def show_payload(data: bytes, content_type: str, path: str | None, output: str) -> None:
+    """A payload read back: to ``path`` (or raw to stdout), or as a ``-f json|yaml`` record without one."""
+    if path is None and output in ("json", "yaml"):
+        emit_payload(data, content_type, output)  # text as is, binary in base64
+    else:
+        write_payload(data, path)
 
 
 def write_payload(data: bytes, path: str | None) -> None:

@@ -15,15 +15,13 @@ import click
 
 from donjon.cli.client_common import (
     EXIT_CONFLICT,
-    EXIT_INVALID,
     EXIT_NOT_FOUND,
     CommandError,
     Connection,
     connection_options,
     emit,
-    emit_payload,
     read_payload,
-    write_payload,
+    show_payload,
 )
 from donjon.client._http import BarbicanAPI, ref_id
 
@@ -87,10 +85,7 @@ def secret_unwrap(conn: Connection, wrap_token: str | None, path: str | None, ac
     if not token:
         raise click.UsageError("give the wrap token: TOKEN, $DONJON_WRAP_TOKEN or stdin")
     got = conn.api().unwrap(token, accept)
-    if path is None and conn.output in ("json", "yaml"):
-        emit_payload(got.data, got.content_type, conn.output)
-    else:
-        write_payload(got.data, path)
+    show_payload(got.data, got.content_type, path, conn.output)
 
 
 @click.command("rotate")
@@ -110,13 +105,8 @@ def secret_rotate(
     (secret get --payload --version N)."""
     if payload_text is not None and path is not None:
         raise click.UsageError("give one of --payload and --file")
-    data = payload_text.encode("utf-8") if payload_text else read_payload(path)
     kind = content_type or ("text/plain" if payload_text else "application/octet-stream")
-    if kind == "text/plain":
-        try:
-            data.decode("utf-8")
-        except UnicodeDecodeError:
-            raise CommandError("--content-type text/plain needs UTF-8 text", EXIT_INVALID) from None
+    data = read_payload(path, given=payload_text or None, content_type=kind)
     api = conn.api()
     ref = resolve_secret(api, secret_id)
     version = api.create_version(ref, data, kind)
