@@ -13,7 +13,7 @@ import os
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from pkcs11 import _pkcs11
 from pkcs11 import exceptions as p11e
@@ -116,13 +116,22 @@ def acquire_module(path: str, init_args: ctypes.Structure, init_key: str) -> Mod
         return module
 
 
+class _Shared(Protocol):
+    users: int
+
+
+def last_user_gone(shared: _Shared) -> bool:
+    """Count one user of a shared module or token out (under ``registry_lock``): True when none is left, for
+    the caller to close it."""
+    shared.users -= 1
+    return shared.users <= 0
+
+
 def release_module(module: Module) -> None:
     """After the last user of a module releases it, finalise it."""
     with registry_lock:
-        module.users -= 1
-        if module.users > 0:
-            return
-        _finalize(module)
+        if last_user_gone(module):
+            _finalize(module)
 
 
 def _finalize(module: Module) -> None:

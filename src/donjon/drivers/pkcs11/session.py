@@ -19,7 +19,7 @@ from pkcs11 import exceptions as p11e
 from pkcs11.types import SecretKey, Session, Token
 
 from donjon.drivers.pkcs11.errors import TokenUnavailable
-from donjon.drivers.pkcs11.module import Module, acquire_module, registry_lock, release_module
+from donjon.drivers.pkcs11.module import Module, acquire_module, last_user_gone, registry_lock, release_module
 from donjon.drivers.pkcs11.pins import PinSource, pin_digest
 from donjon.errors import ConfigurationError
 
@@ -162,8 +162,7 @@ def open_token(module: Module, token_label: str, pins: PinSource, what: str, max
 
 def release_token(shared: SharedToken) -> None:
     with registry_lock:
-        shared.users -= 1
-        if shared.users > 0:
+        if not last_user_gone(shared):
             return
         if shared.module.tokens.get(shared.label) is shared:
             del shared.module.tokens[shared.label]
