@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import pty
@@ -271,6 +272,29 @@ def test_wrap_and_unwrap(cli: Cli) -> None:
     got = cli.run("secret", "unwrap", input=token.encode(), env=receiver)
     assert got.stdout == b"hand me over"
     cli.run("secret", "unwrap", token, env=receiver, code=4)  # single use
+
+
+def test_payload_refusals_and_structured_output(cli: Cli, tmp_path: Path) -> None:
+    # Refused before anything is stored: an empty payload, and bytes that are not UTF-8 as text/plain.
+    assert b"the payload is empty" in cli.run("secret", "store", "-p", "", code=6).stderr
+    assert b"the payload is empty" in cli.run("secret", "store", "-F", "-", input=b"", code=6).stderr
+    latin1 = tmp_path / "latin1.txt"
+    latin1.write_bytes("caf\N{LATIN SMALL LETTER E WITH ACUTE}".encode("latin-1"))
+    refused = cli.run("secret", "store", "--content-type", "text/plain", "-F", str(latin1), code=6)
+    assert b"text/plain needs UTF-8 text" in refused.stderr
+    secret_id = cli.store(b"\xff\x00binary")
+    refused = cli.run("secret", "rotate", secret_id, "--content-type", "text/plain", "-F", str(latin1), code=6)
+    assert b"text/plain needs UTF-8 text" in refused.stderr
+    assert cli.json("secret", "lifecycle", secret_id)["versions"][-1]["version"] == 1  # type: ignore[index]
+    # -f json shows a payload read back as a record: binary in base64, text as is.
+    assert cli.json("secret", "get", secret_id, "--payload") == {
+        "content_type": "application/octet-stream",
+        "payload": base64.b64encode(b"\xff\x00binary").decode(),
+        "payload_content_encoding": "base64",
+    }
+    text_id = cli.store(b"plain words", "--content-type", "text/plain")
+    got = cli.json("secret", "get", text_id, "--payload", "--accept", "text/plain")
+    assert got == {"content_type": "text/plain", "payload": "plain words"}
 
 
 def test_versions_and_metadata_by_name(cli: Cli) -> None:
