@@ -221,6 +221,7 @@ def build_context(settings: Settings, clock: Clock = SYSTEM_CLOCK) -> tuple[AppC
         keystone=_keystone(settings, clock),
         transit=TransitService(db, keys, policy, quotas, clock=clock),
         clock=clock,
+        reads_on_loop=db.dialect == "sqlite",
     )
     if settings.audit.enabled:
         context.audit_log = AuditLog(*audit_paths(settings))

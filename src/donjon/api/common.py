@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlencode
 
 import orjson
@@ -19,8 +19,10 @@ from donjon.audit.reader import AuditLog
 from donjon.auth import Caller
 from donjon.auth.dev import caller_from_headers
 from donjon.auth.tokens import TokenService
+from donjon.blocking import WouldBlock, on_event_loop
 from donjon.config import Settings
 from donjon.errors import InvalidInput, TooLarge, Unauthorized, UnsupportedMediaType
+from donjon.observability import metrics
 from donjon.policy import Policy
 from donjon.services.access import AccessCheck
 from donjon.services.acls import AclService
@@ -84,6 +86,27 @@ class AppContext:
     # Where the handlers' "now" comes from (an expiration in the past, the list's expired secrets), as the
     # services' own: tests move it instead of sleeping.
     clock: Clock = SYSTEM_CLOCK
+    # SQLite: reads are tried on the event loop first (run_read); over the network they go to a thread.
+    reads_on_loop: bool = False
+
+
+R = TypeVar("R")
+_SERVED, _MOVED = metrics.READS_ON_LOOP.labels("served"), metrics.READS_ON_LOOP.labels("moved")
+
+
+async def run_read(context: AppContext, fn: Callable[..., R], /, *args: Any, **kwargs: Any) -> R:
+    """A read: on the event loop where the database is local and every step it needs is at hand; in a worker
+    thread, from the start, when one of its steps would wait (``donjon.blocking``)."""
+    if context.reads_on_loop:
+        try:
+            with on_event_loop():
+                result = fn(*args, **kwargs)
+        except WouldBlock:
+            _MOVED.inc()
+        else:
+            _SERVED.inc()
+            return result
+    return await run_in_threadpool(fn, *args, **kwargs)
 
 
 def ctx(request: Request) -> AppContext:

@@ -22,6 +22,7 @@ from donjon.api.common import (
     query_text,
     read_body,
     read_json,
+    run_read,
 )
 from donjon.api.guard import rule_first, secret_first
 from donjon.api.payload_types import AcceptHeader
@@ -65,8 +66,9 @@ async def get_secret(request: Request) -> Response:
         return await _payload(request, accept)
     caller = await authenticate(request)
     with_consumers = microversion(request) >= (1, 1)
-    view = await run_in_threadpool(
-        ctx(request).secrets.get, caller, request.path_params["secret_id"], with_consumers=with_consumers
+    context = ctx(request)
+    view = await run_read(
+        context, context.secrets.get, caller, request.path_params["secret_id"], with_consumers=with_consumers
     )
     return json_response(secret_body(base_url(request), view, with_consumers=with_consumers))
 
@@ -91,8 +93,10 @@ async def _payload(request: Request, accept: str | None) -> Response:
         )
         return Response(data, media_type=None, headers={"Content-Type": content_type, **NO_STORE})
     # A limited secret's read spends one of its reads: its pending audit event goes first (before_effect).
-    data, content_type = await run_in_threadpool(
-        functools.partial(ctx(request).secrets.get_payload, before_effect=before_effect(request)),
+    context = ctx(request)
+    data, content_type = await run_read(
+        context,
+        functools.partial(context.secrets.get_payload, before_effect=before_effect(request)),
         caller,
         request.path_params["secret_id"],
         AcceptHeader(accept),
@@ -148,9 +152,8 @@ async def list_secrets(request: Request) -> Response:
     if request.query_params.get("acl_only", "").lower() == "true":
         # Secrets of any project shared with the caller through their read ACL.
         query.acl_user = caller.user_id or ""
-    views, total = await run_in_threadpool(
-        lambda: ctx(request).secrets.list_secrets(caller, query, with_consumers=with_consumers)
-    )
+    context = ctx(request)
+    views, total = await run_read(context, context.secrets.list_secrets, caller, query, with_consumers=with_consumers)
     base = base_url(request)
     items = [secret_body(base, v, with_consumers=with_consumers) for v in views]
     extra = [(k, v) for k, v in request.query_params.multi_items() if k not in ("limit", "offset")]

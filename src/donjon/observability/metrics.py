@@ -89,6 +89,11 @@ KEYSTORE_ERRORS = Counter(
     ["keystore", "operation", "error"],
 )
 KEK_CACHE = Counter("donjon_kek_cache_lookups", "Project KEK cache lookups, hit or miss.", ["result"])
+READS_ON_LOOP = Counter(
+    "donjon_reads_on_loop",
+    "SQLite reads tried on the event loop: served there, or moved to a worker thread (a step would wait).",
+    ["outcome"],
+)
 ORDERS_QUEUED = Counter("donjon_orders_queued", "Orders accepted (202) and queued for a worker.")
 ORDERS_CLAIMED = Counter("donjon_orders_claimed", "Orders claimed by an order worker.")
 ORDERS_COMPLETED = Counter("donjon_orders_completed", "Orders that ended ACTIVE.")
@@ -105,6 +110,8 @@ for _label in ("hit", "miss"):
     KEK_CACHE.labels(_label)
 for _label in ("ok", "error"):
     REAPER_RUNS.labels(_label)
+for _label in ("served", "moved"):
+    READS_ON_LOOP.labels(_label)
 
 
 def multiprocess_mode() -> bool:

@@ -16,6 +16,7 @@ from typing import TypeVar
 
 from sqlalchemy import Connection
 
+from donjon.blocking import may_block
 from donjon.errors import NotFound, Unavailable
 from donjon.services.project_keys import ProjectKeys
 from donjon.services.stores import StoreRegistry
@@ -66,6 +67,7 @@ class PayloadStore:
         """The store a row names (None, as the column has it, or ``database``: the built-in one)."""
         if name is None or name == DATABASE:
             return self.database
+        may_block("an external secret store")
         if self.registry is None:
             raise Unavailable(f"The secret store {name!r} that holds this secret is not configured.")
         return self.registry.store(name)

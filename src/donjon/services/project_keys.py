@@ -19,6 +19,7 @@ from typing import TypeVar
 from sqlalchemy import Connection
 from sqlalchemy.exc import IntegrityError
 
+from donjon.blocking import may_block
 from donjon.cache import ExpiringCache
 from donjon.crypto.envelope import kek_context, new_kek
 from donjon.errors import Unavailable
@@ -83,6 +84,7 @@ class ProjectKeys:
             key = self._cached(kek_id)
             if key is not None:
                 return Kek(kek_id, key)
+        may_block("a keystore unwrap")
         with self._db.read() as conn:
             found = keks.get_active(conn, project_id)
         if found is None:
@@ -97,6 +99,7 @@ class ProjectKeys:
         key = self._cached(kek_id)
         if key is not None:
             return key
+        may_block("a keystore unwrap")
         with self._db.read() as conn:
             wrapped = keks.get_wrapped(conn, project_id, kek_id)
         if wrapped is None:

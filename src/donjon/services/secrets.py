@@ -10,6 +10,7 @@ from dataclasses import asdict, dataclass, replace
 from sqlalchemy import Connection
 
 from donjon.auth import Caller
+from donjon.blocking import may_block
 from donjon.errors import Conflict, InvalidInput, NotFound, UnsupportedMediaType
 from donjon.policy import Target
 from donjon.services import access, limited_reads, payloads
@@ -98,6 +99,7 @@ class SecretService(PayloadService):
         chosen = fmt.choose(record.content_type)
         if record.max_reads is not None:
             # A limited secret: the read is spent and the payload opened in one transaction (donjon extension).
+            may_block("a limited secret's read")  # before its audit record and its write
             before_effect()
             return limited_reads.read_limited(self._db, self._payloads, record.id, fmt, self._clock.now())
         return fmt.render(self._payloads.read(record), chosen), chosen

@@ -24,7 +24,9 @@ from typing import Any, TypeVar
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import make_url
+from sqlalchemy.pool import QueuePool
 
+from donjon.blocking import may_block
 from donjon.errors import Unavailable
 from donjon.observability import metrics
 from donjon.storage.group_commit import GroupCommit
@@ -100,6 +102,8 @@ class Database:
         parsed = make_url(url)
         self.url = url
         self.dialect = parsed.get_backend_name()
+        # SQLite: a read is a local file read (WAL: never behind a writer), fit for the event loop.
+        self._local = self.dialect == "sqlite"
         self._lock_path: Path | None = None
         self._thread_lock = threading.Lock()
         self._lock_fd: int | None = None
@@ -133,6 +137,10 @@ class Database:
 
     @contextmanager
     def read(self) -> Iterator[Connection]:
+        pool = self.engine.pool
+        if not self._local or not isinstance(pool, QueuePool) or pool.checkedin() == 0:
+            # A server over the network, or every pooled connection busy: both may wait.
+            may_block("a database read")
         with _reachable(), self._connect() as conn:
             yield conn
 
@@ -153,6 +161,7 @@ class Database:
         Enforcement is off for that transaction only, and ``PRAGMA foreign_key_check`` must pass before it
         commits (SQLite's own 12-step procedure). Other databases ignore it.
         """
+        may_block("a database write")
         if self._lock_path is None:
             with _reachable(), self._transaction(foreign_keys) as conn:
                 yield conn
@@ -177,6 +186,7 @@ class Database:
         fsync: see ``group_commit``. ``work`` may then run on another caller's thread, and must not rely on
         thread-local state. Its exception is raised here, and nothing it wrote is kept.
         """
+        may_block("a database write")
         if self._group_commit is None:
             with self.write() as conn:
                 return work(conn)

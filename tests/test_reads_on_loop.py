@@ -1,0 +1,137 @@
+"""Reads on the event loop (donjon.blocking, api.common.run_read): served there when every step is at hand,
+moved to a worker thread, before any effect, when one would wait; never on the loop over the network."""
+
+from __future__ import annotations
+
+import json
+import threading
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from prometheus_client import REGISTRY
+from starlette.testclient import TestClient
+
+from donjon.api.app import create_app
+from donjon.blocking import WouldBlock, may_block, on_event_loop
+from donjon.config import AuditConfig, KeystoreConfig, Settings
+from donjon.services.payload_store import PayloadStore
+from donjon.storage import migrate
+from donjon.storage.database import Database
+from tests.conftest import BASE, Api
+
+
+def _count(outcome: str) -> float:
+    return REGISTRY.get_sample_value("donjon_reads_on_loop_total", {"outcome": outcome}) or 0.0
+
+
+class _Threads:
+    """The names of the threads the payload store was read from (the loop's, or AnyIO's workers)."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.names: list[str] = []
+        real: Callable[..., bytes] = PayloadStore.read
+
+        def read(store: PayloadStore, *args: Any, **kwargs: Any) -> bytes:
+            self.names.append(threading.current_thread().name)
+            return real(store, *args, **kwargs)
+
+        monkeypatch.setattr(PayloadStore, "read", read)
+
+    def workers(self) -> list[bool]:
+        return ["AnyIO worker thread" in name for name in self.names]
+
+
+@pytest.fixture
+def audited_settings(settings: Settings, tmp_path: Any) -> Settings:
+    # Fail-closed audit with fsync, as the server's defaults, in a log of this test's own.
+    audit = AuditConfig(path=tmp_path / "audit.log", key_file=tmp_path / "audit.key")
+    return settings.model_copy(update={"audit": audit})
+
+
+@pytest.fixture
+def sqlite_settings(tmp_path: Path) -> Settings:
+    """A SQLite database of the test's own, whatever databases the run selected (the loop is SQLite's)."""
+    url = f"sqlite:///{tmp_path / 'donjon.sqlite'}"
+    db = Database(url, pool_size=1)
+    migrate.upgrade(db)
+    db.dispose()
+    return Settings(
+        database_url=url,
+        data_dir=tmp_path,
+        host_href=BASE,
+        keystore=KeystoreConfig(type="file", options={"path": str(tmp_path / "root.key")}),
+        audit=AuditConfig(path=tmp_path / "audit.log", key_file=tmp_path / "audit.key"),
+    )
+
+
+@pytest.fixture
+def client(audited_settings: Settings) -> Iterator[TestClient]:
+    with TestClient(create_app(audited_settings), base_url=BASE) as test_client:
+        yield test_client
+
+
+def test_may_block_refuses_only_on_the_loop() -> None:
+    may_block("a step")  # off the loop: nothing happens
+    with on_event_loop(), pytest.raises(WouldBlock):
+        may_block("a step")
+    may_block("a step")  # the mark does not outlive its block
+    # Not an Exception: no "except Exception" on the way can turn it into an error answer.
+    assert not issubclass(WouldBlock, Exception)
+
+
+def test_sqlite_reads_are_served_on_the_loop_and_others_in_a_thread(
+    client: TestClient, database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    api = Api(client, f"project-{uuid.uuid4()}")
+    secret_id = api.create_secret(payload="on the loop", payload_content_type="text/plain")
+    threads = _Threads(monkeypatch)
+    served, moved = _count("served"), _count("moved")
+    assert api.get(f"/v1/secrets/{secret_id}/payload", headers={"Accept": "text/plain"}).text == "on the loop"
+    assert api.get(f"/v1/secrets/{secret_id}", headers={"Accept": "text/plain"}).text == "on the loop"
+    assert api.get(f"/v1/secrets/{secret_id}").json()["status"] == "ACTIVE"
+    assert api.get("/v1/secrets").json()["total"] == 1
+    local = database_url.startswith("sqlite")
+    # SQLite: four reads on the loop; a server over the network: none tried there at all.
+    assert (_count("served") - served, _count("moved") - moved) == ((4, 0) if local else (0, 0))
+    assert threads.workers() == [not local, not local]
+
+
+def test_a_limited_read_moves_to_a_thread_before_it_spends_anything(
+    sqlite_settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with TestClient(create_app(sqlite_settings), base_url=BASE) as client:
+        _limited_read(client, sqlite_settings, monkeypatch)
+
+
+def _limited_read(client: TestClient, settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    api = Api(client, f"project-{uuid.uuid4()}")
+    secret_id = api.create_secret(payload="twice", payload_content_type="text/plain", max_reads=2)
+    threads = _Threads(monkeypatch)
+    moved = _count("moved")
+    assert api.get(f"/v1/secrets/{secret_id}/payload", headers={"Accept": "text/plain"}).text == "twice"
+    assert _count("moved") - moved == 1
+    assert threads.workers() == [True]  # the spent read and its payload: in the worker thread only
+    # Its pending audit record written once, and one read spent, not two: the loop's attempt stopped before
+    # both.
+    assert settings.audit.path is not None
+    records = [json.loads(line)["event"] for line in settings.audit.path.read_text().splitlines()]
+    reads = [e for e in records if e["action"] == "read" and secret_id in json.dumps(e)]
+    assert sorted(e["outcome"] for e in reads) == ["pending", "success"]
+    assert api.get(f"/v1/secrets/{secret_id}/lifecycle").json()["reads_left"] == 1
+
+
+def test_a_kek_to_unwrap_moves_the_read_to_a_thread(sqlite_settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    uncached = sqlite_settings.model_copy(
+        update={"kek_cache_seconds": 0}
+    )  # every read unwraps its KEK through the keystore
+    with TestClient(create_app(uncached), base_url=BASE) as client:
+        api = Api(client, f"project-{uuid.uuid4()}")
+        secret_id = api.create_secret(payload="unwrapped", payload_content_type="text/plain")
+        threads = _Threads(monkeypatch)
+        moved = _count("moved")
+        assert api.get(f"/v1/secrets/{secret_id}/payload", headers={"Accept": "text/plain"}).text == "unwrapped"
+        assert _count("moved") - moved == 1
+        assert threads.workers() == [False, True]  # the loop's attempt reached the store, then stepped aside
