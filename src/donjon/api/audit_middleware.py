@@ -19,16 +19,16 @@ request, thus waits for one durable record instead of two.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Callable, Coroutine
 from dataclasses import replace
 from typing import Any
 
 from anyio import from_thread
 from starlette.requests import Request
-from starlette.routing import BaseRoute, Match, Route
 
 from donjon.api.errors import error_response
 from donjon.api.middleware import ASGIApp, Message, Receive, Scope, Send
+from donjon.api.routing import RouteIndex
 from donjon.audit.auditor import Auditor
 from donjon.audit.events import Target, build_event, target_of
 from donjon.errors import Unavailable
@@ -42,29 +42,17 @@ _INTENT = "audit_intent"
 
 
 class AuditMiddleware:
-    def __init__(
-        self, app: ASGIApp, auditor: Auditor, routes: Sequence[BaseRoute], exempt: frozenset[str] = EXEMPT
-    ) -> None:
+    def __init__(self, app: ASGIApp, auditor: Auditor, routes: RouteIndex, exempt: frozenset[str] = EXEMPT) -> None:
         self.app = app
         self.exempt = exempt
         self.auditor = auditor
-        self.routes = [r for r in routes if isinstance(r, Route)]
-
-    def _match(self, scope: Scope) -> tuple[str | None, dict[str, Any]]:
-        partial: tuple[str | None, dict[str, Any]] | None = None
-        for route in self.routes:
-            match, child = route.matches(scope)
-            if match is Match.FULL:
-                return route.path, child.get("path_params", {})
-            if match is Match.PARTIAL and partial is None:
-                partial = (route.path, child.get("path_params", {}))  # the path exists, not the method (405)
-        return partial or (None, {})
+        self.routes = routes  # its match is left in the scope for the router (api/routing.py)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        template, params = self._match(scope)
+        template, params = self.routes.match(scope)
         if template in self.exempt:
             await self.app(scope, receive, send)
             return

@@ -15,10 +15,11 @@ from collections.abc import Sequence
 
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import BaseRoute, Match, Route
+from starlette.routing import Route
 
 from donjon.api.errors import error_response
 from donjon.api.middleware import ASGIApp, Message, Receive, Scope, Send
+from donjon.api.routing import RouteIndex
 from donjon.observability import metrics
 from donjon.observability.settings import LogConfig, MetricsConfig
 
@@ -31,11 +32,9 @@ _PROXY_HEADERS = frozenset({b"forwarded", b"x-forwarded-for", b"x-real-ip"})
 
 
 class ObservabilityMiddleware:
-    def __init__(
-        self, app: ASGIApp, routes: Sequence[BaseRoute], log_config: LogConfig, metrics: MetricsConfig
-    ) -> None:
+    def __init__(self, app: ASGIApp, routes: RouteIndex, log_config: LogConfig, metrics: MetricsConfig) -> None:
         self.app = app
-        self.routes = [r for r in routes if isinstance(r, Route)]
+        self.routes = routes
         self.access = log_config.access
         self.by_project = metrics.project_label
 
@@ -46,14 +45,7 @@ class ObservabilityMiddleware:
         if isinstance(served, str):
             return served
         # Answered before routing (a bad microversion: 400/406), or no route has that path (404).
-        partial = None
-        for route in self.routes:
-            match, _ = route.matches(scope)
-            if match is Match.FULL:
-                return route.path
-            if match is Match.PARTIAL and partial is None:
-                partial = route.path
-        return partial or UNMATCHED
+        return self.routes.match(scope)[0] or UNMATCHED
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
