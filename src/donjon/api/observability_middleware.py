@@ -12,6 +12,7 @@ import ipaddress
 import logging
 import time
 from collections.abc import Sequence
+from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -35,6 +36,9 @@ class ObservabilityMiddleware:
     def __init__(self, app: ASGIApp, routes: RouteIndex, log_config: LogConfig, metrics: MetricsConfig) -> None:
         self.app = app
         self.routes = routes
+        # Each (method, route, status)'s counter and histogram: looking them up by label values costs more
+        # than counting.
+        self._series: dict[tuple[str, str, int], tuple[Any, Any]] = {}
         self.access = log_config.access
         self.by_project = metrics.project_label
 
@@ -75,8 +79,17 @@ class ObservabilityMiddleware:
         route = self.route_of(scope)
         caller = scope.get("state", {}).get("caller")
         project = _printable(getattr(caller, "project_id", "") or "")
-        metrics.HTTP_REQUESTS.labels(method, route, str(status)).inc()
-        metrics.HTTP_DURATION.labels(method, route).observe(seconds)
+        series = self._series.get((method, route, status))
+        if series is None:
+            # A bounded set: methods, route templates and statuses, never a path or an id.
+            series = (
+                metrics.HTTP_REQUESTS.labels(method, route, str(status)),
+                metrics.HTTP_DURATION.labels(method, route),
+            )
+            self._series[method, route, status] = series
+        count, duration = series
+        count.inc()
+        duration.observe(seconds)
         if self.by_project and project:
             metrics.HTTP_REQUESTS_BY_PROJECT.labels(project, method, str(status)).inc()
         if self.access:
