@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Connection, delete, func, insert, select, update
+from sqlalchemy import Connection, bindparam, delete, func, insert, select, update
 
 from donjon.storage.tables import project_active_kek, project_keks
 from donjon.wrapped_key import WrappedKey
@@ -48,12 +48,15 @@ def create_active(conn: Connection, *, kek_id: str, project_id: str, wrapped: Wr
     conn.execute(insert(project_active_kek).values(project_id=project_id, kek_id=kek_id))
 
 
+# Built once: every sealed write checks its KEK (ProjectKeys.hold).
+_KEK_EXISTS = select(project_keks.c.id).where(
+    project_keks.c.id == bindparam("kek_id"), project_keks.c.project_id == bindparam("project_id")
+)
+
+
 def exists(conn: Connection, project_id: str, kek_id: str) -> bool:
     """Whether the project's KEK ``kek_id`` is still there (a KEK rotation deletes retired ones)."""
-    row = conn.execute(
-        select(project_keks.c.id).where(project_keks.c.id == kek_id, project_keks.c.project_id == project_id)
-    ).first()
-    return row is not None
+    return conn.execute(_KEK_EXISTS, {"kek_id": kek_id, "project_id": project_id}).first() is not None
 
 
 def ids_not_under(conn: Connection, root_key_id: str, limit: int, *, after: str = "") -> list[str]:

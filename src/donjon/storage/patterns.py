@@ -9,8 +9,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy.sql.elements import ColumnElement
+from sqlalchemy.sql.elements import BindParameter, ColumnElement
 
 
-def like(column: ColumnElement[Any], pattern: str) -> ColumnElement[bool]:
-    return column.like(pattern.replace("\\", "\\\\"), escape="\\")
+def like_pattern(text: str) -> str:
+    """``text`` as a pattern under ``ESCAPE '\\'``: its backslashes doubled, its wildcards kept."""
+    return text.replace("\\", "\\\\")
+
+
+def like(column: ColumnElement[Any], pattern: str | BindParameter[Any]) -> ColumnElement[bool]:
+    """``column LIKE pattern ESCAPE '\\'``; a bound pattern's value must come from ``like_pattern``."""
+    return column.like(like_pattern(pattern) if isinstance(pattern, str) else pattern, escape="\\")

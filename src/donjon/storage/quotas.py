@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Connection, delete, insert, select, update
+from sqlalchemy import Connection, bindparam, delete, insert, select, update
 from sqlalchemy.dialects import mysql, postgresql
 
 from donjon.storage.paging import page
@@ -20,8 +20,12 @@ class ProjectQuotas:
     values: dict[str, int | None]  # None: the configured default applies
 
 
+# Built once: the quota check of every create reads it.
+_QUOTAS_OF = select(project_quotas).where(project_quotas.c.project_id == bindparam("project_id"))
+
+
 def get(conn: Connection, project_id: str) -> ProjectQuotas | None:
-    row = conn.execute(select(project_quotas).where(project_quotas.c.project_id == project_id)).first()
+    row = conn.execute(_QUOTAS_OF, {"project_id": project_id}).first()
     if row is None:
         return None
     return ProjectQuotas(project_id, {r: getattr(row, r) for r in RESOURCES})

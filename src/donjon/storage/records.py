@@ -39,10 +39,20 @@ class SecretRecord:
 _SECRET_FIELDS = tuple(SecretRecord.__dataclass_fields__)
 
 
+# A row's column names -> the record fields among them, in order. Bounded: one entry per statement's columns.
+_FIELDS_OF: dict[tuple[str, ...], tuple[str, ...]] = {}
+
+
 def secret_record(row: Any) -> SecretRecord:
     """A SecretRecord from a result row; columns the query left out take the record's defaults."""
+    columns: tuple[str, ...] = row._fields
+    present = _FIELDS_OF.get(columns)
+    if present is None:
+        present = tuple(k for k in _SECRET_FIELDS if k in columns)
+        if len(_FIELDS_OF) < 64:
+            _FIELDS_OF[columns] = present
     m = row._mapping
-    return SecretRecord(**{k: m[k] for k in _SECRET_FIELDS if k in m})
+    return SecretRecord(**{k: m[k] for k in present})
 
 
 @dataclass(frozen=True)

@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Select, and_, delete, func, insert, or_, select, update
+from sqlalchemy import Connection, Integer, Select, and_, bindparam, delete, func, insert, or_, select, update
 from sqlalchemy.sql.elements import ColumnElement
 
 from donjon.storage.paging import count, page
-from donjon.storage.patterns import like
+from donjon.storage.patterns import like, like_pattern
 from donjon.storage.records import ConsumerRecord, SecretRecord, secret_record
 from donjon.storage.tables import secret_acl_users, secret_acls, secret_consumers, secret_metadata, secrets
 
@@ -49,8 +49,14 @@ def _alive(now: datetime) -> ColumnElement[bool]:
     return or_(secrets.c.expiration.is_(None), secrets.c.expiration > now)
 
 
+# Built once: a statement made per call costs more to build and to key for the compiled cache than to run.
+_INSERT_SECRET = insert(secrets)
+_RECORD_FIELDS = tuple(f.name for f in fields(SecretRecord))
+
+
 def insert_secret(conn: Connection, record: SecretRecord) -> None:
-    conn.execute(insert(secrets).values(**asdict(record)))
+    # Its fields are all plain values: no need for asdict's recursive copy.
+    conn.execute(_INSERT_SECRET, {name: getattr(record, name) for name in _RECORD_FIELDS})
 
 
 def get_secret(
@@ -109,41 +115,90 @@ _TIME_OPS = {
 }
 
 
-def _filtered(query: SecretQuery, stmt: Select[Any]) -> Select[Any]:
+def _conditions(query: SecretQuery) -> list[ColumnElement[bool]]:
+    """The query's filters with their values as bound parameters (named as ``_parameters`` names them): the
+    statement depends only on which filters the query uses, so one serves every query of that shape."""
     c = secrets.c
-    conds: list[ColumnElement[bool]] = [_alive(query.now)]
+    conds: list[ColumnElement[bool]] = [or_(c.expiration.is_(None), c.expiration > bindparam("now"))]
     if query.acl_user is not None:
-        conds.append(c.id.in_(select(secret_acl_users.c.secret_id).where(secret_acl_users.c.user_id == query.acl_user)))
+        shared = select(secret_acl_users.c.secret_id).where(secret_acl_users.c.user_id == bindparam("acl_user"))
+        conds.append(c.id.in_(shared))
     else:
-        conds.append(c.project_id == query.project_id)
+        conds.append(c.project_id == bindparam("project_id"))
         if query.private_visible_to is not None:
             private = select(secret_acls.c.secret_id).where(secret_acls.c.project_access.is_(False))
-            conds.append(or_(c.id.not_in(private), c.creator_id == query.private_visible_to))
-    if query.name:
-        conds.append(like(c.name, query.name))
-    if query.algorithm:
-        conds.append(like(c.algorithm, query.algorithm))
-    if query.mode:
-        conds.append(like(c.mode, query.mode))
-    if query.bit_length is not None:
-        conds.append(c.bit_length == query.bit_length)
-    if query.secret_type:
-        conds.append(c.secret_type == query.secret_type)
+            conds.append(or_(c.id.not_in(private), c.creator_id == bindparam("private_visible_to")))
+    conds.extend(like(c[name], bindparam(name)) for name in _LIKE_FILTERS if getattr(query, name))
+    conds.extend(c[name] == bindparam(name) for name in _EQUAL_FILTERS if getattr(query, name) is not None)
     for column, bounds in query.time_bounds.items():
-        col = c[column]
-        conds.extend(_TIME_OPS[b.op](col, b.value) for b in bounds)
-    return stmt.where(and_(*conds))
+        conds.extend(_TIME_OPS[b.op](c[column], bindparam(f"{column}_{n}")) for n, b in enumerate(bounds))
+    return conds
 
 
-def list_secrets(conn: Connection, query: SecretQuery) -> tuple[list[SecretRecord], int]:
-    total = conn.execute(_filtered(query, select(func.count()).select_from(secrets))).scalar_one()
-    if total <= query.offset:  # also keeps an offset past the database's integer range out of the query
-        return [], total
+def _parameters(query: SecretQuery) -> dict[str, Any]:
+    """The values of ``_conditions``' bound parameters."""
+    params: dict[str, Any] = {"now": query.now}
+    if query.acl_user is not None:
+        params["acl_user"] = query.acl_user
+    else:
+        params["project_id"] = query.project_id
+        if query.private_visible_to is not None:
+            params["private_visible_to"] = query.private_visible_to
+    params.update((name, like_pattern(v)) for name in _LIKE_FILTERS if (v := getattr(query, name)))
+    params.update((name, v) for name in _EQUAL_FILTERS if (v := getattr(query, name)) is not None)
+    for column, bounds in query.time_bounds.items():
+        params.update((f"{column}_{n}", b.value) for n, b in enumerate(bounds))
+    return params
+
+
+_LIKE_FILTERS = ("name", "algorithm", "mode")  # Barbican's LIKE filters (an empty one filters nothing)
+_EQUAL_FILTERS = ("bit_length", "secret_type")
+
+
+def _shape(query: SecretQuery) -> tuple[Any, ...]:
+    """What the statements of a list query depend on: which filters it uses, not their values."""
+    bounds = tuple((column, tuple(b.op for b in found)) for column, found in query.time_bounds.items())
+    return (
+        query.acl_user is None,
+        query.private_visible_to is None,
+        tuple(bool(getattr(query, name)) for name in _LIKE_FILTERS),
+        tuple(getattr(query, name) is None for name in _EQUAL_FILTERS),
+        bounds,
+        tuple(query.sort),
+    )
+
+
+# Query shape -> (count statement, page statement). Bounded: the shapes are few (filters used, sort keys).
+_LIST_STATEMENTS: dict[tuple[Any, ...], tuple[Select[Any], Select[Any]]] = {}
+
+
+def _statements(query: SecretQuery) -> tuple[Select[Any], Select[Any]]:
+    """The count and page statements of ``query``'s shape: built on its first use (building a statement and
+    its key for SQLAlchemy's compiled cache cost more than running it on SQLite)."""
+    shape = _shape(query)
+    found = _LIST_STATEMENTS.get(shape)
+    if found is not None:
+        return found
+    where = and_(*_conditions(query))
+    counting = select(func.count()).select_from(secrets).where(where)
     order = [secrets.c[col].desc() if desc else secrets.c[col].asc() for col, desc in query.sort]
     # A stable default order (created, id) makes offset paging deterministic; Barbican's list is unordered.
     order += [secrets.c.created_at.asc(), secrets.c.id.asc()]
-    stmt = _filtered(query, select(*_META_COLUMNS)).order_by(*order).offset(query.offset).limit(query.limit)
-    return [secret_record(r) for r in conn.execute(stmt)], total
+    paging = select(*_META_COLUMNS).where(where).order_by(*order)
+    paging = paging.offset(bindparam("offset", type_=Integer)).limit(bindparam("limit", type_=Integer))
+    if len(_LIST_STATEMENTS) < 512:
+        _LIST_STATEMENTS[shape] = (counting, paging)
+    return counting, paging
+
+
+def list_secrets(conn: Connection, query: SecretQuery) -> tuple[list[SecretRecord], int]:
+    counting, paging = _statements(query)
+    params = _parameters(query)
+    total = conn.execute(counting, params).scalar_one()
+    if total <= query.offset:  # also keeps an offset past the database's integer range out of the query
+        return [], total
+    rows = conn.execute(paging, {**params, "offset": query.offset, "limit": query.limit})
+    return [secret_record(r) for r in rows], total
 
 
 # --- consumers ---------------------------------------------------------------------------------------
