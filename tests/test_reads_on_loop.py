@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 from prometheus_client import REGISTRY
+from sqlalchemy import event, text
 from starlette.testclient import TestClient
 
 from donjon.api.app import create_app
@@ -135,3 +136,27 @@ def test_a_kek_to_unwrap_moves_the_read_to_a_thread(sqlite_settings: Settings, m
         assert api.get(f"/v1/secrets/{secret_id}/payload", headers={"Accept": "text/plain"}).text == "unwrapped"
         assert _count("moved") - moved == 1
         assert threads.workers() == [False, True]  # the loop's attempt reached the store, then stepped aside
+
+
+def test_the_loop_keeps_one_connection_and_lets_a_failed_one_go(tmp_path: Path) -> None:
+    db = Database(f"sqlite:///{tmp_path / 'loop.sqlite'}")
+    checkouts: list[int] = []
+    event.listen(db.engine, "checkout", lambda *_: checkouts.append(1))
+    with db.read() as conn:  # off the loop: a checkout per read, and an idle connection in the pool after it
+        conn.execute(text("SELECT 1"))
+    with on_event_loop():
+        for _ in range(3):
+            with db.read() as conn:
+                assert conn.execute(text("SELECT 1")).scalar_one() == 1
+        assert len(checkouts) == 2  # the loop's connection was checked out once, then kept
+        with pytest.raises(ZeroDivisionError), db.read() as conn:
+            conn.execute(text("SELECT 1"))
+            raise ZeroDivisionError
+        with pytest.raises(WouldBlock), db.read():
+            may_block("a later step")  # not the connection's fault: it is kept
+        with db.read() as conn:
+            conn.execute(text("SELECT 1"))
+        assert len(checkouts) == 3  # after the failure, a fresh one; after WouldBlock, the same
+        assert db.engine.pool.checkedout() == 1  # type: ignore[attr-defined]
+    db.dispose()
+    assert db.engine.pool.checkedout() == 0  # type: ignore[attr-defined]

@@ -23,6 +23,11 @@ class WouldBlock(BaseException):  # noqa: N818 - a signal to move the call, not 
     A BaseException, so that no ``except Exception`` on the way turns it into an error answer."""
 
 
+def on_loop() -> bool:
+    """Whether the current call is marked as running on the event loop."""
+    return _ON_LOOP.get()
+
+
 def may_block(step: str) -> None:
     """Before a step that may wait (``step`` names it, for debugging): refuse it on the event loop."""
     if _ON_LOOP.get():

@@ -216,7 +216,8 @@ def base_url(request: Request) -> str:
     configured = ctx(request).settings.host_href
     if configured:
         return configured
-    proto = request.headers.get("x-forwarded-proto") or request.url.scheme
+    # The scope's scheme, not request.url's: building the URL object cost more than the rest of a ref.
+    proto = request.headers.get("x-forwarded-proto") or request.scope["scheme"]
     host = request.headers.get("host") or f"{request.url.hostname}:{request.url.port}"
     return f"{proto}://{host}{request.scope.get('root_path', '')}".rstrip("/")
 

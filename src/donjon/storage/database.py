@@ -26,7 +26,7 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import make_url
 from sqlalchemy.pool import QueuePool
 
-from donjon.blocking import may_block
+from donjon.blocking import WouldBlock, may_block, on_loop
 from donjon.errors import Unavailable
 from donjon.observability import metrics
 from donjon.storage.group_commit import GroupCommit
@@ -104,6 +104,9 @@ class Database:
         self.dialect = parsed.get_backend_name()
         # SQLite: a read is a local file read (WAL: never behind a writer), fit for the event loop.
         self._local = self.dialect == "sqlite"
+        # Per event loop thread (a server's worker has one; tests may run several apps), see _loop_read.
+        self._loop_connection = threading.local()
+        self._loop_connections: list[Connection] = []
         self._lock_path: Path | None = None
         self._thread_lock = threading.Lock()
         self._lock_fd: int | None = None
@@ -137,12 +140,40 @@ class Database:
 
     @contextmanager
     def read(self) -> Iterator[Connection]:
-        pool = self.engine.pool
-        if not self._local or not isinstance(pool, QueuePool) or pool.checkedin() == 0:
-            # A server over the network, or every pooled connection busy: both may wait.
-            may_block("a database read")
+        if on_loop():
+            if not self._local:
+                may_block("a database read over the network")
+            with self._loop_read() as conn:
+                yield conn
+            return
         with _reachable(), self._connect() as conn:
             yield conn
+
+    @contextmanager
+    def _loop_read(self) -> Iterator[Connection]:
+        """The event loop thread's own SQLite connection, kept checked out: reads on the loop run one at a
+        time and to completion, and a pool checkout and check-in per read cost as much as the read."""
+        conn: Connection | None = getattr(self._loop_connection, "conn", None)
+        if conn is None:
+            pool = self.engine.pool
+            if not isinstance(pool, QueuePool) or pool.checkedin() == 0:
+                may_block("a database connection")  # every pooled connection busy: a checkout may wait
+            with _reachable():
+                conn = self._connect()
+            self._loop_connection.conn = conn
+            self._loop_connections.append(conn)
+        try:
+            with _reachable():
+                yield conn
+        except WouldBlock:
+            raise  # a later step, not this connection: it stays as it is
+        except BaseException:
+            # Whatever failed may have left a statement open: the connection goes back (its reset rolls it
+            # back) and the next read on the loop takes a fresh one.
+            self._loop_connection.conn = None
+            self._loop_connections.remove(conn)
+            conn.close()
+            raise
 
     def _connect(self) -> Connection:
         # connect() checks a connection out of the pool (waiting for one, pre-pinging it) right away.
@@ -214,6 +245,9 @@ class Database:
                     conn.commit()
 
     def dispose(self) -> None:
+        for conn in self._loop_connections:
+            conn.close()
+        self._loop_connections.clear()
         self.engine.dispose()
 
 
