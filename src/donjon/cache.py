@@ -27,6 +27,7 @@ V = TypeVar("V")
 class _Entry(Generic[V]):
     value: V = field(repr=False)  # a cached KEK is key bytes: never in a repr
     ttl: float
+    deadline: float  # the timer's value at which the entry expires
 
 
 class ExpiringCache(Generic[K, V]):
@@ -36,6 +37,7 @@ class ExpiringCache(Generic[K, V]):
         if maxsize < 1:
             raise ValueError("a cache holds at least one entry")
         self._ttl = ttl
+        self._timer = timer
         self._lock = threading.Lock()  # cachetools' caches are not thread-safe
         self._entries: TLRUCache[K, _Entry[V]] = TLRUCache(maxsize=maxsize, ttu=self._expiry, timer=timer)
 
@@ -64,7 +66,16 @@ class ExpiringCache(Generic[K, V]):
                 self._entries.pop(key, None)
                 self._entries.expire()
                 return
-            self._entries[key] = _Entry(value, ttl)  # expires the stale entries, then evicts past maxsize
+            # Expires the stale entries, then evicts past maxsize.
+            self._entries[key] = _Entry(value, ttl, self._timer() + ttl)
+
+    def time_left(self, key: K) -> float:
+        """Seconds until ``key``'s entry expires; 0 if there is none (another cache's entries can be bounded
+        by it: a value derived from this one's is kept no longer than it)."""
+        with self._lock:
+            self._entries.expire()
+            entry = self._entries.get(key)
+            return max(0.0, entry.deadline - self._timer()) if entry is not None else 0.0
 
     def expire(self) -> None:
         """Drop the expired entries now (a periodic sweep, for a cache that may sit unused)."""

@@ -185,9 +185,15 @@ def build_context(settings: Settings, clock: Clock = SYSTEM_CLOCK) -> tuple[AppC
     registry = StoreRegistry.open(settings.configured_stores(), settings.default_store, clock=clock)
     stores = SecretStoreService(db, policy, registry, clock=clock)
     processor = OrderProcessor(db, keys, stores, clock=clock)
+    transit = TransitService(db, keys, policy, quotas, clock=clock)
+
+    def housekeeping() -> None:  # an idle process lets go of expired KEKs and the rings opened under them
+        keys.expire()
+        transit.expire()
+
     worker = None
     if settings.orders.run_in_server:
-        worker = OrderWorker(db, processor, settings.orders, housekeeping=keys.expire, clock=clock)
+        worker = OrderWorker(db, processor, settings.orders, housekeeping=housekeeping, clock=clock)
     lifecycle = LifecycleDeps(db, keys, settings.lifecycle, stores=registry, clock=clock)
     context = AppContext(
         settings=settings,
@@ -220,7 +226,7 @@ def build_context(settings: Settings, clock: Clock = SYSTEM_CLOCK) -> tuple[AppC
         ),
         order_worker=worker,
         keystone=_keystone(settings, clock),
-        transit=TransitService(db, keys, policy, quotas, clock=clock),
+        transit=transit,
         clock=clock,
         reads_on_loop=db.dialect == "sqlite",
     )

@@ -66,6 +66,8 @@ class ProjectKeys:
         self._db = db
         self._clock = clock
         self._keystore = keystore
+        self.cache_seconds = cache_seconds
+        self.max_projects = max_projects
         # kek id -> unwrapped key; a project has one active KEK, and more only for a while after a rotation.
         self._keys: ExpiringCache[str, bytes] = ExpiringCache(
             maxsize=max_projects, ttl=cache_seconds, timer=clock.monotonic
@@ -155,6 +157,11 @@ class ProjectKeys:
         """Drop the keys past their TTL now: the order worker's loop calls it, so an idle process lets go too."""
         self._keys.expire()
         self._active.expire()
+
+    def time_left(self, kek_id: str) -> float:
+        """Seconds this process keeps the unwrapped KEK ``kek_id`` still (0: not cached): what a cache of
+        values opened under it (transit's unsealed rings) bounds its own entries by."""
+        return self._keys.time_left(kek_id)
 
     def cached_count(self) -> int:
         """How many unwrapped KEKs this process holds now."""

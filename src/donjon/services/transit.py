@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from sqlalchemy import Connection
 
 from donjon.auth import Caller
+from donjon.cache import ExpiringCache
 from donjon.crypto import DecryptionFailed
 from donjon.crypto import transit as primitives
 from donjon.errors import InvalidInput, NotFound, Unavailable
@@ -123,28 +124,77 @@ class SignOptions:
 
 class TransitService:
     def __init__(
-        self, db: Database, keys: ProjectKeys, policy: Policy, quotas: Quotas, *, clock: Clock = SYSTEM_CLOCK
+        self,
+        db: Database,
+        keys: ProjectKeys,
+        policy: Policy,
+        quotas: Quotas,
+        *,
+        max_cached_rings: int = 1_000,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         self._db = db
+        self._keys = keys
         # The one payload path: a ring is sealed and opened by the database store like every payload.
         self._payloads = PayloadStore(keys)
         self._policy = policy
         self._quotas = quotas
         self._clock = clock
+        # (project, key name) -> the ring opened from one exact sealed payload of its row. Each use still reads
+        # the row (existence, policy) and compares it with the entry; only the unseal and parse are skipped.
+        # Entries live no longer than the KEK that opened them stays cached (ProjectKeys.time_left).
+        self._rings: ExpiringCache[tuple[str, str], _OpenedRing] = ExpiringCache(
+            maxsize=max_cached_rings, ttl=keys.cache_seconds, timer=clock.monotonic
+        )
 
     # --- storage of rings ---------------------------------------------------------------------------
 
-    def _load(self, caller: Caller, name: str, rule: str, operation: str) -> tuple[SecretRecord, KeyRing] | None:
-        """The ring and its row if it exists in the caller's project and ``rule`` allows; None if absent."""
+    def _load(
+        self, caller: Caller, name: str, rule: str, operation: str, *, cached: bool = True
+    ) -> tuple[SecretRecord, KeyRing] | None:
+        """The ring and its row if it exists in the caller's project and ``rule`` allows; None if absent.
+
+        ``cached``: the ring may be the one this process opened from the very same sealed payload (a shared
+        object: never changed); without it, a ring of the caller's own, to change and store."""
         if not valid_name(name):
             return None
         with self._db.read() as conn:
             record = repo.find_ring(conn, caller.project_id, name, self._clock.now())
             if record is None:
+                self._rings.pop((caller.project_id, name))  # deleted, expired or purged: its bytes go now
                 return None
             # The same decision as for the secret through Barbican (403 for a private secret of another user).
             access.secret_for(conn, self._policy, caller, record.id, rule, operation, now=self._clock.now())
-        return record, self._open(record)
+        if not cached:
+            return record, self._open(record)
+        return record, self._open_cached(name, record)
+
+    def _open_cached(self, name: str, record: SecretRecord) -> KeyRing:
+        """``_open``, skipped when this process opened the row's current sealed payload already."""
+        key = (record.project_id, name)
+        hit = self._rings.get(key)
+        if hit is not None:
+            if hit.opens(record):
+                return hit.ring
+            self._rings.pop(key)  # rotated, configured, trimmed, re-created or re-sealed since: stale
+        ring = self._open(record)
+        assert record.kek_id is not None and record.ciphertext is not None  # _open refuses a row without them
+        self._rings.put(
+            key,
+            _OpenedRing(record.id, record.version, record.kek_id, record.ciphertext, ring),
+            ttl=self._keys.time_left(record.kek_id),
+        )
+        return ring
+
+    def forget_rings(self) -> None:
+        self._rings.clear()
+
+    def expire(self) -> None:
+        """Drop the rings past their TTL now (the order worker's housekeeping, as for the KEK cache)."""
+        self._rings.expire()
+
+    def cached_ring_count(self) -> int:
+        return len(self._rings)
 
     def _open(self, record: SecretRecord) -> KeyRing:
         if record.store is not None or record.ciphertext is None:
@@ -201,12 +251,13 @@ class TransitService:
     ) -> KeyRing:
         """Apply ``change`` to the stored ring and store it, re-reading if another writer came in between."""
         for _ in range(_UPDATE_ATTEMPTS):
-            found = self._load(caller, name, "secret:put", operation)
+            found = self._load(caller, name, "secret:put", operation, cached=False)
             if found is None:
                 raise InvalidInput(missing)
             record, ring = found
             change(ring)
             if self._payloads.retry_if_retired(functools.partial(self._store, record, ring)):
+                self._rings.pop((caller.project_id, name))  # e.g. trimmed versions: their bytes go now
                 return ring
         raise Unavailable("the transit key is being changed concurrently; try again")
 
@@ -279,6 +330,7 @@ class TransitService:
             raise InvalidInput(f"error deleting policy {name}: deletion is not allowed for this key")
         with self._db.write() as conn:
             tombstones.remove_secret(conn, record, reason=tombstones.DELETED, now=self._clock.now())
+        self._rings.pop((caller.project_id, name))
 
     # --- using a key --------------------------------------------------------------------------------
 
@@ -484,6 +536,29 @@ class TransitService:
 
 
 # --- helpers ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _OpenedRing:
+    """A ring as opened from one exact sealed payload of its row: it stands for that payload only."""
+
+    secret_id: str
+    version: int
+    kek_id: str
+    ciphertext: bytes = field(repr=False)
+    ring: KeyRing = field(repr=False)
+
+    def opens(self, record: SecretRecord) -> bool:
+        """Whether ``record`` holds the very payload this ring was opened from. Every change of a ring stores
+        a new ciphertext (a fresh nonce), a KEK rotation re-seals it, a purge clears its KEK: any of them, in
+        any process, makes this False. Same KEK, same bound secret and version, same bytes: same plaintext."""
+        return (
+            record.store is None
+            and record.id == self.secret_id
+            and record.version == self.version
+            and record.kek_id == self.kek_id
+            and record.ciphertext == self.ciphertext
+        )
 
 
 def _check_new_key(new: NewKey) -> None:
