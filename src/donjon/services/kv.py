@@ -224,8 +224,13 @@ class KvService(PayloadService):  # no store registry: KV versions stay in the d
         if entry is None:
             if a.cas not in (None, 0):
                 raise InvalidInput(CAS_MISMATCH)
-            entry = self._insert_entry(conn, a.caller, record, a.path, KvSettings(), now)
-        elif not wraps_repo.lock_live_secret(conn, record.id, now):
+            # A new key: its secret's row is inserted holding version 1 already, the row an insert without
+            # payload then ``advance`` would leave (version 1 has no start time of its own), in one statement.
+            self._insert_entry(conn, a.caller, a.sealed, a.path, KvSettings(), now)
+            made = repo.KvVersionRow(1, now, None, False)  # the default settings: no delete_version_after
+            repo.add_version(conn, record.id, made)
+            return made
+        if not wraps_repo.lock_live_secret(conn, record.id, now):
             raise NotFound("Secret not found.")
         versions = self._versions(conn, record)
         latest = versions[-1].version if versions else 0
@@ -236,12 +241,10 @@ class KvService(PayloadService):  # no store registry: KV versions stay in the d
         if latest != a.current:
             return None
         new = a.current + 1
-        row_version = repo.row_version(conn, record.id)
-        if row_version is None or not repo.advance(
+        if not repo.advance(
             conn,
             secret_id=record.id,
             project_id=record.project_id,
-            row_version=row_version,
             new_version=new,
             content_type=payloads.TEXT,
             kek_id=a.kek_id,

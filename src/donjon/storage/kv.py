@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, delete, func, insert, select, update
+from sqlalchemy import Connection, bindparam, delete, func, insert, select, update
 
 from donjon.storage.tables import kv_entries, kv_versions, secret_versions, secrets
 from donjon.storage.versions import Payload, keep_previous, set_current
@@ -59,10 +59,15 @@ def _entry(row: Any) -> KvEntryRow:
     )
 
 
+# Built once: the statements of every KV read and write, cheaper to run than to construct (storage/access.py).
+_FIND_ENTRY = select(kv_entries).where(
+    kv_entries.c.project_id == bindparam("project_id"), kv_entries.c.path == bindparam("path")
+)
+_VERSIONS = select(kv_versions).where(kv_versions.c.secret_id == bindparam("secret_id")).order_by(kv_versions.c.version)
+
+
 def find_entry(conn: Connection, project_id: str, path: str) -> KvEntryRow | None:
-    row = conn.execute(
-        select(kv_entries).where(kv_entries.c.project_id == project_id, kv_entries.c.path == path)
-    ).first()
+    row = conn.execute(_FIND_ENTRY, {"project_id": project_id, "path": path}).first()
     return _entry(row) if row is not None else None
 
 
@@ -103,7 +108,7 @@ def paths_under(conn: Connection, project_id: str, prefix: str) -> list[str]:
 
 
 def versions(conn: Connection, secret_id: str) -> list[KvVersionRow]:
-    rows = conn.execute(select(kv_versions).where(kv_versions.c.secret_id == secret_id).order_by(kv_versions.c.version))
+    rows = conn.execute(_VERSIONS, {"secret_id": secret_id})
     return [KvVersionRow(r.version, r.created_at, r.deletion_time, bool(r.destroyed)) for r in rows]
 
 
@@ -171,17 +176,11 @@ def previous_ciphertext(conn: Connection, secret_id: str, version: int) -> tuple
     return (row.kek_id, row.ciphertext) if row is not None else None
 
 
-def row_version(conn: Connection, secret_id: str) -> int | None:
-    """The secret row's version column (1 for a key that has no data yet)."""
-    return conn.execute(select(secrets.c.version).where(secrets.c.id == secret_id)).scalar_one_or_none()
-
-
 def advance(
     conn: Connection,
     *,
     secret_id: str,
     project_id: str,
-    row_version: int,
     new_version: int,
     content_type: str,
     kek_id: str,
@@ -190,7 +189,8 @@ def advance(
 ) -> bool:
     """Make ``new_version`` the secret's payload, keeping the current ciphertext (if any) as a previous version.
 
-    Fenced on the secret row's ``row_version`` as the caller read it: False if another write came first.
+    The row is read once, here, and the update fenced on the version read (the caller holds the row's lock):
+    False if the secret went, or another write came first.
     """
     row = conn.execute(
         select(
@@ -200,11 +200,11 @@ def advance(
             secrets.c.content_type,
             secrets.c.version_started_at,
             secrets.c.created_at,
-        ).where(secrets.c.id == secret_id, secrets.c.version == row_version)
+        ).where(secrets.c.id == secret_id)
     ).first()
     if row is None:
         return False
-    fence = (secrets.c.id == secret_id, secrets.c.version == row_version)
+    fence = (secrets.c.id == secret_id, secrets.c.version == row.version)
     new = Payload(secret_id, project_id, new_version, content_type, kek_id, ciphertext)
     if not set_current(conn, fence, new, started=now if new_version > 1 else None, now=now):
         return False
