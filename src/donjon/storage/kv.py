@@ -63,6 +63,8 @@ def _entry(row: Any) -> KvEntryRow:
 _FIND_ENTRY = select(kv_entries).where(
     kv_entries.c.project_id == bindparam("project_id"), kv_entries.c.path == bindparam("path")
 )
+_INSERT_ENTRY = insert(kv_entries)  # rows given as parameters: no per-call .values() construction
+_INSERT_VERSION = insert(kv_versions)
 _VERSIONS = select(kv_versions).where(kv_versions.c.secret_id == bindparam("secret_id")).order_by(kv_versions.c.version)
 
 
@@ -85,13 +87,14 @@ def _settings(entry: KvEntryRow) -> dict[str, Any]:
 
 def insert_entry(conn: Connection, entry: KvEntryRow) -> None:
     conn.execute(
-        insert(kv_entries).values(
-            secret_id=entry.secret_id,
-            project_id=entry.project_id,
-            path=entry.path,
-            created_at=entry.created_at,
+        _INSERT_ENTRY,
+        {
+            "secret_id": entry.secret_id,
+            "project_id": entry.project_id,
+            "path": entry.path,
+            "created_at": entry.created_at,
             **_settings(entry),
-        )
+        },
     )
 
 
@@ -114,13 +117,14 @@ def versions(conn: Connection, secret_id: str) -> list[KvVersionRow]:
 
 def add_version(conn: Connection, secret_id: str, version: KvVersionRow) -> None:
     conn.execute(
-        insert(kv_versions).values(
-            secret_id=secret_id,
-            version=version.version,
-            created_at=version.created_at,
-            deletion_time=version.deletion_time,
-            destroyed=version.destroyed,
-        )
+        _INSERT_VERSION,
+        {
+            "secret_id": secret_id,
+            "version": version.version,
+            "created_at": version.created_at,
+            "deletion_time": version.deletion_time,
+            "destroyed": version.destroyed,
+        },
     )
 
 

@@ -94,10 +94,13 @@ def set_current(
     return result.rowcount == 1
 
 
+_INSERT_VERSION = insert(secret_versions)  # built once, the row as parameters (storage/secrets.py)
+
+
 def keep_previous(conn: Connection, previous: Payload, *, created_at: datetime, expires_at: datetime) -> None:
     """Keep ``previous`` readable as a version of its secret until ``expires_at``."""
     # Payload's fields are the version row's own columns.
-    conn.execute(insert(secret_versions).values(**asdict(previous), created_at=created_at, expires_at=expires_at))
+    conn.execute(_INSERT_VERSION, {**asdict(previous), "created_at": created_at, "expires_at": expires_at})
 
 
 def previous_payload(conn: Connection, secret_id: str, version: int, now: datetime) -> Payload | None:
