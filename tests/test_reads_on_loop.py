@@ -160,3 +160,44 @@ def test_the_loop_keeps_one_connection_and_lets_a_failed_one_go(tmp_path: Path) 
         assert db.engine.pool.checkedout() == 1  # type: ignore[attr-defined]
     db.dispose()
     assert db.engine.pool.checkedout() == 0  # type: ignore[attr-defined]
+
+
+def test_vault_kv_reads_and_transit_encrypts_on_the_loop(client: TestClient, database_url: str) -> None:
+    """A KV v2 read and a single-item transit encrypt: on the loop with SQLite; a batch goes to a thread."""
+    headers = {"X-Vault-Token": f"loop-{uuid.uuid4()}"}
+    assert client.post("/v1/secret/data/a/b", headers=headers, json={"data": {"k": "v"}}).status_code == 200
+    assert client.post("/v1/transit/keys/k", headers=headers, json={}).status_code in (200, 204)
+    served, moved = _count("served"), _count("moved")
+    assert client.get("/v1/secret/data/a/b", headers=headers).json()["data"]["data"] == {"k": "v"}
+    one = {"plaintext": "aGVsbG8="}
+    r = client.post("/v1/transit/encrypt/k", headers=headers, json=one)
+    assert r.status_code == 200 and r.json()["data"]["ciphertext"].startswith("vault:v1:"), r.text
+    r = client.post("/v1/transit/encrypt/k", headers=headers, json={"batch_input": [one, one]})
+    assert r.status_code == 200 and len(r.json()["data"]["batch_results"]) == 2, r.text
+    local = database_url.startswith("sqlite")
+    assert (_count("served") - served, _count("moved") - moved) == ((2, 0) if local else (0, 0))
+
+
+def test_an_encrypt_that_creates_its_key_moves_to_a_thread_first(sqlite_settings: Settings) -> None:
+    """Vault's upsert: the loop's attempt stops at the write, before any effect; one key is made, in a thread."""
+    with TestClient(create_app(sqlite_settings), base_url=BASE) as client:
+        headers = {"X-Vault-Token": f"loop-{uuid.uuid4()}"}
+        assert client.post("/v1/secret/data/warm", headers=headers, json={"data": {}}).status_code == 200  # a KEK
+        moved = _count("moved")
+        r = client.post("/v1/transit/encrypt/new", headers=headers, json={"plaintext": "aGVsbG8="})
+        assert r.status_code == 200, r.text
+        assert _count("moved") - moved == 1
+        key = client.get("/v1/transit/keys/new", headers=headers).json()["data"]
+        assert key["latest_version"] == 1 and list(key["keys"]) == ["1"]
+        assert client.request("LIST", "/v1/transit/keys", headers=headers).json()["data"]["keys"] == ["new"]
+
+
+def test_a_transit_key_whose_kek_must_be_unwrapped_moves_to_a_thread(sqlite_settings: Settings) -> None:
+    uncached = sqlite_settings.model_copy(update={"kek_cache_seconds": 0})
+    with TestClient(create_app(uncached), base_url=BASE) as client:
+        headers = {"X-Vault-Token": f"loop-{uuid.uuid4()}"}
+        assert client.post("/v1/transit/keys/k", headers=headers, json={}).status_code in (200, 204)
+        moved = _count("moved")
+        r = client.post("/v1/transit/encrypt/k", headers=headers, json={"plaintext": "aGVsbG8="})
+        assert r.status_code == 200, r.text
+        assert _count("moved") - moved == 1

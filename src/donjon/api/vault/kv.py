@@ -13,7 +13,7 @@ from typing import Any
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
-from donjon.api.common import ctx
+from donjon.api.common import ctx, run_read
 from donjon.api.vault import durations, responses
 from donjon.api.vault.errors import VaultError, bad_request, not_found
 from donjon.api.vault.router import PathTable, VaultCall
@@ -86,7 +86,8 @@ def _int_param(call: VaultCall, name: str) -> int:
 async def _read_data(call: VaultCall, match: re.Match[str]) -> Response:
     caller = (await call.identity()).caller
     path, version = _path(match), _int_param(call, "version")
-    found = await run_in_threadpool(_service(call).read, caller, path, version)
+    # SQLite: on the event loop unless a step would wait (donjon.blocking); a read has no effect to repeat.
+    found = await run_read(ctx(call.request), _service(call).read, caller, path, version)
     metadata = _version_metadata(found.version)
     if found.data is None:
         # Deleted or destroyed: a 404 that still says which (the CLI prints it, `kv rollback` refuses it).

@@ -15,7 +15,7 @@ from typing import Any
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
-from donjon.api.common import ctx
+from donjon.api.common import ctx, run_read
 from donjon.api.vault import responses
 from donjon.api.vault.errors import bad_request, not_found
 from donjon.api.vault.router import PathTable, VaultCall
@@ -144,7 +144,19 @@ def _answer(call: VaultCall, results: list[ItemResult], items: list[CryptoItem],
     return responses.logical(call.request, {"batch_results": out}, status=400 if failed else 200)
 
 
-async def _run(call: VaultCall, work: Callable[[], list[ItemResult]], items: list[CryptoItem], batch: bool) -> Response:
+async def _run(
+    call: VaultCall,
+    work: Callable[[], list[ItemResult]],
+    items: list[CryptoItem],
+    batch: bool,
+    *,
+    on_loop: bool = False,
+) -> Response:
+    """``work`` in a worker thread; ``on_loop``: a single item tried on the event loop first (SQLite,
+    donjon.blocking), moved to a thread before any effect if a step would wait (a KEK to unwrap, a key to
+    create). A batch is CPU enough to keep off the loop."""
+    if on_loop and len(items) == 1:
+        return _answer(call, await run_read(ctx(call.request), work), items, batch)
     return _answer(call, await run_in_threadpool(work), items, batch)
 
 
@@ -245,7 +257,7 @@ async def _encrypt(call: VaultCall, match: re.Match[str]) -> Response:
         convergent_encryption=_bool(params, "convergent_encryption"),
     )
     service, name = _service(call), match["name"]
-    return await _run(call, lambda: service.encrypt(caller, name, items, upsert), items, batch)
+    return await _run(call, lambda: service.encrypt(caller, name, items, upsert), items, batch, on_loop=True)
 
 
 async def _decrypt(call: VaultCall, match: re.Match[str]) -> Response:
