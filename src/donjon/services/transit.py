@@ -34,6 +34,7 @@ from donjon.crypto import transit as primitives
 from donjon.errors import InvalidInput, NotFound, Unavailable
 from donjon.policy import Policy
 from donjon.services import access, gobase64
+from donjon.services.base import Service
 from donjon.services.commands import NewSecret
 from donjon.services.payload_store import PayloadStore
 from donjon.services.project_keys import ProjectKeys
@@ -122,7 +123,7 @@ class SignOptions:
 # --- the engine ---------------------------------------------------------------------------------------
 
 
-class TransitService:
+class TransitService(Service):
     def __init__(
         self,
         db: Database,
@@ -133,13 +134,11 @@ class TransitService:
         max_cached_rings: int = 1_000,
         clock: Clock = SYSTEM_CLOCK,
     ) -> None:
-        self._db = db
+        super().__init__(db, policy, clock=clock)
         self._keys = keys
         # The one payload path: a ring is sealed and opened by the database store like every payload.
         self._payloads = PayloadStore(keys)
-        self._policy = policy
         self._quotas = quotas
-        self._clock = clock
         # (project, key name) -> the ring opened from one exact sealed payload of its row. Each use still reads
         # the row (existence, policy) and compares it with the entry; only the unseal and parse are skipped.
         # Entries live no longer than the KEK that opened them stays cached (ProjectKeys.time_left).
