@@ -32,6 +32,10 @@ from donjon.timeutil import SYSTEM_CLOCK, Clock
 R = TypeVar("R")
 
 
+# Bound once: every payload read counts a hit, and looking a child up by its label costs more than counting.
+_KEK_HIT, _KEK_MISS = metrics.KEK_CACHE.labels("hit"), metrics.KEK_CACHE.labels("miss")
+
+
 class KekRetired(Unavailable):
     """A KEK rotation retired the KEK a payload was sealed under before the payload's row was written.
 
@@ -185,10 +189,10 @@ class ProjectKeys:
     def _cached(self, kek_id: str) -> bytes | None:
         key = self._keys.get(kek_id)
         if key is not None:
-            metrics.KEK_CACHE.labels("hit").inc()
+            _KEK_HIT.inc()
         return key
 
     def _remember(self, kek_id: str, key: bytes) -> bytes:
-        metrics.KEK_CACHE.labels("miss").inc()  # a KEK that had to be unwrapped: first use, or its TTL ran out
+        _KEK_MISS.inc()  # a KEK that had to be unwrapped: first use, or its TTL ran out
         self._keys.put(kek_id, key)
         return key
