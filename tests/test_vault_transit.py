@@ -186,6 +186,24 @@ def test_policy_is_barbicans_and_projects_are_apart(app_client: TestClient) -> N
     assert (r.status_code, r.json()) == (400, {"errors": ["encryption key not found"]})
 
 
+def test_a_private_key_is_used_by_its_creator_and_the_users_its_acl_lists(app_client: TestClient) -> None:
+    # The ring and the caller's ACL facts come in one query: the same decision as for the secret via Barbican.
+    project = f"transit-{uuid.uuid4()}"
+
+    def as_user(user: str) -> dict[str, str]:
+        return {"X-Vault-Token": "x", "X-Project-Id": project, "X-User-Id": user, "X-Roles": "member"}
+
+    assert app_client.post("/v1/transit/keys/k", headers=as_user("alice")).status_code == 200
+    listed = app_client.get("/v1/secrets?alg=vault-transit", headers=as_user("alice")).json()
+    secret_id = listed["secrets"][0]["secret_ref"].rsplit("/", 1)[1]
+    acl = {"read": {"project-access": False, "users": ["carol"]}}
+    assert app_client.put(f"/v1/secrets/{secret_id}/acl", headers=as_user("alice"), json=acl).status_code == 200
+    body = {"plaintext": "eA=="}
+    for user, status in (("alice", 200), ("carol", 200), ("bob", 403)):
+        r = app_client.post("/v1/transit/encrypt/k", headers=as_user(user), json=body)
+        assert r.status_code == status, (user, r.text)
+
+
 def test_key_shows_in_barbican_lists_but_its_payload_is_never_served(app_client: TestClient) -> None:
     project = f"transit-{uuid.uuid4()}"
     assert app_client.post("/v1/transit/keys/k", headers={"X-Vault-Token": project}).status_code == 200

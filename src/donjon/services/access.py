@@ -65,6 +65,13 @@ def _decide(
     raise denied(operation)
 
 
+def decide_secret(
+    found: tuple[SecretRecord, repo.AccessFacts] | None, policy: Policy, caller: Caller, rule: str, operation: str
+) -> SecretRecord:
+    """``secret_for``'s decision on a secret its caller found another way (a transit ring, by name)."""
+    return _decide(found, _ABSENT_SECRET, "secret", policy, caller, rule, operation, "Secret not found.")
+
+
 def secret_for(
     conn: Connection,
     policy: Policy,

@@ -158,12 +158,12 @@ class TransitService(Service):
         if not valid_name(name):
             return None
         with self._db.read() as conn:
-            record = repo.find_ring(conn, caller.project_id, name, self._clock.now())
-            if record is None:
-                self._rings.pop((caller.project_id, name))  # deleted, expired or purged: its bytes go now
-                return None
-            # The same decision as for the secret through Barbican (403 for a private secret of another user).
-            access.secret_for(conn, self._policy, caller, record.id, rule, operation, now=self._clock.now())
+            found = repo.find_ring(conn, caller.project_id, name, caller.user_id, self._clock.now())
+        if found is None:
+            self._rings.pop((caller.project_id, name))  # deleted, expired or purged: its bytes go now
+            return None
+        # The same decision as for the secret through Barbican (403 for a private secret of another user).
+        record = access.decide_secret(found, self._policy, caller, rule, operation)
         if not cached:
             return record, self._open(record)
         return record, self._open_cached(name, record)
@@ -232,9 +232,9 @@ class TransitService(Service):
             with self._db.write() as conn:
                 # One creator at a time per project, so two racing creates of one name make one key.
                 quotas_repo.lock_project(conn, caller.project_id)
-                existing = repo.find_ring(conn, caller.project_id, name, self._clock.now())
+                existing = repo.find_ring(conn, caller.project_id, name, caller.user_id, self._clock.now())
                 if existing is not None:
-                    return self._open(existing)
+                    return self._open(existing[0])
                 self._quotas.check(conn, caller.project_id, "secrets", self._count_live)
                 self._payloads.hold(conn, record)
                 secrets_repo.insert_secret(conn, record)

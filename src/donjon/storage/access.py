@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Select, and_, bindparam, or_, select
+from sqlalchemy import Connection, Select, Subquery, and_, bindparam, or_, select
 
 from donjon.storage.containers import ContainerRecord
 from donjon.storage.records import SecretRecord, secret_record
@@ -34,11 +34,13 @@ class AccessFacts:
     listed: bool  # the caller is in the read ACL's users
 
 
-def _secret_statement(with_payload: bool) -> Select[Any]:
-    # Built once: constructing this join per request cost more than running it (SQLite, profiled).
+def secret_statement(with_payload: bool, wanted: Subquery | None = None) -> Select[Any]:
+    """The secret whose id ``wanted`` (a one-column ``id`` subquery; default: the ``secret_id`` parameter)
+    gives, with the caller's ACL facts (``user_id``, ``now`` parameters). Build it once, at import."""
     cols = [c for c in secrets.c if with_payload or c.name != "ciphertext"]
     users = secret_acl_users.alias("u")
-    wanted = select(bindparam("secret_id", type_=secrets.c.id.type).label("id")).subquery("wanted")
+    if wanted is None:
+        wanted = select(bindparam("secret_id", type_=secrets.c.id.type).label("id")).subquery("wanted")
     alive = or_(secrets.c.expiration.is_(None), secrets.c.expiration > bindparam("now"))
     return select(*cols, secret_acls.c.project_access, users.c.user_id.label("acl_user")).select_from(
         wanted.outerjoin(secrets, and_(secrets.c.id == wanted.c.id, alive))
@@ -57,8 +59,9 @@ def _container_statement() -> Select[Any]:
     )
 
 
-_SECRET_WITH_PAYLOAD = _secret_statement(True)
-_SECRET_METADATA = _secret_statement(False)
+# Built once: constructing this join per request cost more than running it (SQLite, profiled).
+_SECRET_WITH_PAYLOAD = secret_statement(True)
+_SECRET_METADATA = secret_statement(False)
 _CONTAINER = _container_statement()
 
 
@@ -67,7 +70,14 @@ def secret_with_access(
 ) -> tuple[SecretRecord, AccessFacts] | None:
     stmt = _SECRET_WITH_PAYLOAD if with_payload else _SECRET_METADATA
     # A NULL user matches no ACL row, so an anonymous caller is never "listed".
-    row = conn.execute(stmt, {"secret_id": secret_id, "user_id": user_id, "now": now}).one()
+    return found_with_access(conn.execute(stmt, {"secret_id": secret_id, "user_id": user_id, "now": now}).one())
+
+
+def found_with_access(row: Any) -> tuple[SecretRecord, AccessFacts] | None:
+    """A ``secret_statement`` row as the secret and the facts, or None if no secret was found. The all-NULL row
+    of an unknown id is converted too: the same work either way (no existence oracle in timing)."""
+    if row is None:  # a ``wanted`` subquery that found nothing (the default one always gives its id)
+        return None
     found = secret_record(row), _facts(row._mapping)
     return found if row.id is not None else None
 

@@ -12,7 +12,8 @@ from datetime import datetime
 from sqlalchemy import Connection, bindparam, or_, select, update
 from sqlalchemy.sql.elements import ColumnElement
 
-from donjon.storage.records import SecretRecord, secret_record
+from donjon.storage import access
+from donjon.storage.records import SecretRecord
 from donjon.storage.tables import secrets
 
 MARKER_ALGORITHM = "vault-transit"
@@ -30,7 +31,7 @@ def _rings(project_id: str, now: datetime) -> list[ColumnElement[bool]]:
 
 # Built once: the statement of every transit call, cheaper to run than to construct (as storage/access.py).
 _FIND_RING = (
-    select(secrets)
+    select(secrets.c.id)
     .where(
         secrets.c.project_id == bindparam("project_id"),
         secrets.c.algorithm == MARKER_ALGORITHM,
@@ -41,12 +42,17 @@ _FIND_RING = (
     .order_by(secrets.c.created_at, secrets.c.id)
     .limit(1)
 )
+# The ring found by name, payload included, with the caller's ACL facts (user_id): one query per transit call.
+_RING_WITH_ACCESS = access.secret_statement(True, _FIND_RING.subquery("wanted"))
 
 
-def find_ring(conn: Connection, project_id: str, name: str, now: datetime) -> SecretRecord | None:
-    """The ring named ``name`` in the project, payload included; the oldest if a race ever made two."""
-    row = conn.execute(_FIND_RING, {"project_id": project_id, "name": NAME_PREFIX + name, "now": now}).first()
-    return secret_record(row) if row is not None else None
+def find_ring(
+    conn: Connection, project_id: str, name: str, user_id: str | None, now: datetime
+) -> tuple[SecretRecord, access.AccessFacts] | None:
+    """The ring named ``name`` in the project, payload included (the oldest if a race ever made two), and the
+    ACL facts about ``user_id`` that the policy decides on (services.access.decide_secret)."""
+    params = {"project_id": project_id, "name": NAME_PREFIX + name, "user_id": user_id, "now": now}
+    return access.found_with_access(conn.execute(_RING_WITH_ACCESS, params).first())
 
 
 def ring_names(conn: Connection, project_id: str, now: datetime) -> list[str]:
