@@ -623,14 +623,14 @@ def test_an_fdatasync_of_another_writer_that_covered_a_batch_spares_its_own(
     key = load_audit_key(tmp_path / "audit.key", create=True)
     path = tmp_path / "audit.log"
     first, second = FileSink(path, key, fsync=True), FileSink(path, key, fsync=True)
-    held: list[tuple[int, int, Head]] = []
+    held: list[tuple[int, int, Head, bytes]] = []
     monkeypatch.setattr(first, "_make_durable", lambda *args: held.append(args))
     first.write_batch([{"id": "first"}])  # appended, not yet synced: its wait for the disk comes later
-    ((log_fd, head_fd, appended),) = held
+    ((log_fd, head_fd, appended, _),) = held
     second.write_batch([{"id": "second"}])  # appended after it, synced: the durable head now covers both
     recording = _Recording(os, path)
     monkeypatch.setattr("donjon.audit.sinks.os", recording)
-    FileSink._make_durable(first, log_fd, head_fd, appended)
+    FileSink._make_durable(first, log_fd, head_fd, appended, appended.encode(key))
     assert recording.calls == []  # no fdatasync, and the durable head is not moved back
     durable = Head.decode(key, head_path(path).read_bytes()[:256])
     assert (appended.count, durable.count) == (1, 2)

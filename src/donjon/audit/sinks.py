@@ -125,20 +125,21 @@ class FileSink:
                     fcntl.flock(head_fd, fcntl.LOCK_UN)
             if self.fsync:
                 try:
-                    self._make_durable(log_fd, head_fd, new)
+                    self._make_durable(log_fd, head_fd, new, raw)
                 except OSError:
                     self._close()
                     raise
 
-    def _make_durable(self, log_fd: int, head_fd: int, new: Head) -> None:
-        """Return once the log is on disk up to ``new``; then advance the durable head to it, never back."""
+    def _make_durable(self, log_fd: int, head_fd: int, new: Head, raw: bytes) -> None:
+        """Return once the log is on disk up to ``new`` (sealed as ``raw``); then advance the durable head to
+        it, never back."""
         if self._durable_covers(head_fd, new):
             return  # another process's fdatasync, which began after our append, covered it
         os.fdatasync(log_fd)
         fcntl.flock(head_fd, fcntl.LOCK_EX)
         try:
             if not self._durable_covers(head_fd, new):
-                os.pwrite(head_fd, new.encode(self._key), 0)
+                os.pwrite(head_fd, raw, 0)  # the tail's bytes, already sealed: no second HMAC
         finally:
             fcntl.flock(head_fd, fcntl.LOCK_UN)
 
