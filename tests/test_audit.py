@@ -423,8 +423,10 @@ def _group_commit_worker(path: str, key: bytes, name: str, threads: int, per_thr
     asyncio.run(coroutine_bodies())
     for w in workers:
         w.join()
-    # Batching happened: fewer flushes than records (the coroutines alone queue up while one is written).
-    assert sink.writer.batches < sink.writer.records == threads * per_thread + coroutines
+    # Batching happened: fewer flushes than records. The threads' records queue up while one batch is written;
+    # the coroutines' records of one loop iteration go out together.
+    assert sink.writer.batches < sink.writer.records == threads * per_thread
+    assert 1 <= sink.loop_batches < coroutines
     sink.close()
 
 
@@ -512,8 +514,8 @@ def test_fail_closed_answers_503_to_every_request_of_a_failed_batch(database_url
     app = create_app(settings)
     project = f"p-{uuid.uuid4()}"
     with TestClient(app, base_url=BASE) as client:
-        writer = auditor_of(app).file.writer
-        real_flush = writer._flush
+        sink = auditor_of(app).file
+        real_write = sink.write_batch
         broken = threading.Event()
         batches: list[int] = []
 
@@ -521,9 +523,9 @@ def test_fail_closed_answers_503_to_every_request_of_a_failed_batch(database_url
             batches.append(len(events))
             if broken.is_set():
                 raise OSError(5, "Input/output error")
-            real_flush(events)
+            real_write(events)
 
-        writer._flush = flush
+        sink.write_batch = flush  # type: ignore[method-assign]
         broken.set()
         with ThreadPoolExecutor(8) as pool:
             statuses = list(
@@ -608,7 +610,7 @@ def test_an_acknowledged_record_is_durable_and_the_head_follows_the_fdatasync(
     # Per batch: the tail, the fdatasync, then the durable head, which never counts a record that was not
     # synced before it.
     kinds = [kind for kind, _ in recording.calls]
-    assert kinds == ["tail", "fdatasync", "head"] * sink.writer.batches
+    assert kinds == ["tail", "fdatasync", "head"] * (sink.writer.batches + sink.loop_batches)
     for (_, raw_tail), (_, synced), (_, raw_head) in zip(*(recording.calls[i::3] for i in range(3)), strict=True):
         head = Head.decode(key, raw_head)
         assert head == Head.decode(key, raw_tail)

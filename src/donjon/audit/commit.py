@@ -7,14 +7,13 @@ turns that into a 503). Nothing waits on purpose: a lone record is flushed as so
 a batch is simply whatever arrived while the previous flush ran, so latency stays that of one flush at low
 concurrency and throughput grows with concurrency up to the batch the flush can take.
 
-Async callers (the request path) await an asyncio future that the writer resolves through
-``call_soon_threadsafe`` (one loop wake-up per batch, no worker-thread hop per record); synchronous callers
-(the CLI, tests) block on a ``threading.Event``.
+Its callers are threads without an event loop (the CLI, tests), each blocking on a ``threading.Event``. The
+request path batches on its event loop instead (``sinks.FileSink.append_async``): handing records to this
+thread and waking the loop back cost more than the write itself.
 """
 
 from __future__ import annotations
 
-import asyncio
 import os
 import threading
 from collections.abc import Callable, Sequence
@@ -26,24 +25,11 @@ T = TypeVar("T")
 
 @dataclass(eq=False)
 class _Waiter(Generic[T]):
-    """One caller's record and where to tell it the outcome (exactly one of ``loop`` or ``event`` set)."""
+    """One caller's record and where to tell it the outcome."""
 
     item: T
-    loop: asyncio.AbstractEventLoop | None = None
-    future: asyncio.Future[None] | None = None
-    event: threading.Event | None = None
-    error: BaseException | None = field(default=None)
-
-
-def _settle(futures: list[asyncio.Future[None]], error: BaseException | None) -> None:
-    # Runs on the futures' event loop. A caller may have gone away (its task cancelled): skip it.
-    for future in futures:
-        if future.done():
-            continue
-        if error is None:
-            future.set_result(None)
-        else:
-            future.set_exception(error)
+    event: threading.Event = field(default_factory=threading.Event)
+    error: BaseException | None = None
 
 
 class GroupCommit(Generic[T]):
@@ -60,18 +46,10 @@ class GroupCommit(Generic[T]):
         self.batches = 0  # flushes done: with ``records``, the mean batch size (tests, benchmarks)
         self.records = 0
 
-    async def submit(self, item: T) -> None:
-        """Return once ``item`` is flushed; raise what the flush of its batch raised."""
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[None] = loop.create_future()
-        self._enqueue(_Waiter(item, loop=loop, future=future))
-        await future
-
     def submit_sync(self, item: T) -> None:
-        """``submit`` for a thread that is not running an event loop."""
-        waiter = _Waiter(item, event=threading.Event())
+        """Return once ``item`` is flushed; raise what the flush of its batch raised."""
+        waiter = _Waiter(item)
         self._enqueue(waiter)
-        assert waiter.event is not None
         waiter.event.wait()
         if waiter.error is not None:
             raise waiter.error
@@ -107,18 +85,9 @@ class GroupCommit(Generic[T]):
             self._answer(batch, error)
 
     def _answer(self, batch: list[_Waiter[T]], error: BaseException | None) -> None:
-        by_loop: dict[asyncio.AbstractEventLoop, list[asyncio.Future[None]]] = {}
         for waiter in batch:
-            if waiter.event is not None:
-                waiter.error = error
-                waiter.event.set()
-            elif waiter.loop is not None and waiter.future is not None:
-                by_loop.setdefault(waiter.loop, []).append(waiter.future)
-        for loop, futures in by_loop.items():
-            try:
-                loop.call_soon_threadsafe(_settle, futures, error)
-            except RuntimeError:
-                pass  # that loop is closed: nobody is waiting any more
+            waiter.error = error
+            waiter.event.set()
 
     def close(self, timeout: float = 10.0) -> None:
         """Flush what is queued and stop the writer; a later submit starts a new one."""

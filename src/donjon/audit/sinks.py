@@ -15,14 +15,24 @@ The head file has two slots of ``HEAD_SIZE`` bytes, each a head state under its 
   a power loss it may name records that never reached the disk (nobody was answered for them): a tail
   longer than the log is ignored, and the chain continues from the durable head and the log itself.
 
-With ``fsync`` the batch is a group commit (``commit.GroupCommit``): one writer thread per process takes
-every record that queued while its previous batch was being written, so the lock, the ``fdatasync`` and the
-head updates are paid once per batch instead of once per record. Without ``fsync`` a record is written
-alone by its caller: the lock is held for microseconds and there is nothing to share.
+With ``fsync`` records are written in batches, so the lock, the ``fdatasync`` and the head updates are paid
+once per batch instead of once per record:
+* on the event loop (the request path), a batch is every record that one iteration of the loop produced:
+  the first one schedules the batch's write for the end of the iteration, and the write (seal, append,
+  ``fdatasync``) runs right there on the loop, which answers each caller of the batch at once. The loop waits
+  for the ``fdatasync`` (0.15-0.25 ms on the benchmark machine's disk), but every request it serves waits for
+  one anyway before its response is released; a writer thread cost more than that wait: waking it, the GIL
+  switches between it and a busy loop, and waking the loop back (measured: CPU per payload read
+  560-670 -> 340-430 us through the whole app, bench/README.md). On a slow disk the batches simply grow.
+* from threads without a loop (the CLI, tests), ``commit.GroupCommit``: one writer thread per process takes
+  every record that queued while its previous batch was being written.
+Without ``fsync`` a record is written alone by its caller: the lock is held for microseconds and there is
+nothing to share.
 """
 
 from __future__ import annotations
 
+import asyncio
 import errno
 import fcntl
 import logging
@@ -54,7 +64,10 @@ class FileSink:
         self._pid = 0
         # The tail last written by this process, raw and decoded: unchanged on disk means no HMAC to check.
         self._known_tail: tuple[bytes, Head] | None = None
-        self.writer: GroupCommit[dict[str, Any]] = GroupCommit(self.write_batch)
+        self.writer: GroupCommit[dict[str, Any]] = GroupCommit(self.write_batch)  # callers without a loop
+        # Per event loop: the records of its current iteration, and where to tell each caller the outcome.
+        self.loop_batches = 0  # batches written on an event loop (tests, benchmarks)
+        self._pending: dict[asyncio.AbstractEventLoop, list[tuple[dict[str, Any], asyncio.Future[None]]]] = {}
 
     def open(self) -> tuple[int, int]:
         if self._fds is not None and self._pid == os.getpid():
@@ -79,12 +92,29 @@ class FileSink:
             self.write_batch([event])
 
     async def append_async(self, event: dict[str, Any]) -> None:
-        """``append`` for the event loop: with ``fsync`` the caller waits for its batch without a thread."""
-        if self.fsync:
-            await self.writer.submit(event)
-        else:
+        """``append`` for the event loop: with ``fsync`` the caller waits for its loop iteration's batch."""
+        if not self.fsync:
             # A page-cache append under a lock held for microseconds: cheaper here than a thread hop.
             self.write_batch([event])
+            return
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[None] = loop.create_future()
+        pending = self._pending.get(loop)
+        if pending is None:
+            pending = self._pending[loop] = []
+            loop.call_soon(self._write_pending, loop)  # after the callbacks already due in this iteration
+        pending.append((event, future))
+        await future
+
+    def _write_pending(self, loop: asyncio.AbstractEventLoop) -> None:
+        batch = self._pending.pop(loop)
+        error: BaseException | None = None
+        try:
+            self.write_batch([event for event, _ in batch])
+        except Exception as exc:  # noqa: BLE001 - every caller of the batch is told, the next batch tries again
+            error = exc
+        self.loop_batches += 1
+        _settle([future for _, future in batch], error)
 
     def write_batch(self, events: Sequence[dict[str, Any]]) -> None:
         """Chain and append ``events`` in order under one flock and one write; then, with ``fsync``, make
@@ -217,6 +247,17 @@ class FileSink:
         self.writer.close()
         with self._lock:
             self._close()
+
+
+def _settle(futures: list[asyncio.Future[None]], error: BaseException | None) -> None:
+    """Answer every caller of a batch: done, or ``error``. A caller that went away (cancelled) is skipped."""
+    for future in futures:
+        if future.done():
+            continue
+        if error is None:
+            future.set_result(None)
+        else:
+            future.set_exception(error)
 
 
 def _cut(log_fd: int, size: int) -> None:
