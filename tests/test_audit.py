@@ -423,10 +423,10 @@ def _group_commit_worker(path: str, key: bytes, name: str, threads: int, per_thr
     asyncio.run(coroutine_bodies())
     for w in workers:
         w.join()
-    # Batching happened: fewer flushes than records. The threads' records queue up while one batch is written;
-    # the coroutines' records of one loop iteration go out together.
-    assert sink.writer.batches < sink.writer.records == threads * per_thread
+    # Batching happened: the coroutines' records of one loop iteration are appended together, and the appends
+    # that queue up while one fdatasync runs share the next.
     assert 1 <= sink.loop_batches < coroutines
+    assert sink.syncer.batches < sink.syncer.items == threads * per_thread + sink.loop_batches
     sink.close()
 
 
@@ -515,17 +515,17 @@ def test_fail_closed_answers_503_to_every_request_of_a_failed_batch(database_url
     project = f"p-{uuid.uuid4()}"
     with TestClient(app, base_url=BASE) as client:
         sink = auditor_of(app).file
-        real_write = sink.write_batch
+        real_append = sink._append
         broken = threading.Event()
         batches: list[int] = []
 
-        def flush(events: Any) -> None:
+        def flush(events: Any) -> Any:
             batches.append(len(events))
             if broken.is_set():
                 raise OSError(5, "Input/output error")
-            real_write(events)
+            return real_append(events)
 
-        sink.write_batch = flush  # type: ignore[method-assign]
+        sink._append = flush  # type: ignore[method-assign]
         broken.set()
         with ThreadPoolExecutor(8) as pool:
             statuses = list(
@@ -607,14 +607,20 @@ def test_an_acknowledged_record_is_durable_and_the_head_follows_the_fdatasync(
         w.join()
     sink.close()
     assert not not_durable
-    # Per batch: the tail, the fdatasync, then the durable head, which never counts a record that was not
-    # synced before it.
+    # Per sync batch: an fdatasync, then the durable head, which names a tail written before that fdatasync
+    # and never counts a record the fdatasync did not see. Appends (tails) go on meanwhile.
     kinds = [kind for kind, _ in recording.calls]
-    assert kinds == ["tail", "fdatasync", "head"] * (sink.writer.batches + sink.loop_batches)
-    for (_, raw_tail), (_, synced), (_, raw_head) in zip(*(recording.calls[i::3] for i in range(3)), strict=True):
-        head = Head.decode(key, raw_head)
-        assert head == Head.decode(key, raw_tail)
-        assert head.size == len(synced) and synced.count(b"\n") == head.count
+    assert kinds.count("fdatasync") == kinds.count("head") == sink.syncer.batches
+    synced, tails = b"", []
+    for kind, data in recording.calls:
+        if kind == "tail":
+            tails.append(data)
+        elif kind == "fdatasync":
+            synced, tails_before_sync = data, list(tails)
+        else:
+            assert data in tails_before_sync
+            head = Head.decode(key, data)
+            assert head.size <= len(synced) and synced[: head.size].count(b"\n") == head.count
     assert verify(path, key).count == 150
 
 
@@ -639,6 +645,39 @@ def test_an_fdatasync_of_another_writer_that_covered_a_batch_spares_its_own(
     assert verify(path, key).ok and verify(path, key).count == 2
     first.close()
     second.close()
+
+
+def test_a_failed_fdatasync_fails_every_caller_it_would_have_answered_and_the_next_sync_recovers(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    key = load_audit_key(tmp_path / "audit.key", create=True)
+    path = tmp_path / "audit.log"
+    sink = FileSink(path, key, fsync=True)
+    real_fdatasync, failing = os.fdatasync, threading.Event()
+
+    def fdatasync(fd: int) -> None:
+        if failing.is_set():
+            raise OSError(errno.EIO, "Input/output error")
+        real_fdatasync(fd)
+
+    monkeypatch.setattr("donjon.audit.sinks.os.fdatasync", fdatasync)
+
+    async def attempt(prefix: str) -> list[str]:
+        results = await asyncio.gather(
+            *(sink.append_async({"id": f"{prefix}/{i}"}) for i in range(10)), return_exceptions=True
+        )
+        return [type(r).__name__ if isinstance(r, BaseException) else "ok" for r in results]
+
+    failing.set()
+    assert asyncio.run(attempt("unsynced")) == ["OSError"] * 10  # appended, but nobody is told it is durable
+    # The durable head did not move: no fdatasync covered those records (its slot is still empty).
+    assert head_path(path).read_bytes()[:256].strip(b"\x00") == b""
+    failing.clear()
+    assert asyncio.run(attempt("synced")) == ["ok"] * 10
+    sink.close()
+    durable = Head.decode(key, head_path(path).read_bytes()[:256])
+    assert durable.count == 20 and durable.size == path.stat().st_size
+    assert verify(path, key).ok
 
 
 def test_records_a_power_loss_took_before_their_fdatasync_leave_no_gap(

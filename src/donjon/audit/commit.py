@@ -1,19 +1,20 @@
-"""Group commit: the records that queue up while one batch is being written go out together in the next.
+"""Group commit: the requests that queue up while one flush runs go out together in the next.
 
-A sink's ``flush(items)`` is slow for a reason that does not grow with the batch (an ``fdatasync``, a lock
-shared with other processes), so one writer thread per process takes everything queued, flushes it in one
-go and then answers every caller of that batch: with success, or with the flush's exception (fail-closed
-turns that into a 503). Nothing waits on purpose: a lone record is flushed as soon as the writer wakes, and
-a batch is simply whatever arrived while the previous flush ran, so latency stays that of one flush at low
-concurrency and throughput grows with concurrency up to the batch the flush can take.
+A sink's ``flush(items)`` is slow for a reason that does not grow with the batch (an ``fdatasync``), so one
+thread per process takes everything queued, flushes it in one go and then answers every caller of that
+batch: with success, or with the flush's exception (fail-closed turns that into a 503). Nothing waits on
+purpose: a lone item is flushed as soon as the thread wakes, and a batch is simply whatever arrived while
+the previous flush ran, so latency stays that of one flush at low concurrency and throughput grows with
+concurrency up to the batch the flush can take.
 
-Its callers are threads without an event loop (the CLI, tests), each blocking on a ``threading.Event``. The
-request path batches on its event loop instead (``sinks.FileSink.append_async``): handing records to this
-thread and waking the loop back cost more than the write itself.
+Two kinds of callers: threads (the CLI, tests) block on a ``threading.Event``; the event loop hands over an
+item with the asyncio futures of everyone it stands for and goes on, and the thread resolves them through
+``call_soon_threadsafe`` (one loop wake-up per batch).
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
 import threading
 from collections.abc import Callable, Sequence
@@ -25,17 +26,31 @@ T = TypeVar("T")
 
 @dataclass(eq=False)
 class _Waiter(Generic[T]):
-    """One caller's record and where to tell it the outcome."""
+    """One item and whom to tell its outcome: a blocked thread (``event``), or futures on ``loop``."""
 
     item: T
-    event: threading.Event = field(default_factory=threading.Event)
+    event: threading.Event | None = None
+    loop: asyncio.AbstractEventLoop | None = None
+    futures: list[asyncio.Future[None]] = field(default_factory=list)
     error: BaseException | None = None
+
+
+def settle(futures: Sequence[asyncio.Future[None]], error: BaseException | None) -> None:
+    """Answer every caller of a batch: done, or ``error``. Runs on the futures' event loop; a caller that went
+    away (its task cancelled) is skipped."""
+    for future in futures:
+        if future.done():
+            continue
+        if error is None:
+            future.set_result(None)
+        else:
+            future.set_exception(error)
 
 
 class GroupCommit(Generic[T]):
     """Serialises ``flush`` calls of one process and hands each the whole queue."""
 
-    def __init__(self, flush: Callable[[Sequence[T]], None], name: str = "donjon-audit-writer") -> None:
+    def __init__(self, flush: Callable[[Sequence[T]], None], name: str = "donjon-audit-sync") -> None:
         self._flush = flush
         self._name = name
         self._cond = threading.Condition(threading.Lock())
@@ -43,16 +58,22 @@ class GroupCommit(Generic[T]):
         self._thread: threading.Thread | None = None
         self._pid = 0
         self._closing = False
-        self.batches = 0  # flushes done: with ``records``, the mean batch size (tests, benchmarks)
-        self.records = 0
+        self.batches = 0  # flushes done: with ``items``, the mean batch size (tests, benchmarks)
+        self.items = 0
 
     def submit_sync(self, item: T) -> None:
-        """Return once ``item`` is flushed; raise what the flush of its batch raised."""
-        waiter = _Waiter(item)
+        """Return once ``item`` is flushed; raise what the flush of its batch raised. For a thread that is not
+        running an event loop."""
+        waiter = _Waiter(item, event=threading.Event())
         self._enqueue(waiter)
+        assert waiter.event is not None
         waiter.event.wait()
         if waiter.error is not None:
             raise waiter.error
+
+    def submit_for(self, item: T, loop: asyncio.AbstractEventLoop, futures: list[asyncio.Future[None]]) -> None:
+        """Queue ``item`` and return at once: ``futures`` (on ``loop``) are settled once it is flushed."""
+        self._enqueue(_Waiter(item, loop=loop, futures=futures))
 
     def _enqueue(self, waiter: _Waiter[T]) -> None:
         with self._cond:
@@ -78,19 +99,28 @@ class GroupCommit(Generic[T]):
             error: BaseException | None = None
             try:
                 self._flush([w.item for w in batch])
-            except BaseException as exc:  # noqa: BLE001 - every caller of the batch gets it, the writer lives on
+            except BaseException as exc:  # noqa: BLE001 - every caller of the batch gets it, the thread lives on
                 error = exc
             self.batches += 1
-            self.records += len(batch)
+            self.items += len(batch)
             self._answer(batch, error)
 
     def _answer(self, batch: list[_Waiter[T]], error: BaseException | None) -> None:
+        by_loop: dict[asyncio.AbstractEventLoop, list[asyncio.Future[None]]] = {}
         for waiter in batch:
-            waiter.error = error
-            waiter.event.set()
+            if waiter.event is not None:
+                waiter.error = error
+                waiter.event.set()
+            elif waiter.loop is not None:
+                by_loop.setdefault(waiter.loop, []).extend(waiter.futures)
+        for loop, futures in by_loop.items():
+            try:
+                loop.call_soon_threadsafe(settle, futures, error)
+            except RuntimeError:
+                pass  # that loop is closed: nobody is waiting any more
 
     def close(self, timeout: float = 10.0) -> None:
-        """Flush what is queued and stop the writer; a later submit starts a new one."""
+        """Flush what is queued and stop the thread; a later submit starts a new one."""
         with self._cond:
             self._closing = True
             self._cond.notify()

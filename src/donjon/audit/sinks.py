@@ -15,19 +15,16 @@ The head file has two slots of ``HEAD_SIZE`` bytes, each a head state under its 
   a power loss it may name records that never reached the disk (nobody was answered for them): a tail
   longer than the log is ignored, and the chain continues from the durable head and the log itself.
 
-With ``fsync`` records are written in batches, so the lock, the ``fdatasync`` and the head updates are paid
-once per batch instead of once per record:
-* on the event loop (the request path), a batch is every record that one iteration of the loop produced:
-  the first one schedules the batch's write for the end of the iteration, and the write (seal, append,
-  ``fdatasync``) runs right there on the loop, which answers each caller of the batch at once. The loop waits
-  for the ``fdatasync`` (0.15-0.25 ms on the benchmark machine's disk), but every request it serves waits for
-  one anyway before its response is released; a writer thread cost more than that wait: waking it, the GIL
-  switches between it and a busy loop, and waking the loop back (measured: CPU per payload read
-  560-670 -> 340-430 us through the whole app, bench/README.md). On a slow disk the batches simply grow.
-* from threads without a loop (the CLI, tests), ``commit.GroupCommit``: one writer thread per process takes
-  every record that queued while its previous batch was being written.
-Without ``fsync`` a record is written alone by its caller: the lock is held for microseconds and there is
-nothing to share.
+With ``fsync`` the appending and the syncing are batched apart:
+* the **append**: on the event loop (the request path), every record one iteration of the loop produced is
+  sealed and appended in one write, at the end of that iteration, right on the loop (microseconds of CPU: a
+  thread would cost more in hand-offs and GIL switches than the work); a thread without a loop (the CLI,
+  tests) appends its own record;
+* the **sync**: one thread per process (``commit.GroupCommit``) takes every append that queued while its
+  previous ``fdatasync`` ran, syncs them with one, advances the durable head, and answers their callers (the
+  loop's in one wake-up per batch). The loop goes on serving meanwhile, and the next iteration's records
+  queue for the next sync. Nobody is answered before an ``fdatasync`` that began after their append.
+Without ``fsync`` a record is appended by its caller and that is all: both head slots are written at once.
 """
 
 from __future__ import annotations
@@ -45,7 +42,7 @@ from pathlib import Path
 from typing import Any
 
 from donjon.audit.chain import EMPTY, HEAD_SIZE, BadRecord, Head, head_path, line_hash, open_record, seal
-from donjon.audit.commit import GroupCommit
+from donjon.audit.commit import GroupCommit, settle
 
 log = logging.getLogger("donjon.audit")
 TAIL_OFFSET = HEAD_SIZE  # the head file's second slot
@@ -64,14 +61,23 @@ class FileSink:
         self._pid = 0
         # The tail last written by this process, raw and decoded: unchanged on disk means no HMAC to check.
         self._known_tail: tuple[bytes, Head] | None = None
-        self.writer: GroupCommit[dict[str, Any]] = GroupCommit(self.write_batch)  # callers without a loop
+        # The sync thread's own open files: its flock on the head excludes this process's appends too, and an
+        # append that reopens the files cannot close them under it.
+        self._sync_fds: tuple[int, int] | None = None
+        self._sync_pid = 0
+        self.syncer: GroupCommit[tuple[Head, bytes]] = GroupCommit(self._sync)
         # Per event loop: the records of its current iteration, and where to tell each caller the outcome.
-        self.loop_batches = 0  # batches written on an event loop (tests, benchmarks)
         self._pending: dict[asyncio.AbstractEventLoop, list[tuple[dict[str, Any], asyncio.Future[None]]]] = {}
+        self.loop_batches = 0  # batches appended on an event loop (tests, benchmarks)
 
     def open(self) -> tuple[int, int]:
         if self._fds is not None and self._pid == os.getpid():
             return self._fds
+        self._fds, self._pid = self._open_files(), os.getpid()
+        self._known_tail = None
+        return self._fds
+
+    def _open_files(self) -> tuple[int, int]:
         self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         flags = os.O_CLOEXEC | os.O_CREAT
         log_fd = os.open(self.path, flags | os.O_RDWR | os.O_APPEND, 0o600)
@@ -80,45 +86,47 @@ class FileSink:
         except OSError:
             os.close(log_fd)
             raise
-        self._fds, self._pid = (log_fd, head_fd), os.getpid()
-        self._known_tail = None
-        return self._fds
+        return log_fd, head_fd
 
     def append(self, event: dict[str, Any]) -> None:
         """Write ``event``; on return it is in the log (and on disk, with ``fsync``)."""
-        if self.fsync:
-            self.writer.submit_sync(event)
-        else:
-            self.write_batch([event])
+        self.write_batch([event])
 
     async def append_async(self, event: dict[str, Any]) -> None:
         """``append`` for the event loop: with ``fsync`` the caller waits for its loop iteration's batch."""
         if not self.fsync:
             # A page-cache append under a lock held for microseconds: cheaper here than a thread hop.
-            self.write_batch([event])
+            self._append([event])
             return
         loop = asyncio.get_running_loop()
         future: asyncio.Future[None] = loop.create_future()
         pending = self._pending.get(loop)
         if pending is None:
             pending = self._pending[loop] = []
-            loop.call_soon(self._write_pending, loop)  # after the callbacks already due in this iteration
+            loop.call_soon(self._append_pending, loop)  # after the callbacks already due in this iteration
         pending.append((event, future))
         await future
 
-    def _write_pending(self, loop: asyncio.AbstractEventLoop) -> None:
+    def _append_pending(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Append one loop iteration's records, and hand their fdatasync to the sync thread."""
         batch = self._pending.pop(loop)
-        error: BaseException | None = None
+        futures = [future for _, future in batch]
         try:
-            self.write_batch([event for event, _ in batch])
+            appended = self._append([event for event, _ in batch])
+            self.syncer.submit_for(appended, loop, futures)
         except Exception as exc:  # noqa: BLE001 - every caller of the batch is told, the next batch tries again
-            error = exc
+            settle(futures, exc)
         self.loop_batches += 1
-        _settle([future for _, future in batch], error)
 
     def write_batch(self, events: Sequence[dict[str, Any]]) -> None:
-        """Chain and append ``events`` in order under one flock and one write; then, with ``fsync``, make
-        them durable (one ``fdatasync``, unless another process's already covered them)."""
+        """Append ``events``; with ``fsync``, return once they are durable (for a thread without a loop)."""
+        appended = self._append(events)
+        if self.fsync:
+            self.syncer.submit_sync(appended)
+
+    def _append(self, events: Sequence[dict[str, Any]]) -> tuple[Head, bytes]:
+        """Chain and append ``events`` in order under one flock and one write: the new end of the chain, and
+        its sealed bytes (the tail slot's)."""
         with self._lock:
             log_fd, head_fd = self.open()
             fcntl.flock(head_fd, fcntl.LOCK_EX)
@@ -147,18 +155,31 @@ class FileSink:
                 else:
                     os.pwrite(head_fd, raw + raw, 0)  # the page cache is all there is: both slots agree
                 self._known_tail = (raw, new)
+                return new, raw
             except OSError:
                 self._close()  # reopen next time: the file may have been replaced or repaired
                 raise
             finally:
                 if self._fds is not None:
                     fcntl.flock(head_fd, fcntl.LOCK_UN)
-            if self.fsync:
-                try:
-                    self._make_durable(log_fd, head_fd, new, raw)
-                except OSError:
-                    self._close()
-                    raise
+
+    def _sync(self, appended: Sequence[tuple[Head, bytes]]) -> None:
+        """In the sync thread: make the log durable up to the furthest of ``appended`` (one fdatasync)."""
+        new, raw = max(appended, key=lambda item: item[0].count)  # counts only grow along the chain
+        if self._sync_fds is None or self._sync_pid != os.getpid():  # first use, or a forked child's
+            self._sync_fds, self._sync_pid = self._open_files(), os.getpid()
+        log_fd, head_fd = self._sync_fds
+        try:
+            self._make_durable(log_fd, head_fd, new, raw)
+        except OSError:
+            self._close_sync()
+            raise
+
+    def _close_sync(self) -> None:
+        if self._sync_fds is not None and self._sync_pid == os.getpid():
+            for fd in self._sync_fds:
+                os.close(fd)
+        self._sync_fds = None
 
     def _make_durable(self, log_fd: int, head_fd: int, new: Head, raw: bytes) -> None:
         """Return once the log is on disk up to ``new`` (sealed as ``raw``); then advance the durable head to
@@ -243,21 +264,11 @@ class FileSink:
         self._known_tail = None
 
     def close(self) -> None:
-        """Write what is queued, stop the writer, close the files (the next append reopens them)."""
-        self.writer.close()
+        """Sync what is queued, stop the sync thread, close the files (the next append reopens them)."""
+        self.syncer.close()
+        self._close_sync()  # the sync thread has stopped: its files are free
         with self._lock:
             self._close()
-
-
-def _settle(futures: list[asyncio.Future[None]], error: BaseException | None) -> None:
-    """Answer every caller of a batch: done, or ``error``. A caller that went away (cancelled) is skipped."""
-    for future in futures:
-        if future.done():
-            continue
-        if error is None:
-            future.set_result(None)
-        else:
-            future.set_exception(error)
 
 
 def _cut(log_fd: int, size: int) -> None:
