@@ -59,8 +59,9 @@ class FileSink:
         self._lock = threading.Lock()  # flock is per open file: threads of one process queue here first
         self._fds: tuple[int, int] | None = None
         self._pid = 0
-        # The tail last written by this process, raw and decoded: unchanged on disk means no HMAC to check.
-        self._known_tail: tuple[bytes, Head] | None = None
+        # Head slots whose MAC this process checked or wrote, raw -> decoded: the same bytes on disk again (the
+        # usual case, whichever process wrote them) need no second HMAC. A few entries: slots only move forward.
+        self._heads_seen: dict[bytes, Head] = {}
         # The sync thread's own open files: its flock on the head excludes this process's appends too, and an
         # append that reopens the files cannot close them under it.
         self._sync_fds: tuple[int, int] | None = None
@@ -74,7 +75,6 @@ class FileSink:
         if self._fds is not None and self._pid == os.getpid():
             return self._fds
         self._fds, self._pid = self._open_files(), os.getpid()
-        self._known_tail = None
         return self._fds
 
     def _open_files(self) -> tuple[int, int]:
@@ -154,7 +154,7 @@ class FileSink:
                     os.pwrite(head_fd, raw, TAIL_OFFSET)  # the durable head follows the fdatasync
                 else:
                     os.pwrite(head_fd, raw + raw, 0)  # the page cache is all there is: both slots agree
-                self._known_tail = (raw, new)
+                self._remember(raw, new)
                 return new, raw
             except OSError:
                 self._close()  # reopen next time: the file may have been replaced or repaired
@@ -203,14 +203,23 @@ class FileSink:
 
     def _decode(self, raw: bytes) -> Head | None:
         """A slot's head state, or None if it is empty or not sealed under our key."""
-        if self._known_tail is not None and raw == self._known_tail[0]:
-            return self._known_tail[1]  # the bytes this process sealed: their MAC was right when written
+        seen = self._heads_seen.get(raw)
+        if seen is not None:
+            return seen
         if not raw.strip():
             return None
         try:
-            return Head.decode(self._key, raw)
+            head = Head.decode(self._key, raw)
         except BadRecord:
             return None
+        self._remember(raw, head)
+        return head
+
+    def _remember(self, raw: bytes, head: Head) -> None:
+        # Called from the appending thread and the sync thread: replacing the dict whole is safe under the GIL.
+        if len(self._heads_seen) >= 8:
+            self._heads_seen = {}
+        self._heads_seen[raw] = head
 
     def _current(self, log_fd: int, head_fd: int) -> Head:
         """Where the chain ends, reconciled with the log's actual size (a crash or tampering in between)."""
@@ -261,7 +270,6 @@ class FileSink:
             for fd in self._fds:
                 os.close(fd)
         self._fds = None
-        self._known_tail = None
 
     def close(self) -> None:
         """Sync what is queued, stop the sync thread, close the files (the next append reopens them)."""
