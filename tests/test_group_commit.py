@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -113,3 +114,61 @@ def test_a_write_is_visible_to_others_when_it_returns(db: Database, table: Table
             assert conn.scalar(select(table.c.writer).where(table.c.id == 1)) == "only"
     finally:
         other.dispose()
+
+
+def test_writes_from_an_event_loop_are_committed_together_and_each_keeps_its_outcome(
+    db: Database, table: Table
+) -> None:
+    commits: list[int] = []
+    event.listen(db.engine, "commit", lambda _conn: commits.append(1))
+    threads_done: list[str] = []
+
+    def work_for(n: int) -> Callable[[Connection], str]:
+        def work(conn: Connection) -> str:
+            conn.execute(insert(table).values(id=n, writer=f"w{n}"))
+            if n % 5 == 0:
+                raise ValueError(f"writer {n} refuses")
+            return f"w{n}"
+
+        return work
+
+    def thread_writer(n: int) -> None:  # a thread's write in the same queue, led by whoever comes first
+        threads_done.append(db.write_grouped(work_for(n)))
+
+    async def main() -> list[str]:
+        threads = [threading.Thread(target=thread_writer, args=(n,)) for n in (101, 102, 103)]
+        for t in threads:
+            t.start()
+        outcomes = await asyncio.gather(
+            *(db.write_grouped_async(work_for(n)) for n in range(1, WRITERS + 1)), return_exceptions=True
+        )
+        for t in threads:
+            t.join()
+        return [str(o) for o in outcomes]
+
+    results = asyncio.run(main())
+    assert results == [f"writer {n} refuses" if n % 5 == 0 else f"w{n}" for n in range(1, WRITERS + 1)]
+    assert sorted(threads_done) == ["w101", "w102", "w103"]
+    assert _rows(db, table) == {n for n in range(1, WRITERS + 1) if n % 5} | {101, 102, 103}
+    if db.dialect == "sqlite":
+        group = db._group_commit
+        assert group is not None and group.async_writes == WRITERS
+        # All the loop's writes were queued before the loop waited: far fewer commits than writes.
+        assert len(commits) < WRITERS
+
+
+def test_closing_the_database_commits_what_is_queued_and_stops_the_committer(db: Database, table: Table) -> None:
+    if db.dialect != "sqlite":
+        pytest.skip("only SQLite has a committer thread")
+
+    async def write(n: int) -> None:
+        await db.write_grouped_async(lambda conn: conn.execute(insert(table).values(id=n, writer=f"w{n}")))
+
+    asyncio.run(write(1))
+    group = db._group_commit
+    assert group is not None and group._committer is not None
+    committer = group._committer
+    db.dispose()
+    assert not committer.is_alive()
+    asyncio.run(write(2))  # a later write starts a new one
+    assert _rows(db, table) == {1, 2}

@@ -19,6 +19,7 @@ from donjon.api.app import create_app
 from donjon.blocking import WouldBlock, may_block, on_event_loop
 from donjon.config import AuditConfig, KeystoreConfig, Settings
 from donjon.services.payload_store import PayloadStore
+from donjon.services.secrets import SecretService
 from donjon.storage import migrate
 from donjon.storage.database import Database
 from tests.conftest import BASE, Api
@@ -201,3 +202,44 @@ def test_a_transit_key_whose_kek_must_be_unwrapped_moves_to_a_thread(sqlite_sett
         r = client.post("/v1/transit/encrypt/k", headers=headers, json={"plaintext": "aGVsbG8="})
         assert r.status_code == 200, r.text
         assert _count("moved") - moved == 1
+
+
+def test_a_secret_is_created_from_the_loop_once_its_project_kek_is_at_hand(
+    sqlite_settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    in_thread: list[str] = []
+    real_create = SecretService.create
+
+    def create(service: SecretService, caller: Any, new: Any) -> Any:
+        in_thread.append(threading.current_thread().name)
+        return real_create(service, caller, new)
+
+    monkeypatch.setattr(SecretService, "create", create)
+    with TestClient(create_app(sqlite_settings), base_url=BASE) as client:
+        api = Api(client, f"p-{uuid.uuid4()}")
+
+        def store(text: str) -> str:
+            r = api.post("/v1/secrets", json={"payload": text, "payload_content_type": "text/plain"})
+            assert r.status_code == 201, r.text
+            return str(r.json()["secret_ref"]).rsplit("/", 1)[1]
+
+        first = store("first")  # the project's KEK is made on the way: a write, so all of it in a thread
+        assert len(in_thread) == 1 and "AnyIO worker thread" in in_thread[0]
+        others = [store(f"next-{i}") for i in range(3)]  # the KEK is cached: the loop builds, the committer commits
+        assert len(in_thread) == 1
+        group = client.app.state.ctx.secrets._db._group_commit
+        assert group is not None and group.async_writes == 3
+        for secret_id, text in zip([first, *others], ["first", "next-0", "next-1", "next-2"], strict=True):
+            r = api.get(f"/v1/secrets/{secret_id}/payload", headers={"Accept": "text/plain"})
+            assert r.status_code == 200 and r.text == text
+
+
+def test_a_secret_whose_kek_must_be_unwrapped_is_created_in_a_thread(sqlite_settings: Settings) -> None:
+    uncached = sqlite_settings.model_copy(update={"kek_cache_seconds": 0})
+    with TestClient(create_app(uncached), base_url=BASE) as client:
+        api = Api(client, f"p-{uuid.uuid4()}")
+        for i in range(2):
+            r = api.post("/v1/secrets", json={"payload": f"s{i}", "payload_content_type": "text/plain"})
+            assert r.status_code == 201, r.text
+        group = client.app.state.ctx.secrets._db._group_commit
+        assert group is not None and group.async_writes == 0

@@ -8,15 +8,17 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 
 from sqlalchemy import Connection
+from sqlalchemy.exc import IntegrityError
 
 from donjon.auth import Caller
-from donjon.blocking import may_block
+from donjon.blocking import WouldBlock, may_block, on_event_loop
 from donjon.errors import Conflict, InvalidInput, NotFound, UnsupportedMediaType
 from donjon.policy import Target
 from donjon.services import access, limited_reads, payloads
 from donjon.services.commands import Metadatum, NewConsumer, NewSecret, PayloadFormat, PayloadUpload, no_intent
 from donjon.services.payload_service import PayloadService
 from donjon.services.payload_store import NO_PAYLOAD
+from donjon.services.project_keys import KekRetired
 from donjon.services.sealing import new_secret_record
 from donjon.storage import secrets as repo
 from donjon.storage import tombstones
@@ -50,7 +52,43 @@ class SecretService(PayloadService):
         self._policy.enforce("secrets:post", caller, operation="Secret creation")
         return self._payloads.retry_if_retired(lambda: self._create(caller, new))
 
+    async def create_on_loop(self, caller: Caller, new: NewSecret) -> SecretRecord | None:
+        """``create`` from the event loop, for a database on this host (SQLite): the row is built and its payload
+        sealed right here, and the insert joins the next group commit without a worker thread of its own.
+
+        None when it cannot be done so, with nothing created: a step would wait (a KEK to unwrap or to make, an
+        external store: ``donjon.blocking``), or a KEK rotation retired the sealing KEK meanwhile. The caller
+        then runs ``create`` in a worker thread, which retries after a rotation.
+        """
+        try:
+            with on_event_loop():
+                self._policy.enforce("secrets:post", caller, operation="Secret creation")
+                record, insert = self._new_row(caller, new)
+        except WouldBlock:
+            return None
+        try:
+            await self._db.write_grouped_async(insert)
+        except (KekRetired, IntegrityError):
+            # Rolled back with its savepoint: ``create`` seals under the active KEK, or raises a real error.
+            return None
+        except BaseException:
+            self._payloads.discard(record)  # the database store's payload goes with its row: nothing waits here
+            raise
+        return record
+
     def _create(self, caller: Caller, new: NewSecret) -> SecretRecord:
+        record, insert = self._new_row(caller, new)
+        try:
+            # Concurrent creates share a transaction and its fsync (group commit); answered once durable.
+            self._db.write_grouped(insert)
+        except BaseException:
+            self._payloads.discard(record)  # an external object whose secret was never created must not stay
+            raise
+        return record
+
+    def _new_row(self, caller: Caller, new: NewSecret) -> tuple[SecretRecord, Callable[[Connection], None]]:
+        """A new secret's row with its payload in its store, and the insert that records it (in a write
+        transaction, after the quota check). A caller whose insert fails must ``discard`` the record."""
         now = self._clock.now()
         record = new_secret_record(
             self._payloads,
@@ -67,13 +105,7 @@ class SecretService(PayloadService):
             self._payloads.hold(conn, record)
             repo.insert_secret(conn, record)
 
-        try:
-            # Concurrent creates share a transaction and its fsync (group commit); answered once durable.
-            self._db.write_grouped(insert)
-        except BaseException:
-            self._payloads.discard(record)  # an external object whose secret was never created must not stay
-            raise
-        return record
+        return record, insert
 
     def get(self, caller: Caller, secret_id: str, *, with_consumers: bool) -> SecretView:
         with self._db.read() as conn:

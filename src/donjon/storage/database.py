@@ -21,6 +21,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
+import anyio.to_thread
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import make_url
@@ -223,6 +224,13 @@ class Database:
                 return work(conn)
         return self._group_commit.run(work)
 
+    async def write_grouped_async(self, work: Callable[[Connection], T]) -> T:
+        """``write_grouped`` for the event loop. On SQLite the write joins the next group commit, led by a
+        committer thread that answers the loop once per batch; elsewhere it runs in a worker thread."""
+        if self._group_commit is None:
+            return await anyio.to_thread.run_sync(self.write_grouped, work)
+        return await self._group_commit.run_async(work)
+
     @contextmanager
     def _transaction(self, foreign_keys: bool = True) -> Iterator[Connection]:
         unchecked = not foreign_keys and self.dialect == "sqlite"
@@ -245,6 +253,8 @@ class Database:
                     conn.commit()
 
     def dispose(self) -> None:
+        if self._group_commit is not None:
+            self._group_commit.close()
         for conn in self._loop_connections:
             conn.close()
         self._loop_connections.clear()

@@ -8,10 +8,18 @@ that arrive while a leader commits wait for the next batch, whose leader is one 
 before its batch is durable, so an acknowledged write survives kill -9 and power loss exactly as before.
 
 A write's work runs on the leader's thread: it must not depend on thread-local state of its caller.
+
+The event loop does not wait in a thread for its writes: ``run_async`` queues the write with a future and a
+committer thread (one per process, started on first use) leads the batches that hold such writes, as a
+calling thread would, and answers the loop once per batch (``call_soon_threadsafe``). The writes of one batch
+are thus answered in the same turn of the loop, and what their requests do next (the audit's outcome records)
+goes out together too, instead of one worker thread per write coming back to the loop on its own.
 """
 
 from __future__ import annotations
 
+import asyncio
+import os
 import threading
 from collections.abc import Callable
 from contextlib import AbstractContextManager
@@ -25,13 +33,20 @@ T = TypeVar("T")
 
 
 class _Write(Generic[T]):
-    __slots__ = ("work", "done", "result", "error")
+    __slots__ = ("work", "done", "result", "error", "loop", "future")
 
-    def __init__(self, work: Callable[[Connection], T]) -> None:
+    def __init__(
+        self,
+        work: Callable[[Connection], T],
+        loop: asyncio.AbstractEventLoop | None = None,
+        future: asyncio.Future[None] | None = None,
+    ) -> None:
         self.work = work
         self.done = False
         self.result: T | None = None
         self.error: BaseException | None = None
+        self.loop = loop  # set for a write queued from an event loop (run_async): its future is resolved there
+        self.future = future
 
     def outcome(self) -> T:
         if self.error is not None:
@@ -52,6 +67,10 @@ class GroupCommit:
         self._queue: list[_Write[object]] = []
         self._leading = False
         self._changed = threading.Condition()
+        self._committer: threading.Thread | None = None
+        self._committer_pid = 0
+        self._closing = False
+        self.async_writes = 0  # writes queued by run_async (tests, benchmarks)
 
     @property
     def queued(self) -> int:
@@ -67,15 +86,75 @@ class GroupCommit:
                 self._changed.wait()
             if write.done:
                 return write.outcome()
-            self._leading = True
-            batch, self._queue = self._queue[: self._max_batch], self._queue[self._max_batch :]
+            batch = self._take()
+        self._lead(batch)
+        return write.outcome()
+
+    async def run_async(self, work: Callable[[Connection], T]) -> T:
+        """``run`` for the event loop: returns once the write's batch is committed, without a thread of its own."""
+        loop = asyncio.get_running_loop()
+        write: _Write[T] = _Write(work, loop, loop.create_future())
+        with self._changed:
+            if self._closing:
+                raise RuntimeError("the database is closing")
+            if self._committer is None or self._committer_pid != os.getpid():
+                # First use, or a forked child: threads do not survive fork.
+                self._committer_pid = os.getpid()
+                self._committer = threading.Thread(target=self._commit_queued, name="donjon-db-commit", daemon=True)
+                self._committer.start()
+            self._queue.append(write)  # type: ignore[arg-type]
+            self.async_writes += 1
+            self._changed.notify_all()
+        assert write.future is not None
+        # Cancelled (the client went away), the write may still be committed with its batch: as a thread's.
+        await write.future
+        return write.outcome()
+
+    def _commit_queued(self) -> None:
+        """The committer thread: leads every batch nobody else is leading, until ``close``."""
+        while True:
+            with self._changed:
+                while self._leading or not self._queue:
+                    if self._closing and not self._queue:
+                        return
+                    self._changed.wait()
+                batch = self._take()
+            self._lead(batch)
+
+    def _take(self) -> list[_Write[object]]:
+        """Become the leader of the next batch (the condition's lock held)."""
+        self._leading = True
+        batch, self._queue = self._queue[: self._max_batch], self._queue[self._max_batch :]
+        return batch
+
+    def _lead(self, batch: list[_Write[object]]) -> None:
         try:
             self._commit(batch)
         finally:
             with self._changed:
                 self._leading = False
                 self._changed.notify_all()
-        return write.outcome()
+            by_loop: dict[asyncio.AbstractEventLoop, list[asyncio.Future[None]]] = {}
+            for write in batch:
+                if write.loop is not None and write.future is not None:
+                    by_loop.setdefault(write.loop, []).append(write.future)
+            for loop, futures in by_loop.items():
+                try:
+                    loop.call_soon_threadsafe(_wake, futures)
+                except RuntimeError:
+                    pass  # that loop is closed: nobody is waiting any more
+
+    def close(self, timeout: float = 10.0) -> None:
+        """Commit what is queued and stop the committer thread; a later ``run_async`` starts a new one."""
+        with self._changed:
+            self._closing = True
+            self._changed.notify_all()
+            committer = self._committer if self._committer_pid == os.getpid() else None
+        if committer is not None and committer is not threading.current_thread():
+            committer.join(timeout)
+        with self._changed:
+            self._closing = False
+            self._committer = None
 
     def _commit(self, batch: list[_Write[object]]) -> None:
         try:
@@ -95,3 +174,10 @@ class GroupCommit:
             metrics.DB_GROUP_COMMIT_SIZE.observe(len(batch))
             for write in batch:
                 write.done = True
+
+
+def _wake(futures: list[asyncio.Future[None]]) -> None:
+    # On the writes' event loop; a write's outcome is on the write itself. A cancelled waiter is skipped.
+    for future in futures:
+        if not future.done():
+            future.set_result(None)
