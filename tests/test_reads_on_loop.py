@@ -243,3 +243,26 @@ def test_a_secret_whose_kek_must_be_unwrapped_is_created_in_a_thread(sqlite_sett
             assert r.status_code == 201, r.text
         group = client.app.state.ctx.secrets._db._group_commit
         assert group is not None and group.async_writes == 0
+
+
+def test_kv_writes_join_the_group_commit_from_the_loop_and_keep_check_and_set(sqlite_settings: Settings) -> None:
+    with TestClient(create_app(sqlite_settings), base_url=BASE) as client:
+        headers = {"X-Vault-Token": f"loop-{uuid.uuid4()}"}
+
+        def write(value: str, cas: int | None = None) -> Any:
+            body: dict[str, Any] = {"data": {"v": value}}
+            if cas is not None:
+                body["options"] = {"cas": cas}
+            return client.post("/v1/secret/data/app/db", headers=headers, json=body)
+
+        group = client.app.state.ctx.secrets._db._group_commit
+        assert group is not None
+        assert write("one").status_code == 200  # the project's KEK is made on the way: in a thread
+        assert group.async_writes == 0
+        assert write("two").json()["data"]["version"] == 2
+        assert write("three", cas=2).json()["data"]["version"] == 3
+        refused = write("stale", cas=2)  # check-and-set against a version that is no longer the latest
+        assert refused.status_code == 400, refused.text
+        assert group.async_writes == 3
+        read = client.get("/v1/secret/data/app/db", headers=headers).json()["data"]
+        assert read["data"] == {"v": "three"} and read["metadata"]["version"] == 3

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import functools
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -20,11 +21,13 @@ from sqlalchemy import Connection
 from sqlalchemy.exc import IntegrityError
 
 from donjon.auth import Caller
+from donjon.blocking import WouldBlock, on_event_loop
 from donjon.errors import InvalidInput, NotFound
 from donjon.policy import Target
 from donjon.services import access, payloads
 from donjon.services.commands import NewSecret
 from donjon.services.payload_service import PayloadService
+from donjon.services.project_keys import KekRetired
 from donjon.services.sealing import new_secret_record
 from donjon.storage import kv as repo
 from donjon.storage import secrets as secrets_repo
@@ -181,39 +184,65 @@ class KvService(PayloadService):  # no store registry: KV versions stay in the d
 
     def write(self, caller: Caller, path: str, data: dict[str, Any], cas: int | None) -> KvVersion:
         """A new version holding ``data``; ``cas`` as Vault's check-and-set (0: only if the key has none)."""
+        document = self._document(data)
+        return self._payloads.retry_if_retired(lambda: self._write(caller, path, document, cas))
+
+    async def write_on_loop(self, caller: Caller, path: str, data: dict[str, Any], cas: int | None) -> KvVersion | None:
+        """``write`` from the event loop, for a database on this host (SQLite): the version is sealed right here
+        and its commit joins the next group commit, answered with its whole batch (``Database.write_grouped_async``).
+
+        None, with nothing written, when it cannot be done in one go: a step would wait (a KEK to make or to
+        unwrap), a KEK rotation retired the sealing KEK, or another write of the key came first. The caller then
+        runs ``write`` in a worker thread, which handles each of those.
+        """
+        document = self._document(data)
+        try:
+            with on_event_loop():
+                commit = self._prepare_version(caller, path, document, cas)
+        except WouldBlock:
+            return None
+        try:
+            made = await self._db.write_grouped_async(commit)
+        except (KekRetired, IntegrityError):
+            return None  # rolled back with its savepoint
+        return None if made is None else _version(made)
+
+    def _document(self, data: dict[str, Any]) -> bytes:
         document = json.dumps(data, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
         self._check_size(len(document))
-        return self._payloads.retry_if_retired(lambda: self._write(caller, path, document, cas))
+        return document
 
     def _write(self, caller: Caller, path: str, document: bytes, cas: int | None) -> KvVersion:
         while True:
-            now = self._clock.now()
-            with self._db.read() as conn:
-                found = self._for_write(conn, caller, path, now)
-            entry, record, current = found if found is not None else (None, None, 0)
-            if record is None:
-                # A new key: its secret's row is made (without payload) in the write below.
-                record = self._new_key_record(caller, path, now)
-            new = current + 1
-            # Sealed before the transaction (a KEK unwrap must not hold database locks), bound to the version
-            # it becomes; if another write came first, sealed again for the version after it.
-            sealed = self._payloads.put(replace(record, content_type=payloads.TEXT, version=new), DATABASE, document)
-            assert sealed.kek_id is not None and sealed.ciphertext is not None
+            commit = self._prepare_version(caller, path, document, cas)
             try:
                 # Concurrent writes share a transaction and its fsync (group commit); answered once durable.
-                made = self._db.write_grouped(
-                    functools.partial(
-                        self._commit_version,
-                        _Attempt(
-                            caller, path, cas, entry, record, current, sealed, sealed.kek_id, sealed.ciphertext, now
-                        ),
-                    )
-                )
+                made = self._db.write_grouped(commit)
             except IntegrityError:
                 continue  # two first writes of one path raced: the loser finds the key and writes after it
             if made is None:
                 continue
-            return KvVersion(made.version, made.created_at, made.deletion_time, made.destroyed)
+            return _version(made)
+
+    def _prepare_version(
+        self, caller: Caller, path: str, document: bytes, cas: int | None
+    ) -> Callable[[Connection], repo.KvVersionRow | None]:
+        """The next version of the key at ``path``, sealed, and the commit that records it (None from the commit
+        if another write came first: seal again, for the version after it)."""
+        now = self._clock.now()
+        with self._db.read() as conn:
+            found = self._for_write(conn, caller, path, now)
+        entry, record, current = found if found is not None else (None, None, 0)
+        if record is None:
+            # A new key: its secret's row is made (without payload) in the write below.
+            record = self._new_key_record(caller, path, now)
+        new = current + 1
+        # Sealed before the transaction (a KEK unwrap must not hold database locks), bound to the version it
+        # becomes.
+        sealed = self._payloads.put(replace(record, content_type=payloads.TEXT, version=new), DATABASE, document)
+        assert sealed.kek_id is not None and sealed.ciphertext is not None
+        attempt = _Attempt(caller, path, cas, entry, record, current, sealed, sealed.kek_id, sealed.ciphertext, now)
+        return functools.partial(self._commit_version, attempt)
 
     def _commit_version(self, attempt: _Attempt, conn: Connection) -> repo.KvVersionRow | None:
         """In the write transaction: the version made, or None if another write came first (the caller seals
@@ -383,3 +412,7 @@ class KvService(PayloadService):  # no store registry: KV versions stay in the d
             head, slash, _ = rest.partition("/")
             names.add(head + slash)
         return sorted(n for n in names if n)
+
+
+def _version(row: repo.KvVersionRow) -> KvVersion:
+    return KvVersion(row.version, row.created_at, row.deletion_time, row.destroyed)

@@ -17,6 +17,7 @@ from donjon.api.common import ctx, run_read
 from donjon.api.vault import durations, responses
 from donjon.api.vault.errors import VaultError, bad_request, not_found
 from donjon.api.vault.router import PathTable, VaultCall
+from donjon.auth import Caller
 from donjon.errors import NotFound
 from donjon.services.kv import KvMetadata, KvService, KvVersion
 
@@ -130,8 +131,16 @@ async def _write_data(call: VaultCall, match: re.Match[str]) -> Response:
     path = _path(match)
     params = await call.json()
     data, cas = _data_of(params), _options_cas(params)
-    made = await run_in_threadpool(_service(call).write, caller, path, data, cas)
+    made = await _write(call, caller, path, data, cas)
     return responses.logical(call.request, _version_metadata(made))
+
+
+async def _write(call: VaultCall, caller: Caller, path: str, data: dict[str, Any], cas: int | None) -> KvVersion:
+    # On SQLite the version joins the next group commit from the loop; otherwise, or when a step would wait,
+    # in a worker thread.
+    context = ctx(call.request)
+    made = await _service(call).write_on_loop(caller, path, data, cas) if context.reads_on_loop else None
+    return made if made is not None else await run_in_threadpool(_service(call).write, caller, path, data, cas)
 
 
 def merge_patch(target: Any, patch: Any) -> Any:
@@ -167,7 +176,7 @@ async def _patch_data(call: VaultCall, match: re.Match[str]) -> Response:
     if cas is not None and cas != current:
         raise bad_request("check-and-set parameter did not match the current version")
     # The write is fenced on the version the patch was computed from: a concurrent write fails it (400).
-    made = await run_in_threadpool(service.write, caller, path, merge_patch(document, data), current)
+    made = await _write(call, caller, path, merge_patch(document, data), current)
     return responses.logical(call.request, _version_metadata(made))
 
 
