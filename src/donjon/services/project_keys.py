@@ -36,6 +36,10 @@ R = TypeVar("R")
 _KEK_HIT, _KEK_MISS = metrics.KEK_CACHE.labels("hit"), metrics.KEK_CACHE.labels("miss")
 
 
+# How many times a write sealed under a KEK that a rotation retired before it committed is tried in all.
+RETIRED_ATTEMPTS = 4
+
+
 class KekRetired(Unavailable):
     """A KEK rotation retired the KEK a payload was sealed under before the payload's row was written.
 
@@ -132,22 +136,26 @@ class ProjectKeys:
 
     def retry_if_retired(self, attempt: Callable[[], R]) -> R:
         """Run ``attempt``, which seals under ``active()`` and writes in a transaction that calls ``hold``; if
-        a rotation retired that KEK meanwhile, run it once more: it seals under the new active KEK."""
+        a rotation retired that KEK meanwhile, run it again: it seals under the new active KEK. Rotations back
+        to back (``rotate-kek`` with no settle wait) can retire that one too before it commits, so a few
+        attempts, not one more."""
+        for _ in range(RETIRED_ATTEMPTS - 1):
+            self._held.value = None
+            try:
+                return attempt()
+            except KekRetired:
+                continue
+            except IntegrityError:
+                # The insert's foreign key: a retirement committed between hold's check and the insert.
+                held = self._held.value
+                if held is None:
+                    raise
+                with self._db.read() as conn:
+                    if keks.exists(conn, *held):
+                        raise  # another integrity error
+                self._forget(*held)
         self._held.value = None
-        try:
-            return attempt()
-        except KekRetired:
-            return attempt()
-        except IntegrityError:
-            # The insert's foreign key: a retirement committed between hold's check and the insert.
-            held = self._held.value
-            if held is None:
-                raise
-            with self._db.read() as conn:
-                if keks.exists(conn, *held):
-                    raise  # another integrity error
-            self._forget(*held)
-            return attempt()
+        return attempt()
 
     def _forget(self, project_id: str, kek_id: str) -> None:
         self._active.pop(project_id)
