@@ -21,6 +21,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
+from donjon.loop_futures import settle_from_thread
+
 T = TypeVar("T")
 
 
@@ -33,18 +35,6 @@ class _Waiter(Generic[T]):
     loop: asyncio.AbstractEventLoop | None = None
     futures: list[asyncio.Future[None]] = field(default_factory=list)
     error: BaseException | None = None
-
-
-def settle(futures: Sequence[asyncio.Future[None]], error: BaseException | None) -> None:
-    """Answer every caller of a batch: done, or ``error``. Runs on the futures' event loop; a caller that went
-    away (its task cancelled) is skipped."""
-    for future in futures:
-        if future.done():
-            continue
-        if error is None:
-            future.set_result(None)
-        else:
-            future.set_exception(error)
 
 
 class GroupCommit(Generic[T]):
@@ -106,18 +96,11 @@ class GroupCommit(Generic[T]):
             self._answer(batch, error)
 
     def _answer(self, batch: list[_Waiter[T]], error: BaseException | None) -> None:
-        by_loop: dict[asyncio.AbstractEventLoop, list[asyncio.Future[None]]] = {}
         for waiter in batch:
             if waiter.event is not None:
                 waiter.error = error
                 waiter.event.set()
-            elif waiter.loop is not None:
-                by_loop.setdefault(waiter.loop, []).extend(waiter.futures)
-        for loop, futures in by_loop.items():
-            try:
-                loop.call_soon_threadsafe(settle, futures, error)
-            except RuntimeError:
-                pass  # that loop is closed: nobody is waiting any more
+        settle_from_thread(((w.loop, f) for w in batch if w.loop is not None for f in w.futures), error)
 
     def close(self, timeout: float = 10.0) -> None:
         """Flush what is queued and stop the thread; a later submit starts a new one."""

@@ -42,7 +42,8 @@ from pathlib import Path
 from typing import Any
 
 from donjon.audit.chain import EMPTY, HEAD_SIZE, BadRecord, Head, head_path, line_hash, open_record, seal
-from donjon.audit.commit import GroupCommit, settle
+from donjon.audit.commit import GroupCommit
+from donjon.loop_futures import settle
 
 log = logging.getLogger("donjon.audit")
 TAIL_OFFSET = HEAD_SIZE  # the head file's second slot

@@ -27,6 +27,7 @@ from typing import Generic, TypeVar
 
 from sqlalchemy import Connection
 
+from donjon.loop_futures import settle_from_thread
 from donjon.observability import metrics
 
 T = TypeVar("T")
@@ -134,15 +135,8 @@ class GroupCommit:
             with self._changed:
                 self._leading = False
                 self._changed.notify_all()
-            by_loop: dict[asyncio.AbstractEventLoop, list[asyncio.Future[None]]] = {}
-            for write in batch:
-                if write.loop is not None and write.future is not None:
-                    by_loop.setdefault(write.loop, []).append(write.future)
-            for loop, futures in by_loop.items():
-                try:
-                    loop.call_soon_threadsafe(_wake, futures)
-                except RuntimeError:
-                    pass  # that loop is closed: nobody is waiting any more
+            # A write's outcome is on the write itself: its future only says that the batch is done.
+            settle_from_thread((w.loop, w.future) for w in batch if w.loop is not None and w.future is not None)
 
     def close(self, timeout: float = 10.0) -> None:
         """Commit what is queued and stop the committer thread; a later ``run_async`` starts a new one."""
@@ -175,9 +169,3 @@ class GroupCommit:
             for write in batch:
                 write.done = True
 
-
-def _wake(futures: list[asyncio.Future[None]]) -> None:
-    # On the writes' event loop; a write's outcome is on the write itself. A cancelled waiter is skipped.
-    for future in futures:
-        if not future.done():
-            future.set_result(None)
