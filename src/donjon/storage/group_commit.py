@@ -168,4 +168,3 @@ class GroupCommit:
             metrics.DB_GROUP_COMMIT_SIZE.observe(len(batch))
             for write in batch:
                 write.done = True
-
