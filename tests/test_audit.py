@@ -680,6 +680,28 @@ def test_a_failed_fdatasync_fails_every_caller_it_would_have_answered_and_the_ne
     assert verify(path, key).ok
 
 
+def test_after_the_appends_reopen_the_log_the_sync_covers_the_file_its_path_names(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    key = load_audit_key(tmp_path / "audit.key", create=True)
+    path = tmp_path / "audit.log"
+    sink = FileSink(path, key, fsync=True)
+    sink.append({"id": "before"})
+    synced: list[int] = []
+    real_fdatasync = os.fdatasync
+
+    def fdatasync(fd: int) -> None:
+        synced.append(os.fstat(fd).st_ino)
+        real_fdatasync(fd)
+
+    monkeypatch.setattr("donjon.audit.sinks.os.fdatasync", fdatasync)
+    os.rename(path, tmp_path / "audit.log.old")  # the log replaced (an operator's repair, say)...
+    sink._close()  # ...and the appends reopen their files, as after a failed write
+    sink.append({"id": "after"})
+    sink.close()
+    assert synced and synced[-1] == path.stat().st_ino  # not the inode of the file moved away
+
+
 def test_records_a_power_loss_took_before_their_fdatasync_leave_no_gap(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:

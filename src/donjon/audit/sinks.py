@@ -67,6 +67,10 @@ class FileSink:
         # append that reopens the files cannot close them under it.
         self._sync_fds: tuple[int, int] | None = None
         self._sync_pid = 0
+        # Bumped each time the appends (re)open the files: the sync thread then reopens its own too, so that it
+        # never syncs a file the log's path no longer names (replaced after an error) while answering callers.
+        self._generation = 0
+        self._sync_generation = 0
         self.syncer: GroupCommit[tuple[Head, bytes]] = GroupCommit(self._sync)
         # Per event loop: the records of its current iteration, and where to tell each caller the outcome.
         self._pending: dict[asyncio.AbstractEventLoop, list[tuple[dict[str, Any], asyncio.Future[None]]]] = {}
@@ -76,6 +80,7 @@ class FileSink:
         if self._fds is not None and self._pid == os.getpid():
             return self._fds
         self._fds, self._pid = self._open_files(), os.getpid()
+        self._generation += 1
         return self._fds
 
     def _open_files(self) -> tuple[int, int]:
@@ -167,8 +172,11 @@ class FileSink:
     def _sync(self, appended: Sequence[tuple[Head, bytes]]) -> None:
         """In the sync thread: make the log durable up to the furthest of ``appended`` (one fdatasync)."""
         new, raw = max(appended, key=lambda item: item[0].count)  # counts only grow along the chain
-        if self._sync_fds is None or self._sync_pid != os.getpid():  # first use, or a forked child's
-            self._sync_fds, self._sync_pid = self._open_files(), os.getpid()
+        generation = self._generation
+        if self._sync_fds is None or self._sync_pid != os.getpid() or self._sync_generation != generation:
+            # First use, a forked child, or files the appends reopened since: open what the path names now.
+            self._close_sync()
+            self._sync_fds, self._sync_pid, self._sync_generation = self._open_files(), os.getpid(), generation
         log_fd, head_fd = self._sync_fds
         try:
             self._make_durable(log_fd, head_fd, new, raw)
