@@ -20,10 +20,11 @@ With ``fsync`` the appending and the syncing are batched apart:
   sealed and appended in one write, at the end of that iteration, right on the loop (microseconds of CPU: a
   thread would cost more in hand-offs and GIL switches than the work); a thread without a loop (the CLI,
   tests) appends its own record;
-* the **sync**: one thread per process (``commit.GroupCommit``) takes every append that queued while its
-  previous ``fdatasync`` ran, syncs them with one, advances the durable head, and answers their callers (the
-  loop's in one wake-up per batch). The loop goes on serving meanwhile, and the next iteration's records
-  queue for the next sync. Nobody is answered before an ``fdatasync`` that began after their append.
+* the **sync**: an event loop's appends queue for one ``fdatasync`` at a time (``loop_sync.LoopSync``):
+  every append queued while the previous one ran goes into the next, which a thread runs while the loop
+  goes on serving; the loop then advances the durable head and answers the batch's callers. A thread without
+  a loop waits in ``commit.GroupCommit``, whose own thread does all of that for the threads' appends. Nobody
+  is answered before an ``fdatasync`` that began after their append.
 Without ``fsync`` a record is appended by its caller and that is all: both head slots are written at once.
 """
 
@@ -43,6 +44,7 @@ from typing import Any
 
 from donjon.audit.chain import EMPTY, HEAD_SIZE, BadRecord, Head, head_path, line_hash, open_record, seal
 from donjon.audit.commit import GroupCommit
+from donjon.audit.loop_sync import DiskWaiter, LoopSync
 from donjon.loop_futures import settle
 
 log = logging.getLogger("donjon.audit")
@@ -71,7 +73,11 @@ class FileSink:
         # never syncs a file the log's path no longer names (replaced after an error) while answering callers.
         self._generation = 0
         self._sync_generation = 0
+        # Threads without a loop (the CLI, tests) wait in a group commit whose thread does the whole sync; an
+        # event loop's appends are synced by their LoopSync, whose thread only waits for the disk.
         self.syncer: GroupCommit[tuple[Head, bytes]] = GroupCommit(self._sync)
+        self._disk = DiskWaiter()
+        self._loop_syncs: dict[asyncio.AbstractEventLoop, LoopSync] = {}
         # Per event loop: the records of its current iteration, and where to tell each caller the outcome.
         self._pending: dict[asyncio.AbstractEventLoop, list[tuple[dict[str, Any], asyncio.Future[None]]]] = {}
         self.loop_batches = 0  # batches appended on an event loop (tests, benchmarks)
@@ -114,15 +120,40 @@ class FileSink:
         await future
 
     def _append_pending(self, loop: asyncio.AbstractEventLoop) -> None:
-        """Append one loop iteration's records, and hand their fdatasync to the sync thread."""
+        """Append one loop iteration's records, and queue their fdatasync."""
         batch = self._pending.pop(loop)
         futures = [future for _, future in batch]
         try:
             appended = self._append([event for event, _ in batch])
-            self.syncer.submit_for(appended, loop, futures)
         except Exception as exc:  # noqa: BLE001 - every caller of the batch is told, the next batch tries again
             settle(futures, exc)
-        self.loop_batches += 1
+            return
+        finally:
+            self.loop_batches += 1
+        self._loop_sync(loop).add(appended, futures)
+
+    def _loop_sync(self, loop: asyncio.AbstractEventLoop) -> LoopSync:
+        syncs = self._loop_syncs.get(loop)
+        if syncs is None:
+            for old_loop, old in list(self._loop_syncs.items()):
+                if old_loop.is_closed() and old.idle:  # a finished asyncio.run (tests): let its files go
+                    old.close()
+                    del self._loop_syncs[old_loop]
+            syncs = self._loop_syncs[loop] = LoopSync(self, self._disk, loop)
+        return syncs
+
+    @property
+    def sync_batches(self) -> int:
+        """fdatasyncs done or spared (another process's covered them), threads' and loops' (tests, benchmarks)."""
+        return self.syncer.batches + sum(sync.batches for sync in list(self._loop_syncs.values()))
+
+    # What a LoopSync needs of its sink (loop_sync.SyncTarget).
+
+    def open_sync_files(self) -> tuple[int, int]:
+        return self._open_files()
+
+    def sync_generation(self) -> int:
+        return self._generation
 
     def write_batch(self, events: Sequence[dict[str, Any]]) -> None:
         """Append ``events``; with ``fsync``, return once they are durable (for a thread without a loop)."""
@@ -193,17 +224,23 @@ class FileSink:
     def _make_durable(self, log_fd: int, head_fd: int, new: Head, raw: bytes) -> None:
         """Return once the log is on disk up to ``new`` (sealed as ``raw``); then advance the durable head to
         it, never back."""
-        if self._durable_covers(head_fd, new):
+        if self.durable_covers(head_fd, new):
             return  # another process's fdatasync, which began after our append, covered it
         os.fdatasync(log_fd)
+        self.advance_durable_head(head_fd, new, raw)
+
+    def advance_durable_head(self, head_fd: int, new: Head, raw: bytes) -> None:
+        """After an fdatasync that began once ``new`` was appended: make it the durable head, unless a later
+        one already is."""
         fcntl.flock(head_fd, fcntl.LOCK_EX)
         try:
-            if not self._durable_covers(head_fd, new):
+            if not self.durable_covers(head_fd, new):
                 os.pwrite(head_fd, raw, 0)  # the tail's bytes, already sealed: no second HMAC
         finally:
             fcntl.flock(head_fd, fcntl.LOCK_UN)
 
-    def _durable_covers(self, head_fd: int, new: Head) -> bool:
+    def durable_covers(self, head_fd: int, new: Head) -> bool:
+        """Whether the durable head already counts ``new``."""
         # Counts only grow along the chain (every writer continues from the tail under the lock), so a
         # durable head at or past our count was written after an fdatasync that began after our append.
         # Sizes are compared too: a log cut by someone makes sizes shrink while counts go on.
@@ -281,8 +318,11 @@ class FileSink:
         self._fds = None
 
     def close(self) -> None:
-        """Sync what is queued, stop the sync thread, close the files (the next append reopens them)."""
+        """Sync what is queued, stop the sync threads, close the files (the next append reopens them)."""
         self.syncer.close()
+        for sync in list(self._loop_syncs.values()):
+            sync.close()  # an fdatasync in flight closes its files once its loop hears back
+        self._disk.close()
         self._close_sync()  # the sync thread has stopped: its files are free
         with self._lock:
             self._close()
