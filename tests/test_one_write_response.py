@@ -1,4 +1,5 @@
-"""A response's head and its first body bytes leave in one write (``donjon.http_protocol.OneWriteResponse``).
+"""``donjon.http_protocol``'s own work per connection: a response's head and its first body bytes leave in one
+write (``OneWriteResponse``), and a connection's addresses come from the transport (no socket object).
 
 The protocol runs here as ``donjon server`` runs it (uvicorn's request cycle on a real socket of a real event
 loop); only the transport is watched, every call passed on to the real one. What the client reads must be
@@ -8,6 +9,7 @@ exactly what uvicorn alone would have sent, in the same order: a held head is ne
 from __future__ import annotations
 
 import asyncio
+import socket
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -58,8 +60,20 @@ async def hello(scope: Scope, receive: Callable[[], Awaitable[Any]], send: Calla
     await send({"type": "http.response.body", "body": answer})
 
 
-async def serve(data: bytes, app: App = hello) -> tuple[bytes, list[tuple[str, int]]]:
-    """Send ``data`` on one connection to the protocol serving ``app``; everything read back, and the writes."""
+async def addresses(
+    scope: Scope, receive: Callable[[], Awaitable[Any]], send: Callable[[Any], Awaitable[None]]
+) -> None:
+    answer = repr((scope["client"], scope["server"])).encode()
+    headers = [(b"content-length", str(len(answer)).encode())]
+    await send({"type": "http.response.start", "status": 200, "headers": headers})
+    await send({"type": "http.response.body", "body": answer})
+
+
+async def serve(
+    data: bytes, app: App = hello, host: str = "127.0.0.1", seen: list[tuple[Any, Any]] | None = None
+) -> tuple[bytes, list[tuple[str, int]]]:
+    """Send ``data`` on one connection to the protocol serving ``app``; everything read back, and the writes.
+    ``seen`` gets the client's own (address, port) and the server's."""
     config = uvicorn.Config(app, log_level="critical", lifespan="off")
     config.load()
     state = ServerState()
@@ -70,10 +84,12 @@ async def serve(data: bytes, app: App = hello) -> tuple[bytes, list[tuple[str, i
             super().connection_made(WatchedTransport(transport, calls))  # type: ignore[arg-type]
 
     loop = asyncio.get_running_loop()
-    server = await loop.create_server(lambda: Watched(config=config, server_state=state, app_state={}), "127.0.0.1", 0)
+    server = await loop.create_server(lambda: Watched(config=config, server_state=state, app_state={}), host, 0)
     port = server.sockets[0].getsockname()[1]
     try:
-        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        reader, writer = await asyncio.open_connection(host, port)
+        if seen is not None:
+            seen.append((writer.get_extra_info("sockname")[:2], writer.get_extra_info("peername")[:2]))
         writer.write(data)
         await writer.drain()
         received = await asyncio.wait_for(reader.read(), 10)  # until the server closes (Connection: close)
@@ -164,3 +180,17 @@ def test_the_writer_joins_only_the_head_with_the_first_body_bytes(writes: list[b
     writer.response_done()  # the protocol's callback is called once, and let go
     assert sent == [("writelines", 2)] + [("write", 1)] * (len(writes) - 2)
     assert done == [True]
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "::1"])
+def test_the_scope_has_the_connections_addresses_from_the_transport(host: str) -> None:
+    try:
+        socket.getaddrinfo(host, 0)
+        socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET).close()
+    except OSError:
+        pytest.skip(f"no {host} here")
+    seen: list[tuple[Any, Any]] = []
+    raw, _ = asyncio.run(serve(request("GET", "/", close=True), addresses, host, seen))
+    ((client, server),) = seen
+    # What uvicorn would have asked the socket for: (host, port) pairs, IPv6's cut from four-tuples too.
+    assert responses(raw) == [("HTTP/1.1 200 OK", repr((client, server)).encode())]

@@ -101,5 +101,3 @@ def test_barbican_paths_keep_their_own_errors(app_client: TestClient, path: str)
     r = app_client.request("PATCH", path, headers={"X-Project-Id": "p"})
     assert r.status_code == 405
     assert set(r.json()) == {"code", "title", "description"}
-
-

@@ -6,4 +6,3 @@ UPDATEs and DELETEs are the arbiters: a row changes only if it is still in the s
 waits for the first to commit and then re-evaluates its WHERE clause on the committed row; on SQLite writes
 are serialised by the database's write lock.
 """
-
