@@ -683,13 +683,13 @@ def test_a_failed_fdatasync_fails_every_caller_it_would_have_answered_and_the_ne
     assert verify(path, key).ok
 
 
+@pytest.mark.parametrize("caller", ["thread", "loop"])
 def test_after_the_appends_reopen_the_log_the_sync_covers_the_file_its_path_names(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caller: str
 ) -> None:
     key = load_audit_key(tmp_path / "audit.key", create=True)
     path = tmp_path / "audit.log"
     sink = FileSink(path, key, fsync=True)
-    sink.append({"id": "before"})
     synced: list[int] = []
     real_fdatasync = os.fdatasync
 
@@ -697,12 +697,26 @@ def test_after_the_appends_reopen_the_log_the_sync_covers_the_file_its_path_name
         synced.append(os.fstat(fd).st_ino)
         real_fdatasync(fd)
 
-    monkeypatch.setattr("donjon.audit.sinks.os.fdatasync", fdatasync)
-    os.rename(path, tmp_path / "audit.log.old")  # the log replaced (an operator's repair, say)...
-    sink._close()  # ...and the appends reopen their files, as after a failed write
-    sink.append({"id": "after"})
+    monkeypatch.setattr("donjon.audit.sinks.os.fdatasync", fdatasync)  # os's own: both sync paths use it
+
+    def replace_the_log() -> None:
+        os.rename(path, tmp_path / "audit.log.old")  # the log replaced (an operator's repair, say)...
+        sink._close()  # ...and the appends reopen their files, as after a failed write
+
+    if caller == "thread":
+        sink.append({"id": "before"})
+        replace_the_log()
+        sink.append({"id": "after"})
+    else:
+
+        async def on_one_loop() -> None:  # the loop's sync files opened once, then followed to the new log
+            await sink.append_async({"id": "before"})
+            replace_the_log()
+            await sink.append_async({"id": "after"})
+
+        asyncio.run(on_one_loop())
     sink.close()
-    assert synced and synced[-1] == path.stat().st_ino  # not the inode of the file moved away
+    assert len(synced) == 2 and synced[-1] == path.stat().st_ino != synced[0]  # not the file moved away
 
 
 def test_a_loop_has_one_fdatasync_in_flight_and_what_queues_meanwhile_shares_the_next(
@@ -738,32 +752,6 @@ def test_a_loop_has_one_fdatasync_in_flight_and_what_queues_meanwhile_shares_the
     assert 2 <= len(synced_sizes) < sink.loop_batches  # batches that queued behind a sync shared the next
     durable = Head.decode(key, head_path(path).read_bytes()[:256])
     assert durable.count == 40 and durable.size == path.stat().st_size and verify(path, key).ok
-
-
-def test_after_the_appends_reopen_the_log_a_loops_sync_covers_the_file_its_path_names(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    key = load_audit_key(tmp_path / "audit.key", create=True)
-    path = tmp_path / "audit.log"
-    sink = FileSink(path, key, fsync=True)
-    synced: list[int] = []
-    real_fdatasync = os.fdatasync
-
-    def fdatasync(fd: int) -> None:
-        synced.append(os.fstat(fd).st_ino)
-        real_fdatasync(fd)
-
-    monkeypatch.setattr("donjon.audit.loop_sync.os.fdatasync", fdatasync)
-
-    async def scenario() -> None:
-        await sink.append_async({"id": "before"})
-        os.rename(path, tmp_path / "audit.log.old")  # the log replaced (an operator's repair, say)...
-        sink._close()  # ...and the appends reopen their files, as after a failed write
-        await sink.append_async({"id": "after"})
-
-    asyncio.run(scenario())
-    sink.close()
-    assert len(synced) == 2 and synced[-1] == path.stat().st_ino != synced[0]
 
 
 def test_records_a_power_loss_took_before_their_fdatasync_leave_no_gap(
