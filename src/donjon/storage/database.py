@@ -132,6 +132,13 @@ class Database:
                 # COMMITTED is what PostgreSQL does by default and what Galera clusters recommend.
                 kwargs["isolation_level"] = "READ COMMITTED"
         self.engine: Engine = create_engine(url, **kwargs)
+        # PostgreSQL: a read runs without a transaction of its own. Under READ COMMITTED (PostgreSQL's default)
+        # each statement takes its own snapshot anyway, so an explicit transaction only added its BEGIN and
+        # the pool's ROLLBACK on check-in: two of a read's four round trips (pre-ping and query are the
+        # others). psycopg switches autocommit on the client, without a round trip; PyMySQL would send one.
+        self._read_engine: Engine = (
+            self.engine.execution_options(isolation_level="AUTOCOMMIT") if self.dialect == "postgresql" else self.engine
+        )
         if self.dialect == "sqlite":
             _configure_sqlite(self.engine)
         _count_checkouts(self.engine)
@@ -147,7 +154,7 @@ class Database:
             with self._loop_read() as conn:
                 yield conn
             return
-        with _reachable(), self._connect() as conn:
+        with _reachable(), self._connect(self._read_engine) as conn:
             yield conn
 
     @contextmanager
@@ -176,11 +183,11 @@ class Database:
             conn.close()
             raise
 
-    def _connect(self) -> Connection:
+    def _connect(self, engine: Engine | None = None) -> Connection:
         # connect() checks a connection out of the pool (waiting for one, pre-pinging it) right away.
         started = time.perf_counter()
         try:
-            return self.engine.connect()
+            return (engine or self.engine).connect()
         finally:
             metrics.DB_POOL_WAIT.observe(time.perf_counter() - started)
 
