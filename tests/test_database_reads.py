@@ -1,16 +1,19 @@
-"""``Database.read``: on PostgreSQL a read runs without a transaction of its own (no BEGIN, no ROLLBACK at
-check-in: two of its four round trips), and the pooled connection it used still gives writes their
-transaction afterwards. On every database: what a read sees, and that a failed write after a read leaves
-nothing behind.
+"""``Database.read`` and the pool's round trips: on PostgreSQL a read runs without a transaction of its own
+(no BEGIN, no ROLLBACK at check-in), and the pooled connection it used still gives writes their transaction
+afterwards; a server connection is pinged only after sitting idle, and a dead one is replaced. On every
+database: what a read sees, and that a failed write after a read leaves nothing behind.
 """
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
-from sqlalchemy import Column, Connection, Integer, MetaData, Table, func, insert, select
+from sqlalchemy import Column, Connection, Integer, MetaData, Table, create_engine, func, insert, select
+from sqlalchemy.pool import NullPool
 
 from donjon.storage.database import Database
 
@@ -67,3 +70,48 @@ def test_on_postgresql_a_read_opens_no_transaction_and_a_write_still_does(probe:
     with db.read() as conn:
         _count(conn, table)
         assert not _transaction_open(conn)
+
+
+def _server_side_id(conn: Connection, dialect: str) -> int:
+    query = "SELECT pg_backend_pid()" if dialect == "postgresql" else "SELECT CONNECTION_ID()"
+    return int(conn.exec_driver_sql(query).scalar_one())
+
+
+def _kill(db: Database, session: int) -> None:
+    """End ``session`` from another connection, as a database restart or an idle timeout would."""
+    other = create_engine(db.url, isolation_level="AUTOCOMMIT", poolclass=NullPool)
+    with other.connect() as conn:
+        if db.dialect == "postgresql":
+            conn.execute(select(func.pg_terminate_backend(session)))
+        else:
+            conn.exec_driver_sql(f"KILL {int(session)}")
+    other.dispose()
+
+
+def test_a_connection_is_pinged_only_after_sitting_idle_and_a_dead_one_is_replaced(
+    database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("donjon.storage.database.PING_AFTER_IDLE", 0.3)
+    db = Database(database_url, pool_size=1)
+    if db.dialect == "sqlite":
+        db.dispose()
+        pytest.skip("no server connection to lose")
+    pings: list[object] = []
+    real_ping = db.engine.dialect.do_ping
+
+    def counted_ping(conn: Any) -> bool:
+        pings.append(conn)
+        return bool(real_ping(conn))
+
+    monkeypatch.setattr(db.engine.dialect, "do_ping", counted_ping)
+    with db.read() as conn:
+        first = _server_side_id(conn, db.dialect)
+    with db.read() as conn:  # checked in moments ago: no round trip to ping it
+        assert _server_side_id(conn, db.dialect) == first
+    assert pings == []
+    _kill(db, first)
+    time.sleep(0.4)  # idle past the threshold: the next checkout pings, finds it dead, and connects anew
+    with db.read() as conn:
+        assert _server_side_id(conn, db.dialect) != first
+    assert len(pings) == 1
+    db.dispose()

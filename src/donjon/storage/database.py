@@ -111,7 +111,7 @@ class Database:
         self._lock_path: Path | None = None
         self._thread_lock = threading.Lock()
         self._lock_fd: int | None = None
-        kwargs: dict[str, Any] = {"pool_pre_ping": self.dialect != "sqlite"}
+        kwargs: dict[str, Any] = {}
         if self.dialect == "sqlite":
             database = parsed.database or ""
             if database and database != ":memory:":
@@ -141,6 +141,8 @@ class Database:
         )
         if self.dialect == "sqlite":
             _configure_sqlite(self.engine)
+        else:
+            _ping_after_idle(self.engine, PING_AFTER_IDLE)
         _count_checkouts(self.engine)
         # SQLite alone: its writers are serialized host-wide, each commit an fsync. PostgreSQL and MariaDB
         # run concurrent transactions and already flush the commits that wait together in one WAL write.
@@ -266,6 +268,40 @@ class Database:
             conn.close()
         self._loop_connections.clear()
         self.engine.dispose()
+
+
+# A pooled server connection unused for this long is pinged before it is handed out (see _ping_after_idle).
+PING_AFTER_IDLE = 1.0
+
+
+def _ping_after_idle(engine: Engine, idle: float) -> None:
+    """Ping a pooled connection on checkout only if it sat idle for ``idle`` seconds or more.
+
+    SQLAlchemy's ``pool_pre_ping`` pings on every checkout: a round trip per request, a third of a PostgreSQL
+    read's. A connection checked in moments ago was working moments ago; one that sat in the pool may have
+    been cut (a database restart, a failover, an idle timeout), and a failed ping makes the pool replace it
+    (DisconnectionError), as pre-ping does. A database that goes away while connections are busy is seen by
+    the statement itself: a 503 (``DatabaseUnavailable``), and SQLAlchemy then invalidates the pool, so every
+    older connection is replaced at its next checkout.
+    """
+
+    @event.listens_for(engine, "connect")
+    def _fresh(_dbapi_conn: Any, record: Any) -> None:
+        record.info["donjon_checked_in"] = time.monotonic()  # just connected: nothing to check yet
+
+    @event.listens_for(engine, "checkin")
+    def _returned(_dbapi_conn: Any, record: Any) -> None:
+        if record is not None:
+            record.info["donjon_checked_in"] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _ping_if_idle(dbapi_conn: Any, record: Any, _proxy: Any) -> None:
+        if time.monotonic() - record.info.get("donjon_checked_in", 0.0) < idle:
+            return
+        try:
+            engine.dialect.do_ping(dbapi_conn)
+        except Exception as exc:  # the driver's own error class: whatever it is, this connection is gone
+            raise sa_exc.DisconnectionError(type(exc).__name__) from None
 
 
 def _count_checkouts(engine: Engine) -> None:
