@@ -64,7 +64,7 @@ AUDIT_WRITE = _seconds(
 )
 AUDIT_FAILURES = Counter("donjon_audit_write_failures", "Audit events the audit log did not accept.")
 DB_POOL_WAIT = _seconds(
-    "donjon_db_pool_wait_seconds", "Time to get a database connection from the pool (pre-ping included)."
+    "donjon_db_pool_wait_seconds", "Time to get a database connection from the pool (a ping included for an idle one)."
 )
 DB_CONNECTIONS_IN_USE = Gauge(
     "donjon_db_connections_in_use", "Database connections checked out of the pools.", multiprocess_mode="livesum"

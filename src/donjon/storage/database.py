@@ -6,8 +6,8 @@ SQLite's sleeping busy handler, every write transaction takes an exclusive lock 
 database, shared by the threads and the worker processes of this host. Readers never take it.
 
 A database that cannot be reached (down, restarting, failing over, out of connections, locked past the busy
-timeout) raises ``DatabaseUnavailable``, a 503 the caller may retry, instead of the driver's error. The
-pool's pre-ping replaces dead connections, so service resumes by itself when the database is back.
+timeout) raises ``DatabaseUnavailable``, a 503 the caller may retry, instead of the driver's error. The pool
+replaces dead connections (``_ping_after_idle``), so service resumes by itself when the database is back.
 """
 
 from __future__ import annotations
@@ -134,7 +134,7 @@ class Database:
         self.engine: Engine = create_engine(url, **kwargs)
         # PostgreSQL: a read runs without a transaction of its own. Under READ COMMITTED (PostgreSQL's default)
         # each statement takes its own snapshot anyway, so an explicit transaction only added its BEGIN and
-        # the pool's ROLLBACK on check-in: two of a read's four round trips (pre-ping and query are the
+        # the pool's ROLLBACK on check-in: two of a read's four round trips (ping and query were the
         # others). psycopg switches autocommit on the client, without a round trip; PyMySQL would send one.
         self._read_engine: Engine = (
             self.engine.execution_options(isolation_level="AUTOCOMMIT") if self.dialect == "postgresql" else self.engine
@@ -186,7 +186,7 @@ class Database:
             raise
 
     def _connect(self, engine: Engine | None = None) -> Connection:
-        # connect() checks a connection out of the pool (waiting for one, pre-pinging it) right away.
+        # connect() checks a connection out of the pool (waiting for one, pinging it if idle) right away.
         started = time.perf_counter()
         try:
             return (engine or self.engine).connect()
