@@ -185,8 +185,8 @@ def test_the_writer_joins_only_the_head_with_the_first_body_bytes(writes: list[b
 @pytest.mark.parametrize("host", ["127.0.0.1", "::1"])
 def test_the_scope_has_the_connections_addresses_from_the_transport(host: str) -> None:
     try:
-        socket.getaddrinfo(host, 0)
-        socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET).close()
+        with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+            probe.bind((host, 0))
     except OSError:
         pytest.skip(f"no {host} here")
     seen: list[tuple[Any, Any]] = []
