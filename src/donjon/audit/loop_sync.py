@@ -99,7 +99,8 @@ class LoopSync:
         self._disk = disk
         self._loop = loop
         self._waiting: list[tuple[Appended, Futures]] = []
-        self._in_flight: list[tuple[Appended, Futures]] | None = None
+        # The batch whose fdatasync runs, and the furthest of its appends (what the durable head moves to).
+        self._in_flight: tuple[list[tuple[Appended, Futures]], Appended] | None = None
         self._fds: tuple[int, int] | None = None
         self._generation = -1
         self._closed = False
@@ -114,10 +115,10 @@ class LoopSync:
 
     def _start(self) -> None:
         batch, self._waiting = self._waiting, []
-        new = max((appended[0] for appended, _ in batch), key=lambda head: head.count)
+        furthest = max((appended for appended, _ in batch), key=lambda item: item[0].count)
         try:
             log_fd, head_fd = self._files()
-            covered = self._target.durable_covers(head_fd, new)
+            covered = self._target.durable_covers(head_fd, furthest[0])
         except OSError as exc:
             self._close_files()
             self._answer(batch, exc)
@@ -126,13 +127,13 @@ class LoopSync:
         if covered:  # another process's fdatasync, begun after our append, made it durable
             self._answer(batch, None)
             return
-        self._in_flight = batch
+        self._in_flight = batch, furthest
         self._disk.fdatasync(log_fd, self._loop, self._synced)
 
     def _synced(self, error: OSError | None) -> None:
-        batch, self._in_flight = self._in_flight or [], None
+        assert self._in_flight is not None  # called once per fdatasync that _start asked for
+        (batch, (new, raw)), self._in_flight = self._in_flight, None
         if error is None and self._fds is not None:
-            new, raw = max((appended for appended, _ in batch), key=lambda item: item[0].count)
             try:
                 self._target.advance_durable_head(self._fds[1], new, raw)
             except OSError as exc:
