@@ -38,6 +38,9 @@ from donjon.crypto import DecryptionFailed
 from donjon.keystores import open_keystore
 from donjon.observability import LogConfig, MetricsConfig
 from donjon.observability.keystore import InstrumentedKeystore
+from donjon.storage import migrate
+from donjon.storage.database import Database
+from tests import databases
 from tests.live_server import LiveServer
 
 REQUESTS = "donjon_http_requests_total"
@@ -64,11 +67,19 @@ def scrape(http: httpx.Client, until: Callable[[str], bool]) -> str:
         time.sleep(0.05)
 
 
-@pytest.fixture(scope="module")
-def metrics_server(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
-    server = LiveServer(tmp_path_factory.mktemp("metrics"), env={"DONJON_DATABASE_URL": database_url})
+@pytest.fixture(scope="module", params=databases.selected())
+def metrics_server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    # A database of its own: the session's shared app runs an order worker too, and on a shared database it
+    # could claim this server's orders, which would then be counted in the wrong process.
+    kind = request.param
+    url = databases.fresh_database(kind, tmp_path_factory.mktemp(f"metrics-db-{kind}"))
+    db = Database(url, pool_size=1)
+    migrate.upgrade(db)
+    db.dispose()
+    server = LiveServer(tmp_path_factory.mktemp("metrics"), env={"DONJON_DATABASE_URL": url})
     yield server.start()
     server.stop()
+    databases.drop_database(kind, url)
 
 
 def _store(http: httpx.Client, payload: str) -> str:
