@@ -17,6 +17,7 @@ from typing import Any
 from sqlalchemy import Connection, Select, Subquery, and_, bindparam, or_, select
 
 from donjon.storage.containers import ContainerRecord
+from donjon.storage.one_row import OneRow
 from donjon.storage.records import SecretRecord, secret_record
 from donjon.storage.tables import (
     container_acl_users,
@@ -59,9 +60,10 @@ def _container_statement() -> Select[Any]:
     )
 
 
-# Built once: constructing this join per request cost more than running it (SQLite, profiled).
-_SECRET_WITH_PAYLOAD = secret_statement(True)
-_SECRET_METADATA = secret_statement(False)
+# Built once: constructing this join per request cost more than running it (SQLite, profiled); run on the
+# driver's cursor (storage/one_row.py): every secret read runs one of the two.
+_SECRET_WITH_PAYLOAD = OneRow(secret_statement(True))
+_SECRET_METADATA = OneRow(secret_statement(False))
 _CONTAINER = _container_statement()
 
 
@@ -70,7 +72,7 @@ def secret_with_access(
 ) -> tuple[SecretRecord, AccessFacts] | None:
     stmt = _SECRET_WITH_PAYLOAD if with_payload else _SECRET_METADATA
     # A NULL user matches no ACL row, so an anonymous caller is never "listed".
-    return found_with_access(conn.execute(stmt, {"secret_id": secret_id, "user_id": user_id, "now": now}).one())
+    return found_with_access(stmt.first(conn, {"secret_id": secret_id, "user_id": user_id, "now": now}))
 
 
 def found_with_access(row: Any) -> tuple[SecretRecord, AccessFacts] | None:

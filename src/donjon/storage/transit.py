@@ -13,6 +13,7 @@ from sqlalchemy import Connection, bindparam, or_, select, update
 from sqlalchemy.sql.elements import ColumnElement
 
 from donjon.storage import access
+from donjon.storage.one_row import OneRow
 from donjon.storage.records import SecretRecord
 from donjon.storage.tables import secrets
 
@@ -43,7 +44,7 @@ _FIND_RING = (
     .limit(1)
 )
 # The ring found by name, payload included, with the caller's ACL facts (user_id): one query per transit call.
-_RING_WITH_ACCESS = access.secret_statement(True, _FIND_RING.subquery("wanted"))
+_RING_WITH_ACCESS = OneRow(access.secret_statement(True, _FIND_RING.subquery("wanted")))
 
 
 def find_ring(
@@ -52,7 +53,7 @@ def find_ring(
     """The ring named ``name`` in the project, payload included (the oldest if a race ever made two), and the
     ACL facts about ``user_id`` that the policy decides on (services.access.decide_secret)."""
     params = {"project_id": project_id, "name": NAME_PREFIX + name, "user_id": user_id, "now": now}
-    return access.found_with_access(conn.execute(_RING_WITH_ACCESS, params).first())
+    return access.found_with_access(_RING_WITH_ACCESS.first(conn, params))
 
 
 def ring_names(conn: Connection, project_id: str, now: datetime) -> list[str]:
