@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import bindparam, delete, insert, select
+from sqlalchemy import Column, MetaData, String, Table, bindparam, delete, insert, select
 from sqlalchemy import exc as sa_exc
 
 from donjon.storage import access
@@ -142,3 +142,13 @@ def test_a_driver_error_is_raised_by_sqlalchemy_as_for_any_statement(db: Databas
             query.first(conn, {"secret_id": secret_id})
         conn.invalidate()
     assert query.fallbacks == 1
+
+
+def test_a_statement_error_is_sqlalchemys_exception_for_it_and_is_not_run_again(db: Database) -> None:
+    missing = Table(f"never_created_{uuid.uuid4().hex[:8]}", MetaData(), Column("id", String(36)))
+    query = OneRow(select(missing.c.id).where(missing.c.id == bindparam("id")))
+    with db.read() as conn, pytest.raises(sa_exc.DBAPIError) as raised:
+        query.first(conn, {"id": "x"})
+    assert isinstance(raised.value.orig, db.engine.dialect.loaded_dbapi.Error)
+    assert not raised.value.connection_invalidated
+    assert query.fallbacks == 0

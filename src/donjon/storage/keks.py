@@ -6,6 +6,7 @@ from datetime import datetime
 
 from sqlalchemy import Connection, bindparam, delete, func, insert, select, update
 
+from donjon.storage.one_row import OneRow
 from donjon.storage.tables import project_active_kek, project_keks
 from donjon.wrapped_key import WrappedKey
 
@@ -49,14 +50,16 @@ def create_active(conn: Connection, *, kek_id: str, project_id: str, wrapped: Wr
 
 
 # Built once: every sealed write checks its KEK (ProjectKeys.hold).
-_KEK_EXISTS = select(project_keks.c.id).where(
-    project_keks.c.id == bindparam("kek_id"), project_keks.c.project_id == bindparam("project_id")
+_KEK_EXISTS = OneRow(
+    select(project_keks.c.id).where(
+        project_keks.c.id == bindparam("kek_id"), project_keks.c.project_id == bindparam("project_id")
+    )
 )
 
 
 def exists(conn: Connection, project_id: str, kek_id: str) -> bool:
     """Whether the project's KEK ``kek_id`` is still there (a KEK rotation deletes retired ones)."""
-    return conn.execute(_KEK_EXISTS, {"kek_id": kek_id, "project_id": project_id}).first() is not None
+    return _KEK_EXISTS.first(conn, {"kek_id": kek_id, "project_id": project_id}) is not None
 
 
 def ids_not_under(conn: Connection, root_key_id: str, limit: int, *, after: str = "") -> list[str]:

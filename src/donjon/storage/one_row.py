@@ -1,14 +1,15 @@
 """A hot single-row SELECT run on the driver's cursor, with SQLAlchemy's SQL and SQLAlchemy's type conversions.
 
 ``Connection.execute`` spends ~50 µs per statement on its execution context and result object (SQLAlchemy
-2.1 with its Cython extensions, measured on SQLite); the SQLite query itself takes ~8 µs. For the one
-statement every secret read runs (``storage/access.py``) that was the largest single cost of a payload read.
-Here the statement is compiled by SQLAlchemy once per dialect, its parameters and columns go through the
-same bind and result processors SQLAlchemy would apply, and only the execution is the driver's own.
+2.1 with its Cython extensions, measured on SQLite); the SQLite query itself takes ~8 µs. For the statement
+every secret read runs (``storage/access.py``) that was the largest single cost of a payload read, and a
+secret's creation runs two more (its project's quotas, its KEK still there). Here a statement is compiled by
+SQLAlchemy once per dialect, its parameters and columns go through the same bind and result processors
+SQLAlchemy would apply, and only the execution is the driver's own.
 
-Any driver error makes the statement run again through ``Connection.execute``, so errors are raised, wrapped
-and handled (disconnects invalidate the pool, ``database._reachable`` sees a 503) exactly as for any other
-statement; a transient one simply gives the row.
+A driver error is raised as SQLAlchemy's exception class for it, as ``Connection.execute`` would raise it; a
+lost connection makes the statement run again through ``Connection.execute``, which meets the same dead
+connection and invalidates the pool as for any statement (``database._reachable`` then answers 503).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Connection, Select
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Dialect
 
 Processor = Callable[[Any], Any] | None
@@ -43,7 +45,7 @@ class OneRow:
     def __init__(self, statement: Select[Any]) -> None:
         self._statement = statement
         self._plans: dict[tuple[str, str, str], _Plan] = {}
-        self.fallbacks = 0  # statements that went through Connection.execute after a driver error (tests)
+        self.fallbacks = 0  # statements run again through Connection.execute after a lost connection (tests)
 
     def first(self, conn: Connection, params: Mapping[str, Any]) -> Any:
         dialect = conn.dialect
@@ -53,16 +55,25 @@ class OneRow:
             if process is not None and values.get(name) is not None:
                 values[name] = process(values[name])
         arguments: Any = tuple(values[n] for n in plan.names) if plan.positional else values
+        driver = conn.connection.dbapi_connection
+        cursor = None
         try:
-            cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
-            try:
-                cursor.execute(plan.sql, arguments)
-                raw = cursor.fetchone()
-            finally:
+            cursor = driver.cursor()  # type: ignore[union-attr]
+            cursor.execute(plan.sql, arguments)
+            raw = cursor.fetchone()
+        except dialect.loaded_dbapi.Error as exc:
+            if dialect.is_disconnect(exc, driver, cursor):
+                # SQLAlchemy's own path meets the same dead connection, and invalidates the pool as it does
+                # for any statement (the next checkouts replace every older connection).
+                self.fallbacks += 1
+                return conn.execute(self._statement, dict(params)).first()
+            # Not run again: in a PostgreSQL transaction the error aborted it. Raised as SQLAlchemy raises it.
+            raise sa_exc.DBAPIError.instance(
+                plan.sql, arguments, exc, dialect.loaded_dbapi.Error, dialect=dialect
+            ) from exc
+        finally:
+            if cursor is not None:
                 cursor.close()
-        except Exception:  # noqa: BLE001 - the driver's own error class: SQLAlchemy's path raises it properly
-            self.fallbacks += 1
-            return conn.execute(self._statement, dict(params)).first()
         if raw is None:
             return None
         return plan.row(

@@ -8,6 +8,7 @@ from datetime import datetime
 from sqlalchemy import Connection, bindparam, delete, insert, select, update
 from sqlalchemy.dialects import mysql, postgresql
 
+from donjon.storage.one_row import OneRow
 from donjon.storage.paging import page
 from donjon.storage.tables import project_locks, project_quotas
 
@@ -21,11 +22,11 @@ class ProjectQuotas:
 
 
 # Built once: the quota check of every create reads it.
-_QUOTAS_OF = select(project_quotas).where(project_quotas.c.project_id == bindparam("project_id"))
+_QUOTAS_OF = OneRow(select(project_quotas).where(project_quotas.c.project_id == bindparam("project_id")))
 
 
 def get(conn: Connection, project_id: str) -> ProjectQuotas | None:
-    row = conn.execute(_QUOTAS_OF, {"project_id": project_id}).first()
+    row = _QUOTAS_OF.first(conn, {"project_id": project_id})
     if row is None:
         return None
     return ProjectQuotas(project_id, {r: getattr(row, r) for r in RESOURCES})
