@@ -103,6 +103,54 @@ def test_a_failing_write_is_rolled_back_alone(db: Database, table: Table) -> Non
     assert _rows(db, table) == {n for n in range(WRITERS) if n % 3}
 
 
+def test_savepoints_only_for_a_batch_where_a_write_failed(db: Database, table: Table) -> None:
+    if db.dialect != "sqlite":
+        pytest.skip("PostgreSQL and MariaDB run concurrent transactions; only SQLite groups them")
+    group = db._group_commit
+    assert group is not None
+    savepoints: list[str] = []
+    event.listen(
+        db.engine,
+        "before_cursor_execute",
+        lambda _c, _cur, statement, *_: savepoints.append(statement) if "SAVEPOINT" in statement else None,
+    )
+    runs: dict[int, int] = {}
+
+    def batch_of(writers: list[int], failing: int | None) -> list[str]:
+        """``writers`` committed as one batch (the first holds its transaction until the rest have queued)."""
+
+        def write(n: int) -> str:
+            def work(conn: Connection) -> str:
+                runs[n] = runs.get(n, 0) + 1
+                if n == writers[0] and runs[n] == 1:
+                    _wait_until(lambda: group.queued == len(writers) - 1)
+                conn.execute(insert(table).values(id=n, writer=f"w{n}"))
+                if n == failing:
+                    raise ValueError(f"writer {n} refuses")
+                return f"w{n}"
+
+            try:
+                return db.write_grouped(work)
+            except ValueError as exc:
+                return str(exc)
+
+        with ThreadPoolExecutor(len(writers)) as pool:
+            first = pool.submit(write, writers[0])
+            _wait_until(lambda: group.queued == 0 and group._leading)
+            # The first writer's own batch is itself; the others queue behind it and make the next batch.
+            rest = [pool.submit(write, n) for n in writers[1:]]
+            return [first.result(timeout=30)] + [f.result(timeout=30) for f in rest]
+
+    assert batch_of([1, 2, 3, 4], failing=None) == ["w1", "w2", "w3", "w4"]
+    assert savepoints == []  # nothing failed: no SAVEPOINT, no RELEASE
+    assert batch_of([5, 6, 7, 8], failing=7) == ["w5", "w6", "writer 7 refuses", "w8"]
+    assert _rows(db, table) == {1, 2, 3, 4, 5, 6, 8}
+    # The batch of 6, 7, 8 ran together until 7 raised (those queued before it ran too), was rolled back, and ran
+    # again write by write, each in its SAVEPOINT.
+    assert runs[7] == 2 and {runs[6], runs[8]} <= {1, 2}
+    assert len([s for s in savepoints if s.startswith("SAVEPOINT")]) == 3
+
+
 def test_a_write_is_visible_to_others_when_it_returns(db: Database, table: Table) -> None:
     def work(conn: Connection) -> None:
         conn.execute(insert(table).values(id=1, writer="only"))

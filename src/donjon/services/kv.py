@@ -204,7 +204,7 @@ class KvService(PayloadService):  # no store registry: KV versions stay in the d
         try:
             made = await self._db.write_grouped_async(commit)
         except (KekRetired, IntegrityError):
-            return None  # rolled back with its savepoint
+            return None  # rolled back: nothing of it was written
         return None if made is None else _version(made)
 
     def _document(self, data: dict[str, Any]) -> bytes:

@@ -2,8 +2,11 @@
 
 SQLite has one writer at a time and, with synchronous=FULL, an fsync per commit; each secret created in its
 own transaction made the store path wait in line for the disk. Here the first writer to arrive becomes the
-leader: it opens one transaction, runs every write queued by then (its own included), each in a SAVEPOINT so
-that one write's failure rolls back that write alone, commits once, and only then answers every caller. Writes
+leader: it opens one transaction, runs every write queued by then (its own included), commits once, and only
+then answers every caller. If one write of several raises, the transaction is rolled back and the batch runs
+again with each write in a SAVEPOINT, so that the failure rolls back that write alone (a failing write is
+rare: a quota reached, a KEK retired meanwhile; its work is run twice, so it must have no effect outside the
+transaction). Writes
 that arrive while a leader commits wait for the next batch, whose leader is one of them. Nothing is answered
 before its batch is durable, so an acknowledged write survives kill -9 and power loss exactly as before.
 
@@ -152,13 +155,8 @@ class GroupCommit:
 
     def _commit(self, batch: list[_Write[object]]) -> None:
         try:
-            with self._transaction() as conn:
-                for write in batch:
-                    try:
-                        with conn.begin_nested():
-                            write.result = write.work(conn)
-                    except Exception as exc:  # this write alone is rolled back; the others go on
-                        write.error = exc
+            if not self._commit_together(batch):
+                self._commit_each(batch)
         except BaseException as exc:  # the commit failed (or the lock could not be had): nothing was written
             for write in batch:
                 if write.error is None:
@@ -168,3 +166,36 @@ class GroupCommit:
             metrics.DB_GROUP_COMMIT_SIZE.observe(len(batch))
             for write in batch:
                 write.done = True
+
+    def _commit_together(self, batch: list[_Write[object]]) -> bool:
+        """Every write of the batch in one transaction, no SAVEPOINT each (two statements per write, a sixth of
+        a secret creation's CPU). False if one of several raised: all was rolled back, for ``_commit_each``.
+        A write alone needs no savepoint: rolling its transaction back undoes that write and nothing else."""
+        try:
+            with self._transaction() as conn:
+                for write in batch:
+                    try:
+                        write.result = write.work(conn)
+                    except Exception as exc:
+                        if len(batch) == 1:
+                            write.error = exc
+                        raise _RolledBack from exc
+        except _RolledBack:
+            for write in batch:
+                write.result = None
+            return len(batch) == 1
+        return True
+
+    def _commit_each(self, batch: list[_Write[object]]) -> None:
+        """The batch again, each write in a SAVEPOINT: one that raises is rolled back alone, the others go on."""
+        with self._transaction() as conn:
+            for write in batch:
+                try:
+                    with conn.begin_nested():
+                        write.result = write.work(conn)
+                except Exception as exc:
+                    write.error = exc
+
+
+class _RolledBack(Exception):
+    """A write of a batch run without savepoints raised: its transaction is rolled back."""
