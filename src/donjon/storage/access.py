@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy import Connection, Select, Subquery, and_, bindparam, or_, select
 
 from donjon.storage.containers import ContainerRecord
-from donjon.storage.one_row import OneRow
+from donjon.storage.driver_select import DriverSelect
 from donjon.storage.records import SecretRecord, secret_record
 from donjon.storage.tables import (
     container_acl_users,
@@ -61,9 +61,9 @@ def _container_statement() -> Select[Any]:
 
 
 # Built once: constructing this join per request cost more than running it (SQLite, profiled); run on the
-# driver's cursor (storage/one_row.py): every secret read runs one of the two.
-_SECRET_WITH_PAYLOAD = OneRow(secret_statement(True))
-_SECRET_METADATA = OneRow(secret_statement(False))
+# driver's cursor (storage/driver_select.py): every secret read runs one of the two.
+_SECRET_WITH_PAYLOAD = DriverSelect(secret_statement(True))
+_SECRET_METADATA = DriverSelect(secret_statement(False))
 _CONTAINER = _container_statement()
 
 

@@ -6,7 +6,7 @@ from datetime import datetime
 
 from sqlalchemy import Connection, bindparam, delete, func, insert, select, update
 
-from donjon.storage.one_row import OneRow
+from donjon.storage.driver_select import DriverSelect
 from donjon.storage.tables import project_active_kek, project_keks
 from donjon.wrapped_key import WrappedKey
 
@@ -50,7 +50,7 @@ def create_active(conn: Connection, *, kek_id: str, project_id: str, wrapped: Wr
 
 
 # Built once: every sealed write checks its KEK (ProjectKeys.hold).
-_KEK_EXISTS = OneRow(
+_KEK_EXISTS = DriverSelect(
     select(project_keks.c.id).where(
         project_keks.c.id == bindparam("kek_id"), project_keks.c.project_id == bindparam("project_id")
     )

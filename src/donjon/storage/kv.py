@@ -14,6 +14,7 @@ from typing import Any
 
 from sqlalchemy import Connection, bindparam, delete, func, insert, select, update
 
+from donjon.storage.driver_select import DriverSelect
 from donjon.storage.tables import kv_entries, kv_versions, secret_versions, secrets
 from donjon.storage.versions import Payload, keep_previous, set_current
 
@@ -59,17 +60,20 @@ def _entry(row: Any) -> KvEntryRow:
     )
 
 
-# Built once: the statements of every KV read and write, cheaper to run than to construct (storage/access.py).
-_FIND_ENTRY = select(kv_entries).where(
-    kv_entries.c.project_id == bindparam("project_id"), kv_entries.c.path == bindparam("path")
+# Built once: the statements of every KV read and write, cheaper to run than to construct (storage/access.py);
+# the reads run on the driver's cursor (storage/driver_select.py).
+_FIND_ENTRY = DriverSelect(
+    select(kv_entries).where(kv_entries.c.project_id == bindparam("project_id"), kv_entries.c.path == bindparam("path"))
 )
 _INSERT_ENTRY = insert(kv_entries)  # rows given as parameters: no per-call .values() construction
 _INSERT_VERSION = insert(kv_versions)
-_VERSIONS = select(kv_versions).where(kv_versions.c.secret_id == bindparam("secret_id")).order_by(kv_versions.c.version)
+_VERSIONS = DriverSelect(
+    select(kv_versions).where(kv_versions.c.secret_id == bindparam("secret_id")).order_by(kv_versions.c.version)
+)
 
 
 def find_entry(conn: Connection, project_id: str, path: str) -> KvEntryRow | None:
-    row = conn.execute(_FIND_ENTRY, {"project_id": project_id, "path": path}).first()
+    row = _FIND_ENTRY.first(conn, {"project_id": project_id, "path": path})
     return _entry(row) if row is not None else None
 
 
@@ -111,7 +115,7 @@ def paths_under(conn: Connection, project_id: str, prefix: str) -> list[str]:
 
 
 def versions(conn: Connection, secret_id: str) -> list[KvVersionRow]:
-    rows = conn.execute(_VERSIONS, {"secret_id": secret_id})
+    rows = _VERSIONS.all(conn, {"secret_id": secret_id})
     return [KvVersionRow(r.version, r.created_at, r.deletion_time, bool(r.destroyed)) for r in rows]
 
 

@@ -8,7 +8,7 @@ from datetime import datetime
 from sqlalchemy import Connection, bindparam, delete, insert, select, update
 from sqlalchemy.dialects import mysql, postgresql
 
-from donjon.storage.one_row import OneRow
+from donjon.storage.driver_select import DriverSelect
 from donjon.storage.paging import page
 from donjon.storage.tables import project_locks, project_quotas
 
@@ -22,7 +22,7 @@ class ProjectQuotas:
 
 
 # Built once: the quota check of every create reads it.
-_QUOTAS_OF = OneRow(select(project_quotas).where(project_quotas.c.project_id == bindparam("project_id")))
+_QUOTAS_OF = DriverSelect(select(project_quotas).where(project_quotas.c.project_id == bindparam("project_id")))
 
 
 def get(conn: Connection, project_id: str) -> ProjectQuotas | None:

@@ -13,7 +13,7 @@ from sqlalchemy import Connection, bindparam, or_, select, update
 from sqlalchemy.sql.elements import ColumnElement
 
 from donjon.storage import access
-from donjon.storage.one_row import OneRow
+from donjon.storage.driver_select import DriverSelect
 from donjon.storage.records import SecretRecord
 from donjon.storage.tables import secrets
 
@@ -44,7 +44,7 @@ _FIND_RING = (
     .limit(1)
 )
 # The ring found by name, payload included, with the caller's ACL facts (user_id): one query per transit call.
-_RING_WITH_ACCESS = OneRow(access.secret_statement(True, _FIND_RING.subquery("wanted")))
+_RING_WITH_ACCESS = DriverSelect(access.secret_statement(True, _FIND_RING.subquery("wanted")))
 
 
 def find_ring(

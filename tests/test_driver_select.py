@@ -1,4 +1,4 @@
-"""``storage.one_row``: a statement run on the driver's cursor gives what ``Connection.execute`` gives, value for
+"""``storage.driver_select``: a statement run on the driver's cursor gives what ``Connection.execute`` gives, value for
 value and type for type, on every database; a driver error goes through SQLAlchemy's own path."""
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from sqlalchemy import exc as sa_exc
 
 from donjon.storage import access
 from donjon.storage.database import Database
-from donjon.storage.one_row import OneRow
+from donjon.storage.driver_select import DriverSelect
 from donjon.storage.tables import secret_acl_users, secret_acls, secrets
 
 NOW = datetime(2026, 12, 2, 10, 30, 15, 123456)
@@ -55,7 +55,7 @@ def _secret(db: Database, *, listed: str | None = None, **columns: Any) -> str:
     return secret_id
 
 
-def _both(db: Database, query: OneRow, statement: Any, params: dict[str, Any]) -> tuple[Any, Any]:
+def _both(db: Database, query: DriverSelect, statement: Any, params: dict[str, Any]) -> tuple[Any, Any]:
     with db.read() as conn:
         fast = query.first(conn, params)
         if db.dialect == "postgresql":  # a read runs in autocommit there: the driver's cursor opened nothing
@@ -77,7 +77,7 @@ def _same(fast: Any, slow: Any) -> None:
 @pytest.mark.parametrize("with_payload", [True, False])
 def test_the_secret_statement_gives_what_sqlalchemy_gives(db: Database, with_payload: bool) -> None:
     statement = access.secret_statement(with_payload)
-    query = OneRow(statement)
+    query = DriverSelect(statement)
     listed = _secret(db, listed="reader", expiration=NOW + timedelta(days=30))
     plain = _secret(db, bit_length=None, algorithm=None, version_started_at=None)
     expired = _secret(db, expiration=NOW - timedelta(seconds=1))
@@ -115,7 +115,7 @@ def test_a_statement_with_its_own_limit_and_no_row(db: Database) -> None:
         .order_by(secrets.c.created_at, secrets.c.id)
         .limit(1)
     )
-    query = OneRow(statement)
+    query = DriverSelect(statement)
     fast, slow = _both(db, query, statement, {"project_id": "one-row"})
     _same(fast, slow)
     with db.read() as conn:
@@ -132,7 +132,7 @@ def test_a_statement_with_its_own_limit_and_no_row(db: Database) -> None:
 def test_a_driver_error_is_raised_by_sqlalchemy_as_for_any_statement(db: Database) -> None:
     secret_id = _secret(db)
     statement = select(secrets.c.id).where(secrets.c.id == bindparam("secret_id"))
-    query = OneRow(statement)
+    query = DriverSelect(statement)
     with db.write() as conn:
         conn.execute(delete(secrets).where(secrets.c.id == secret_id))
     with db.read() as conn:
@@ -146,9 +146,30 @@ def test_a_driver_error_is_raised_by_sqlalchemy_as_for_any_statement(db: Databas
 
 def test_a_statement_error_is_sqlalchemys_exception_for_it_and_is_not_run_again(db: Database) -> None:
     missing = Table(f"never_created_{uuid.uuid4().hex[:8]}", MetaData(), Column("id", String(36)))
-    query = OneRow(select(missing.c.id).where(missing.c.id == bindparam("id")))
+    query = DriverSelect(select(missing.c.id).where(missing.c.id == bindparam("id")))
     with db.read() as conn, pytest.raises(sa_exc.DBAPIError) as raised:
         query.first(conn, {"id": "x"})
     assert isinstance(raised.value.orig, db.engine.dialect.loaded_dbapi.Error)
     assert not raised.value.connection_invalidated
+    assert query.fallbacks == 0
+
+
+def test_all_rows_in_order_as_sqlalchemy_gives_them(db: Database) -> None:
+    project = f"all-rows-{uuid.uuid4().hex[:8]}"
+    for hours in (3, 1, 2):
+        _secret(db, project_id=project, created_at=NOW - timedelta(hours=hours), expiration=None)
+    statement = (
+        select(secrets.c.id, secrets.c.created_at, secrets.c.expiration, secrets.c.ciphertext)
+        .where(secrets.c.project_id == bindparam("project_id"))
+        .order_by(secrets.c.created_at)
+    )
+    query = DriverSelect(statement)
+    with db.read() as conn:
+        fast = query.all(conn, {"project_id": project})
+        slow = conn.execute(statement, {"project_id": project}).all()
+        assert query.all(conn, {"project_id": "nobody"}) == []
+    assert len(fast) == 3
+    for fast_row, slow_row in zip(fast, slow, strict=True):
+        _same(fast_row, slow_row)
+    assert [r.created_at for r in fast] == sorted(r.created_at for r in fast)
     assert query.fallbacks == 0

@@ -1,4 +1,4 @@
-"""A hot single-row SELECT run on the driver's cursor, with SQLAlchemy's SQL and SQLAlchemy's type conversions.
+"""Hot SELECTs run on the driver's cursor, with SQLAlchemy's SQL and SQLAlchemy's type conversions.
 
 ``Connection.execute`` spends ~50 µs per statement on its execution context and result object (SQLAlchemy
 2.1 with its Cython extensions, measured on SQLite); the SQLite query itself takes ~8 µs. For the statement
@@ -15,7 +15,7 @@ connection and invalidates the pool as for any statement (``database._reachable`
 from __future__ import annotations
 
 from collections import namedtuple
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -39,8 +39,9 @@ class _Plan:
     row: type
 
 
-class OneRow:
-    """``first(conn, params)``: the statement's first row (a named tuple with ``_mapping``) or None."""
+class DriverSelect:
+    """A SELECT built once (at import) and run on the driver's cursor: ``first`` or ``all`` of its rows, each a
+    named tuple with ``_mapping``, as ``Connection.execute(statement, params).first()`` / ``.all()`` give."""
 
     def __init__(self, statement: Select[Any]) -> None:
         self._statement = statement
@@ -48,6 +49,13 @@ class OneRow:
         self.fallbacks = 0  # statements run again through Connection.execute after a lost connection (tests)
 
     def first(self, conn: Connection, params: Mapping[str, Any]) -> Any:
+        rows = self._run(conn, params, one=True)
+        return rows[0] if rows else None
+
+    def all(self, conn: Connection, params: Mapping[str, Any]) -> list[Any]:
+        return self._run(conn, params, one=False)
+
+    def _run(self, conn: Connection, params: Mapping[str, Any], *, one: bool) -> list[Any]:
         dialect = conn.dialect
         plan = self._plans.get((dialect.name, dialect.driver, dialect.paramstyle)) or self._plan(dialect)
         values = {**plan.defaults, **params}
@@ -60,13 +68,18 @@ class OneRow:
         try:
             cursor = driver.cursor()  # type: ignore[union-attr]
             cursor.execute(plan.sql, arguments)
-            raw = cursor.fetchone()
+            if one:
+                first = cursor.fetchone()
+                raw: Sequence[Any] = [] if first is None else [first]
+            else:
+                raw = cursor.fetchall()
         except dialect.loaded_dbapi.Error as exc:
             if dialect.is_disconnect(exc, driver, cursor):
                 # SQLAlchemy's own path meets the same dead connection, and invalidates the pool as it does
                 # for any statement (the next checkouts replace every older connection).
                 self.fallbacks += 1
-                return conn.execute(self._statement, dict(params)).first()
+                result = conn.execute(self._statement, dict(params))
+                return [result.first()] if one else list(result.all())
             # Not run again: in a PostgreSQL transaction the error aborted it. Raised as SQLAlchemy raises it.
             raise sa_exc.DBAPIError.instance(
                 plan.sql, arguments, exc, dialect.loaded_dbapi.Error, dialect=dialect
@@ -74,11 +87,11 @@ class OneRow:
         finally:
             if cursor is not None:
                 cursor.close()
-        if raw is None:
-            return None
-        return plan.row(
-            *(value if p is None or value is None else p(value) for p, value in zip(plan.results, raw, strict=True))
-        )
+        results, row = plan.results, plan.row
+        return [
+            row(*(value if p is None or value is None else p(value) for p, value in zip(results, r, strict=True)))
+            for r in raw
+        ]
 
     def _plan(self, dialect: Dialect) -> _Plan:
         compiled = self._statement.compile(dialect=dialect)
