@@ -139,13 +139,17 @@ def _error(request: Request, exc: Exception, name: str) -> Response:
     return response
 
 
+_AUTHENTICATED = "donjon.authenticated"  # the request's Caller, once authenticated (an ASGI scope extension key)
+
+
 async def authenticate(request: Request) -> Caller:
     # Once per request: a use-limited token (Vault's num_uses) spends one use per request, not per call.
-    authenticated: Caller | None = getattr(request.state, "authenticated", None)
+    # Kept in the scope, not request.state: a getattr default on the state costs a raised AttributeError.
+    authenticated: Caller | None = request.scope.get(_AUTHENTICATED)
     if authenticated is not None:
         return authenticated
     caller = await _authenticate(request)
-    request.state.authenticated = caller
+    request.scope[_AUTHENTICATED] = caller
     request.state.caller = caller  # the initiator of the request's audit event (donjon.audit)
     return caller
 
