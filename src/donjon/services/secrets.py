@@ -69,7 +69,7 @@ class SecretService(PayloadService):
         try:
             await self._db.write_grouped_async(insert)
         except (KekRetired, IntegrityError):
-            # Rolled back with its savepoint: ``create`` seals under the active KEK, or raises a real error.
+            # Rolled back, nothing of it kept: ``create`` seals under the active KEK, or raises a real error.
             return None
         except BaseException:
             self._payloads.discard(record)  # the database store's payload goes with its row: nothing waits here

@@ -223,8 +223,8 @@ class Database:
     def write_grouped(self, work: Callable[[Connection], T]) -> T:
         """Run ``work`` in a write transaction and return its result once that transaction is committed.
 
-        On SQLite, writes from concurrent callers share one transaction (each in its own savepoint) and one
-        fsync: see ``group_commit``. ``work`` may then run on another caller's thread, and must not rely on
+        On SQLite, writes from concurrent callers share one transaction (one that raises is rolled back alone)
+        and one fsync: see ``group_commit``. ``work`` may then run on another caller's thread, and must not rely on
         thread-local state. Its exception is raised here, and nothing it wrote is kept.
         """
         may_block("a database write")
