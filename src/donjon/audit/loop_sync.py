@@ -29,6 +29,7 @@ from collections.abc import Callable
 from typing import Protocol
 
 from donjon.audit.chain import Head
+from donjon.io_threads import without_wakeup_preemption
 from donjon.loop_futures import settle
 
 Futures = list[asyncio.Future[None]]
@@ -69,6 +70,7 @@ class DiskWaiter:
         self._requests.put((fd, loop, done))
 
     def _run(self) -> None:
+        without_wakeup_preemption()
         while (request := self._requests.get()) is not None:
             fd, loop, done = request
             error: OSError | None = None

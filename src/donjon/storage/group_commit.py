@@ -30,6 +30,7 @@ from typing import Generic, TypeVar
 
 from sqlalchemy import Connection
 
+from donjon.io_threads import without_wakeup_preemption
 from donjon.loop_futures import settle_from_thread
 from donjon.observability import metrics
 
@@ -116,6 +117,7 @@ class GroupCommit:
 
     def _commit_queued(self) -> None:
         """The committer thread: leads every batch nobody else is leading, until ``close``."""
+        without_wakeup_preemption()
         while True:
             with self._changed:
                 while self._leading or not self._queue:
