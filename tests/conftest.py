@@ -12,8 +12,6 @@ from starlette.testclient import TestClient
 
 from donjon.api.app import create_app
 from donjon.config import KeystoreConfig, LifecycleConfig, Settings
-from donjon.storage import migrate
-from donjon.storage.database import Database
 from tests import databases
 from tests.clock import MovableClock
 from tests.components import NO_RABBITMQ, rabbitmq_wanted
@@ -58,12 +56,8 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
 @pytest.fixture(scope="session", params=databases.selected())
 def database_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     kind = request.param
-    url = databases.fresh_database(kind, tmp_path_factory.mktemp(f"db-{kind}"))
-    db = Database(url, pool_size=1)
-    migrate.upgrade(db)
-    db.dispose()
-    yield url
-    databases.drop_database(kind, url)
+    with databases.migrated_database(kind, tmp_path_factory.mktemp(f"db-{kind}")) as url:
+        yield url
 
 
 @pytest.fixture(scope="session")

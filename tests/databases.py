@@ -9,10 +9,15 @@ from __future__ import annotations
 
 import os
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
+
+from donjon.storage import migrate
+from donjon.storage.database import Database
 
 DEFAULT_URLS = {
     "postgresql": "postgresql+psycopg://postgres@127.0.0.1:5432/postgres",
@@ -54,3 +59,16 @@ def drop_database(kind: str, url: str) -> None:
         else:
             conn.execute(text(f"DROP DATABASE IF EXISTS {parsed.database}"))
     engine.dispose()
+
+
+@contextmanager
+def migrated_database(kind: str, tmp: Path) -> Iterator[str]:
+    """A fresh database of ``kind`` with donjon's schema, for as long as the block lasts; its URL."""
+    url = fresh_database(kind, tmp)
+    db = Database(url, pool_size=1)
+    migrate.upgrade(db)
+    db.dispose()
+    try:
+        yield url
+    finally:
+        drop_database(kind, url)

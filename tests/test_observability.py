@@ -38,8 +38,6 @@ from donjon.crypto import DecryptionFailed
 from donjon.keystores import open_keystore
 from donjon.observability import LogConfig, MetricsConfig
 from donjon.observability.keystore import InstrumentedKeystore
-from donjon.storage import migrate
-from donjon.storage.database import Database
 from tests import databases
 from tests.live_server import LiveServer
 
@@ -72,14 +70,10 @@ def metrics_server(request: pytest.FixtureRequest, tmp_path_factory: pytest.Temp
     # A database of its own: the session's shared app runs an order worker too, and on a shared database it
     # could claim this server's orders, which would then be counted in the wrong process.
     kind = request.param
-    url = databases.fresh_database(kind, tmp_path_factory.mktemp(f"metrics-db-{kind}"))
-    db = Database(url, pool_size=1)
-    migrate.upgrade(db)
-    db.dispose()
-    server = LiveServer(tmp_path_factory.mktemp("metrics"), env={"DONJON_DATABASE_URL": url})
-    yield server.start()
-    server.stop()
-    databases.drop_database(kind, url)
+    with databases.migrated_database(kind, tmp_path_factory.mktemp(f"metrics-db-{kind}")) as url:
+        server = LiveServer(tmp_path_factory.mktemp("metrics"), env={"DONJON_DATABASE_URL": url})
+        yield server.start()
+        server.stop()
 
 
 def _store(http: httpx.Client, payload: str) -> str:

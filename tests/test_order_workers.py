@@ -30,7 +30,6 @@ from donjon.services.orders import ClaimLost, OrderProcessor, OrderService
 from donjon.services.project_keys import ProjectKeys
 from donjon.services.quotas import Quotas
 from donjon.services.rotation import KekRotation
-from donjon.storage import migrate
 from donjon.storage import orders as order_repo
 from donjon.storage.database import Database
 from donjon.storage.tables import container_secrets, containers, orders, secrets
@@ -44,12 +43,8 @@ from tests.live_server import LiveServer
 @pytest.fixture(scope="module", params=databases.selected())
 def quiet_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     kind = request.param
-    url = databases.fresh_database(kind, tmp_path_factory.mktemp(f"orders-{kind}"))
-    db = Database(url, pool_size=1)
-    migrate.upgrade(db)
-    db.dispose()
-    yield url
-    databases.drop_database(kind, url)
+    with databases.migrated_database(kind, tmp_path_factory.mktemp(f"orders-{kind}")) as url:
+        yield url
 
 
 @dataclass

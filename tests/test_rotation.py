@@ -32,7 +32,6 @@ from donjon.services.payload_store import PayloadStore
 from donjon.services.project_keys import ProjectKeys
 from donjon.services.rotation import KekRotation, RootRotation
 from donjon.services.sealing import new_secret_record
-from donjon.storage import migrate
 from donjon.storage import secrets as secret_repo
 from donjon.storage.database import Database
 from donjon.storage.tables import orders, project_keks, secrets
@@ -45,12 +44,8 @@ from tests.live_server import DONJON, LiveServer
 def fresh_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     # Root rotation covers every KEK of a database: each test gets its own database.
     kind = request.param
-    url = databases.fresh_database(kind, tmp_path_factory.mktemp(f"rotation-{kind}"))
-    db = Database(url, pool_size=1)
-    migrate.upgrade(db)
-    db.dispose()
-    yield url
-    databases.drop_database(kind, url)
+    with databases.migrated_database(kind, tmp_path_factory.mktemp(f"rotation-{kind}")) as url:
+        yield url
 
 
 class Node:
