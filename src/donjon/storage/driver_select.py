@@ -34,7 +34,7 @@ class _Plan:
     names: tuple[str, ...]  # the parameters, in the driver's order (positional styles) or by name
     positional: bool
     defaults: Mapping[str, Any]  # parameters the statement carries itself (a LIMIT's value)
-    binds: Mapping[str, Processor]
+    binds: Mapping[str, Callable[[Any], Any]]  # the parameters that have a bind processor
     results: tuple[Processor, ...]
     row: type
 
@@ -57,10 +57,11 @@ class DriverSelect:
 
     def _run(self, conn: Connection, params: Mapping[str, Any], *, one: bool) -> list[Any]:
         dialect = conn.dialect
-        plan = self._plans.get((dialect.name, dialect.driver, dialect.paramstyle)) or self._plan(dialect)
+        key = (dialect.name, dialect.driver, dialect.paramstyle)
+        plan = self._plans.get(key) or self._plan(key, dialect)
         values = {**plan.defaults, **params}
         for name, process in plan.binds.items():
-            if process is not None and values.get(name) is not None:
+            if values.get(name) is not None:
                 values[name] = process(values[name])
         arguments: Any = tuple(values[n] for n in plan.names) if plan.positional else values
         driver = conn.connection.dbapi_connection
@@ -79,7 +80,7 @@ class DriverSelect:
                 # for any statement (the next checkouts replace every older connection).
                 self.fallbacks += 1
                 result = conn.execute(self._statement, dict(params))
-                return [result.first()] if one else list(result.all())
+                return list(result.fetchmany(1) if one else result.all())
             # Not run again: in a PostgreSQL transaction the error aborted it. Raised as SQLAlchemy raises it.
             raise sa_exc.DBAPIError.instance(
                 plan.sql, arguments, exc, dialect.loaded_dbapi.Error, dialect=dialect
@@ -93,7 +94,7 @@ class DriverSelect:
             for r in raw
         ]
 
-    def _plan(self, dialect: Dialect) -> _Plan:
+    def _plan(self, key: tuple[str, str, str], dialect: Dialect) -> _Plan:
         compiled = self._statement.compile(dialect=dialect)
         if compiled.positional:
             names = tuple(compiled.positiontup or ())
@@ -109,10 +110,12 @@ class DriverSelect:
             positional=bool(compiled.positional),
             defaults={name: bind.effective_value for name, bind in compiled.binds.items() if bind.value is not None},
             binds={
-                name: bind.type.dialect_impl(dialect).bind_processor(dialect) for name, bind in compiled.binds.items()
+                name: process
+                for name, bind in compiled.binds.items()
+                if (process := bind.type.dialect_impl(dialect).bind_processor(dialect)) is not None
             },
             results=tuple(column.type.dialect_impl(dialect).result_processor(dialect, None) for column in columns),
             row=row,
         )
-        self._plans[(dialect.name, dialect.driver, dialect.paramstyle)] = plan
+        self._plans[key] = plan
         return plan
