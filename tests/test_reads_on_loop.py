@@ -205,8 +205,9 @@ def test_a_transit_key_whose_kek_must_be_unwrapped_moves_to_a_thread(sqlite_sett
 
 
 def test_a_secret_is_created_from_the_loop_once_its_project_kek_is_at_hand(
-    sqlite_settings: Settings, monkeypatch: pytest.MonkeyPatch
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # Every database: over the network too, the row is built on the loop and its insert grouped (no thread).
     in_thread: list[str] = []
     real_create = SecretService.create
 
@@ -215,7 +216,7 @@ def test_a_secret_is_created_from_the_loop_once_its_project_kek_is_at_hand(
         return real_create(service, caller, new)
 
     monkeypatch.setattr(SecretService, "create", create)
-    with TestClient(create_app(sqlite_settings), base_url=BASE) as client:
+    with TestClient(create_app(settings), base_url=BASE) as client:
         api = Api(client, f"p-{uuid.uuid4()}")
 
         def store(text: str) -> str:

@@ -1,4 +1,4 @@
-"""Scheduling for the threads that only wait for the disk (the audit log's fdatasync, SQLite's group commit).
+"""Scheduling for the threads that only wait for the disk or the database (audit fdatasync, group commit).
 
 Such a thread is woken by the event loop of its process, which holds the GIL at that moment and goes on
 holding it. Under the default policy the kernel may preempt the loop right away to run the woken thread,

@@ -54,9 +54,10 @@ async def create_secret(request: Request) -> Response:
     context = ctx(request)
     async with rule_first(request, caller, "secrets:post", "Secret creation"):
         new = new_secret(await read_json(request), context.settings.limits.max_secret_bytes, now=context.clock.now())
-    # On SQLite the create joins the next group commit from the loop, answered with its whole batch; where
-    # that cannot be done (a step would wait, another database), in a worker thread.
-    record = await context.secrets.create_on_loop(caller, new) if context.reads_on_loop else None
+    # The create joins the next group commit from the loop, answered with its whole batch; where that cannot
+    # be done (a step would wait: a KEK to unwrap, an external store, a read over the network), in a worker
+    # thread.
+    record = await context.secrets.create_on_loop(caller, new)
     if record is None:
         record = await run_in_threadpool(context.secrets.create, caller, new)
     ref = secret_ref(base_url(request), record.id)

@@ -74,7 +74,7 @@ DB_WRITE_LOCK_WAIT = _seconds(
 )
 DB_GROUP_COMMIT_SIZE = Histogram(
     "donjon_db_group_commit_writes",
-    "SQLite: writes that shared one transaction and one fsync (group commit).",
+    "Writes that shared one transaction and one commit (group commit).",
     buckets=(1, 2, 4, 8, 16, 32, 64),
 )
 DB_UNAVAILABLE = Counter("donjon_db_unavailable", "Database operations that failed as unavailable (503).")

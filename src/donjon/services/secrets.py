@@ -53,12 +53,13 @@ class SecretService(PayloadService):
         return self._payloads.retry_if_retired(lambda: self._create(caller, new))
 
     async def create_on_loop(self, caller: Caller, new: NewSecret) -> SecretRecord | None:
-        """``create`` from the event loop, for a database on this host (SQLite): the row is built and its payload
-        sealed right here, and the insert joins the next group commit without a worker thread of its own.
+        """``create`` from the event loop: the row is built and its payload sealed right here, and the insert
+        joins the next group commit (run by its committer thread) without a worker thread of its own.
 
         None when it cannot be done so, with nothing created: a step would wait (a KEK to unwrap or to make, an
-        external store: ``donjon.blocking``), or a KEK rotation retired the sealing KEK meanwhile. The caller
-        then runs ``create`` in a worker thread, which retries after a rotation.
+        external store, a read from a database over the network: ``donjon.blocking``), or a KEK rotation
+        retired the sealing KEK meanwhile. The caller then runs ``create`` in a worker thread, which retries
+        after a rotation.
         """
         try:
             with on_event_loop():

@@ -21,7 +21,6 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
-import anyio.to_thread
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import make_url
@@ -144,9 +143,11 @@ class Database:
         else:
             _ping_after_idle(self.engine, PING_AFTER_IDLE)
         _count_checkouts(self.engine)
-        # SQLite alone: its writers are serialized host-wide, each commit an fsync. PostgreSQL and MariaDB
-        # run concurrent transactions and already flush the commits that wait together in one WAL write.
-        self._group_commit = GroupCommit(self.write) if self._lock_path is not None else None
+        # SQLite serializes its writers host-wide, each commit an fsync. PostgreSQL and MariaDB run concurrent
+        # transactions and flush the commits that wait together in one WAL write, but each transaction still
+        # costs its round trips (BEGIN, statements, COMMIT) and a worker thread: grouped, a batch pays them once
+        # (PostgreSQL stores: 1.66x the requests per second at two thirds of the CPU per request).
+        self._group_commit = GroupCommit(self.write, savepoints=self.dialect == "sqlite")
 
     @contextmanager
     def read(self) -> Iterator[Connection]:
@@ -223,21 +224,16 @@ class Database:
     def write_grouped(self, work: Callable[[Connection], T]) -> T:
         """Run ``work`` in a write transaction and return its result once that transaction is committed.
 
-        On SQLite, writes from concurrent callers share one transaction (one that raises is rolled back alone)
-        and one fsync: see ``group_commit``. ``work`` may then run on another caller's thread, and must not rely on
+        Writes from concurrent callers share one transaction (one that raises is rolled back alone) and one
+        commit: see ``group_commit``. ``work`` may run on another caller's thread, and must not rely on
         thread-local state. Its exception is raised here, and nothing it wrote is kept.
         """
         may_block("a database write")
-        if self._group_commit is None:
-            with self.write() as conn:
-                return work(conn)
         return self._group_commit.run(work)
 
     async def write_grouped_async(self, work: Callable[[Connection], T]) -> T:
-        """``write_grouped`` for the event loop. On SQLite the write joins the next group commit, led by a
-        committer thread that answers the loop once per batch; elsewhere it runs in a worker thread."""
-        if self._group_commit is None:
-            return await anyio.to_thread.run_sync(self.write_grouped, work)
+        """``write_grouped`` for the event loop: the write joins the next group commit, led by a committer
+        thread that answers the loop once per batch."""
         return await self._group_commit.run_async(work)
 
     @contextmanager
@@ -262,8 +258,7 @@ class Database:
                     conn.commit()
 
     def dispose(self) -> None:
-        if self._group_commit is not None:
-            self._group_commit.close()
+        self._group_commit.close()
         for conn in self._loop_connections:
             conn.close()
         self._loop_connections.clear()

@@ -1,14 +1,21 @@
 """Group commit: concurrent small writes share one transaction and one fsync.
 
 SQLite has one writer at a time and, with synchronous=FULL, an fsync per commit; each secret created in its
-own transaction made the store path wait in line for the disk. Here the first writer to arrive becomes the
+own transaction made the store path wait in line for the disk. Over the network (PostgreSQL, MariaDB) each
+transaction costs its round trips and a worker thread per write. Here the first writer to arrive becomes the
 leader: it opens one transaction, runs every write queued by then (its own included), commits once, and only
 then answers every caller. If one write of several raises, the transaction is rolled back and the batch runs
-again with each write in a SAVEPOINT, so that the failure rolls back that write alone (a failing write is
-rare: a quota reached, a KEK retired meanwhile; its work is run twice, so it must have no effect outside the
-transaction). Writes
-that arrive while a leader commits wait for the next batch, whose leader is one of them. Nothing is answered
-before its batch is durable, so an acknowledged write survives kill -9 and power loss exactly as before.
+again so that the failure undoes that write alone: on SQLite each write in a SAVEPOINT, elsewhere each in a
+transaction of its own (a failing write is rare: a quota reached, a KEK retired meanwhile, a deadlock; its
+work is run twice, so it must have no effect outside the transaction). Writes that arrive while a leader
+commits wait for the next batch, whose leader is one of them. Nothing is answered before its batch is
+durable, so an acknowledged write survives kill -9 and power loss exactly as before.
+
+Why not savepoints over the network: the writes of a batch hold their row locks (a project's quota lock, a
+unique key) until the batch commits, so two processes' batches that lock two projects in opposite orders
+deadlock, and the database aborts one of them. Run again in SAVEPOINTs of one transaction, its writes would
+hold their locks together again and could meet another deadlock, which would then fail a write; each in a
+transaction of its own holds one write's locks at a time.
 
 A write's work runs on the leader's thread: it must not depend on thread-local state of its caller.
 
@@ -63,11 +70,19 @@ class GroupCommit:
     """Runs writes in shared transactions opened by ``transaction`` (which takes the database's write lock).
 
     ``max_batch`` bounds how many writes one transaction carries, so a burst cannot hold the write lock for
-    long while other processes wait for it.
+    long while other processes wait for it. ``savepoints`` says how a batch where a write raised runs again:
+    each write in a SAVEPOINT of one transaction (SQLite: one commit, one fsync), or each in its own.
     """
 
-    def __init__(self, transaction: Callable[[], AbstractContextManager[Connection]], *, max_batch: int = 64) -> None:
+    def __init__(
+        self,
+        transaction: Callable[[], AbstractContextManager[Connection]],
+        *,
+        savepoints: bool,
+        max_batch: int = 64,
+    ) -> None:
         self._transaction = transaction
+        self._savepoints = savepoints
         self._max_batch = max_batch
         self._queue: list[_Write[object]] = []
         self._leading = False
@@ -189,7 +204,16 @@ class GroupCommit:
         return True
 
     def _commit_each(self, batch: list[_Write[object]]) -> None:
-        """The batch again, each write in a SAVEPOINT: one that raises is rolled back alone, the others go on."""
+        """The batch again, each write in a SAVEPOINT or a transaction of its own: one that raises is rolled
+        back alone, the others go on."""
+        if not self._savepoints:
+            for write in batch:
+                try:
+                    with self._transaction() as conn:
+                        write.result = write.work(conn)
+                except Exception as exc:
+                    write.error = exc
+            return
         with self._transaction() as conn:
             for write in batch:
                 try:

@@ -137,7 +137,7 @@ async def _write_data(call: VaultCall, match: re.Match[str]) -> Response:
 
 async def _write(call: VaultCall, caller: Caller, path: str, data: dict[str, Any], cas: int | None) -> KvVersion:
     # On SQLite the version joins the next group commit from the loop; otherwise, or when a step would wait,
-    # in a worker thread.
+    # in a worker thread (over the network its preparation reads the key's entry; its commit is still grouped).
     context = ctx(call.request)
     made = await _service(call).write_on_loop(caller, path, data, cas) if context.reads_on_loop else None
     return made if made is not None else await run_in_threadpool(_service(call).write, caller, path, data, cas)
