@@ -12,7 +12,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 import pytest
 from sqlalchemy import Column, Connection, Integer, MetaData, String, Table, event, insert, select
 
-from donjon.storage.database import Database
+from donjon.storage.database import Database, DatabaseUnavailable
 
 WRITERS = 24
 
@@ -272,3 +272,22 @@ def test_closing_the_database_commits_what_is_queued_and_stops_the_committer(db:
     assert not committer.is_alive()
     asyncio.run(write(2))  # a later write starts a new one
     assert _rows(db, table) == {1, 2}
+
+
+def test_a_write_alone_that_loses_its_database_is_unavailable_not_a_bug(db: Database, table: Table) -> None:
+    """The driver's error for a lost connection becomes DatabaseUnavailable (503, no statement text), as for a
+    write outside the group commit, whether the write came from a thread or from the event loop."""
+    if db.dialect == "sqlite":
+        pytest.skip("no server connection to lose")
+    kill = "SELECT pg_terminate_backend(pg_backend_pid())" if db.dialect == "postgresql" else "KILL CONNECTION_ID()"
+
+    def lose_the_connection(conn: Connection) -> None:
+        conn.execute(insert(table).values(id=1, writer="lost"))
+        conn.exec_driver_sql(kill)
+
+    with pytest.raises(DatabaseUnavailable):
+        db.write_grouped(lose_the_connection)
+    with pytest.raises(DatabaseUnavailable):
+        asyncio.run(db.write_grouped_async(lose_the_connection))
+    db.write_grouped(lambda conn: conn.execute(insert(table).values(id=2, writer="after")))
+    assert _rows(db, table) == {2}

@@ -187,7 +187,8 @@ class GroupCommit:
     def _commit_together(self, batch: list[_Write[object]]) -> bool:
         """Every write of the batch in one transaction, no SAVEPOINT each (two statements per write, a sixth of
         a secret creation's CPU). False if one of several raised: all was rolled back, for ``_commit_each``.
-        A write alone needs no savepoint: rolling its transaction back undoes that write and nothing else."""
+        A write alone needs no savepoint: rolling its transaction back undoes that write and nothing else, and
+        its exception is raised as the transaction raises it."""
         try:
             with self._transaction() as conn:
                 for write in batch:
@@ -195,12 +196,14 @@ class GroupCommit:
                         write.result = write.work(conn)
                     except Exception as exc:
                         if len(batch) == 1:
-                            write.error = exc
+                            # Out through the transaction, which rolls it back and turns a lost database
+                            # into Unavailable (503); ``_commit`` gives the write what comes out.
+                            raise
                         raise _RolledBack from exc
         except _RolledBack:
             for write in batch:
                 write.result = None
-            return len(batch) == 1
+            return False
         return True
 
     def _commit_each(self, batch: list[_Write[object]]) -> None:
