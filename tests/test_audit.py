@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import errno
 import json
 import multiprocessing
@@ -928,6 +929,92 @@ def test_a_limited_read_spends_nothing_when_its_intent_cannot_be_recorded(databa
         # Nothing was spent: its one read is still there, and serves the payload once.
         assert client.get(path + "/payload", headers=headers(project, Accept="text/plain")).text == body["payload"]
         assert client.get(path + "/payload", headers=headers(project, Accept="text/plain")).status_code == 404
+
+
+def _outcomes_of_appends(app: Starlette, monkeypatch: pytest.MonkeyPatch, refuse_pending: bool = False) -> list[str]:
+    """The outcome of every event the app's audit log is handed from now on (a pending one refused if asked)."""
+    sink = auditor_of(app).file
+    real_append, calls = sink.append_async, []
+
+    async def append(event: dict[str, Any]) -> None:
+        calls.append(event["outcome"])
+        if refuse_pending and event["outcome"] == "pending":
+            raise OSError(28, "No space left on device")
+        await real_append(event)
+
+    monkeypatch.setattr(sink, "append_async", append)
+    return calls
+
+
+def test_transit_uses_record_their_outcome_and_a_key_creation_its_intent_first(
+    database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    app = create_app(make_settings(database_url, tmp_path))
+    vault = {"X-Vault-Token": f"p-{uuid.uuid4()}"}  # dev mode: the token names the project
+    plaintext = {"plaintext": base64.b64encode(b"not a secret").decode()}
+    with TestClient(app, base_url=BASE) as client:
+        assert client.post("/v1/transit/keys/k", headers=vault, json={}).status_code in (200, 204)
+        calls = _outcomes_of_appends(app, monkeypatch)
+        encrypted = client.post("/v1/transit/encrypt/k", headers=vault, json=plaintext)
+        assert encrypted.status_code == 200, encrypted.text
+        ciphertext = encrypted.json()["data"]["ciphertext"]
+        r = client.post("/v1/transit/decrypt/k", headers=vault, json={"ciphertext": ciphertext})
+        assert r.status_code == 200 and r.json()["data"] == plaintext
+        assert (
+            client.post("/v1/transit/hmac/k", headers=vault, json={"input": plaintext["plaintext"]}).status_code == 200
+        )
+        assert calls == ["success"] * 3  # uses of a key change nothing: no pending event
+        calls.clear()
+        # Effects: a key made by its first encrypt (Vault's upsert), an answer wrapped into a token, a key's
+        # rotation (not a use: its pending event goes first, as for any write).
+        assert client.post("/v1/transit/encrypt/upserted", headers=vault, json=plaintext).status_code == 200
+        wrapped = client.post("/v1/transit/encrypt/k", headers={**vault, "X-Vault-Wrap-TTL": "60"}, json=plaintext)
+        assert wrapped.status_code == 200 and wrapped.json()["wrap_info"]["token"]
+        assert client.post("/v1/transit/keys/k/rotate", headers=vault, json={}).status_code == 200
+        assert calls == ["pending", "success"] * 3
+    # In the log, each request's pending event comes before its outcome, with the same request id.
+    logged = events(tmp_path)[-6:]
+    assert [e["outcome"] for e in logged] == ["pending", "success"] * 3
+    assert all(request_id(logged[i]) == request_id(logged[i + 1]) for i in (0, 2, 4))
+
+
+def test_no_transit_key_nor_wrapped_answer_is_made_when_its_intent_cannot_be_recorded(
+    database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    app = create_app(make_settings(database_url, tmp_path))
+    vault = {"X-Vault-Token": f"p-{uuid.uuid4()}"}
+    plaintext = {"plaintext": base64.b64encode(b"not a secret").decode()}
+    with TestClient(app, base_url=BASE) as client:
+        assert client.post("/v1/transit/keys/k", headers=vault, json={}).status_code in (200, 204)
+        calls = _outcomes_of_appends(app, monkeypatch, refuse_pending=True)
+        assert client.post("/v1/transit/encrypt/k", headers=vault, json=plaintext).status_code == 200
+        assert client.post("/v1/transit/encrypt/fresh", headers=vault, json=plaintext).status_code == 503
+        wrapped = client.post("/v1/transit/encrypt/k", headers={**vault, "X-Vault-Wrap-TTL": "60"}, json=plaintext)
+        assert wrapped.status_code == 503 and "wrap_info" not in wrapped.text
+        assert calls == ["success", "pending", "failure", "pending", "failure"]
+        monkeypatch.undo()
+        assert client.get("/v1/transit/keys/fresh", headers=vault).status_code == 404  # never created
+
+
+def test_a_use_limited_token_spends_nothing_when_its_intent_cannot_be_recorded(
+    database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    app = create_app(make_settings(database_url, tmp_path, auth="token"))
+    with TestClient(app, base_url=BASE) as client:
+        tokens = app.state.ctx.tokens
+        token = tokens.issue(project_id=f"p-{uuid.uuid4()}", user_id="u", roles=["admin"], ttl=None, num_uses=2).token
+        cached = tokens.issue(project_id=f"p-{uuid.uuid4()}", user_id="u", roles=["admin"], ttl=None).token
+        assert client.get("/v1/secrets", headers={"X-Auth-Token": cached}).status_code == 200  # validated once
+        calls = _outcomes_of_appends(app, monkeypatch, refuse_pending=True)
+        # Reading spends a use: refused before it, on either API, and nothing is spent.
+        assert client.get("/v1/secrets", headers={"X-Auth-Token": token}).status_code == 503
+        assert client.get("/v1/auth/token/lookup-self", headers={"X-Vault-Token": token}).status_code == 503
+        assert client.post("/v1/transit/hash", headers={"X-Vault-Token": token}, json={"input": ""}).status_code == 503
+        # A token validated lately spends nothing: no pending event needed.
+        assert client.get("/v1/secrets", headers={"X-Auth-Token": cached}).status_code == 200
+        assert calls.count("pending") == 3 and calls[-1] == "success"
+    record = tokens.describe(token)
+    assert record.uses_left == 2 and record.revoked_at is None
 
 
 def test_server_refuses_to_start_when_the_audit_log_cannot_be_opened(tmp_path: Path) -> None:

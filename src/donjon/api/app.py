@@ -37,7 +37,7 @@ from donjon.api.middleware import OpenStackMiddleware
 from donjon.api.observability_middleware import ObservabilityMiddleware, metrics_route
 from donjon.api.openapi import openapi_document
 from donjon.api.routing import IndexedRouter, RouteIndex
-from donjon.api.vault import vault_routes
+from donjon.api.vault import vault_router
 from donjon.audit import audit_paths, build_auditor
 from donjon.audit.reader import AuditLog
 from donjon.auth.tokens import TokenService, load_token_key
@@ -249,7 +249,8 @@ def _keystone(settings: Settings, clock: Clock) -> KeystoneTokens | None:
 def create_app(settings: Settings | None = None, *, clock: Clock = SYSTEM_CLOCK) -> Starlette:
     settings = settings or Settings()
     context, db = build_context(settings, clock)
-    routes = [*_routes(), *vault_routes(settings), *(ui_routes() if settings.ui.enabled else [])]
+    vault = vault_router(settings)
+    routes = [*_routes(), *(vault.routes() if vault else []), *(ui_routes() if settings.ui.enabled else [])]
     auditor = build_auditor(settings)
     if settings.metrics.enabled:
         routes.append(metrics_route(settings.metrics))
@@ -280,7 +281,15 @@ def create_app(settings: Settings | None = None, *, clock: Clock = SYSTEM_CLOCK)
             Middleware(OpenStackMiddleware),
             # Inside: it sees the request id and the final status of every request, denials included.
             *(
-                [Middleware(AuditMiddleware, auditor=auditor, routes=index, exempt=EXEMPT | UNAUDITED)]
+                [
+                    Middleware(
+                        AuditMiddleware,
+                        auditor=auditor,
+                        routes=index,
+                        exempt=EXEMPT | UNAUDITED,
+                        announced=vault.effects_announced if vault else None,
+                    )
+                ]
                 if auditor
                 else []
             ),

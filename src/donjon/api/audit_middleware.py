@@ -15,6 +15,12 @@ The one read with an effect, a limited secret's payload (each read spends one of
 only once the secret is found: such a handler calls ``before_effect(request)``'s function first, which writes
 the pending event then (503 if it cannot, before anything is spent). A plain payload read, the most common
 request, thus waits for one durable record instead of two.
+
+Some requests that are not reads are handled as reads too, as the ``announced`` predicate says: the Vault
+API's transit operations (encrypt, decrypt, sign...) change nothing, except an encrypt that creates its key
+(Vault's upsert). Their handlers announce that one effect with ``before_effect``; two other effects are
+announced from the event loop with ``announce_effect``, whatever the request: a use-limited token's use,
+spent while authenticating (a GET's too), and a response wrapped into a single-use token.
 """
 
 from __future__ import annotations
@@ -42,11 +48,20 @@ _INTENT = "audit_intent"
 
 
 class AuditMiddleware:
-    def __init__(self, app: ASGIApp, auditor: Auditor, routes: RouteIndex, exempt: frozenset[str] = EXEMPT) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        auditor: Auditor,
+        routes: RouteIndex,
+        exempt: frozenset[str] = EXEMPT,
+        announced: Callable[[Scope], bool] | None = None,
+    ) -> None:
         self.app = app
         self.exempt = exempt
         self.auditor = auditor
         self.routes = routes  # its match is left in the scope for the router (api/routing.py)
+        # Requests with an effect-capable method whose handlers announce their effects (before_effect).
+        self.announced = announced
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -61,7 +76,7 @@ class AuditMiddleware:
         request_id = str(state.get("request_id", ""))
         auditor = self.auditor
         if auditor.fail_closed:
-            if has_effect(scope["method"]):
+            if has_effect(scope["method"]) and not (self.announced is not None and self.announced(scope)):
                 if not await auditor.record(build_event(target, None, None, request_id)):
                     await error_response(503, UNAVAILABLE)(scope, receive, send)
                     return
@@ -119,11 +134,20 @@ def _nothing() -> None:
     return None
 
 
+async def announce_effect(request: Request) -> None:
+    """On the event loop, right before an effect its request was not known to have (a use-limited token's use, a
+    wrapped response): the request's pending audit event, if it has none yet. Raises Unavailable (503) if the
+    log cannot take it; does nothing for a request whose pending event went first, or without fail-closed."""
+    intent: Callable[[], Coroutine[Any, Any, None]] | None = request.scope.get("state", {}).get(_INTENT)
+    if intent is not None:
+        await intent()
+
+
 def before_effect(request: Request) -> Callable[[], None]:
-    """For a read that may turn out to change something (a limited secret's payload): a function that its
-    service calls, from the worker thread, right before the change. It writes the request's pending audit
-    event and raises Unavailable (503) if the log cannot take it, so nothing is spent unrecorded. Without
-    fail-closed auditing it does nothing."""
+    """For a read that may turn out to change something (a limited secret's payload, a transit encrypt that
+    creates its key): a function that its service calls, from the worker thread, right before the change.
+    It writes the request's pending audit event and raises Unavailable (503) if the log cannot take it, so
+    nothing is spent unrecorded. Without fail-closed auditing it does nothing."""
     intent: Callable[[], Coroutine[Any, Any, None]] | None = request.scope.get("state", {}).get(_INTENT)
     if intent is None:
         return _nothing

@@ -13,6 +13,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 
+from donjon.api.audit_middleware import announce_effect
 from donjon.api.errors import response_for
 from donjon.api.schemas.secrets import has_nul
 from donjon.audit.reader import AuditLog
@@ -172,7 +173,12 @@ async def _authenticate(request: Request) -> Caller:
         return caller
     assert context.tokens is not None
     # A cache hit is a dict look-up; a miss reads one row, rarely enough to do it here on the event loop.
-    return context.tokens.authenticate(token)
+    caller = context.tokens.cached(token)
+    if caller is None:
+        # A miss may spend a use of a use-limited token: the request's pending audit event goes first.
+        await announce_effect(request)
+        caller = context.tokens.authenticate(token)
+    return caller
 
 
 def microversion(request: Request) -> tuple[int, int]:

@@ -120,6 +120,14 @@ class TokenService:
     def authenticate(self, token: str) -> Caller:
         return self.authenticate_use(token).caller
 
+    def cached(self, token: str) -> Caller | None:
+        """The caller of ``token`` if it was validated lately (no database, no effect); None otherwise, when
+        ``authenticate_use`` reads its row and, for a use-limited token, spends a use."""
+        m = _TOKEN.match(token.strip())
+        if m is None:
+            return None
+        return self._cache.get(_digest(self._key, str(uuid.UUID(m.group(1))), m.group(2)))
+
     def authenticate_use(self, token: str) -> Authenticated:
         """Authenticate one request: a use-limited token spends a use (and is revoked by its last)."""
         m = _TOKEN.match(token.strip())

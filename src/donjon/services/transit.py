@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from sqlalchemy import Connection
 
 from donjon.auth import Caller
+from donjon.blocking import may_block
 from donjon.cache import ExpiringCache
 from donjon.crypto import DecryptionFailed
 from donjon.crypto import transit as primitives
@@ -35,7 +36,7 @@ from donjon.errors import InvalidInput, NotFound, Unavailable
 from donjon.policy import Policy
 from donjon.services import access, gobase64
 from donjon.services.base import Service
-from donjon.services.commands import NewSecret
+from donjon.services.commands import NewSecret, no_intent
 from donjon.services.payload_store import PayloadStore
 from donjon.services.project_keys import ProjectKeys
 from donjon.services.quotas import Quotas
@@ -339,7 +340,17 @@ class TransitService(Service):
             raise InvalidInput(missing)
         return found[1]
 
-    def encrypt(self, caller: Caller, name: str, items: list[CryptoItem], upsert: NewKey) -> list[ItemResult]:
+    def encrypt(
+        self,
+        caller: Caller,
+        name: str,
+        items: list[CryptoItem],
+        upsert: NewKey,
+        *,
+        before_effect: Callable[[], None] = no_intent,
+    ) -> list[ItemResult]:
+        """Encrypt ``items`` under the key ``name``. Its one possible effect, creating the key (Vault's upsert),
+        has ``before_effect`` called first (the API records its intent there, and may refuse by raising)."""
         found = self._load(caller, name, "secret:decrypt", "Secret payload retrieval")
         if found is None:
             # Vault creates the key on first encrypt (an upsert), with the type and derivation asked for.
@@ -347,6 +358,8 @@ class TransitService(Service):
                 raise InvalidInput(f"invalid key name {name!r}")
             self._policy.enforce("secrets:post", caller, operation="Secret creation")
             _check_new_key(upsert)
+            may_block("a transit key's creation")  # before its audit record and its writes
+            before_effect()
             ring = self._create(caller, name, upsert)
         else:
             ring = found[1]

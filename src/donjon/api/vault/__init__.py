@@ -27,13 +27,11 @@ pattern matches, Vault's 404 ``unsupported path``. POST and PUT are the same ``w
 
 from __future__ import annotations
 
-from starlette.routing import Route
-
 from donjon.api.vault import kv, responses, sys, token, transit
 from donjon.api.vault.router import Mounted, VaultRouter
 from donjon.config import Settings
 
-__all__ = ["engines", "vault_routes"]
+__all__ = ["engines", "vault_router"]
 
 
 def engines(settings: Settings) -> dict[str, Mounted]:
@@ -46,8 +44,8 @@ def engines(settings: Settings) -> dict[str, Mounted]:
     }
 
 
-def vault_routes(settings: Settings) -> list[Route]:
-    """The Starlette routes of the Vault API: one per top-level mount segment, none Barbican uses."""
+def vault_router(settings: Settings) -> VaultRouter | None:
+    """The Vault API (its ``routes()``: one per top-level mount segment, none Barbican uses), if enabled."""
     if not settings.vault.enabled:
-        return []
-    return VaultRouter(engines(settings)).routes()
+        return None
+    return VaultRouter(engines(settings))

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 
+from donjon.api.audit_middleware import announce_effect
 from donjon.api.common import ctx
 from donjon.api.vault.errors import permission_denied
 from donjon.auth import Caller
@@ -57,6 +58,9 @@ async def authenticate(request: Request) -> VaultIdentity:
     if token is None:
         raise permission_denied()
     context = ctx(request)
+    if context.tokens is not None and context.tokens.cached(token) is None:
+        # Its row is read, and a use-limited token's use spent: the request's pending audit event goes first.
+        await announce_effect(request)
     try:
         if context.tokens is not None:
             used = context.tokens.authenticate_use(token)

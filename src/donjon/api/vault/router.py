@@ -20,6 +20,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
+from donjon.api.audit_middleware import announce_effect
 from donjon.api.common import ctx, read_body
 from donjon.api.vault import wrapping
 from donjon.api.vault.auth import VaultIdentity, authenticate
@@ -138,6 +139,7 @@ class PathTable:
     def __init__(self, fallback: Engine | None = None) -> None:
         self._routes: list[tuple[re.Pattern[str], dict[str, Handler]]] = []
         self._fallback = fallback
+        self._announcing: set[Handler] = set()
 
     def route(
         self,
@@ -151,6 +153,19 @@ class PathTable:
     ) -> None:
         handlers = {"read": read, "write": write, "list": list, "delete": delete, "patch": patch}
         self._routes.append((re.compile(pattern), {k: h for k, h in handlers.items() if h is not None}))
+
+    def announce_effects(self, *handlers: Handler) -> None:
+        """``handlers`` change nothing unless they announce it first (``before_effect``): the audit log writes no
+        pending event before they run, as for a read (``AuditMiddleware``'s ``announced``)."""
+        self._announcing.update(handlers)
+
+    def announces_effects(self, operation: Operation, path: str) -> bool:
+        """Whether the handler that ``__call__`` would pick for ``operation`` on ``path`` announces its effects."""
+        for regex, handlers in self._routes:
+            if regex.fullmatch(path) is not None:
+                handler = handlers.get(operation)
+                return handler is not None and handler in self._announcing
+        return False
 
     def writes(self, routes: Mapping[str, Handler]) -> None:
         """Patterns that serve ``write`` alone (an engine's actions: encrypt, sign...), in the order given."""
@@ -205,9 +220,23 @@ class VaultRouter:
             response = response_for(exc)
         await response(scope, receive, send)
 
+    def _mount_of(self, full: str) -> str | None:
+        return next((m for m in self._engines if full == m or full.startswith(m + "/")), None)
+
+    def effects_announced(self, scope: Scope) -> bool:
+        """Whether the engine's handler of this request announces its effects itself (``PathTable``'s
+        ``announce_effects``): the audit middleware then writes no pending event before it runs."""
+        full = scope["path"].removeprefix("/v1").strip("/")
+        mount = self._mount_of(full)
+        operation = _OPERATIONS.get(scope["method"])
+        engine = self._engines.get(mount) if mount is not None else None
+        if operation is None or not isinstance(engine, PathTable):
+            return False
+        return engine.announces_effects(operation, full[len(mount or "") :].strip("/"))
+
     async def _dispatch(self, request: Request) -> Response:
         full = request.scope["path"].removeprefix("/v1").strip("/")
-        mount = next((m for m in self._engines if full == m or full.startswith(m + "/")), None)
+        mount = self._mount_of(full)
         if mount is None:
             raise no_handler(full)
         engine = self._engines[mount]
@@ -225,6 +254,9 @@ class VaultRouter:
         if not isinstance(answer, dict) or "request_id" not in answer or answer.get("wrap_info") is not None:
             return response  # not a logical answer (sys/health...), or wrapped already (rewrap)
         identity = await call.identity()
+        # Wrapping stores the answer behind a new single-use token: an effect, recorded as intended first (a
+        # request whose handler announces its effects had no pending event yet).
+        await announce_effect(request)
         return await wrapping.wrap(request, identity.caller, answer, ttl, call.full_path)
 
 

@@ -15,6 +15,7 @@ from typing import Any
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
+from donjon.api.audit_middleware import before_effect
 from donjon.api.common import ctx, run_read
 from donjon.api.vault import responses
 from donjon.api.vault.errors import bad_request, not_found
@@ -257,7 +258,11 @@ async def _encrypt(call: VaultCall, match: re.Match[str]) -> Response:
         convergent_encryption=_bool(params, "convergent_encryption"),
     )
     service, name = _service(call), match["name"]
-    return await _run(call, lambda: service.encrypt(caller, name, items, upsert), items, batch, on_loop=True)
+    # Its one possible effect, the key's creation, goes on record as intended first (before_effect).
+    announce = before_effect(call.request)
+    return await _run(
+        call, lambda: service.encrypt(caller, name, items, upsert, before_effect=announce), items, batch, on_loop=True
+    )
 
 
 async def _decrypt(call: VaultCall, match: re.Match[str]) -> Response:
@@ -376,3 +381,7 @@ ENGINE.writes(
         f"hash{_ALGO}": _hash,
     }
 )
+# Uses of keys change nothing (an encrypt that creates its key announces it): the audit log writes their
+# outcome only, as for a read, unless an effect is announced (the key's creation, a wrapped answer, a
+# use-limited token's use).
+ENGINE.announce_effects(_encrypt, _decrypt, _rewrap, _datakey, _hmac, _sign, _verify, _random, _hash)
