@@ -123,18 +123,23 @@ class TokenService:
     def cached(self, token: str) -> Caller | None:
         """The caller of ``token`` if it was validated lately (no database, no effect); None otherwise, when
         ``authenticate_use`` reads its row and, for a use-limited token, spends a use."""
+        parsed = self._parse(token)
+        return self._cache.get(parsed[1]) if parsed is not None else None
+
+    def _parse(self, token: str) -> tuple[str, str] | None:
+        """(token id, keyed digest of the token) of a well-formed token, else None."""
         m = _TOKEN.match(token.strip())
         if m is None:
             return None
-        return self._cache.get(_digest(self._key, str(uuid.UUID(m.group(1))), m.group(2)))
+        token_id = str(uuid.UUID(m.group(1)))
+        return token_id, _digest(self._key, token_id, m.group(2))
 
     def authenticate_use(self, token: str) -> Authenticated:
         """Authenticate one request: a use-limited token spends a use (and is revoked by its last)."""
-        m = _TOKEN.match(token.strip())
-        if m is None:
+        parsed = self._parse(token)
+        if parsed is None:
             raise Unauthorized("The request you have made requires authentication.")
-        token_id, secret = str(uuid.UUID(m.group(1))), m.group(2)
-        digest = _digest(self._key, token_id, secret)
+        token_id, digest = parsed
         cached = self._cache.get(digest)
         if cached is not None:
             return Authenticated(cached, None)

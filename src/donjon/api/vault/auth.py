@@ -58,11 +58,14 @@ async def authenticate(request: Request) -> VaultIdentity:
     if token is None:
         raise permission_denied()
     context = ctx(request)
-    if context.tokens is not None and context.tokens.cached(token) is None:
+    cached = context.tokens.cached(token) if context.tokens is not None else None
+    if context.tokens is not None and cached is None:
         # Its row is read, and a use-limited token's use spent: the request's pending audit event goes first.
         await announce_effect(request)
     try:
-        if context.tokens is not None:
+        if cached is not None:
+            identity = VaultIdentity(cached, token_mode=True)
+        elif context.tokens is not None:
             used = context.tokens.authenticate_use(token)
             identity = VaultIdentity(used.caller, token_mode=True, record=used.record)
         elif context.keystone is not None:

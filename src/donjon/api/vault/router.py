@@ -161,11 +161,16 @@ class PathTable:
 
     def announces_effects(self, operation: Operation, path: str) -> bool:
         """Whether the handler that ``__call__`` would pick for ``operation`` on ``path`` announces its effects."""
+        found = self._match(path)
+        return found is not None and found[1].get(operation) in self._announcing
+
+    def _match(self, path: str) -> tuple[re.Match[str], dict[str, Handler]] | None:
+        """The first pattern that ``path`` matches, with its handlers by operation."""
         for regex, handlers in self._routes:
-            if regex.fullmatch(path) is not None:
-                handler = handlers.get(operation)
-                return handler is not None and handler in self._announcing
-        return False
+            match = regex.fullmatch(path)
+            if match is not None:
+                return match, handlers
+        return None
 
     def writes(self, routes: Mapping[str, Handler]) -> None:
         """Patterns that serve ``write`` alone (an engine's actions: encrypt, sign...), in the order given."""
@@ -173,10 +178,9 @@ class PathTable:
             self.route(pattern, write=handler)
 
     async def __call__(self, call: VaultCall) -> Response:
-        for regex, handlers in self._routes:
-            match = regex.fullmatch(call.path)
-            if match is None:
-                continue
+        found = self._match(call.path)
+        if found is not None:
+            match, handlers = found
             handler = handlers.get(call.operation)
             if handler is None:
                 raise unsupported_operation()
@@ -220,23 +224,23 @@ class VaultRouter:
             response = response_for(exc)
         await response(scope, receive, send)
 
-    def _mount_of(self, full: str) -> str | None:
-        return next((m for m in self._engines if full == m or full.startswith(m + "/")), None)
+    def _mount_of(self, scope: Scope) -> tuple[str, str | None]:
+        """The request's path under ``/v1`` (no slashes around it) and the mount it falls under, if any."""
+        full: str = scope["path"].removeprefix("/v1").strip("/")
+        return full, next((m for m in self._engines if full == m or full.startswith(m + "/")), None)
 
     def effects_announced(self, scope: Scope) -> bool:
         """Whether the engine's handler of this request announces its effects itself (``PathTable``'s
         ``announce_effects``): the audit middleware then writes no pending event before it runs."""
-        full = scope["path"].removeprefix("/v1").strip("/")
-        mount = self._mount_of(full)
+        full, mount = self._mount_of(scope)
         operation = _OPERATIONS.get(scope["method"])
-        engine = self._engines.get(mount) if mount is not None else None
-        if operation is None or not isinstance(engine, PathTable):
+        if mount is None or operation is None:
             return False
-        return engine.announces_effects(operation, full[len(mount or "") :].strip("/"))
+        engine = self._engines[mount]
+        return isinstance(engine, PathTable) and engine.announces_effects(operation, full[len(mount) :].strip("/"))
 
     async def _dispatch(self, request: Request) -> Response:
-        full = request.scope["path"].removeprefix("/v1").strip("/")
-        mount = self._mount_of(full)
+        full, mount = self._mount_of(request.scope)
         if mount is None:
             raise no_handler(full)
         engine = self._engines[mount]
