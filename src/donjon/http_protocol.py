@@ -21,6 +21,10 @@ Vault's clients (hvac, the Vault API's LIST operation) send the non-standard met
 does not know (400 "Invalid HTTP request"): a request line starting ``LIST `` at the start of a read is fed
 to the parser as ``GET `` and its scope gets ``LIST`` back, so the application sees the method sent.
 
+With several workers, a keep-alive request that reaches a worker holding two connections more than the
+least loaded one is answered with ``Connection: close``, so that its client reconnects to a worker with room
+(``donjon.connection_balance``).
+
 ``donjon server`` runs uvicorn with ``http="donjon.http_protocol:BoundedHttpToolsProtocol"``; another ASGI
 server in front of ``donjon.asgi:create`` must bound heads itself.
 """
@@ -39,6 +43,7 @@ from uvicorn.protocols.http.flow_control import FlowControl
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from donjon.config import LimitsConfig, Settings
+from donjon.connection_balance import worker_board
 
 log = logging.getLogger("donjon.http")
 
@@ -147,8 +152,13 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         self._head_bytes = 0
         self._refused = False
         self._list_method = False
+        self._board = worker_board()
+        self._counted = False  # in this worker's count of open connections (several workers only)
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        if self._board is not None:
+            self._board.opened()
+            self._counted = True
         super().connection_made(_KnownAddresses(transport))  # type: ignore[arg-type]
         # uvicorn keeps what it was given: from here on it writes to, and pauses, the transport itself.
         self.transport = transport
@@ -201,9 +211,27 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
             writer = OneWriteResponse(self.transport, self.cycle.on_response)
             self.cycle.transport = writer  # type: ignore[assignment]
             self.cycle.on_response = writer.response_done
+            if self._counted and self.cycle.keep_alive and self._board is not None and self._board.over_share():
+                self._count_out()
+                self.cycle.keep_alive = False  # answered with Connection: close; the client reconnects elsewhere
             if self._list_method:
                 self.scope["method"] = "LIST"
         self._list_method = False
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._count_out()
+        super().connection_lost(exc)
+
+    def shutdown(self) -> None:
+        # A graceful shutdown begins (uvicorn calls this on every connection): no more clients sent this way.
+        if self._board is not None:
+            self._board.leave()
+        super().shutdown()
+
+    def _count_out(self) -> None:
+        if self._counted and self._board is not None:
+            self._counted = False
+            self._board.closed()
 
     def on_body(self, body: bytes) -> None:
         if not self._refused:

@@ -21,6 +21,7 @@ import socket
 
 from donjon.auth.dev import is_loopback
 from donjon.config import Settings
+from donjon.connection_balance import BOARD_ENV, create_board
 from donjon.errors import ConfigurationError
 
 log = logging.getLogger("donjon.listener")
@@ -110,8 +111,16 @@ def serve(settings: Settings, sock: socket.socket) -> None:
                         pass
 
     if settings.workers > 1:
-        Supervisor(config, sockets=[sock]).run()
+        # The workers' open connections, for keep-alive balance (donjon.connection_balance); they inherit
+        # this environment.
+        board = create_board(settings.workers)
+        os.environ[BOARD_ENV] = str(board)
+        try:
+            Supervisor(config, sockets=[sock]).run()
+        finally:
+            board.unlink(missing_ok=True)
     else:
+        os.environ.pop(BOARD_ENV, None)  # one worker: nothing to balance
         # Not the default action (stop): with TLS the worker's own handler replaces this one (tls.py).
         signal.signal(signal.SIGHUP, lambda signum, frame: log.info("SIGHUP: nothing to reload without TLS"))
         uvicorn.Server(config).run(sockets=[sock])
