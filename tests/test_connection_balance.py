@@ -108,6 +108,23 @@ def test_a_worker_that_begins_its_shutdown_leaves_the_table(board_path: Path) ->
         _end(other)
 
 
+def test_a_new_server_removes_the_tables_its_killed_predecessors_left() -> None:
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait(10)
+    first = create_board(1)
+    orphan = first.with_name(f"donjon-connections-{dead.pid}-x")
+    first.rename(orphan)  # as a server killed with SIGKILL leaves it
+    live = create_board(1)  # this process's: it is alive
+    try:
+        newest = create_board(1)
+        newest.unlink()
+        assert not orphan.exists()
+        assert live.exists()
+    finally:
+        orphan.unlink(missing_ok=True)
+        live.unlink(missing_ok=True)
+
+
 def test_without_a_free_slot_the_worker_serves_unbalanced(
     board_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -40,16 +40,32 @@ _SLOT = struct.Struct("=qq")  # a worker's pid (0: free) and its open connection
 _IMBALANCE = 2  # a connection moves when its worker holds this many more than the least loaded one
 
 
+_PREFIX = "donjon-connections-"
+
+
 def create_board(workers: int) -> Path:
     """A zeroed table for ``workers`` workers, and as many again for replacements that start before the
-    worker they replace has exited."""
+    worker they replace has exited. Named after this process, and the tables of our servers that were
+    killed before they could remove theirs are removed first."""
     shm = Path("/dev/shm")  # noqa: S108 - mkstemp: a new 0600 file of our own (O_EXCL), in memory
-    fd, name = tempfile.mkstemp(prefix="donjon-connections-", dir=shm if shm.is_dir() else None)
+    where = shm if shm.is_dir() else Path(tempfile.gettempdir())
+    _remove_orphans(where)
+    fd, name = tempfile.mkstemp(prefix=f"{_PREFIX}{os.getpid()}-", dir=where)
     try:
         os.ftruncate(fd, _SLOT.size * 2 * workers)
     finally:
         os.close(fd)
     return Path(name)
+
+
+def _remove_orphans(where: Path) -> None:
+    for path in where.glob(f"{_PREFIX}*-*"):
+        pid = path.name.removeprefix(_PREFIX).split("-", 1)[0]
+        try:
+            if pid.isdigit() and path.stat().st_uid == os.geteuid() and not _alive(int(pid)):
+                path.unlink()
+        except OSError:  # gone meanwhile, or not ours to remove
+            continue
 
 
 class ConnectionBoard:

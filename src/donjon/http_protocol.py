@@ -211,7 +211,7 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
             writer = OneWriteResponse(self.transport, self.cycle.on_response)
             self.cycle.transport = writer  # type: ignore[assignment]
             self.cycle.on_response = writer.response_done
-            if self._counted and self.cycle.keep_alive and self._board is not None and self._board.over_share():
+            if self._moves_away():
                 self._count_out()
                 self.cycle.keep_alive = False  # answered with Connection: close; the client reconnects elsewhere
             if self._list_method:
@@ -227,6 +227,12 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         if self._board is not None:
             self._board.leave()
         super().shutdown()
+
+    def _moves_away(self) -> bool:
+        # A connection with pipelined requests queued stays: closing it would leave them unanswered.
+        if not self._counted or not self.cycle.keep_alive or self.pipeline or self._board is None:
+            return False
+        return self._board.over_share()
 
     def _count_out(self) -> None:
         if self._counted and self._board is not None:
