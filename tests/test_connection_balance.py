@@ -12,6 +12,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -182,6 +183,13 @@ def test_keep_alive_clients_opened_at_once_end_up_even_over_the_workers(tmp_path
         assert server.process is not None
         workers = _workers(server.process.pid)
         assert len(workers) == 2
+        # Both workers are in the table once started, before any connection (one that joined on its first
+        # connection would never be sent any: the other would see no one to send clients to).
+        (board,) = Path("/dev/shm").glob(f"donjon-connections-{server.process.pid}-*")
+        deadline = time.monotonic() + 20
+        while {pid for pid, _ in _slots(board)} != {*workers, 0} and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert {pid for pid, _ in _slots(board)} == {*workers, 0}
         # Sixteen clients connect in one burst, as a pool or a benchmark does: they land where they land
         # (without balance, mostly on one worker: 1/15, 4/12, 5/11, 16/0 were seen).
         clients = [http.client.HTTPConnection("127.0.0.1", server.port, timeout=30) for _ in range(16)]

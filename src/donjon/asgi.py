@@ -7,6 +7,7 @@ import gc
 from starlette.applications import Starlette
 
 from donjon.api.app import create_app
+from donjon.connection_balance import worker_board
 
 
 def create() -> Starlette:
@@ -17,4 +18,7 @@ def create() -> Starlette:
     # many apps (the tests) must stay free to collect them.
     gc.collect()
     gc.freeze()
+    # Under ``donjon server`` with several workers: in the connection table from the start, so that the others
+    # send clients here before this worker has had any (donjon.connection_balance).
+    worker_board()
     return app
