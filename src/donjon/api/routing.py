@@ -53,7 +53,12 @@ class RouteIndex:
         method gives its template too (405); no route: (None, {})."""
         path: str = scope["path"]
         partial: tuple[str | None, dict[str, Any]] | None = None
+        # Without a root path, Starlette matches the path itself against the route's pattern: a route whose
+        # pattern does not match it is neither a full nor a partial match, and is passed over at once.
+        unmounted = not scope.get("root_path")
         for route in self._for(path):
+            if unmounted and route.path_regex.match(path) is None:
+                continue
             match, child = route.matches(scope)
             if match is Match.FULL:
                 scope[_MATCHED] = (path, route, child)

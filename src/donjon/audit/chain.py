@@ -41,7 +41,8 @@ def line_hash(line: bytes) -> str:
 
 
 def _mac(key: bytes, domain: bytes, body: dict[str, Any]) -> str:
-    return hmac.new(key, domain + orjson.dumps(body, option=orjson.OPT_SORT_KEYS), hashlib.sha256).hexdigest()
+    # The one-shot form: OpenSSL's HMAC in one call, a third cheaper than building an hmac object (~3 per request).
+    return hmac.digest(key, domain + orjson.dumps(body, option=orjson.OPT_SORT_KEYS), hashlib.sha256).hex()
 
 
 # What BadRecord says when a record, or the head state, is not JSON / not of its shape / not under its MAC.
