@@ -38,9 +38,7 @@ log = logging.getLogger("donjon.listener")
 BOARD_ENV = "_DONJON_CONNECTION_BOARD"
 _SLOT = struct.Struct("=qq")  # a worker's pid (0: free) and its open connections
 _IMBALANCE = 2  # a connection moves when its worker holds this many more than the least loaded one
-
-
-_PREFIX = "donjon-connections-"
+_PREFIX = "donjon-connections-"  # then the supervisor's pid: a table whose server died can be told apart
 
 
 def create_board(workers: int) -> Path:
