@@ -179,6 +179,7 @@ def _established_per_worker(workers: list[int], port: int) -> Counter[int]:
 
 def test_keep_alive_clients_opened_at_once_end_up_even_over_the_workers(tmp_path: Path) -> None:
     server = LiveServer(tmp_path / "server", workers=2).start()
+    clients: list[http.client.HTTPConnection] = []
     try:
         assert server.process is not None
         workers = _workers(server.process.pid)
@@ -192,7 +193,7 @@ def test_keep_alive_clients_opened_at_once_end_up_even_over_the_workers(tmp_path
         assert {pid for pid, _ in _slots(board)} == {*workers, 0}
         # Sixteen clients connect in one burst, as a pool or a benchmark does: they land where they land
         # (without balance, mostly on one worker: 1/15, 4/12, 5/11, 16/0 were seen).
-        clients = [http.client.HTTPConnection("127.0.0.1", server.port, timeout=30) for _ in range(16)]
+        clients += [http.client.HTTPConnection("127.0.0.1", server.port, timeout=30) for _ in range(16)]
         barrier = threading.Barrier(len(clients))
         statuses: list[int] = []
         lock = threading.Lock()
