@@ -150,18 +150,17 @@ def _alive(pid: int) -> bool:
 
 
 _board: ConnectionBoard | None = None
-_board_path: str | None = None
 
 
 def worker_board() -> ConnectionBoard | None:
     """This worker's view of the table its supervisor made; None with one worker (nothing to balance)."""
-    global _board, _board_path
-    path = os.environ.get(BOARD_ENV)
-    if not path:
-        return None
-    if _board is None or _board_path != path:
+    global _board
+    if _board is None:
+        path = os.environ.get(BOARD_ENV)
+        if not path:
+            return None
         try:
-            _board, _board_path = ConnectionBoard(Path(path)), path
+            _board = ConnectionBoard(Path(path))
         except (OSError, ValueError, RuntimeError) as exc:
             # Balance is an optimisation: without the table the worker serves as before.
             log.warning("keep-alive connections are not balanced over the workers: %s", exc)
