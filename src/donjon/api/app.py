@@ -229,6 +229,7 @@ def build_context(settings: Settings, clock: Clock = SYSTEM_CLOCK) -> tuple[AppC
         transit=transit,
         clock=clock,
         reads_on_loop=db.dialect == "sqlite",
+        reads_awaiting=db.reads_await_on_loop,
     )
     if settings.audit.enabled:
         context.audit_log = AuditLog(*audit_paths(settings))

@@ -20,7 +20,7 @@ from donjon.audit.reader import AuditLog
 from donjon.auth import Caller
 from donjon.auth.dev import caller_from_headers
 from donjon.auth.tokens import TokenService
-from donjon.blocking import WouldBlock, on_event_loop
+from donjon.blocking import WouldBlock, on_event_loop, run_awaiting
 from donjon.config import Settings
 from donjon.errors import InvalidInput, TooLarge, Unauthorized, UnsupportedMediaType
 from donjon.observability import metrics
@@ -87,8 +87,10 @@ class AppContext:
     # Where the handlers' "now" comes from (an expiration in the past, the list's expired secrets), as the
     # services' own: tests move it instead of sleeping.
     clock: Clock = SYSTEM_CLOCK
-    # SQLite: reads are tried on the event loop first (run_read); over the network they go to a thread.
+    # SQLite: reads are tried on the event loop first (run_read); MariaDB's go to a worker thread.
     reads_on_loop: bool = False
+    # PostgreSQL (psycopg): reads are tried on the loop in a greenlet, the driver awaiting the server there.
+    reads_awaiting: bool = False
 
 
 R = TypeVar("R")
@@ -96,12 +98,21 @@ _SERVED, _MOVED = metrics.READS_ON_LOOP.labels("served"), metrics.READS_ON_LOOP.
 
 
 async def run_read(context: AppContext, fn: Callable[..., R], /, *args: Any, **kwargs: Any) -> R:
-    """A read: on the event loop where the database is local and every step it needs is at hand; in a worker
-    thread, from the start, when one of its steps would wait (``donjon.blocking``)."""
+    """A read: on the event loop where the database is local, or its driver can await the server there, and
+    every other step it needs is at hand; in a worker thread, from the start, when one of its steps would wait
+    (``donjon.blocking``)."""
     if context.reads_on_loop:
         try:
             with on_event_loop():
                 result = fn(*args, **kwargs)
+        except WouldBlock:
+            _MOVED.inc()
+        else:
+            _SERVED.inc()
+            return result
+    elif context.reads_awaiting:
+        try:
+            result = await run_awaiting(fn, *args, **kwargs)
         except WouldBlock:
             _MOVED.inc()
         else:

@@ -91,7 +91,7 @@ KEYSTORE_ERRORS = Counter(
 KEK_CACHE = Counter("donjon_kek_cache_lookups", "Project KEK cache lookups, hit or miss.", ["result"])
 READS_ON_LOOP = Counter(
     "donjon_reads_on_loop",
-    "SQLite reads tried on the event loop: served there, or moved to a worker thread (a step would wait).",
+    "Reads tried on the event loop (SQLite, PostgreSQL): served there, or moved to a worker thread (a step would wait)",
     ["outcome"],
 )
 ORDERS_QUEUED = Counter("donjon_orders_queued", "Orders accepted (202) and queued for a worker.")

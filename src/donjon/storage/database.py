@@ -26,10 +26,11 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import make_url
 from sqlalchemy.pool import QueuePool
 
-from donjon.blocking import WouldBlock, may_block, on_loop
+from donjon.blocking import WouldBlock, driver_awaits, may_block, on_loop
 from donjon.errors import Unavailable
 from donjon.observability import metrics
 from donjon.storage.group_commit import GroupCommit
+from donjon.storage.loop_reads import LoopEngines, awaits_on_loop
 
 T = TypeVar("T")
 
@@ -148,13 +149,32 @@ class Database:
         # costs its round trips (BEGIN, statements, COMMIT) and a worker thread: grouped, a batch pays them once
         # (PostgreSQL stores: 1.66x the requests per second at two thirds of the CPU per request).
         self._group_commit = GroupCommit(self.write, savepoints=self.dialect == "sqlite")
+        # PostgreSQL through psycopg: reads on the event loop, awaiting the database there (loop_reads).
+        self._loop_engines: LoopEngines | None = None
+        if self.dialect == "postgresql" and awaits_on_loop(parsed.get_driver_name()):
+            self._loop_engines = LoopEngines(url, pool_size=pool_size, configure=self._configure_loop_engine)
+
+    @property
+    def reads_await_on_loop(self) -> bool:
+        """Whether reads run on the event loop with the driver awaiting there (``loop_reads.run_awaiting``)."""
+        return self._loop_engines is not None
+
+    @staticmethod
+    def _configure_loop_engine(engine: Engine) -> None:
+        _ping_after_idle(engine, PING_AFTER_IDLE)
+        _count_checkouts(engine)
 
     @contextmanager
     def read(self) -> Iterator[Connection]:
         if on_loop():
-            if not self._local:
+            if self._local:
+                with self._loop_read() as conn:
+                    yield conn
+                return
+            if self._loop_engines is None or not driver_awaits():
                 may_block("a database read over the network")
-            with self._loop_read() as conn:
+            assert self._loop_engines is not None
+            with _reachable(), self._connect(self._loop_engines.for_running_loop()) as conn:
                 yield conn
             return
         with _reachable(), self._connect(self._read_engine) as conn:
@@ -262,6 +282,8 @@ class Database:
         for conn in self._loop_connections:
             conn.close()
         self._loop_connections.clear()
+        if self._loop_engines is not None:
+            self._loop_engines.close()
         self.engine.dispose()
 
 
