@@ -266,7 +266,15 @@ def test_closing_the_database_commits_what_is_queued_and_stops_the_committer(db:
 
     asyncio.run(write(1))
     group = db._group_commit
-    assert group is not None and group._committer is not None
+    assert group is not None
+    if db.reads_await_on_loop:
+        # PostgreSQL through psycopg: the loop led its batch itself, on a connection of its own engine.
+        assert group._committer is None and group.async_writes == 1
+        db.dispose()
+        asyncio.run(write(2))
+        assert _rows(db, table) == {1, 2} and group._committer is None
+        return
+    assert group._committer is not None
     committer = group._committer
     db.dispose()
     assert not committer.is_alive()

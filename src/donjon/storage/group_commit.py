@@ -24,6 +24,12 @@ committer thread (one per process, started on first use) leads the batches that 
 calling thread would, and answers the loop once per batch (``call_soon_threadsafe``). The writes of one batch
 are thus answered in the same turn of the loop, and what their requests do next (the audit's outcome records)
 goes out together too, instead of one worker thread per write coming back to the loop on its own.
+
+Where the database driver can wait on the event loop (PostgreSQL through psycopg, ``loop_reads``), the loop
+leads its own batches instead: a task of the loop runs each batch's transaction in a greenlet there
+(``loop_transaction``), every round trip awaited, and settles the batch's futures when it is committed. No
+thread takes part, and no GIL changes hands per batch. The loop's batches and the threads' are separate
+transactions, which such a database runs side by side.
 """
 
 from __future__ import annotations
@@ -36,6 +42,7 @@ from contextlib import AbstractContextManager
 from typing import Generic, TypeVar
 
 from sqlalchemy import Connection
+from sqlalchemy.util import greenlet_spawn
 
 from donjon.io_threads import without_wakeup_preemption
 from donjon.loop_futures import settle_from_thread
@@ -80,8 +87,13 @@ class GroupCommit:
         *,
         savepoints: bool,
         max_batch: int = 64,
+        loop_transaction: Callable[[], AbstractContextManager[Connection]] | None = None,
     ) -> None:
         self._transaction = transaction
+        self._loop_transaction = loop_transaction
+        # Per event loop (with loop_transaction): the writes queued for its next batch, None while no batch
+        # of that loop's is being committed.
+        self._loop_queues: dict[asyncio.AbstractEventLoop, list[_Write[object]] | None] = {}
         self._savepoints = savepoints
         self._max_batch = max_batch
         self._queue: list[_Write[object]] = []
@@ -114,6 +126,8 @@ class GroupCommit:
         """``run`` for the event loop: returns once the write's batch is committed, without a thread of its own."""
         loop = asyncio.get_running_loop()
         write: _Write[T] = _Write(work, loop, loop.create_future())
+        if self._loop_transaction is not None:
+            return await self._run_on_loop(loop, write)
         with self._changed:
             if self._closing:
                 raise RuntimeError("the database is closing")
@@ -129,6 +143,38 @@ class GroupCommit:
         # Cancelled (the client went away), the write may still be committed with its batch: as a thread's.
         await write.future
         return write.outcome()
+
+    async def _run_on_loop(self, loop: asyncio.AbstractEventLoop, write: _Write[T]) -> T:
+        if self._closing:
+            raise RuntimeError("the database is closing")
+        self.async_writes += 1
+        queue = self._loop_queues.get(loop)
+        if queue is not None:  # a batch of this loop's is being committed: join the next one
+            queue.append(write)  # type: ignore[arg-type]
+        else:
+            self._loop_queues[loop] = [write]  # type: ignore[list-item]
+            loop.create_task(self._lead_on_loop(loop))
+        assert write.future is not None
+        # Cancelled (the client went away), the write may still be committed with its batch.
+        await asyncio.shield(write.future)
+        return write.outcome()
+
+    async def _lead_on_loop(self, loop: asyncio.AbstractEventLoop) -> None:
+        """The loop's batches, one after the other, until no write is queued."""
+        assert self._loop_transaction is not None
+        try:
+            while queue := self._loop_queues.get(loop):
+                batch, self._loop_queues[loop] = queue[: self._max_batch], queue[self._max_batch :]
+                try:
+                    # Not marked as on the loop (donjon.blocking): a write's work is database statements only,
+                    # and must not step aside to a thread half-way through its batch.
+                    await greenlet_spawn(self._commit, batch, self._loop_transaction)
+                finally:
+                    for write in batch:
+                        if write.future is not None and not write.future.done():
+                            write.future.set_result(None)
+        finally:
+            self._loop_queues.pop(loop, None)
 
     def _commit_queued(self) -> None:
         """The committer thread: leads every batch nobody else is leading, until ``close``."""
@@ -170,10 +216,15 @@ class GroupCommit:
             self._closing = False
             self._committer = None
 
-    def _commit(self, batch: list[_Write[object]]) -> None:
+    def _commit(
+        self,
+        batch: list[_Write[object]],
+        transaction: Callable[[], AbstractContextManager[Connection]] | None = None,
+    ) -> None:
+        transaction = transaction or self._transaction
         try:
-            if not self._commit_together(batch):
-                self._commit_each(batch)
+            if not self._commit_together(batch, transaction):
+                self._commit_each(batch, transaction)
         except BaseException as exc:  # the commit failed (or the lock could not be had): nothing was written
             for write in batch:
                 if write.error is None:
@@ -184,13 +235,15 @@ class GroupCommit:
             for write in batch:
                 write.done = True
 
-    def _commit_together(self, batch: list[_Write[object]]) -> bool:
+    def _commit_together(
+        self, batch: list[_Write[object]], transaction: Callable[[], AbstractContextManager[Connection]]
+    ) -> bool:
         """Every write of the batch in one transaction, no SAVEPOINT each (two statements per write, a sixth of
         a secret creation's CPU). False if one of several raised: all was rolled back, for ``_commit_each``.
         A write alone needs no savepoint: rolling its transaction back undoes that write and nothing else, and
         its exception is raised as the transaction raises it."""
         try:
-            with self._transaction() as conn:
+            with transaction() as conn:
                 for write in batch:
                     try:
                         write.result = write.work(conn)
@@ -206,18 +259,20 @@ class GroupCommit:
             return False
         return True
 
-    def _commit_each(self, batch: list[_Write[object]]) -> None:
+    def _commit_each(
+        self, batch: list[_Write[object]], transaction: Callable[[], AbstractContextManager[Connection]]
+    ) -> None:
         """The batch again, each write in a SAVEPOINT or a transaction of its own: one that raises is rolled
         back alone, the others go on."""
         if not self._savepoints:
             for write in batch:
                 try:
-                    with self._transaction() as conn:
+                    with transaction() as conn:
                         write.result = write.work(conn)
                 except Exception as exc:
                     write.error = exc
             return
-        with self._transaction() as conn:
+        with transaction() as conn:
             for write in batch:
                 try:
                     with conn.begin_nested():
