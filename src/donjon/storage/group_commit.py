@@ -91,9 +91,10 @@ class GroupCommit:
     ) -> None:
         self._transaction = transaction
         self._loop_transaction = loop_transaction
-        # Per event loop (with loop_transaction): the writes queued for its next batch, None while no batch
-        # of that loop's is being committed.
-        self._loop_queues: dict[asyncio.AbstractEventLoop, list[_Write[object]] | None] = {}
+        # Per event loop (with loop_transaction): the writes queued for its next batch, there only while that
+        # loop's leader runs; the leaders' tasks are held here (the loop keeps only a weak reference to a task).
+        self._loop_queues: dict[asyncio.AbstractEventLoop, list[_Write[object]]] = {}
+        self._loop_leaders: set[asyncio.Task[None]] = set()
         self._savepoints = savepoints
         self._max_batch = max_batch
         self._queue: list[_Write[object]] = []
@@ -153,7 +154,9 @@ class GroupCommit:
             queue.append(write)  # type: ignore[arg-type]
         else:
             self._loop_queues[loop] = [write]  # type: ignore[list-item]
-            loop.create_task(self._lead_on_loop(loop))
+            leader = loop.create_task(self._lead_on_loop(loop))
+            self._loop_leaders.add(leader)
+            leader.add_done_callback(self._loop_leaders.discard)
         assert write.future is not None
         # Cancelled (the client went away), the write may still be committed with its batch.
         await asyncio.shield(write.future)
