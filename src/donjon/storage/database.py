@@ -265,8 +265,7 @@ class Database:
     def _loop_transaction(self) -> Iterator[Connection]:
         """A write transaction on the running loop's engine, for a greenlet there (``group_commit``)."""
         assert self._loop_engines is not None
-        engine = self._loop_engines.for_running_loop().execution_options(isolation_level="READ COMMITTED")
-        with _reachable(), self._connect(engine) as conn, conn.begin():
+        with _reachable(), self._connect(self._loop_engines.writer_for_running_loop()) as conn, conn.begin():
             yield conn
 
     @contextmanager

@@ -28,23 +28,31 @@ def awaits_on_loop(url_driver: str) -> bool:
 
 
 class LoopEngines:
-    """One asyncio engine per event loop, for the reads made there."""
+    """One asyncio engine per event loop, for the reads and the group commits made there."""
 
     def __init__(self, url: str, *, pool_size: int, configure: Callable[[Engine], None]) -> None:
         self._url = url
         self._pool_size = pool_size
         self._configure = configure
-        self._engines: dict[asyncio.AbstractEventLoop, AsyncEngine] = {}
+        # Per loop: its engine, and the same engine's face for write transactions (made once, not per batch).
+        self._engines: dict[asyncio.AbstractEventLoop, tuple[AsyncEngine, Engine]] = {}
         self._lock = threading.Lock()
 
     def for_running_loop(self) -> Engine:
         """The running loop's engine (its blocking-style face, whose driver calls await inside a greenlet)."""
+        return self._for_running_loop()[0].sync_engine
+
+    def writer_for_running_loop(self) -> Engine:
+        """The same engine for write transactions: READ COMMITTED, where reads run in autocommit."""
+        return self._for_running_loop()[1]
+
+    def _for_running_loop(self) -> tuple[AsyncEngine, Engine]:
         loop = asyncio.get_running_loop()
-        engine = self._engines.get(loop)
-        if engine is None:
+        engines = self._engines.get(loop)
+        if engines is None:
             with self._lock:
-                engine = self._engines.get(loop)
-                if engine is None:
+                engines = self._engines.get(loop)
+                if engines is None:
                     # Under READ COMMITTED each statement takes its own snapshot: no transaction per read (as the
                     # thread's reads, see Database).
                     engine = create_async_engine(
@@ -55,14 +63,15 @@ class LoopEngines:
                         isolation_level="AUTOCOMMIT",
                     )
                     self._configure(engine.sync_engine)
-                    self._engines[loop] = engine
-        return engine.sync_engine
+                    writer = engine.sync_engine.execution_options(isolation_level="READ COMMITTED")
+                    engines = self._engines[loop] = (engine, writer)
+        return engines
 
     def close(self) -> None:
         """Close every loop's connections. Closing one only ends its libpq connection, which needs no particular
         loop: a thread of its own runs the engines' disposal, so this works whether or not a loop runs here."""
         with self._lock:
-            engines, self._engines = list(self._engines.values()), {}
+            engines, self._engines = [engine for engine, _ in self._engines.values()], {}
         if not engines:
             return
 
