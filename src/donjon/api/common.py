@@ -10,7 +10,7 @@ from urllib.parse import urlencode
 
 import orjson
 from starlette.concurrency import run_in_threadpool
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
 from donjon.api.audit_middleware import announce_effect
@@ -192,6 +192,9 @@ async def _authenticate(request: Request) -> Caller:
     return caller
 
 
+CLIENT_GONE = "The client closed the connection before sending the whole request body."
+
+
 def microversion(request: Request) -> tuple[int, int]:
     version: tuple[int, int] = request.scope.get("state", {}).get("microversion", (1, 0))
     return version
@@ -204,11 +207,16 @@ async def read_body(request: Request, limit: int) -> bytes:
         raise TooLarge("Provided information too large to process")
     chunks: list[bytes] = []
     size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise TooLarge("Provided information too large to process")
-        chunks.append(chunk)
+    try:
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise TooLarge("Provided information too large to process")
+            chunks.append(chunk)
+    except ClientDisconnect:
+        # The client went away mid-body (a killed process, a load tool stopping): its fault, not the server's,
+        # so a 400 in the access log and audit record, and no error logged. Nobody reads the answer.
+        raise InvalidInput(CLIENT_GONE) from None
     return b"".join(chunks)
 
 
