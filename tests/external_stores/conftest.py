@@ -20,7 +20,7 @@ from tests.conftest import BASE
 STORES = ("vault", "kmip")
 
 
-@pytest.fixture(scope="session", params=STORES)
+@pytest.fixture(scope="package", params=STORES)
 def settings(
     request: pytest.FixtureRequest, database_url: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Settings]:
@@ -44,7 +44,7 @@ def settings(
         )
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def app_client(settings: Settings) -> Iterator[TestClient]:
     # A fixture of this directory's own: the root one is cached for the whole session, and an app made with
     # these settings would otherwise be handed to later modules on the same database.
