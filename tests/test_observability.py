@@ -7,8 +7,12 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
+import io
 import json
 import logging
+import logging.config
+import re
 import shutil
 import time
 import uuid
@@ -38,6 +42,7 @@ from donjon.crypto import DecryptionFailed
 from donjon.keystores import open_keystore
 from donjon.observability import LogConfig, MetricsConfig
 from donjon.observability.keystore import InstrumentedKeystore
+from donjon.observability.logs import StderrHandler, logging_config
 from tests import databases
 from tests.live_server import LiveServer
 
@@ -344,3 +349,78 @@ def test_a_project_name_cannot_forge_log_lines_or_escape_sequences(caplog: pytes
     [record] = [r for r in caplog.records if r.name == "donjon.access"]
     assert "\n" not in record.getMessage() and "\x1b" not in record.getMessage()
     assert "project=p\\x1b[2J\\nforged" in record.getMessage()
+
+
+@pytest.fixture
+def server_logging(monkeypatch: pytest.MonkeyPatch) -> Iterator[io.StringIO]:
+    """The server's own text log set-up (as a worker applies it), on a buffer; the loggers restored after."""
+    names = ["donjon", "uvicorn", "uvicorn.access"]
+    saved = {name: (lg.handlers[:], lg.propagate, lg.level) for name in names if (lg := logging.getLogger(name))}
+    buffer = io.StringIO()
+    monkeypatch.setattr("sys.stderr", buffer)
+    logging.config.dictConfig(logging_config(LogConfig(), "info"))
+    yield buffer
+    for name, (handlers, propagate, level) in saved.items():
+        logger = logging.getLogger(name)
+        logger.handlers[:], logger.propagate, logger.level = handlers, propagate, level
+
+
+@contextlib.contextmanager
+def server_handler_only() -> Iterator[None]:
+    """Without the capture handlers pytest adds around each test, as in a server's worker."""
+    donjon = logging.getLogger("donjon")
+    others = [h for h in donjon.handlers if not isinstance(h, StderrHandler)]
+    for handler in others:
+        donjon.removeHandler(handler)
+    try:
+        yield
+    finally:
+        for handler in others:
+            donjon.addHandler(handler)
+
+
+def test_the_direct_access_line_is_the_line_logging_writes(server_logging: io.StringIO) -> None:
+    access = logging.getLogger("donjon.access")
+    assert StderrHandler.for_access(access) is None  # pytest's capture handlers are something attached
+    with server_handler_only():
+        _the_direct_line_is_the_logged_line(access, server_logging)
+
+
+def _the_direct_line_is_the_logged_line(access: logging.Logger, server_logging: io.StringIO) -> None:
+    assert StderrHandler.for_access(access) is not None  # the server's set-up: access lines skip the LogRecord
+    args = ("GET", "/v1/secrets/{secret_id}/payload", 200, 1.2, "req-1", "p", "127.0.0.1")
+    ObservabilityMiddleware._access_line(
+        "GET", "/v1/secrets/{secret_id}/payload", 200, 0.0012, "req-1", "p", ("127.0.0.1", 5)
+    )
+    access.info("%s %s %d %.1fms %s project=%s client=%s", *args)
+    direct, logged = server_logging.getvalue().splitlines()
+    stamp = r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} "
+    assert re.fullmatch(
+        stamp
+        + r"INFO donjon\.access: GET /v1/secrets/\{secret_id\}/payload 200 1\.2ms req-1 project=p client=127\.0\.0\.1",
+        direct,
+    )
+    assert direct[24:] == logged[24:]  # the same bytes after the time stamp (made a few µs apart)
+
+
+def test_anything_attached_to_the_access_log_gets_its_records(server_logging: io.StringIO) -> None:
+    access = logging.getLogger("donjon.access")
+    seen: list[logging.LogRecord] = []
+
+    class Collector(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            seen.append(record)
+
+    collector = Collector()
+    with server_handler_only():
+        access.addHandler(collector)
+        try:
+            assert StderrHandler.for_access(access) is None
+            ObservabilityMiddleware._access_line("GET", "/v1", 200, 0.001, "req-2", "", None)
+        finally:
+            access.removeHandler(collector)
+    assert [r.getMessage() for r in seen] == ["GET /v1 200 1.0ms req-2 project=- client=-"]
+    assert "req-2" in server_logging.getvalue()  # and the server's log still has it, through logging
+    logging.getLogger("donjon").setLevel(logging.WARNING)
+    with server_handler_only():
+        assert StderrHandler.for_access(access) is None  # INFO off: nothing written at all

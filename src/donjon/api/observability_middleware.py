@@ -22,6 +22,7 @@ from donjon.api.errors import error_response
 from donjon.api.middleware import ASGIApp, Message, Receive, Scope, Send
 from donjon.api.routing import RouteIndex
 from donjon.observability import metrics
+from donjon.observability.logs import StderrHandler
 from donjon.observability.settings import LogConfig, MetricsConfig
 
 access_log = logging.getLogger("donjon.access")
@@ -94,32 +95,31 @@ class ObservabilityMiddleware:
         if self.by_project and project:
             metrics.HTTP_REQUESTS_BY_PROJECT.labels(project, method, str(status)).inc()
         if self.access:
-            client = scope.get("client")
+            self._access_line(method, route, status, seconds, request_id, project, scope.get("client"))
+
+    @staticmethod
+    def _access_line(
+        method: str, route: str, status: int, seconds: float, request_id: str, project: str, client: Any
+    ) -> None:
+        duration_ms, address = round(seconds * 1000, 1), client[0] if client else ""
+        args = (method, route, status, duration_ms, request_id or "-", project or "-", address or "-")
+        direct = StderrHandler.for_access(access_log)
+        if direct is not None:  # the server's own text log: the same line, without a LogRecord
+            direct.write_info(access_log.name, _ACCESS_LINE % args)
+        elif access_log.isEnabledFor(logging.INFO):
+            # Made and handled directly, as Logger.info would, less its caller lookup (a walk up the stack per
+            # request, for a file and line that no log format here prints). The fields go to JSON lines.
             fields = {
                 "method": method,
                 "route": route,
                 "status": status,
-                "duration_ms": round(seconds * 1000, 1),
+                "duration_ms": duration_ms,
                 "request_id": request_id,
                 "project": project,
-                "client": client[0] if client else "",
+                "client": address,
             }
-            if access_log.isEnabledFor(logging.INFO):
-                # Made and handled directly, as Logger.info would, less its caller lookup (a walk up the stack
-                # per request, for a file and line that no log format here prints).
-                args = (
-                    method,
-                    route,
-                    status,
-                    fields["duration_ms"],
-                    request_id or "-",
-                    project or "-",
-                    fields["client"] or "-",
-                )
-                line = access_log.makeRecord(
-                    access_log.name, logging.INFO, "", 0, _ACCESS_LINE, args, None, extra=fields
-                )
-                access_log.handle(line)
+            record = access_log.makeRecord(access_log.name, logging.INFO, "", 0, _ACCESS_LINE, args, None, extra=fields)
+            access_log.handle(record)
 
 
 def _printable(value: str) -> str:
