@@ -46,8 +46,8 @@ class StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]  # (generi
     """The server's handler (standard error), with a direct way in for the access log's lines.
 
     An access line through ``logging`` (a LogRecord of some twenty attributes, the filters, the handler chain,
-    the formatter) cost ~30 µs of a worker's CPU per request under load, a quarter of a trivial request's and
-    ~6 % of a payload read's. :meth:`for_access` says when the line can be written directly, the same bytes
+    the formatter) cost ~30-40 µs of a worker's CPU per request under load, a third of a trivial request's
+    (bench/README.md). :meth:`for_access` says when the line can be written directly, the same bytes
     as the record would have given: the server's own text set-up, nothing added to it since (a test's
     ``caplog``, a filter, a handler of an embedding program), the logger enabled for INFO.
     """
