@@ -14,7 +14,7 @@ from sqlalchemy import exc as sa_exc
 
 from donjon.storage import access
 from donjon.storage.database import Database
-from donjon.storage.driver_select import DriverSelect
+from donjon.storage.driver_select import DriverInsert, DriverSelect
 from donjon.storage.tables import secret_acl_users, secret_acls, secrets
 
 NOW = datetime(2026, 12, 2, 10, 30, 15, 123456)
@@ -173,3 +173,78 @@ def test_all_rows_in_order_as_sqlalchemy_gives_them(db: Database) -> None:
         _same(fast_row, slow_row)
     assert [r.created_at for r in fast] == sorted(r.created_at for r in fast)
     assert query.fallbacks == 0
+
+
+# --- DriverInsert: a new secret's row ------------------------------------------------------------------------
+
+
+def _row_values(**columns: Any) -> dict[str, Any]:
+    return {
+        "id": str(uuid.uuid4()),
+        "project_id": "inserted",
+        "name": "née ☃",
+        "secret_type": "opaque",
+        "algorithm": None,
+        "bit_length": 256,
+        "mode": None,
+        "creator_id": "creator",
+        "expiration": NOW + timedelta(days=3),
+        "created_at": NOW,
+        "updated_at": NOW + timedelta(seconds=1),
+        "content_type": "application/octet-stream",
+        "kek_id": None,
+        "ciphertext": b"\x00\xffsealed bytes\x00",
+        "max_reads": None,
+        "reads_left": None,
+        "version": 1,
+        "store": None,
+        "store_ref": None,
+        **columns,
+    }
+
+
+def test_an_inserted_row_is_the_row_sqlalchemy_inserts(db: Database) -> None:
+    columns = list(_row_values())
+    fast_insert = DriverInsert(secrets, columns)
+    fast, slow = _row_values(), _row_values(name=None, max_reads=3, reads_left=3)
+    fast_too = _row_values(name=None, max_reads=3, reads_left=3)
+    with db.write() as conn:
+        fast_insert.execute(conn, fast)
+        fast_insert.execute(conn, fast_too)
+        conn.execute(insert(secrets), slow)
+    with db.read() as conn:
+        rows = {
+            row.id: row._mapping
+            for row in conn.execute(select(secrets).where(secrets.c.id.in_([fast["id"], slow["id"], fast_too["id"]])))
+        }
+    for given in (fast, slow, fast_too):
+        stored = dict(rows[given["id"]])
+        # What was given comes back, value for value and type for type; the column left out is NULL.
+        assert {k: stored[k] for k in given} == given
+        assert [type(stored[k]) for k in given] == [type(v) for v in given.values()]
+        assert stored["version_started_at"] is None
+    # The two paths stored the same row for the same values.
+    assert {k: v for k, v in rows[fast_too["id"]].items() if k != "id"} == {
+        k: v for k, v in rows[slow["id"]].items() if k != "id"
+    }
+    assert fast_insert.fallbacks == 0
+
+
+def test_an_insert_error_is_sqlalchemys_and_nothing_is_kept(db: Database) -> None:
+    row = _row_values()
+    fast_insert = DriverInsert(secrets, list(row))
+    with db.write() as conn:
+        fast_insert.execute(conn, row)
+    with pytest.raises(sa_exc.IntegrityError), db.write() as conn:
+        fast_insert.execute(conn, {**row, "name": "second"})  # the same primary key
+    with db.read() as conn:
+        names = conn.execute(select(secrets.c.name).where(secrets.c.id == row["id"])).scalars().all()
+    assert names == [row["name"]]
+    assert fast_insert.fallbacks == 0
+
+
+def test_a_column_with_a_python_default_cannot_be_left_out() -> None:
+    table = Table("with_default", MetaData(), Column("id", String(36)), Column("kind", String(8), default="x"))
+    with pytest.raises(ValueError, match="with_default.kind has a Python-side default"):
+        DriverInsert(table, ["id"])
+    DriverInsert(table, ["id", "kind"])

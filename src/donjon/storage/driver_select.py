@@ -5,7 +5,8 @@
 every secret read runs (``storage/access.py``) that was the largest single cost of a payload read, and a
 secret's creation runs two more (its project's quotas, its KEK still there). Here a statement is compiled by
 SQLAlchemy once per dialect, its parameters and columns go through the same bind and result processors
-SQLAlchemy would apply, and only the execution is the driver's own.
+SQLAlchemy would apply, and only the execution is the driver's own. ``DriverInsert`` does the same for the
+one hot INSERT, a new secret's row, which the group commit's thread runs once per secret of its batch.
 
 A driver error is raised as SQLAlchemy's exception class for it, as ``Connection.execute`` would raise it; a
 lost connection makes the statement run again through ``Connection.execute``, which meets the same dead
@@ -19,7 +20,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, Select
+from sqlalchemy import Connection, Insert, Select, Table, insert
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Dialect
 
@@ -59,35 +60,21 @@ class DriverSelect:
         dialect = conn.dialect
         key = (dialect.name, dialect.driver, dialect.paramstyle)
         plan = self._plans.get(key) or self._plan(key, dialect)
-        values = {**plan.defaults, **params}
-        for name, process in plan.binds.items():
-            if values.get(name) is not None:
-                values[name] = process(values[name])
-        arguments: Any = tuple(values[n] for n in plan.names) if plan.positional else values
-        driver = conn.connection.dbapi_connection
-        cursor = None
-        try:
-            cursor = driver.cursor()  # type: ignore[union-attr]
-            cursor.execute(plan.sql, arguments)
+
+        def fetch(cursor: Any) -> Sequence[Any]:
             if one:
                 first = cursor.fetchone()
-                raw: Sequence[Any] = [] if first is None else [first]
-            else:
-                raw = cursor.fetchall()
-        except dialect.loaded_dbapi.Error as exc:
-            if dialect.is_disconnect(exc, driver, cursor):
-                # SQLAlchemy's own path meets the same dead connection, and invalidates the pool as it does
-                # for any statement (the next checkouts replace every older connection).
-                self.fallbacks += 1
-                result = conn.execute(self._statement, dict(params))
-                return list(result.fetchmany(1) if one else result.all())
-            # Not run again: in a PostgreSQL transaction the error aborted it. Raised as SQLAlchemy raises it.
-            raise sa_exc.DBAPIError.instance(
-                plan.sql, arguments, exc, dialect.loaded_dbapi.Error, dialect=dialect
-            ) from exc
-        finally:
-            if cursor is not None:
-                cursor.close()
+                return [] if first is None else [first]
+            return list(cursor.fetchall())
+
+        try:
+            raw = _on_cursor(conn, plan, params, fetch)
+        except _Disconnected:
+            # SQLAlchemy's own path meets the same dead connection, and invalidates the pool as it does for any
+            # statement (the next checkouts replace every older connection).
+            self.fallbacks += 1
+            result = conn.execute(self._statement, dict(params))
+            return list(result.fetchmany(1) if one else result.all())
         results, row = plan.results, plan.row
         return [
             row(*(value if p is None or value is None else p(value) for p, value in zip(results, r, strict=True)))
@@ -119,3 +106,77 @@ class DriverSelect:
         )
         self._plans[key] = plan
         return plan
+
+
+class DriverInsert:
+    """An INSERT of a fixed set of a table's columns, built once and run on the driver's cursor: what
+    ``Connection.execute(insert(table), params)`` does for a row with those columns, less its execution
+    context. A column left out gets NULL or its server default (one with a Python-side default is refused).
+    Every row gives a value for each of ``columns``."""
+
+    def __init__(self, table: Table, columns: Sequence[str]) -> None:
+        for column in table.c:
+            if column.key not in columns and column.default is not None:
+                # Only Connection.execute applies one; here the column would be left NULL.
+                raise ValueError(f"{table.name}.{column.key} has a Python-side default: give it a value")
+        self._statement: Insert = insert(table)
+        self._columns = tuple(columns)
+        self._plans: dict[tuple[str, str, str], _Plan] = {}
+        self.fallbacks = 0  # rows inserted again through Connection.execute after a lost connection (tests)
+
+    def execute(self, conn: Connection, params: Mapping[str, Any]) -> None:
+        dialect = conn.dialect
+        key = (dialect.name, dialect.driver, dialect.paramstyle)
+        plan = self._plans.get(key) or self._plan(key, dialect)
+        try:
+            _on_cursor(conn, plan, params, lambda cursor: None)
+        except _Disconnected:
+            self.fallbacks += 1
+            conn.execute(self._statement, dict(params))
+
+    def _plan(self, key: tuple[str, str, str], dialect: Dialect) -> _Plan:
+        compiled = self._statement.compile(dialect=dialect, column_keys=list(self._columns))
+        plan = _Plan(
+            sql=str(compiled),
+            names=tuple(compiled.positiontup or ()) if compiled.positional else tuple(compiled.binds),
+            positional=bool(compiled.positional),
+            defaults={},
+            binds={
+                name: process
+                for name, bind in compiled.binds.items()
+                if (process := bind.type.dialect_impl(dialect).bind_processor(dialect)) is not None
+            },
+            results=(),
+            row=tuple,
+        )
+        self._plans[key] = plan
+        return plan
+
+
+class _Disconnected(Exception):
+    """The driver lost the connection: the statement goes through SQLAlchemy's own path instead."""
+
+
+def _on_cursor(conn: Connection, plan: _Plan, params: Mapping[str, Any], fetch: Callable[[Any], Any]) -> Any:
+    """``fetch(cursor)`` after running ``plan`` with ``params`` (bound as SQLAlchemy binds them) on the driver's
+    cursor. A driver error is raised as SQLAlchemy's exception for it; a lost connection as _Disconnected."""
+    dialect = conn.dialect
+    values = {**plan.defaults, **params}
+    for name, process in plan.binds.items():
+        if values.get(name) is not None:
+            values[name] = process(values[name])
+    arguments: Any = tuple(values[n] for n in plan.names) if plan.positional else values
+    driver = conn.connection.dbapi_connection
+    cursor = None
+    try:
+        cursor = driver.cursor()  # type: ignore[union-attr]
+        cursor.execute(plan.sql, arguments)
+        return fetch(cursor)
+    except dialect.loaded_dbapi.Error as exc:
+        if dialect.is_disconnect(exc, driver, cursor):
+            raise _Disconnected from exc
+        # Not run again: in a PostgreSQL transaction the error aborted it. Raised as SQLAlchemy raises it.
+        raise sa_exc.DBAPIError.instance(plan.sql, arguments, exc, dialect.loaded_dbapi.Error, dialect=dialect) from exc
+    finally:
+        if cursor is not None:
+            cursor.close()

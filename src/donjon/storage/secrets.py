@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy import Connection, Integer, Select, and_, bindparam, delete, func, insert, or_, select, update
 from sqlalchemy.sql.elements import ColumnElement
 
+from donjon.storage.driver_select import DriverInsert
 from donjon.storage.paging import count, page
 from donjon.storage.patterns import like, like_pattern
 from donjon.storage.records import ConsumerRecord, SecretRecord, secret_record
@@ -50,13 +51,13 @@ def _alive(now: datetime) -> ColumnElement[bool]:
 
 
 # Built once: a statement made per call costs more to build and to key for the compiled cache than to run.
-_INSERT_SECRET = insert(secrets)
 _RECORD_FIELDS = tuple(f.name for f in fields(SecretRecord))
+_INSERT_SECRET = DriverInsert(secrets, _RECORD_FIELDS)
 
 
 def insert_secret(conn: Connection, record: SecretRecord) -> None:
     # Its fields are all plain values: no need for asdict's recursive copy.
-    conn.execute(_INSERT_SECRET, {name: getattr(record, name) for name in _RECORD_FIELDS})
+    _INSERT_SECRET.execute(conn, {name: getattr(record, name) for name in _RECORD_FIELDS})
 
 
 def get_secret(
