@@ -175,8 +175,16 @@ def _on_cursor(conn: Connection, plan: _Plan, params: Mapping[str, Any], fetch: 
     except dialect.loaded_dbapi.Error as exc:
         if dialect.is_disconnect(exc, driver, cursor):
             raise _Disconnected from exc
-        # Not run again: in a PostgreSQL transaction the error aborted it. Raised as SQLAlchemy raises it.
-        raise sa_exc.DBAPIError.instance(plan.sql, arguments, exc, dialect.loaded_dbapi.Error, dialect=dialect) from exc
+        # Not run again: in a PostgreSQL transaction the error aborted it. Raised as SQLAlchemy raises it (its
+        # text quotes the parameters unless the engine hides them, as Connection.execute would).
+        raise sa_exc.DBAPIError.instance(
+            plan.sql,
+            arguments,
+            exc,
+            dialect.loaded_dbapi.Error,
+            hide_parameters=conn.engine.hide_parameters,
+            dialect=dialect,
+        ) from exc
     finally:
         if cursor is not None:
             cursor.close()
