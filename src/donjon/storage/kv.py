@@ -12,9 +12,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, delete, func, insert, select, update
+from sqlalchemy import Connection, bindparam, delete, func, select, update
 
-from donjon.storage.driver_select import DriverSelect
+from donjon.storage.driver_select import DriverInsert, DriverSelect
 from donjon.storage.tables import kv_entries, kv_versions, secret_versions, secrets
 from donjon.storage.versions import Payload, keep_previous, set_current
 
@@ -65,8 +65,9 @@ def _entry(row: Any) -> KvEntryRow:
 _FIND_ENTRY = DriverSelect(
     select(kv_entries).where(kv_entries.c.project_id == bindparam("project_id"), kv_entries.c.path == bindparam("path"))
 )
-_INSERT_ENTRY = insert(kv_entries)  # rows given as parameters: no per-call .values() construction
-_INSERT_VERSION = insert(kv_versions)
+# A new path's first write runs both, in the group commit's batch: on the driver's cursor (driver_select).
+_INSERT_ENTRY = DriverInsert(kv_entries, [column.key for column in kv_entries.c])
+_INSERT_VERSION = DriverInsert(kv_versions, [column.key for column in kv_versions.c])
 _VERSIONS = DriverSelect(
     select(kv_versions).where(kv_versions.c.secret_id == bindparam("secret_id")).order_by(kv_versions.c.version)
 )
@@ -90,8 +91,8 @@ def _settings(entry: KvEntryRow) -> dict[str, Any]:
 
 
 def insert_entry(conn: Connection, entry: KvEntryRow) -> None:
-    conn.execute(
-        _INSERT_ENTRY,
+    _INSERT_ENTRY.execute(
+        conn,
         {
             "secret_id": entry.secret_id,
             "project_id": entry.project_id,
@@ -120,8 +121,8 @@ def versions(conn: Connection, secret_id: str) -> list[KvVersionRow]:
 
 
 def add_version(conn: Connection, secret_id: str, version: KvVersionRow) -> None:
-    conn.execute(
-        _INSERT_VERSION,
+    _INSERT_VERSION.execute(
+        conn,
         {
             "secret_id": secret_id,
             "version": version.version,
