@@ -45,7 +45,9 @@ def _rows(db: Database, table: Table) -> set[int]:
         return set(conn.scalars(select(table.c.id)))
 
 
-def _wait_until(condition: object, seconds: float = 10) -> None:
+def _wait_until(condition: object, seconds: float = 30) -> None:
+    # 30 s: under a whole suite's load on two cores, 10 s ran out once on PostgreSQL (a second Database's first
+    # batch while the first one's waited at its barrier); the condition is usually met within milliseconds.
     deadline = time.monotonic() + seconds
     while not condition():  # type: ignore[operator]
         assert time.monotonic() < deadline, "the writers never queued up"
