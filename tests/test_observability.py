@@ -355,13 +355,13 @@ def test_a_project_name_cannot_forge_log_lines_or_escape_sequences(caplog: pytes
 def server_logging(monkeypatch: pytest.MonkeyPatch) -> Iterator[io.StringIO]:
     """The server's own text log set-up (as a worker applies it), on a buffer; the loggers restored after."""
     names = ["donjon", "uvicorn", "uvicorn.access"]
-    saved = {name: (lg.handlers[:], lg.propagate, lg.level) for name in names if (lg := logging.getLogger(name))}
+    loggers = [logging.getLogger(name) for name in names]
+    saved = [(logger, logger.handlers[:], logger.propagate, logger.level) for logger in loggers]
     buffer = io.StringIO()
     monkeypatch.setattr("sys.stderr", buffer)
     logging.config.dictConfig(logging_config(LogConfig(), "info"))
     yield buffer
-    for name, (handlers, propagate, level) in saved.items():
-        logger = logging.getLogger(name)
+    for logger, handlers, propagate, level in saved:
         logger.handlers[:], logger.propagate, logger.level = handlers, propagate, level
 
 

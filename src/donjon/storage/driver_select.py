@@ -23,6 +23,7 @@ from typing import Any
 from sqlalchemy import Connection, Insert, Select, Table, insert
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Dialect
+from sqlalchemy.sql.compiler import SQLCompiler
 
 Processor = Callable[[Any], Any] | None
 
@@ -57,9 +58,7 @@ class DriverSelect:
         return self._run(conn, params, one=False)
 
     def _run(self, conn: Connection, params: Mapping[str, Any], *, one: bool) -> list[Any]:
-        dialect = conn.dialect
-        key = (dialect.name, dialect.driver, dialect.paramstyle)
-        plan = self._plans.get(key) or self._plan(key, dialect)
+        plan = _plan_for(self._plans, conn.dialect, self._plan)
 
         def fetch(cursor: Any) -> Sequence[Any]:
             if one:
@@ -81,31 +80,18 @@ class DriverSelect:
             for r in raw
         ]
 
-    def _plan(self, key: tuple[str, str, str], dialect: Dialect) -> _Plan:
+    def _plan(self, dialect: Dialect) -> _Plan:
         compiled = self._statement.compile(dialect=dialect)
-        if compiled.positional:
-            names = tuple(compiled.positiontup or ())
-        else:
-            names = tuple(compiled.binds)
         columns = list(self._statement.selected_columns)
         keys = [str(column.key) for column in columns]
         fields = namedtuple("Row", keys)  # type: ignore[misc]  # noqa: PYI024 - the field names are the statement's, known at run time
         row = type("Row", (fields,), {"__slots__": (), "_mapping": property(lambda self: self._asdict())})
-        plan = _Plan(
-            sql=str(compiled),
-            names=names,
-            positional=bool(compiled.positional),
+        return _Plan(
+            **_parameters(compiled, dialect),
             defaults={name: bind.effective_value for name, bind in compiled.binds.items() if bind.value is not None},
-            binds={
-                name: process
-                for name, bind in compiled.binds.items()
-                if (process := bind.type.dialect_impl(dialect).bind_processor(dialect)) is not None
-            },
             results=tuple(column.type.dialect_impl(dialect).result_processor(dialect, None) for column in columns),
             row=row,
         )
-        self._plans[key] = plan
-        return plan
 
 
 class DriverInsert:
@@ -125,32 +111,39 @@ class DriverInsert:
         self.fallbacks = 0  # rows inserted again through Connection.execute after a lost connection (tests)
 
     def execute(self, conn: Connection, params: Mapping[str, Any]) -> None:
-        dialect = conn.dialect
-        key = (dialect.name, dialect.driver, dialect.paramstyle)
-        plan = self._plans.get(key) or self._plan(key, dialect)
+        plan = _plan_for(self._plans, conn.dialect, self._plan)
         try:
             _on_cursor(conn, plan, params, lambda cursor: None)
         except _Disconnected:
             self.fallbacks += 1
             conn.execute(self._statement, dict(params))
 
-    def _plan(self, key: tuple[str, str, str], dialect: Dialect) -> _Plan:
+    def _plan(self, dialect: Dialect) -> _Plan:
         compiled = self._statement.compile(dialect=dialect, column_keys=list(self._columns))
-        plan = _Plan(
-            sql=str(compiled),
-            names=tuple(compiled.positiontup or ()) if compiled.positional else tuple(compiled.binds),
-            positional=bool(compiled.positional),
-            defaults={},
-            binds={
-                name: process
-                for name, bind in compiled.binds.items()
-                if (process := bind.type.dialect_impl(dialect).bind_processor(dialect)) is not None
-            },
-            results=(),
-            row=tuple,
-        )
-        self._plans[key] = plan
-        return plan
+        return _Plan(**_parameters(compiled, dialect), defaults={}, results=(), row=tuple)
+
+
+def _plan_for(plans: dict[tuple[str, str, str], _Plan], dialect: Dialect, make: Callable[[Dialect], _Plan]) -> _Plan:
+    """A statement's plan for ``dialect`` (its driver and parameter style), made on first use."""
+    key = (dialect.name, dialect.driver, dialect.paramstyle)
+    plan = plans.get(key)
+    if plan is None:
+        plan = plans[key] = make(dialect)
+    return plan
+
+
+def _parameters(compiled: SQLCompiler, dialect: Dialect) -> dict[str, Any]:
+    """A compiled statement's SQL and how its parameters are passed: the _Plan fields every statement has."""
+    return {
+        "sql": str(compiled),
+        "names": tuple(compiled.positiontup or ()) if compiled.positional else tuple(compiled.binds),
+        "positional": bool(compiled.positional),
+        "binds": {
+            name: process
+            for name, bind in compiled.binds.items()
+            if (process := bind.type.dialect_impl(dialect).bind_processor(dialect)) is not None
+        },
+    }
 
 
 class _Disconnected(Exception):
