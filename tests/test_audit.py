@@ -726,12 +726,13 @@ def test_a_loop_has_one_fdatasync_in_flight_and_what_queues_meanwhile_shares_the
     key = load_audit_key(tmp_path / "audit.key", create=True)
     path = tmp_path / "audit.log"
     sink = FileSink(path, key, fsync=True)
-    real_fdatasync, running, overlaps, synced_sizes = os.fdatasync, [0], [0], []
+    real_fdatasync, running, overlaps, synced_sizes, sizes_before = os.fdatasync, [0], [0], [], []
 
     def slow_fdatasync(fd: int) -> None:
         running[0] += 1
         overlaps[0] = max(overlaps[0], running[0])
-        time.sleep(0.02)  # a slow disk: the loop appends several batches meanwhile
+        sizes_before.append(os.fstat(fd).st_size)
+        time.sleep(0.02)  # a slow disk: the loop serves several iterations meanwhile
         real_fdatasync(fd)
         synced_sizes.append(os.fstat(fd).st_size)
         running[0] -= 1
@@ -750,7 +751,10 @@ def test_a_loop_has_one_fdatasync_in_flight_and_what_queues_meanwhile_shares_the
     asyncio.run(callers())
     sink.close()
     assert overlaps[0] == 1  # never two at once for one loop
-    assert 2 <= len(synced_sizes) < sink.loop_batches  # batches that queued behind a sync shared the next
+    # The records that came while an fdatasync ran waited unwritten, and went out together: one append per
+    # fdatasync, and nothing appended while one ran.
+    assert 2 <= len(synced_sizes) == sink.loop_batches < 40
+    assert sizes_before == synced_sizes
     durable = Head.decode(key, head_path(path).read_bytes()[:256])
     assert durable.count == 40 and durable.size == path.stat().st_size and verify(path, key).ok
 

@@ -16,15 +16,15 @@ The head file has two slots of ``HEAD_SIZE`` bytes, each a head state under its 
   longer than the log is ignored, and the chain continues from the durable head and the log itself.
 
 With ``fsync`` the appending and the syncing are batched apart:
-* the **append**: on the event loop (the request path), every record one iteration of the loop produced is
-  sealed and appended in one write, at the end of that iteration, right on the loop (microseconds of CPU: a
-  thread would cost more in hand-offs and GIL switches than the work); a thread without a loop (the CLI,
-  tests) appends its own record;
-* the **sync**: an event loop's appends queue for one ``fdatasync`` at a time (``loop_sync.LoopSync``):
-  every append queued while the previous one ran goes into the next, which a thread runs while the loop
-  goes on serving; the loop then advances the durable head and answers the batch's callers. A thread without
-  a loop waits in ``commit.GroupCommit``, whose own thread does all of that for the threads' appends. Nobody
-  is answered before an ``fdatasync`` that began after their append.
+* on an event loop (the request path), ``loop_sync.LoopSync``: one ``fdatasync`` at a time per loop, which a
+  thread runs while the loop goes on serving. The records that came while none ran (one loop iteration's)
+  are sealed and appended in one write right on the loop (microseconds of CPU: a thread would cost more in
+  hand-offs and GIL switches than the work), and their fdatasync starts; the records that come while one
+  runs wait for it to return, then go out together in the next append and fdatasync. The loop then
+  advances the durable head and answers the batch's callers;
+* a thread without a loop (the CLI, tests) appends its own record and waits in ``commit.GroupCommit``, whose
+  own thread does the fdatasync and the head for the threads' appends.
+Nobody is answered before an ``fdatasync`` that began after their append.
 Without ``fsync`` a record is appended by its caller and that is all: both head slots are written at once.
 """
 
@@ -45,7 +45,6 @@ from typing import Any
 from donjon.audit.chain import EMPTY, HEAD_SIZE, BadRecord, Head, head_path, line_hash, open_record, seal
 from donjon.audit.commit import GroupCommit
 from donjon.audit.loop_sync import DiskWaiter, LoopSync
-from donjon.loop_futures import settle
 
 log = logging.getLogger("donjon.audit")
 TAIL_OFFSET = HEAD_SIZE  # the head file's second slot
@@ -78,9 +77,7 @@ class FileSink:
         self.syncer: GroupCommit[tuple[Head, bytes]] = GroupCommit(self._sync)
         self._disk = DiskWaiter()
         self._loop_syncs: dict[asyncio.AbstractEventLoop, LoopSync] = {}
-        # Per event loop: the records of its current iteration, and where to tell each caller the outcome.
-        self._pending: dict[asyncio.AbstractEventLoop, list[tuple[dict[str, Any], asyncio.Future[None]]]] = {}
-        self.loop_batches = 0  # batches appended on an event loop (tests, benchmarks)
+        self._retired_batches = 0  # those of the loops that are gone
 
     def open(self) -> tuple[int, int]:
         if self._fds is not None and self._pid == os.getpid():
@@ -105,32 +102,15 @@ class FileSink:
         self.write_batch([event])
 
     async def append_async(self, event: dict[str, Any]) -> None:
-        """``append`` for the event loop: with ``fsync`` the caller waits for its loop iteration's batch."""
+        """``append`` for the event loop: with ``fsync`` the caller waits for its batch's fdatasync (``LoopSync``)."""
         if not self.fsync:
             # A page-cache append under a lock held for microseconds: cheaper here than a thread hop.
             self._append([event])
             return
         loop = asyncio.get_running_loop()
         future: asyncio.Future[None] = loop.create_future()
-        pending = self._pending.get(loop)
-        if pending is None:
-            pending = self._pending[loop] = []
-            loop.call_soon(self._append_pending, loop)  # after the callbacks already due in this iteration
-        pending.append((event, future))
+        self._loop_sync(loop).add(event, future)
         await future
-
-    def _append_pending(self, loop: asyncio.AbstractEventLoop) -> None:
-        """Append one loop iteration's records, and queue their fdatasync."""
-        batch = self._pending.pop(loop)
-        futures = [future for _, future in batch]
-        try:
-            appended = self._append([event for event, _ in batch])
-        except Exception as exc:  # noqa: BLE001 - every caller of the batch is told, the next batch tries again
-            settle(futures, exc)
-            return
-        finally:
-            self.loop_batches += 1
-        self._loop_sync(loop).add(appended, futures)
 
     def _loop_sync(self, loop: asyncio.AbstractEventLoop) -> LoopSync:
         syncs = self._loop_syncs.get(loop)
@@ -138,16 +118,25 @@ class FileSink:
             for old_loop, old in list(self._loop_syncs.items()):
                 if old_loop.is_closed() and old.idle:  # a finished asyncio.run (tests): let its files go
                     old.close()
+                    self._retired_batches += old.batches
                     del self._loop_syncs[old_loop]
             syncs = self._loop_syncs[loop] = LoopSync(self, self._disk, loop)
         return syncs
 
     @property
+    def loop_batches(self) -> int:
+        """Batches appended on event loops, each with its fdatasync (tests, benchmarks)."""
+        return self._retired_batches + sum(sync.batches for sync in list(self._loop_syncs.values()))
+
+    @property
     def sync_batches(self) -> int:
         """fdatasyncs done or spared (another process's covered them), threads' and loops' (tests, benchmarks)."""
-        return self.syncer.batches + sum(sync.batches for sync in list(self._loop_syncs.values()))
+        return self.syncer.batches + self.loop_batches
 
     # What a LoopSync needs of its sink (loop_sync.SyncTarget).
+
+    def append_batch(self, events: Sequence[dict[str, Any]]) -> tuple[Head, bytes]:
+        return self._append(events)
 
     def open_sync_files(self) -> tuple[int, int]:
         return self._open_files()
