@@ -4,8 +4,8 @@ The file sink appends under an exclusive ``flock`` on the head file, which every
 sharing the file takes in turn: read where the chain ends, append a batch of sealed lines in one write,
 record the new end, release the lock. With ``fsync`` the ``fdatasync`` comes after the lock is released,
 so one process's wait for the disk never holds up another's append; and an ``fdatasync`` makes durable
-everything appended before it, whoever appended it, so a process whose records another one's sync already
-covered skips its own. One chain for the whole host, so ``donjon audit verify`` checks a single file and a
+everything appended before it, whoever appended it, so a thread whose records another process's sync
+already covered skips its own. One chain for the whole host, so ``donjon audit verify`` checks a single file and a
 record removed by anyone breaks it.
 
 The head file has two slots of ``HEAD_SIZE`` bytes, each a head state under its own HMAC:
