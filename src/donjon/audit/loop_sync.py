@@ -112,7 +112,7 @@ class LoopSync:
         self._fds: tuple[int, int] | None = None
         self._generation = -1
         self._closed = False
-        self.batches = 0  # appends, each with its fdatasync (tests, benchmarks)
+        self.batches = 0  # batches taken: each appended and synced, or failed together (tests, benchmarks)
 
     def add(self, event: dict[str, Any], future: asyncio.Future[None]) -> None:
         """On the loop: ``future`` is settled once ``event`` is in the log and the log is durable up to it."""

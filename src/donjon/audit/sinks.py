@@ -5,8 +5,8 @@ sharing the file takes in turn: read where the chain ends, append a batch of sea
 record the new end, release the lock. With ``fsync`` the ``fdatasync`` comes after the lock is released,
 so one process's wait for the disk never holds up another's append; and an ``fdatasync`` makes durable
 everything appended before it, whoever appended it, so a thread whose records another process's sync
-already covered skips its own. One chain for the whole host, so ``donjon audit verify`` checks a single file and a
-record removed by anyone breaks it.
+already covered skips its own. One chain for the whole host, so ``donjon audit verify`` checks a single
+file and a record removed by anyone breaks it.
 
 The head file has two slots of ``HEAD_SIZE`` bytes, each a head state under its own HMAC:
 * slot 0, the **durable head**, is what ``verify`` checks the log against: written only after an
@@ -125,7 +125,8 @@ class FileSink:
 
     @property
     def loop_batches(self) -> int:
-        """Batches appended on event loops, each with its fdatasync (tests, benchmarks)."""
+        """Batches of records taken on event loops, each appended in one write and synced, or failed together
+        (tests, benchmarks)."""
         return self._retired_batches + sum(sync.batches for sync in list(self._loop_syncs.values()))
 
     @property
