@@ -112,7 +112,7 @@ class LoopSync:
         self._fds: tuple[int, int] | None = None
         self._generation = -1
         self._closed = False
-        self.batches = 0  # batches taken: each appended and synced, or failed together (tests, benchmarks)
+        self.batches = 0  # batches appended, each with its fdatasync (tests, benchmarks)
 
     def add(self, event: dict[str, Any], future: asyncio.Future[None]) -> None:
         """On the loop: ``future`` is settled once ``event`` is in the log and the log is durable up to it."""
@@ -133,7 +133,6 @@ class LoopSync:
         if not batch:
             return
         futures = [future for _, future in batch]
-        self.batches += 1
         try:
             appended = self._target.append_batch([event for event, _ in batch])
             log_fd, _ = self._files()  # after the append, which may have reopened the sink's files
@@ -141,6 +140,7 @@ class LoopSync:
             self._close_files()
             settle(futures, exc)
             return
+        self.batches += 1
         self._in_flight = futures, appended
         self._disk.fdatasync(log_fd, self._loop, self._synced)
 

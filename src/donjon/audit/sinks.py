@@ -125,8 +125,8 @@ class FileSink:
 
     @property
     def loop_batches(self) -> int:
-        """Batches of records taken on event loops, each appended in one write and synced, or failed together
-        (tests, benchmarks)."""
+        """Batches of records appended on event loops, each in one write and with its fdatasync (tests,
+        benchmarks)."""
         return self._retired_batches + sum(sync.batches for sync in list(self._loop_syncs.values()))
 
     @property
