@@ -94,8 +94,10 @@ class ImportLog:
         os.fsync(self._file.fileno())
 
     def copied(self, source: str, target: str) -> None:
-        self.done[source] = target
+        # Written before it counts as done: an interrupt between the two logs it again (the same line), never
+        # leaves it done in memory and missing on disk.
         self._write({"source": source, "target": target})
+        self.done[source] = target
 
     def failed(self, source: str, error: str) -> None:
         self._write({"source": source, "error": error})
@@ -133,14 +135,17 @@ def copy_all(
                 else:
                     log.copied(item.source, target_id)
                     copied += 1
-                pending.discard(future)  # only once logged: an interrupt before this logs it below (again at worst)
+                pending.discard(future)  # only once logged: an interrupt before this logs it below if it is not
                 bar.update(1)
         except KeyboardInterrupt:
             for future in pending:
                 future.cancel()
             for future in pending:
-                if not future.cancelled() and future.exception() is None:
-                    log.copied(futures[future].source, future.result())
+                if future.cancelled() or future.exception() is not None:
+                    continue
+                source, target_id = futures[future].source, future.result()
+                if log.done.get(source) != target_id:  # not logged yet (the interrupt came before its line)
+                    log.copied(source, target_id)
             raise
     return copied, skipped, failed
 
