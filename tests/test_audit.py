@@ -30,6 +30,7 @@ from donjon.api.app import create_app
 from donjon.audit import Auditor, build_auditor
 from donjon.audit.chain import Head, head_path, load_audit_key
 from donjon.audit.events import OBSERVER_ID, Target, build_event, outcome_of, target_of
+from donjon.audit.kernel_fdatasync import KernelFdatasync
 from donjon.audit.sinks import FileSink
 from donjon.audit.verify import verify
 from donjon.auth import Caller
@@ -569,15 +570,37 @@ class _Recording:
         return int(self._real.pwrite(fd, data, offset))
 
 
+def _record_kernel_fdatasyncs(monkeypatch: pytest.MonkeyPatch, recording: _Recording) -> None:
+    """Record each kernel fdatasync as it returns, with what the log held when it was submitted: the kernel's
+    fdatasync begins after its submission, so all of that is durable once it returned."""
+    real_submit = KernelFdatasync.fdatasync
+
+    def submit(self: KernelFdatasync, fd: int, done: Callable[[OSError | None], None]) -> None:
+        seen = recording._log_path.read_bytes()
+
+        def returned(error: OSError | None) -> None:
+            if error is None:
+                with recording._guard:
+                    recording.calls.append(("fdatasync", seen))
+            done(error)
+
+        real_submit(self, fd, returned)
+
+    monkeypatch.setattr(KernelFdatasync, "fdatasync", submit)
+
+
+@pytest.mark.parametrize("loop_syncs", ["kernel", "thread"])
 def test_an_acknowledged_record_is_durable_and_the_head_follows_the_fdatasync(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, loop_syncs: str
 ) -> None:
     key = load_audit_key(tmp_path / "audit.key", create=True)
     path = tmp_path / "audit.log"
     recording = _Recording(os, path)
     monkeypatch.setattr("donjon.audit.sinks.os", recording)
-    monkeypatch.setattr("donjon.audit.loop_sync.os", recording)  # where the loops' fdatasyncs run
-    sink = FileSink(path, key, fsync=True)
+    monkeypatch.setattr("donjon.audit.loop_sync.os", recording)  # where the loops' fdatasyncs run with a thread
+    if loop_syncs == "kernel":
+        _record_kernel_fdatasyncs(monkeypatch, recording)
+    sink = FileSink(path, key, fsync=True, kernel_fdatasync=loop_syncs == "kernel")
     not_durable: list[str] = []
 
     def check(marker: str) -> None:
@@ -608,6 +631,7 @@ def test_an_acknowledged_record_is_durable_and_the_head_follows_the_fdatasync(
     asyncio.run(coroutines())
     for w in workers:
         w.join()
+    assert (sink.kernel_batches > 0) == (loop_syncs == "kernel")
     sink.close()
     assert not not_durable
     # Per sync batch: an fdatasync (unless another one already covered it), then the durable head (unless a
@@ -620,7 +644,9 @@ def test_an_acknowledged_record_is_durable_and_the_head_follows_the_fdatasync(
         if kind == "tail":
             tails.append(data)
         elif kind == "fdatasync":
-            synced, tails_before_sync = data, list(tails)
+            # Durable only grows: what any returned fdatasync saw (a kernel one's view, taken at its submission,
+            # may be recorded after a thread's later view).
+            synced, tails_before_sync = max(synced, data, key=len), list(tails)
         else:
             assert data in tails_before_sync
             head = Head.decode(key, data)
@@ -656,7 +682,7 @@ def test_a_failed_fdatasync_fails_every_caller_it_would_have_answered_and_the_ne
 ) -> None:
     key = load_audit_key(tmp_path / "audit.key", create=True)
     path = tmp_path / "audit.log"
-    sink = FileSink(path, key, fsync=True)
+    sink = FileSink(path, key, fsync=True, kernel_fdatasync=False)  # the failure is injected in os.fdatasync
     real_fdatasync, failing = os.fdatasync, threading.Event()
 
     def fdatasync(fd: int) -> None:
@@ -690,7 +716,7 @@ def test_after_the_appends_reopen_the_log_the_sync_covers_the_file_its_path_name
 ) -> None:
     key = load_audit_key(tmp_path / "audit.key", create=True)
     path = tmp_path / "audit.log"
-    sink = FileSink(path, key, fsync=True)
+    sink = FileSink(path, key, fsync=True, kernel_fdatasync=False)  # os.fdatasync observes both paths' syncs
     synced: list[int] = []
     real_fdatasync = os.fdatasync
 
@@ -725,7 +751,7 @@ def test_a_loop_has_one_fdatasync_in_flight_and_what_queues_meanwhile_shares_the
 ) -> None:
     key = load_audit_key(tmp_path / "audit.key", create=True)
     path = tmp_path / "audit.log"
-    sink = FileSink(path, key, fsync=True)
+    sink = FileSink(path, key, fsync=True, kernel_fdatasync=False)  # a slow disk, made in os.fdatasync
     real_fdatasync, running, overlaps, synced_sizes, sizes_before = os.fdatasync, [0], [0], [], []
 
     def slow_fdatasync(fd: int) -> None:

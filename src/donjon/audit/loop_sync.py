@@ -1,6 +1,8 @@
-"""The audit log's appends and fdatasyncs for an event loop: the loop does the bookkeeping, a thread only waits
-for the disk.
+"""The audit log's appends and fdatasyncs for an event loop: the loop does the bookkeeping, the kernel (or a
+thread) only waits for the disk.
 
+Where Linux AIO is there, the loop submits each fdatasync to the kernel and reads its end from an eventfd
+(``kernel_fdatasync``): no thread, no hand-off. Elsewhere, or if the kernel refuses, a sync thread runs it.
 A sync thread that also checked the durable head, took the head's ``flock``, wrote the head and answered the
 callers had to win the GIL back from the busy loop after every one of those system calls: about seven
 hand-offs per batch, each a pair of futex calls and context switches, which with Connection: close (a batch
@@ -33,6 +35,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
 from donjon.audit.chain import Head
+from donjon.audit.kernel_fdatasync import KernelFdatasync
 from donjon.io_threads import without_wakeup_preemption
 from donjon.loop_futures import settle
 
@@ -100,10 +103,15 @@ class DiskWaiter:
 class LoopSync:
     """The records of one event loop for one sink: at most one fdatasync in flight, the records behind it queued."""
 
-    def __init__(self, target: SyncTarget, disk: DiskWaiter, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(
+        self, target: SyncTarget, disk: DiskWaiter, loop: asyncio.AbstractEventLoop, *, kernel: bool = True
+    ) -> None:
         self._target = target
         self._disk = disk
         self._loop = loop
+        # The kernel's asynchronous fdatasync where it has one (kernel_fdatasync), else the sync thread's.
+        self._use_kernel = kernel
+        self._kernel: KernelFdatasync | None = None
         self._queued: list[tuple[dict[str, Any], asyncio.Future[None]]] = []
         self._flush_due = False
         # The callers whose records the running fdatasync covers, and the chain's end after them (what the
@@ -113,6 +121,7 @@ class LoopSync:
         self._generation = -1
         self._closed = False
         self.batches = 0  # batches appended, each with its fdatasync (tests, benchmarks)
+        self.kernel_batches = 0  # those whose fdatasync the kernel ran; the others', the sync thread
 
     def add(self, event: dict[str, Any], future: asyncio.Future[None]) -> None:
         """On the loop: ``future`` is settled once ``event`` is in the log and the log is durable up to it."""
@@ -142,6 +151,20 @@ class LoopSync:
             return
         self.batches += 1
         self._in_flight = futures, appended
+        self._start_fdatasync(log_fd)
+
+    def _start_fdatasync(self, log_fd: int) -> None:
+        if self._kernel is None and self._use_kernel:
+            self._kernel = KernelFdatasync.for_loop(self._loop)
+            self._use_kernel = self._kernel is not None
+        if self._kernel is not None:
+            try:
+                self._kernel.fdatasync(log_fd, self._synced)
+                self.kernel_batches += 1
+                return
+            except OSError:  # refused before it started (a file system without it, say): the thread from now on
+                self._close_kernel()
+                self._use_kernel = False
         self._disk.fdatasync(log_fd, self._loop, self._synced)
 
     def _synced(self, error: OSError | None) -> None:
@@ -159,6 +182,7 @@ class LoopSync:
             self._flush_soon()
         elif self._closed:
             self._close_files()
+            self._close_kernel()
 
     def _files(self) -> tuple[int, int]:
         generation = self._target.sync_generation()
@@ -174,6 +198,11 @@ class LoopSync:
                 os.close(fd)
             self._fds = None
 
+    def _close_kernel(self) -> None:
+        if self._kernel is not None:
+            self._kernel.close()
+            self._kernel = None
+
     @property
     def idle(self) -> bool:
         return self._in_flight is None and not self._queued
@@ -184,3 +213,4 @@ class LoopSync:
         self._closed = True
         if self._in_flight is None and not self._queued:
             self._close_files()
+            self._close_kernel()

@@ -16,8 +16,9 @@ The head file has two slots of ``HEAD_SIZE`` bytes, each a head state under its 
   longer than the log is ignored, and the chain continues from the durable head and the log itself.
 
 With ``fsync`` the appending and the syncing are batched apart:
-* on an event loop (the request path), ``loop_sync.LoopSync``: one ``fdatasync`` at a time per loop, which a
-  thread runs while the loop goes on serving. The records that came while none ran (one loop iteration's)
+* on an event loop (the request path), ``loop_sync.LoopSync``: one ``fdatasync`` at a time per loop, which
+  the kernel runs (``kernel_fdatasync``: Linux AIO, answered on an eventfd the loop watches) or else a
+  thread, while the loop goes on serving. The records that came while none ran (one loop iteration's)
   are sealed and appended in one write right on the loop (microseconds of CPU: a thread would cost more in
   hand-offs and GIL switches than the work), and their fdatasync starts; the records that come while one
   runs wait for it to return, then go out together in the next append and fdatasync. The loop then
@@ -53,9 +54,11 @@ TAIL_OFFSET = HEAD_SIZE  # the head file's second slot
 class FileSink:
     """The append-only JSON-lines log. ``append`` raises OSError when the record could not be written."""
 
-    def __init__(self, path: Path, key: bytes, *, fsync: bool) -> None:
+    def __init__(self, path: Path, key: bytes, *, fsync: bool, kernel_fdatasync: bool = True) -> None:
         self.path = path
         self.fsync = fsync
+        # Whether event loops ask the kernel for their fdatasyncs (Linux AIO, where it has it) or the sync thread.
+        self.kernel_fdatasync = kernel_fdatasync
         self._key = key
         self._head_path = head_path(path)
         self._lock = threading.Lock()  # flock is per open file: threads of one process queue here first
@@ -77,7 +80,7 @@ class FileSink:
         self.syncer: GroupCommit[tuple[Head, bytes]] = GroupCommit(self._sync)
         self._disk = DiskWaiter()
         self._loop_syncs: dict[asyncio.AbstractEventLoop, LoopSync] = {}
-        self._retired_batches = 0  # those of the loops that are gone
+        self._retired_batches = self._retired_kernel_batches = 0  # those of the loops that are gone
 
     def open(self) -> tuple[int, int]:
         if self._fds is not None and self._pid == os.getpid():
@@ -119,8 +122,9 @@ class FileSink:
                 if old_loop.is_closed() and old.idle:  # a finished asyncio.run (tests): let its files go
                     old.close()
                     self._retired_batches += old.batches
+                    self._retired_kernel_batches += old.kernel_batches
                     del self._loop_syncs[old_loop]
-            syncs = self._loop_syncs[loop] = LoopSync(self, self._disk, loop)
+            syncs = self._loop_syncs[loop] = LoopSync(self, self._disk, loop, kernel=self.kernel_fdatasync)
         return syncs
 
     @property
@@ -128,6 +132,11 @@ class FileSink:
         """Batches of records appended on event loops, each in one write and with its fdatasync (tests,
         benchmarks)."""
         return self._retired_batches + sum(sync.batches for sync in list(self._loop_syncs.values()))
+
+    @property
+    def kernel_batches(self) -> int:
+        """Those of ``loop_batches`` whose fdatasync the kernel ran (``kernel_fdatasync``; tests, benchmarks)."""
+        return self._retired_kernel_batches + sum(sync.kernel_batches for sync in list(self._loop_syncs.values()))
 
     @property
     def sync_batches(self) -> int:
