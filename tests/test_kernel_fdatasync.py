@@ -133,20 +133,19 @@ def test_without_the_kernel_a_loop_syncs_in_the_thread(
     assert verify(sink.path, load_audit_key(tmp_path / "audit.key", create=False)).count == 30
 
 
-def eventfds_of_this_process() -> int:
-    count = 0
-    for fd in os.listdir("/proc/self/fd"):
-        try:
-            count += os.readlink(f"/proc/self/fd/{fd}") == "anon_inode:[eventfd]"
-        except FileNotFoundError:  # the directory's own descriptor, closed by now
-            pass
-    return count
-
-
 @linux_aio
 def test_closing_the_sink_releases_each_loops_kernel_context(tmp_path: Path) -> None:
-    before = eventfds_of_this_process()
     sink = sink_appending(tmp_path, 5)
-    assert eventfds_of_this_process() == before + 1  # the loop's, kept with its AIO context while the sink is open
+    (loop_sync,) = sink._loop_syncs.values()
+    kernel = loop_sync._kernel
+    assert kernel is not None  # kept, with its eventfd, while the sink is open (the next batch reuses it)
+    eventfd = kernel._eventfd
+    assert os.readlink(f"/proc/self/fd/{eventfd}") == "anon_inode:[eventfd]"
+    inode = os.fstat(eventfd).st_ino
     sink.close()
-    assert eventfds_of_this_process() == before  # io_destroy'd and closed
+    assert loop_sync._kernel is None and kernel._context is None  # io_destroy'd
+    try:
+        still_open = os.fstat(eventfd).st_ino == inode
+    except OSError:
+        still_open = False  # closed
+    assert not still_open
