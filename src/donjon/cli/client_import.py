@@ -135,7 +135,7 @@ def copy_all(
                 else:
                     log.copied(item.source, target_id)
                     copied += 1
-                pending.discard(future)  # only once logged: an interrupt before this logs it below if it is not
+                pending.discard(future)  # only once logged: an interrupt before this logs it below, unless written
                 bar.update(1)
         except KeyboardInterrupt:
             for future in pending:
