@@ -13,10 +13,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine, event, text
 
 from donjon.blocking import WouldBlock, may_block, run_awaiting
-from donjon.storage.database import Database
+from donjon.storage.database import Database, DatabaseUnavailable
 from tests import databases
 
 pytestmark = pytest.mark.skipif(
@@ -118,3 +118,124 @@ def test_a_step_that_would_block_gives_the_connection_back_and_moves_nothing(pg_
     finally:
         db.dispose()
     assert thread == threading.current_thread().name
+
+
+# --- a read's connection kept by its loop for the next read ---------------------------------------------
+
+
+def _checkouts(db: Database) -> list[int]:
+    """Checkouts from the pool of the engine the running loop reads with (counted from now on)."""
+    seen: list[int] = []
+    assert db._loop_engines is not None  # PostgreSQL through psycopg
+    event.listen(db._loop_engines.for_running_loop(), "checkout", lambda *_: seen.append(1))
+    return seen
+
+
+def test_the_loop_keeps_a_read_connection_for_its_next_read(pg_url: str) -> None:
+    db = Database(pg_url, pool_size=2)
+
+    async def reads() -> tuple[set[int], int, int]:
+        checkouts = _checkouts(db)
+        pids = {(await run_awaiting(_backend, db))[0] for _ in range(5)}
+        engine = db._loop_engines.for_running_loop() if db._loop_engines else None
+        assert engine is not None
+        return pids, len(checkouts), engine.pool.checkedout()
+
+    try:
+        pids, checkouts, checked_out = asyncio.run(reads())
+    finally:
+        db.dispose()
+    assert len(pids) == 1  # the same server connection for every read
+    assert checkouts == 1  # taken from the pool once, then kept
+    assert checked_out == 1  # kept by the loop, not returned to the pool
+    assert not pids & _open_backends(pg_url)  # dispose closed the kept one too
+
+
+def test_a_connection_kept_past_the_idle_span_goes_back_to_the_pool(
+    pg_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from donjon.storage import database
+
+    monkeypatch.setattr(database, "PING_AFTER_IDLE", 0.05)
+    db = Database(pg_url, pool_size=2)
+
+    async def reads() -> int:
+        checkouts = _checkouts(db)
+        await run_awaiting(_backend, db)
+        await asyncio.sleep(0.1)  # longer than the span: the pool checks it out again (and pings it)
+        await run_awaiting(_backend, db)
+        await run_awaiting(_backend, db)  # right after: kept
+        return len(checkouts)
+
+    try:
+        checkouts = asyncio.run(reads())
+    finally:
+        db.dispose()
+    assert checkouts == 2
+
+
+def test_concurrent_reads_keep_at_most_the_pool_size(pg_url: str) -> None:
+    db = Database(pg_url, pool_size=2)  # two in the pool, two more in its overflow
+
+    async def reads() -> tuple[set[int], int]:
+        statement = "SELECT pg_backend_pid() FROM pg_sleep(0.2)"
+        answers = await asyncio.gather(*(run_awaiting(_backend, db, statement) for _ in range(3)))
+        engine = db._loop_engines.for_running_loop() if db._loop_engines else None
+        assert engine is not None
+        return {pid for pid, _ in answers}, engine.pool.checkedout()
+
+    try:
+        pids, checked_out = asyncio.run(reads())
+    finally:
+        db.dispose()
+    assert len(pids) == 3  # three at once: three connections, one from the pool's overflow
+    assert checked_out == 2  # two kept; the third went back, leaving the overflow free for the group commits
+
+
+def test_a_cut_connection_is_a_503_and_the_next_read_gets_a_working_one(pg_url: str) -> None:
+    db = Database(pg_url, pool_size=2)
+    admin = create_engine(pg_url, isolation_level="AUTOCOMMIT")
+
+    async def reads() -> tuple[int, set[int]]:
+        statement = "SELECT pg_backend_pid() FROM pg_sleep(0.1)"
+        first = await asyncio.gather(*(run_awaiting(_backend, db, statement) for _ in range(2)))
+        with admin.connect() as conn:  # what a database restart does to every connection the loop kept
+            for pid, _ in first:
+                conn.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+        with pytest.raises(DatabaseUnavailable):
+            await run_awaiting(_backend, db)
+        pid, _ = await run_awaiting(_backend, db)  # no second 503: the other kept connection was let go too
+        return pid, {p for p, _ in first}
+
+    try:
+        pid, cut = asyncio.run(reads())
+    finally:
+        db.dispose()
+        admin.dispose()
+    assert len(cut) == 2  # both were kept by the loop when the database cut them
+    assert pid not in cut
+
+
+def test_an_invalidation_in_the_pool_lets_the_kept_connections_go(pg_url: str) -> None:
+    """A write that meets a lost connection invalidates it: the connections the loop kept from before are not
+    reused (a database restart cut them all), as the pool replaces its own."""
+    db = Database(pg_url, pool_size=2)
+
+    def invalidate_one() -> None:
+        assert db._loop_engines is not None
+        with db._loop_engines.writer_for_running_loop().connect() as conn:
+            conn.invalidate()
+
+    async def reads() -> tuple[int, int, int]:
+        before, _ = await run_awaiting(_backend, db)
+        again, _ = await run_awaiting(_backend, db)
+        await run_awaiting(invalidate_one)
+        after, _ = await run_awaiting(_backend, db)
+        return before, again, after
+
+    try:
+        before, again, after = asyncio.run(reads())
+    finally:
+        db.dispose()
+    assert again == before  # kept
+    assert after != before  # let go after the invalidation

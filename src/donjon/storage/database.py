@@ -152,7 +152,9 @@ class Database:
         # the loop's group commits too.
         self._loop_engines: LoopEngines | None = None
         if self.dialect == "postgresql" and awaits_on_loop(parsed.get_driver_name()):
-            self._loop_engines = LoopEngines(url, pool_size=pool_size, configure=self._configure_loop_engine)
+            self._loop_engines = LoopEngines(
+                url, pool_size=pool_size, configure=self._configure_loop_engine, reuse_within=PING_AFTER_IDLE
+            )
         self._group_commit = GroupCommit(
             self.write,
             savepoints=self.dialect == "sqlite",
@@ -179,7 +181,7 @@ class Database:
             if self._loop_engines is None or not driver_awaits():
                 may_block("a database read over the network")
             assert self._loop_engines is not None
-            with _reachable(), self._connect(self._loop_engines.for_running_loop()) as conn:
+            with _reachable(), self._loop_engines.read_connection(self._connect) as conn:
                 yield conn
             return
         with _reachable(), self._connect(self._read_engine) as conn:
