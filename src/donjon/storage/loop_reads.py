@@ -48,7 +48,7 @@ def awaits_on_loop(url_driver: str) -> bool:
 @dataclass
 class _LoopEngine:
     engine: AsyncEngine
-    writer: Engine  # the same engine for write transactions
+    writer: Engine  # the same engine's face for write transactions (made once, not per batch)
     # Connections that reads on this loop gave back, with when, and the pool's generation then: the most recent
     # last.
     kept: list[tuple[Connection, float, int]] = field(default_factory=list)
