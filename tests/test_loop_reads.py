@@ -13,9 +13,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, event, text
+from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy.pool import QueuePool
 
 from donjon.blocking import WouldBlock, may_block, run_awaiting
+from donjon.storage import database
 from donjon.storage.database import Database, DatabaseUnavailable
 from tests import databases
 
@@ -123,11 +125,23 @@ def test_a_step_that_would_block_gives_the_connection_back_and_moves_nothing(pg_
 # --- a read's connection kept by its loop for the next read ---------------------------------------------
 
 
+def _reading_engine(db: Database) -> Engine:
+    """The engine the running loop reads with."""
+    assert db._loop_engines is not None  # PostgreSQL through psycopg
+    return db._loop_engines.for_running_loop()
+
+
+def _checked_out(db: Database) -> int:
+    """Connections of that engine's pool checked out now (in use, or kept by the loop)."""
+    pool = _reading_engine(db).pool
+    assert isinstance(pool, QueuePool)  # SQLAlchemy's asyncio pool is one
+    return pool.checkedout()
+
+
 def _checkouts(db: Database) -> list[int]:
     """Checkouts from the pool of the engine the running loop reads with (counted from now on)."""
     seen: list[int] = []
-    assert db._loop_engines is not None  # PostgreSQL through psycopg
-    event.listen(db._loop_engines.for_running_loop(), "checkout", lambda *_: seen.append(1))
+    event.listen(_reading_engine(db), "checkout", lambda *_: seen.append(1))
     return seen
 
 
@@ -137,9 +151,7 @@ def test_the_loop_keeps_a_read_connection_for_its_next_read(pg_url: str) -> None
     async def reads() -> tuple[set[int], int, int]:
         checkouts = _checkouts(db)
         pids = {(await run_awaiting(_backend, db))[0] for _ in range(5)}
-        engine = db._loop_engines.for_running_loop() if db._loop_engines else None
-        assert engine is not None
-        return pids, len(checkouts), engine.pool.checkedout()
+        return pids, len(checkouts), _checked_out(db)
 
     try:
         pids, checkouts, checked_out = asyncio.run(reads())
@@ -154,15 +166,13 @@ def test_the_loop_keeps_a_read_connection_for_its_next_read(pg_url: str) -> None
 def test_a_connection_kept_past_the_idle_span_goes_back_to_the_pool(
     pg_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from donjon.storage import database
-
     monkeypatch.setattr(database, "PING_AFTER_IDLE", 0.05)
     db = Database(pg_url, pool_size=2)
 
     async def reads() -> int:
         checkouts = _checkouts(db)
         await run_awaiting(_backend, db)
-        await asyncio.sleep(0.1)  # longer than the span: the pool checks it out again (and pings it)
+        await asyncio.sleep(0.1)  # longer than the span: back to the pool, checked out again (and pinged)
         await run_awaiting(_backend, db)
         await run_awaiting(_backend, db)  # right after: kept
         return len(checkouts)
@@ -180,9 +190,7 @@ def test_concurrent_reads_keep_at_most_the_pool_size(pg_url: str) -> None:
     async def reads() -> tuple[set[int], int]:
         statement = "SELECT pg_backend_pid() FROM pg_sleep(0.2)"
         answers = await asyncio.gather(*(run_awaiting(_backend, db, statement) for _ in range(3)))
-        engine = db._loop_engines.for_running_loop() if db._loop_engines else None
-        assert engine is not None
-        return {pid for pid, _ in answers}, engine.pool.checkedout()
+        return {pid for pid, _ in answers}, _checked_out(db)
 
     try:
         pids, checked_out = asyncio.run(reads())
