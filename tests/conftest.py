@@ -19,7 +19,9 @@ from tests.openapi_conformance import check_responses
 
 BASE = "http://localhost:9311"
 
-pytest_plugins = ["tests.live_server", "tests.components.keystone"]
+# The real servers shared by the whole session (one each: a test module importing a fixture function instead
+# would start its own server for that module).
+pytest_plugins = ["tests.live_server", "tests.components.keystone", "tests.components.kmip", "tests.components.openbao"]
 
 # Payloads that tests send and that must never be written to a log: checked after the whole run.
 LEAK_SENTINELS = (b"audit-sentinel-", b"s3cr3t")

@@ -11,7 +11,7 @@ from starlette.testclient import TestClient
 
 from donjon.api.app import create_app
 from donjon.config import KeystoreConfig, Settings, StoreConfig
-from tests.components.openbao import OpenBao, openbao  # noqa: F401  (the session fixture)
+from tests.components.openbao import OpenBao
 from tests.conftest import BASE, Api
 from tests.openapi_conformance import check_responses
 

@@ -21,7 +21,7 @@ import pytest
 
 from donjon.client import Passphrase, open_key_manager
 from donjon.client._http import BarbicanAPI, DevAuth
-from tests.components.openbao import OpenBao, openbao  # noqa: F401  (the session fixture)
+from tests.components.openbao import OpenBao
 from tests.live_server import LiveServer
 
 if TYPE_CHECKING:

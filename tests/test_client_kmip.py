@@ -10,7 +10,7 @@ import pytest
 
 from donjon.client import ConfigError, KeyManager, PrivateKey, SymmetricKey, open_key_manager
 from tests.client_conformance import PRIVATE_PEM, KeyManagerConformance
-from tests.components.kmip import KmipServer, kmip_server_fixture  # noqa: F401  (the session fixture)
+from tests.components.kmip import KmipServer
 
 
 def options(server: KmipServer, namespace: str) -> dict[str, object]:

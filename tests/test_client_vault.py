@@ -9,7 +9,7 @@ import pytest
 
 from donjon.client import ConfigError, Forbidden, KeyManager, NotFound, Unauthorized, open_key_manager
 from tests.client_conformance import KeyManagerConformance
-from tests.components.openbao import OpenBao, openbao  # noqa: F401  (the session fixture)
+from tests.components.openbao import OpenBao
 
 
 @pytest.fixture

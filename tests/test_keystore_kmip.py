@@ -22,7 +22,7 @@ from donjon.crypto import DecryptionFailed
 from donjon.errors import ConfigurationError
 from donjon.keystores import WrappedKey, open_keystore
 from donjon.keystores.kmip import KmipKeystore
-from tests.components.kmip import CLIENT_CN, KmipServer, TestCa, kmip_server_fixture  # noqa: F401
+from tests.components.kmip import CLIENT_CN, KmipServer, TestCa
 from tests.keystore_conformance import exercise_keystore, exercise_persistence
 from tests.live_server import LiveServer
 

@@ -21,7 +21,7 @@ from donjon.drivers.vault import VaultConnection, VaultSettings
 from donjon.errors import ConfigurationError
 from donjon.keystores import WrappedKey, open_keystore
 from donjon.keystores.vault import VaultKeystore, VaultKeystoreError
-from tests.components.openbao import OpenBao, openbao  # noqa: F401  (the session fixture)
+from tests.components.openbao import OpenBao
 from tests.keystore_conformance import exercise_keystore, exercise_persistence
 from tests.live_server import LiveServer, free_port
 

@@ -25,8 +25,8 @@ from donjon.storage.database import Database
 from donjon.storage.tables import secrets
 from donjon.stores import PayloadInfo, PayloadMissing, StoredPayload
 from tests.clock import MovableClock
-from tests.components.kmip import KmipServer, kmip_server_fixture  # noqa: F401  (the session fixture)
-from tests.components.openbao import OpenBao, openbao  # noqa: F401  (the session fixture)
+from tests.components.kmip import KmipServer
+from tests.components.openbao import OpenBao
 from tests.conftest import BASE, Api
 
 ADMIN = {"X-Roles": "admin"}

@@ -21,8 +21,8 @@ from donjon.stores import PayloadInfo, PayloadMissing, StoredPayload, StoreUnava
 from donjon.stores.database import DatabaseSecretStore
 from donjon.stores.kmip import KmipSecretStore
 from donjon.stores.vault import VaultSecretStore
-from tests.components.kmip import KmipServer, kmip_server_fixture  # noqa: F401  (the session fixture)
-from tests.components.openbao import OpenBao, openbao  # noqa: F401  (the session fixture)
+from tests.components.kmip import KmipServer
+from tests.components.openbao import OpenBao
 from tests.store_conformance import exercise_store, samples
 
 with warnings.catch_warnings():

@@ -13,8 +13,8 @@ from starlette.testclient import TestClient
 
 from donjon.api.app import create_app
 from donjon.config import KeystoreConfig, Settings, StoreConfig
-from tests.components.kmip import KmipServer, kmip_server_fixture  # noqa: F401  (the session fixture)
-from tests.components.openbao import OpenBao, openbao  # noqa: F401  (the session fixture)
+from tests.components.kmip import KmipServer
+from tests.components.openbao import OpenBao
 from tests.conftest import BASE
 
 STORES = ("vault", "kmip")
