@@ -6,6 +6,9 @@ Runs on each configured database (the ring is a row of ``secrets``; updates are 
 from __future__ import annotations
 
 import base64
+import itertools
+import os
+import random
 import uuid
 from collections.abc import Callable, Iterator
 
@@ -17,6 +20,7 @@ from donjon.config import Settings
 from donjon.errors import Forbidden, InvalidInput, NotFound
 from donjon.keystores import open_keystore
 from donjon.policy import Policy
+from donjon.services.gobase64 import Base64Error, decode_walking
 from donjon.services.gobase64 import decode as go_b64decode
 from donjon.services.project_keys import ProjectKeys
 from donjon.services.quotas import Quotas
@@ -334,6 +338,27 @@ def test_go_base64_positions() -> None:
     for text, position in [("not base64!!", 3), ("%%%", 0), ("YQ", 0)]:
         with pytest.raises(ValueError, match=f"^illegal base64 data at input byte {position}$"):
             go_b64decode(text)
+
+
+def _outcome(decode: Callable[[str], bytes], text: str) -> bytes | int:
+    try:
+        return decode(text)
+    except Base64Error as exc:
+        return exc.position
+
+
+def test_go_base64_fast_path_decides_as_the_walk() -> None:
+    """Every string of up to 6 characters over a small alphabet (padding, CR/LF, a stranger, a non-ASCII
+    letter), and long random ones: the C fast path gives the walk's bytes or its error position. Python's
+    strict decoder alone takes "AAAA=" and "AAAA====", which Go refuses."""
+    alphabet = "AB+=\n%é"
+    texts = ["".join(chars) for length in range(7) for chars in itertools.product(alphabet, repeat=length)]
+    rng = random.Random(16)
+    texts += ["".join(rng.choices("ABCxyz019+/=\n", k=rng.randrange(40))) for _ in range(20_000)]
+    texts += [base64.b64encode(os.urandom(n)).decode() for n in range(64)]
+    mismatches = [t for t in texts if _outcome(go_b64decode, t) != _outcome(decode_walking, t)]
+    assert mismatches == []
+    assert _outcome(go_b64decode, "AAAA====") == 4 and _outcome(go_b64decode, "AAAA=") == 4
 
 
 def test_rings_reseal_with_a_kek_rotation(settings: Settings, db: Database, caller: Caller) -> None:

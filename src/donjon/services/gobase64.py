@@ -21,6 +21,21 @@ class Base64Error(ValueError):
 
 
 def decode(text: str) -> bytes:
+    """``text`` decoded, or Base64Error with the position Go's message gives."""
+    if len(text) % 4 == 0 and not text.endswith("==="):
+        # What clients send, canonical padded base64, decoded in C: Python's strict decoder accepts a subset
+        # of what Go decodes, to the same bytes, once lengths that are not whole quanta and padding past the
+        # last quantum ("AAAA====", which Python takes) are left out. Everything else is walked below, in
+        # Python, a character at a time: ~20 us for a 32-byte plaintext, and the event loop's for 1 MB.
+        try:
+            return binascii.a2b_base64(text, strict_mode=True)
+        except ValueError:  # binascii.Error, or a character outside ASCII
+            pass
+    return decode_walking(text)
+
+
+def decode_walking(text: str) -> bytes:
+    """``decode`` without its fast path: Go's checks, one character at a time (tests compare the two)."""
     # Go skips CR and LF anywhere (positions are counted in the original text, as Go does).
     clean: list[str] = []
     positions: list[int] = []
