@@ -3,10 +3,16 @@
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 from typing import Any
 
 import pytest
+from sqlalchemy import update
 from starlette.testclient import TestClient
+
+from donjon.config import Settings
+from donjon.storage.database import Database
+from donjon.storage.tables import secrets
 
 
 class Kv:
@@ -89,6 +95,37 @@ def test_barbican_policy_decides_as_for_the_same_operations(kv: Kv, app_client: 
             assert ours.json() == {"errors": ["1 error occurred:\n\t* permission denied\n\n"]}
     wrote = vault("POST", "data/r", {"data": {"a": "c"}}).status_code
     assert wrote == (200 if roles == "member" else 403)
+
+
+def test_a_read_decides_on_the_path_as_barbican_on_the_secret(
+    kv: Kv, app_client: TestClient, settings: Settings
+) -> None:
+    """A KV read finds the path's secret and its ACL facts in one query (storage/kv.secret_at_path): no entry is
+    403 to a role that may not read and 404 to one that may; a private secret is 403 to another member; a path
+    whose secret has expired is 404 to both, as an expired secret is through Barbican."""
+    audit = Kv(app_client, kv.project, roles="audit")
+    assert (kv("GET", "data/absent").status_code, audit("GET", "data/absent").status_code) == (404, 403)
+
+    alice = Kv(app_client, kv.project, roles="member")
+    alice.headers["X-User-Id"] = "alice"
+    bob = Kv(app_client, kv.project, roles="member")
+    bob.headers["X-User-Id"] = "bob"
+    assert alice("POST", "data/private", {"data": {"a": "b"}}).status_code == 200
+    listed = kv.barbican("GET", "/v1/secrets?name=private").json()["secrets"][0]
+    ref = "/v1" + listed["secret_ref"].split("/v1", 1)[1]
+    acl = {"read": {"project-access": False, "users": []}}
+    assert app_client.put(f"{ref}/acl", headers=alice.headers, json=acl).status_code == 200
+    assert (alice("GET", "data/private").status_code, bob("GET", "data/private").status_code) == (200, 403)
+
+    assert kv("POST", "data/expired", {"data": {"a": "b"}}).status_code == 200
+    secret_id = kv.barbican("GET", "/v1/secrets?name=expired").json()["secrets"][0]["secret_ref"].rsplit("/", 1)[1]
+    db = Database(settings.database_url, pool_size=1)
+    try:
+        with db.write() as conn:
+            conn.execute(update(secrets).where(secrets.c.id == secret_id).values(expiration=datetime(2001, 1, 1)))
+    finally:
+        db.dispose()
+    assert (kv("GET", "data/expired").status_code, audit("GET", "data/expired").status_code) == (404, 404)
 
 
 def test_list_shows_folders_and_both_list_forms(kv: Kv) -> None:

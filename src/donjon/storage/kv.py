@@ -14,7 +14,9 @@ from typing import Any
 
 from sqlalchemy import Connection, bindparam, delete, func, select, update
 
+from donjon.storage import access
 from donjon.storage.driver_select import DriverInsert, DriverSelect
+from donjon.storage.records import SecretRecord
 from donjon.storage.tables import kv_entries, kv_versions, secret_versions, secrets
 from donjon.storage.versions import Payload, keep_previous, set_current
 
@@ -76,6 +78,35 @@ _VERSIONS = DriverSelect(
 def find_entry(conn: Connection, project_id: str, path: str) -> KvEntryRow | None:
     row = _FIND_ENTRY.first(conn, {"project_id": project_id, "path": path})
     return _entry(row) if row is not None else None
+
+
+def _secret_at_path(with_payload: bool) -> DriverSelect:
+    wanted = select(kv_entries.c.secret_id.label("id")).where(
+        kv_entries.c.project_id == bindparam("project_id"), kv_entries.c.path == bindparam("path")
+    )
+    return DriverSelect(access.secret_statement(with_payload, wanted.subquery("wanted")))
+
+
+# The secret of a path's entry with the caller's ACL facts, in one query (as a transit ring's, storage/transit.py):
+# what every KV operation that needs the secret but not the entry's settings runs, a read above all.
+_SECRET_AT_PATH = {with_payload: _secret_at_path(with_payload) for with_payload in (True, False)}
+
+
+@dataclass(frozen=True)
+class PathLookup:
+    has_entry: bool  # the project has an entry at the path
+    found: tuple[SecretRecord, access.AccessFacts] | None  # None: no entry, or its secret has expired
+
+
+def secret_at_path(
+    conn: Connection, project_id: str, path: str, user_id: str | None, now: datetime, *, with_payload: bool
+) -> PathLookup:
+    """The secret at ``path`` in the project and the ACL facts about ``user_id`` that the policy decides on
+    (services.access.decide_secret)."""
+    params = {"project_id": project_id, "path": path, "user_id": user_id, "now": now}
+    row = _SECRET_AT_PATH[with_payload].first(conn, params)
+    # No row: no entry at the path. A row of NULLs: an entry whose secret is not there for ``now`` (expired).
+    return PathLookup(has_entry=row is not None, found=access.found_with_access(row))
 
 
 def _settings(entry: KvEntryRow) -> dict[str, Any]:
