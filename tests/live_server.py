@@ -115,14 +115,19 @@ class LiveServer:
         expiration passes, the test brings the expiration to the clock. What the server does with an
         expired secret (404, out of lists, reaped) is the same either way.
         """
-        db = Database(self.database_url, pool_size=1)
-        try:
-            with db.write() as conn:
-                past = utcnow() - timedelta(seconds=1)
-                changed = conn.execute(update(secrets).where(secrets.c.id == secret_id).values(expiration=past))
-                assert changed.rowcount == 1, f"no secret {secret_id} in {self.database_url}"
-        finally:
-            db.dispose()
+        expire_in_database(self.database_url, secret_id)
+
+
+def expire_in_database(database_url: str, secret_id: str) -> None:
+    """Move a secret's expiration to just past, in the database at ``database_url`` (``expire_now``)."""
+    db = Database(database_url, pool_size=1)
+    try:
+        with db.write() as conn:
+            past = utcnow() - timedelta(seconds=1)
+            changed = conn.execute(update(secrets).where(secrets.c.id == secret_id).values(expiration=past))
+            assert changed.rowcount == 1, f"no secret {secret_id} in {database_url}"
+    finally:
+        db.dispose()
 
 
 @pytest.fixture(scope="session")

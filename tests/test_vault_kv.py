@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
 from typing import Any
 
 import pytest
-from sqlalchemy import update
 from starlette.testclient import TestClient
 
 from donjon.config import Settings
-from donjon.storage.database import Database
-from donjon.storage.tables import secrets
+from tests.live_server import expire_in_database
 
 
 class Kv:
@@ -119,12 +116,7 @@ def test_a_read_decides_on_the_path_as_barbican_on_the_secret(
 
     assert kv("POST", "data/expired", {"data": {"a": "b"}}).status_code == 200
     secret_id = kv.barbican("GET", "/v1/secrets?name=expired").json()["secrets"][0]["secret_ref"].rsplit("/", 1)[1]
-    db = Database(settings.database_url, pool_size=1)
-    try:
-        with db.write() as conn:
-            conn.execute(update(secrets).where(secrets.c.id == secret_id).values(expiration=datetime(2001, 1, 1)))
-    finally:
-        db.dispose()
+    expire_in_database(settings.database_url, secret_id)
     assert (kv("GET", "data/expired").status_code, audit("GET", "data/expired").status_code) == (404, 404)
 
 
