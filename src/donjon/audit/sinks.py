@@ -16,13 +16,13 @@ The head file has two slots of ``HEAD_SIZE`` bytes, each a head state under its 
   longer than the log is ignored, and the chain continues from the durable head and the log itself.
 
 With ``fsync`` the appending and the syncing are batched apart:
-* on an event loop (the request path), ``loop_sync.LoopSync``: one ``fdatasync`` at a time per loop, which
-  the kernel runs (``kernel_fdatasync``: Linux AIO, answered on an eventfd the loop watches) or else a
-  thread, while the loop goes on serving. The records that came while none ran (one loop iteration's)
-  are sealed and appended in one write right on the loop (microseconds of CPU: a thread would cost more in
-  hand-offs and GIL switches than the work), and their fdatasync starts; the records that come while one
-  runs wait for it to return, then go out together in the next append and fdatasync. The loop then
-  advances the durable head and answers the batch's callers;
+* on an event loop (the request path), ``loop_sync.LoopSync``: one ``fdatasync`` at a time per loop, which the
+  kernel runs (``kernel_fdatasync``: Linux AIO, answered on an eventfd the loop watches) or else a thread,
+  while the loop goes on serving. The records that came while none ran (one loop iteration's; a few
+  iterations' on a busy loop) are sealed and appended in one write right on the loop (microseconds of CPU: a
+  thread would cost more in hand-offs and GIL switches than the work), and their fdatasync starts; the records
+  that come while one runs wait for it to return, then go out together in the next append and fdatasync. The
+  loop then advances the durable head and answers the batch's callers;
 * a thread without a loop (the CLI, tests) appends its own record and waits in ``commit.GroupCommit``, whose
   own thread does the fdatasync and the head for the threads' appends.
 Nobody is answered before an ``fdatasync`` that began after their append.
