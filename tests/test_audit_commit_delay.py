@@ -6,6 +6,7 @@ import asyncio
 from pathlib import Path
 
 import pytest
+from prometheus_client import REGISTRY
 
 from donjon.audit.chain import Head, head_path, load_audit_key
 from donjon.audit.loop_sync import GATHER_ITERATIONS
@@ -35,11 +36,17 @@ def test_a_lone_record_on_a_quiet_loop_is_appended_and_synced_at_once(sink: File
     sink.close()
 
 
+def _batch_metric() -> tuple[float, float]:
+    count = REGISTRY.get_sample_value("donjon_audit_fdatasync_records_count") or 0.0
+    return count, REGISTRY.get_sample_value("donjon_audit_fdatasync_records_sum") or 0.0
+
+
 def test_a_busy_loop_gathers_the_records_of_the_next_iterations_into_one_fdatasync(sink: FileSink) -> None:
     async def busy() -> int:
         # Two records in one iteration: the loop is serving several requests.
         await asyncio.gather(sink.append_async({"id": "a"}), sink.append_async({"id": "b"}))
         before = sink.loop_batches
+        metric_before = _batch_metric()
 
         async def arriving(turn: int) -> None:
             await _iterations(turn)
@@ -48,6 +55,9 @@ def test_a_busy_loop_gathers_the_records_of_the_next_iterations_into_one_fdatasy
         # One record per turn of the loop: without the delay the first would go out alone, and the others
         # would wait for its fdatasync and share the next one.
         await asyncio.gather(*(arriving(turn) for turn in range(GATHER_ITERATIONS)))
+        # The metric operators watch says so too: one more batch, of all of them.
+        count, total = _batch_metric()
+        assert (count - metric_before[0], total - metric_before[1]) == (1, GATHER_ITERATIONS)
         return sink.loop_batches - before
 
     assert asyncio.run(busy()) == 1

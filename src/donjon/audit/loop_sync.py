@@ -46,6 +46,7 @@ from donjon.audit.chain import Head
 from donjon.audit.kernel_fdatasync import KernelFdatasync
 from donjon.io_threads import without_wakeup_preemption
 from donjon.loop_futures import settle
+from donjon.observability import metrics
 
 # Loop iterations a busy loop lets pass before starting an fdatasync (see above). Each is one turn of the
 # loop's ready callbacks and I/O; under load that is what moves other requests to their outcome record. The
@@ -174,6 +175,7 @@ class LoopSync:
             settle(futures, exc)
             return
         self.batches += 1
+        metrics.AUDIT_FDATASYNC_RECORDS.observe(len(batch))
         self._in_flight = futures, appended
         self._start_fdatasync(log_fd)
 

@@ -63,6 +63,11 @@ AUDIT_WRITE = _seconds(
     "donjon_audit_write_seconds", "Time to put one audit event on record (with fsync: its group commit)."
 )
 AUDIT_FAILURES = Counter("donjon_audit_write_failures", "Audit events the audit log did not accept.")
+AUDIT_FDATASYNC_RECORDS = Histogram(
+    "donjon_audit_fdatasync_records",
+    "Audit records an event loop appended together and made durable with one fdatasync (group commit).",
+    buckets=(1, 2, 4, 8, 16, 32, 64),
+)
 DB_POOL_WAIT = _seconds(
     "donjon_db_pool_wait_seconds", "Time to get a database connection from the pool (a ping included for an idle one)."
 )
