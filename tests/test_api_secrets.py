@@ -73,6 +73,18 @@ def test_binary_payloads_are_byte_exact(api: Api, data: bytes) -> None:
     assert r.headers["content-type"] == "application/octet-stream"
 
 
+def test_payload_query_string_is_read_when_there_is_one(api: Api) -> None:
+    # Requests without a query string skip parsing one (api.common.query_params): those with one still count.
+    sid = binary(api, b"\x00\x01secret")
+    path = f"/v1/secrets/{sid}/payload"
+    assert api.get(path, headers={"Accept": "application/octet-stream"}).content == b"\x00\x01secret"
+    refused = api.get(f"{path}?trans_wrapped_session_key=abc", headers={"Accept": "application/octet-stream"})
+    assert refused.status_code == 400
+    assert "Transport key wrapped retrieval" in refused.json()["description"]
+    assert api.get(f"{path}?version=x", headers={"Accept": "application/octet-stream"}).status_code == 400
+    assert api.get(f"{path}?version=1", headers={"Accept": "application/octet-stream"}).content == b"\x00\x01secret"
+
+
 def test_pkcs8_payload(api: Api) -> None:
     sid = api.create_secret(
         payload=b64(b"DER-ish"),

@@ -10,6 +10,7 @@ from urllib.parse import urlencode
 
 import orjson
 from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import QueryParams
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
@@ -252,6 +253,13 @@ def base_url(request: Request) -> str:
 
 
 BAD_QUERY = "URI provided invalid query string parameters."
+_NO_QUERY = QueryParams("")  # immutable: shared by every request that has no query string
+
+
+def query_params(request: Request) -> QueryParams:
+    """``request.query_params``, without parsing an empty query string (most requests: ~2 % of a payload
+    read's CPU went to building an empty ``QueryParams``)."""
+    return request.query_params if request.scope.get("query_string") else _NO_QUERY
 
 
 def query_text(request: Request, name: str) -> str | None:

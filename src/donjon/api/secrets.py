@@ -19,6 +19,7 @@ from donjon.api.common import (
     operation,
     paged_body,
     paging,
+    query_params,
     query_text,
     read_body,
     read_json,
@@ -85,7 +86,7 @@ async def get_payload(request: Request) -> Response:
 
 async def _payload(request: Request, accept: str | None) -> Response:
     caller = await authenticate(request)
-    if "trans_wrapped_session_key" in request.query_params:
+    if "trans_wrapped_session_key" in query_params(request):
         raise InvalidInput("Transport key wrapped retrieval is not supported.")
     version = _version(request)
     if version is not None:  # donjon extension: a previous version within its grace period
@@ -110,7 +111,7 @@ async def _payload(request: Request, accept: str | None) -> Response:
 
 
 def _version(request: Request) -> int | None:
-    raw = request.query_params.get("version")
+    raw = query_params(request).get("version")
     if raw is None:
         return None
     if not raw.isdigit() or not 1 <= int(raw) <= 2**31 - 1:

@@ -13,7 +13,7 @@ from typing import Any
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
-from donjon.api.common import ctx, run_read
+from donjon.api.common import ctx, query_params, run_read
 from donjon.api.vault import durations, responses
 from donjon.api.vault.errors import VaultError, bad_request, not_found
 from donjon.api.vault.router import PathTable, VaultCall
@@ -69,7 +69,7 @@ def _version_metadata(version: KvVersion) -> dict[str, Any]:
 
 
 def _int_param(call: VaultCall, name: str) -> int:
-    raw = call.request.query_params.get(name, "")
+    raw = query_params(call.request).get(name, "")
     if raw == "":
         return 0
     try:

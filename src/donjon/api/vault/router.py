@@ -21,7 +21,7 @@ from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
 from donjon.api.audit_middleware import announce_effect
-from donjon.api.common import ctx, read_body
+from donjon.api.common import ctx, query_params, read_body
 from donjon.api.vault import wrapping
 from donjon.api.vault.auth import VaultIdentity, authenticate
 from donjon.api.vault.errors import (
@@ -248,7 +248,7 @@ class VaultRouter:
         operation = _OPERATIONS.get(request.method)
         if operation is None:
             raise unsupported_operation()
-        if operation == "read" and request.query_params.get("list", "").lower() in ("true", "1"):
+        if operation == "read" and query_params(request).get("list", "").lower() in ("true", "1"):
             operation = "list"
         call = VaultCall(request, operation, mount, full[len(mount) :].strip("/"), self._mounts, wrap_ttl=ttl)
         response = await engine(call)
