@@ -7,11 +7,11 @@ is 406, malformed is 400; every response, errors included, echoes the version us
 from __future__ import annotations
 
 import re
-import uuid
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
 from donjon.api.errors import error_response
+from donjon.ids import uuid4_text
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -57,7 +57,7 @@ class OpenStackMiddleware:
         if len(path) > 1 and path.endswith("/"):
             # Clients post to "secrets/" as often as to "secrets": both name the same resource.
             scope["path"] = path.rstrip("/") or "/"
-        request_id = f"req-{uuid.uuid4()}"
+        request_id = f"req-{uuid4_text()}"
         header = None
         for name, value in scope["headers"]:
             if name == b"openstack-api-version":

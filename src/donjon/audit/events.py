@@ -19,6 +19,7 @@ from pycadf import cadftype
 from pycadf import event as cadf_event
 
 from donjon.auth import Caller
+from donjon.ids import uuid4_text
 
 UNKNOWN = taxonomy.UNKNOWN
 _EVENT_TYPE_URI = cadf_event.TYPE_URI_EVENT
@@ -119,7 +120,7 @@ def build_event(
     return {
         "typeURI": _EVENT_TYPE_URI,
         "eventType": _ACTIVITY,
-        "id": str(uuid.uuid4()),
+        "id": uuid4_text(),
         # pycadf's TIME_FORMAT (%Y-%m-%dT%H:%M:%S.%f%z, "+0000"), without strftime's ~10 µs.
         "eventTime": datetime.now(UTC).isoformat(timespec="microseconds")[:-6] + "+0000",
         "action": target.action,

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import uuid
 from datetime import datetime
 
+from donjon.ids import uuid4_text
 from donjon.services.commands import NewSecret
 from donjon.services.payload_store import PayloadStore
 from donjon.storage.records import SecretRecord
@@ -23,7 +23,7 @@ def new_secret_record(
     """The row of a new secret, its payload (if any) already in ``store``: a caller whose insert then fails
     must ``payloads.discard`` the record, or an external object would outlive its secret."""
     record = SecretRecord(
-        id=str(uuid.uuid4()),
+        id=uuid4_text(),
         project_id=project_id,
         name=new.name,
         secret_type=new.secret_type,
