@@ -7,6 +7,7 @@ headers and tokens never reach this module, so no payload, passphrase, token or 
 
 from __future__ import annotations
 
+import functools
 import socket
 import uuid
 from collections.abc import Mapping
@@ -70,15 +71,25 @@ def target_of(method: str, template: str | None, path_params: Mapping[str, Any],
     """The target and action of a request to ``path``, matched to route ``template`` (None: no route)."""
     if template is None:
         return Target(UNKNOWN, UNKNOWN, path[:_MAX_PATH], _ACTIONS.get(method, UNKNOWN))
-    parts = [p for p in template.split("/") if p and p != "v1"]
-    kinds: list[str] = []
+    type_uri, action, id_names = _route_target(method, template)
     resource_id = ""
+    for name in id_names:
+        # The outermost id names the resource (the secret of /v1/secrets/{id}/metadata/{key}).
+        resource_id = resource_id or str(path_params.get(name, ""))
+    return Target(type_uri, resource_id or UNKNOWN, path[:_MAX_PATH], action)
+
+
+@functools.lru_cache(maxsize=1024)  # route templates times methods: a few hundred at most
+def _route_target(method: str, template: str) -> tuple[str, str, tuple[str, ...]]:
+    """A route's CADF type and the action of ``method`` on it, and the names of its path parameters in order."""
+    kinds: list[str] = []
+    id_names: list[str] = []
     last_literal = ""
-    for part in parts:
+    for part in template.split("/"):
+        if not part or part == "v1":
+            continue
         if part.startswith("{"):
-            name = part[1:-1].split(":", 1)[0]
-            # The outermost id names the resource (the secret of /v1/secrets/{id}/metadata/{key}).
-            resource_id = resource_id or str(path_params.get(name, ""))
+            id_names.append(part[1:-1].split(":", 1)[0])
             last_literal = ""
         else:
             kinds.append(_SEGMENT_TYPES.get(part, part))
@@ -87,7 +98,7 @@ def target_of(method: str, template: str | None, path_params: Mapping[str, Any],
     action = _ACTIONS.get(method, UNKNOWN)
     if action == taxonomy.ACTION_READ and last_literal in _COLLECTIONS:
         action = taxonomy.ACTION_LIST
-    return Target(type_uri, resource_id or UNKNOWN, path[:_MAX_PATH], action)
+    return type_uri, action, tuple(id_names)
 
 
 def outcome_of(status: int | None) -> str:
