@@ -264,7 +264,7 @@ def query_params(request: Request) -> QueryParams:
 
 def query_text(request: Request, name: str) -> str | None:
     """A text filter from the query string: None when absent or empty, 400 when it holds a NUL character."""
-    raw = request.query_params.get(name)
+    raw = query_params(request).get(name)
     if not raw:
         return None
     if has_nul(raw):
@@ -277,7 +277,7 @@ def paging(request: Request) -> tuple[int, int]:
     limits = ctx(request).settings.limits
 
     def as_int(name: str) -> int | None:
-        raw = request.query_params.get(name)
+        raw = query_params(request).get(name)
         try:
             return int(raw) if raw is not None else None
         except ValueError:

@@ -75,7 +75,9 @@ def target_of(method: str, template: str | None, path_params: Mapping[str, Any],
     resource_id = ""
     for name in id_names:
         # The outermost id names the resource (the secret of /v1/secrets/{id}/metadata/{key}).
-        resource_id = resource_id or str(path_params.get(name, ""))
+        resource_id = str(path_params.get(name, ""))
+        if resource_id:
+            break
     return Target(type_uri, resource_id or UNKNOWN, path[:_MAX_PATH], action)
 
 
