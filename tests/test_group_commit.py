@@ -171,7 +171,7 @@ def _one_batch(
         if queued < len(works):
             # In order: each queues before the next is submitted. Not after the last one: the hold sees it
             # queued, lets its batch commit and the queued writes leave at once, so that a wait here for the
-            # full count could miss it and wait forever (it did once in a loaded run, after 30 s).
+            # full count could miss it and time out (it did once, in a loaded run).
             _wait_until(lambda queued=queued: group.queued == queued)  # type: ignore[misc]
     hold.result(timeout=30)
     return futures
